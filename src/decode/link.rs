@@ -1,0 +1,155 @@
+//! Link layers: from a frame of a libpcap link type to the IP header it carries.
+//!
+//! Link types and their headers follow <https://www.tcpdump.org/linktypes.html>.
+
+use super::{be16, Decoded, Layer, Skip};
+
+/// The link layers portscope decodes, from a libpcap DLT value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Link {
+    Ethernet,
+    /// BSD loopback: a 4-byte address family in the writer's byte order.
+    Null,
+    /// OpenBSD loopback: the same, in network byte order.
+    Loop,
+    /// Raw IP, version in the first nibble.
+    Raw,
+    Ipv4,
+    Ipv6,
+    /// Linux cooked capture v1 (16-byte header).
+    Sll,
+    /// Linux cooked capture v2 (20-byte header).
+    Sll2,
+    /// Anything else: every frame is a [`Skip::UnsupportedLink`].
+    Unsupported(i32),
+}
+
+impl Link {
+    /// Maps a DLT value as libpcap reports it (`pcap_datalink`).
+    ///
+    /// libpcap turns LINKTYPE_RAW (101) in a file into DLT_RAW, which is 12 on most systems
+    /// and 14 on OpenBSD, so all three mean raw IP.
+    pub fn from_dlt(dlt: i32) -> Link {
+        match dlt {
+            1 => Link::Ethernet,
+            0 => Link::Null,
+            108 => Link::Loop,
+            12 | 14 | 101 => Link::Raw,
+            228 => Link::Ipv4,
+            229 => Link::Ipv6,
+            113 => Link::Sll,
+            276 => Link::Sll2,
+            other => Link::Unsupported(other),
+        }
+    }
+
+    /// The DLT value, for messages.
+    pub fn dlt(self) -> i32 {
+        match self {
+            Link::Ethernet => 1,
+            Link::Null => 0,
+            Link::Loop => 108,
+            Link::Raw => 12,
+            Link::Ipv4 => 228,
+            Link::Ipv6 => 229,
+            Link::Sll => 113,
+            Link::Sll2 => 276,
+            Link::Unsupported(d) => d,
+        }
+    }
+}
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const ETHERTYPE_QINQ: u16 = 0x88a8;
+const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
+const ETHERTYPE_MPLS: u16 = 0x8847;
+const ETHERTYPE_MPLS_MC: u16 = 0x8848;
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+/// How many VLAN tags or MPLS labels are followed before the frame counts as undecodable.
+const MAX_TAGS: usize = 8;
+
+/// Strips the link layer and returns the IP packet, recording VLAN ids in `out`.
+pub(super) fn strip<'a>(link: Link, frame: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
+    let truncated = Skip::Truncated(Layer::Link);
+    match link {
+        Link::Ethernet => {
+            let ethertype = be16(frame, 12).ok_or(truncated)?;
+            ethertype_payload(ethertype, frame.get(14..).ok_or(truncated)?, out)
+        }
+        Link::Null | Link::Loop => {
+            let af = frame.get(..4).ok_or(truncated)?;
+            let be = u32::from_be_bytes([af[0], af[1], af[2], af[3]]);
+            let family = if link == Link::Loop || be <= 0xffff {
+                be
+            } else {
+                u32::from_le_bytes([af[0], af[1], af[2], af[3]])
+            };
+            match family {
+                // AF_INET everywhere; AF_INET6 is 10 on Linux, 24/28/30 on the BSDs and macOS.
+                2 | 10 | 24 | 28 | 30 => Ok(&frame[4..]),
+                other => Err(Skip::NotIp(u16::try_from(other).unwrap_or(u16::MAX))),
+            }
+        }
+        Link::Raw | Link::Ipv4 | Link::Ipv6 => Ok(frame),
+        Link::Sll => {
+            let protocol = be16(frame, 14).ok_or(truncated)?;
+            ethertype_payload(protocol, &frame[16..], out)
+        }
+        Link::Sll2 => {
+            let protocol = be16(frame, 0).ok_or(truncated)?;
+            ethertype_payload(protocol, frame.get(20..).ok_or(truncated)?, out)
+        }
+        Link::Unsupported(dlt) => Err(Skip::UnsupportedLink(dlt)),
+    }
+}
+
+/// Follows VLAN tags, MPLS labels and PPPoE sessions to the IP header.
+fn ethertype_payload<'a>(
+    mut ethertype: u16,
+    mut rest: &'a [u8],
+    out: &mut Decoded,
+) -> Result<&'a [u8], Skip> {
+    for _ in 0..MAX_TAGS {
+        match ethertype {
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => return Ok(rest),
+            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
+                let tci = be16(rest, 0).ok_or(Skip::Truncated(Layer::Vlan))?;
+                ethertype = be16(rest, 2).ok_or(Skip::Truncated(Layer::Vlan))?;
+                if out.vlan == 0 {
+                    out.vlan = tci & 0x0fff;
+                }
+                rest = &rest[4..];
+            }
+            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MC => return mpls(rest),
+            ETHERTYPE_PPPOE_SESSION => {
+                // 6-byte PPPoE header, then the 2-byte PPP protocol.
+                let ppp = be16(rest, 6).ok_or(Skip::Truncated(Layer::Pppoe))?;
+                return match ppp {
+                    0x0021 | 0x0057 => Ok(&rest[8..]),
+                    _ => Err(Skip::NotIp(ETHERTYPE_PPPOE_SESSION)),
+                };
+            }
+            other => return Err(Skip::NotIp(other)),
+        }
+    }
+    Err(Skip::Truncated(Layer::Vlan))
+}
+
+/// Pops MPLS labels to the bottom of the stack and expects IP after it (no pseudowire).
+fn mpls(mut rest: &[u8]) -> Result<&[u8], Skip> {
+    for _ in 0..MAX_TAGS {
+        let label = rest.get(..4).ok_or(Skip::Truncated(Layer::Mpls))?;
+        let bottom = label[2] & 0x01 != 0;
+        rest = &rest[4..];
+        if bottom {
+            return match rest.first().map(|b| b >> 4) {
+                Some(4 | 6) => Ok(rest),
+                Some(_) => Err(Skip::NotIp(ETHERTYPE_MPLS)),
+                None => Err(Skip::Truncated(Layer::Mpls)),
+            };
+        }
+    }
+    Err(Skip::Truncated(Layer::Mpls))
+}

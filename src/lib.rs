@@ -1,0 +1,7 @@
+//! portscope: classify packet captures by the Windows services whose ports they use.
+//!
+//! The library is the whole engine; the `portscope` binary is a thin CLI over it.
+//! See ARCHITECTURE.md for the modules, the threads and the invariants.
+
+pub mod catalog;
+pub mod decode;
