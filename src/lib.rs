@@ -3,5 +3,11 @@
 //! The library is the whole engine; the `portscope` binary is a thin CLI over it.
 //! See ARCHITECTURE.md for the modules, the threads and the invariants.
 
+pub mod capture;
 pub mod catalog;
+pub mod classify;
 pub mod decode;
+pub mod flow;
+pub mod gen;
+pub mod pipeline;
+pub mod report;

@@ -23,7 +23,8 @@ pub const BUILTIN_NAME: &str = "built-in";
 ///
 /// TCP and UDP have ports; the others are IP protocols and have none
 /// (ICMP stands for both ICMP and ICMPv6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Transport {
     Tcp,
     Udp,

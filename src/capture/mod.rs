@@ -1,0 +1,122 @@
+//! Packet sources: where frames come from, and the reusable [`Batch`] they travel in.
+//!
+//! This is the only module that touches libpcap. A source yields frames (capture time,
+//! wire length, the captured bytes) of one link type; it parses nothing beyond the record
+//! header. Any reader that can fill a [`Batch`] implements [`Source`].
+
+mod memory;
+mod offline;
+
+pub use memory::MemorySource;
+pub use offline::PcapFile;
+
+use crate::decode::Link;
+
+/// How many bytes of each frame are kept: enough for every header portscope reads
+/// (Ethernet, a stack of VLAN tags or MPLS labels, IPv6 with extension headers, and the
+/// first bytes of the transport header). Wire lengths are kept whole.
+pub const HEADER_BYTES: usize = 256;
+
+/// Frames per batch.
+pub const BATCH_FRAMES: usize = 512;
+
+/// One frame's place in a [`Batch`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// Capture time in nanoseconds since the epoch.
+    pub ts_ns: u64,
+    /// The frame's length on the wire (`frame.len` in tshark).
+    pub wire_len: u32,
+    start: u32,
+    len: u32,
+}
+
+/// A batch of frames of one link type: one byte arena plus a frame table. Batches are
+/// recycled, so in steady state the reader allocates nothing.
+#[derive(Debug)]
+pub struct Batch {
+    pub link: Link,
+    data: Vec<u8>,
+    pub frames: Vec<Frame>,
+}
+
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch {
+            link: Link::Ethernet,
+            data: Vec::with_capacity(BATCH_FRAMES * HEADER_BYTES),
+            frames: Vec::with_capacity(BATCH_FRAMES),
+        }
+    }
+}
+
+impl Batch {
+    /// Empties the batch, keeping its memory.
+    pub fn clear(&mut self, link: Link) {
+        self.link = link;
+        self.data.clear();
+        self.frames.clear();
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.frames.len() >= BATCH_FRAMES
+    }
+
+    /// Appends a frame, keeping at most [`HEADER_BYTES`] of it.
+    #[inline]
+    pub fn push(&mut self, ts_ns: u64, wire_len: u32, bytes: &[u8]) {
+        let kept = &bytes[..bytes.len().min(HEADER_BYTES)];
+        let start = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
+        self.data.extend_from_slice(kept);
+        self.frames.push(Frame {
+            ts_ns,
+            wire_len,
+            start,
+            len: u32::try_from(kept.len()).unwrap_or(0),
+        });
+    }
+
+    /// The bytes kept of a frame of this batch.
+    #[inline]
+    pub fn bytes(&self, f: &Frame) -> &[u8] {
+        let start = f.start as usize;
+        self.data.get(start..start + f.len as usize).unwrap_or(&[])
+    }
+}
+
+/// How a call to [`Source::fill`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// The batch is full and more frames may follow.
+    More,
+    /// The source is exhausted.
+    Done,
+    /// The source failed after the frames already in the batch (e.g. a truncated file).
+    Failed(String),
+}
+
+/// A source of frames.
+pub trait Source {
+    /// The name the user knows the source by (a path, `-`, an interface).
+    fn name(&self) -> &str;
+    /// The link type of every frame.
+    fn link(&self) -> Link;
+    /// Clears `batch` and fills it with up to [`BATCH_FRAMES`] frames.
+    fn fill(&mut self, batch: &mut Batch) -> Fill;
+}
+
+/// A source that could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open capture {path}: {message}")]
+    Open { path: String, message: String },
+}
+
+/// Converts a libpcap timestamp read with nanosecond precision.
+#[inline]
+pub(crate) fn ts_ns(sec: i64, nsec: i64) -> u64 {
+    u64::try_from(sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(nsec).unwrap_or(0))
+}

@@ -1,0 +1,68 @@
+//! Capture files read through libpcap: classic pcap (micro- or nanosecond) and pcapng,
+//! or standard input when the path is `-`.
+
+use super::{ts_ns, Batch, Error, Fill, Source};
+use crate::decode::Link;
+use pcap::{Capture, Offline, Precision};
+
+/// A capture file opened with libpcap.
+pub struct PcapFile {
+    name: String,
+    link: Link,
+    capture: Capture<Offline>,
+}
+
+impl PcapFile {
+    /// Opens a capture file (`-` reads standard input).
+    ///
+    /// # Errors
+    /// [`Error::Open`] with libpcap's reason.
+    pub fn open(path: &str) -> Result<PcapFile, Error> {
+        let capture =
+            Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| Error::Open {
+                path: path.to_string(),
+                message: pcap_message(&e, path),
+            })?;
+        Ok(PcapFile {
+            name: path.to_string(),
+            link: Link::from_dlt(capture.get_datalink().0),
+            capture,
+        })
+    }
+}
+
+/// libpcap's text without the crate's prefix or a repeated path.
+fn pcap_message(e: &pcap::Error, path: &str) -> String {
+    let text = match e {
+        pcap::Error::PcapError(m) => m.clone(),
+        other => other.to_string(),
+    };
+    let prefix = format!("{path}: ");
+    text.strip_prefix(&prefix).unwrap_or(&text).to_string()
+}
+
+impl Source for PcapFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn link(&self) -> Link {
+        self.link
+    }
+
+    fn fill(&mut self, batch: &mut Batch) -> Fill {
+        batch.clear(self.link);
+        while !batch.is_full() {
+            match self.capture.next_packet() {
+                Ok(p) => batch.push(
+                    ts_ns(p.header.ts.tv_sec, p.header.ts.tv_usec),
+                    p.header.len,
+                    p.data,
+                ),
+                Err(pcap::Error::NoMorePackets) => return Fill::Done,
+                Err(e) => return Fill::Failed(pcap_message(&e, &self.name)),
+            }
+        }
+        Fill::More
+    }
+}

@@ -1,0 +1,133 @@
+//! One worker's share of the work: decode a frame, find its flow, classify new flows.
+//!
+//! Every worker decodes every frame (decoding is cheap next to the flow-table update) and
+//! keeps only the flows of the shards it owns, so no frame is handed between threads twice
+//! and no table is shared. Packets that belong to no flow (non-IP, undecodable, orphan
+//! fragments) are counted by worker 0 alone. The fragment table is replicated: each worker
+//! sees the same first fragments in the same order, so each copy is identical.
+
+use crate::catalog::{Match, PortTable, Transport};
+use crate::decode::{self, Fragment, Link, Skip};
+use crate::flow::{Fragments, Key, Packet, Shard, Tally, Timeouts, SHARDS};
+
+/// The service row of a flow, by the rule in ARCHITECTURE.md: for TCP and UDP the port with
+/// an exact record (the lower if both have one), else the narrowest range holding both ports;
+/// ICMP, GRE, ESP and AH by IP protocol; `None` (unclassified) otherwise.
+#[inline]
+pub fn classify(table: &PortTable, key: &Key) -> Option<Match> {
+    match Transport::from_ip_proto(key.proto)? {
+        t @ (Transport::Tcp | Transport::Udp) => table.classify_ports(t, key.a_port, key.b_port),
+        t => table.classify_ip(t),
+    }
+}
+
+/// Settings every worker shares.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerConfig {
+    pub workers: usize,
+    /// The whole flow-table bound, split evenly over the shards.
+    pub max_flows: usize,
+    pub max_fragments: usize,
+    pub timeouts: Timeouts,
+    pub keep_flows: bool,
+}
+
+/// A decode-and-classify worker with its own shards and tally.
+#[derive(Debug)]
+pub struct Worker<'t> {
+    id: usize,
+    config: WorkerConfig,
+    table: &'t PortTable,
+    shards: Vec<Shard>,
+    fragments: Fragments,
+    tally: Tally,
+}
+
+impl<'t> Worker<'t> {
+    pub fn new(id: usize, table: &'t PortTable, config: WorkerConfig) -> Worker<'t> {
+        let workers = config.workers.max(1);
+        let per_shard = config.max_flows.div_ceil(SHARDS);
+        let owned = (id..SHARDS).step_by(workers).count();
+        Worker {
+            id,
+            config: WorkerConfig { workers, ..config },
+            table,
+            shards: (0..owned).map(|_| Shard::new(per_shard)).collect(),
+            fragments: Fragments::new(config.max_fragments),
+            tally: Tally::new(config.keep_flows),
+        }
+    }
+
+    /// Counts one captured frame: `wire_len` is its length on the wire, `data` the bytes
+    /// captured (possibly fewer).
+    #[inline]
+    pub fn frame(&mut self, link: Link, ts_ns: u64, wire_len: u32, data: &[u8]) {
+        let wire_len = u64::from(wire_len);
+        let d = match decode::decode(link, data) {
+            Ok(d) => d,
+            Err(skip) => {
+                if self.id == 0 {
+                    self.count_skip(skip, wire_len);
+                }
+                return;
+            }
+        };
+        let (key, from_a) = match d.fragment {
+            Fragment::Later(id) => match self.fragments.later(&d, id) {
+                Some(found) => found,
+                None => {
+                    if self.id == 0 {
+                        self.tally.orphan_fragments += 1;
+                        self.tally.add_packet(None, wire_len);
+                    }
+                    return;
+                }
+            },
+            Fragment::First(id) => {
+                let (key, from_a) = Key::of(&d);
+                self.fragments.first(&d, id, key, from_a, ts_ns);
+                (key, from_a)
+            }
+            Fragment::None => Key::of(&d),
+        };
+        let shard = usize::try_from(key.shard_hash() % SHARDS as u64).unwrap_or(0);
+        if shard % self.config.workers != self.id {
+            return;
+        }
+        let packet = Packet {
+            key,
+            from_a,
+            ts_ns,
+            wire_len,
+            tcp_flags: d.tcp_flags,
+        };
+        let table = self.table;
+        self.shards[shard / self.config.workers].packet(
+            &packet,
+            |k| classify(table, k),
+            &self.config.timeouts,
+            &mut self.tally,
+        );
+    }
+
+    fn count_skip(&mut self, skip: Skip, wire_len: u64) {
+        let counts = if skip.is_not_ip() {
+            &mut self.tally.not_ip
+        } else {
+            &mut self.tally.undecodable
+        };
+        counts.packets += 1;
+        counts.bytes += wire_len;
+        if let Skip::UnsupportedLink(dlt) = skip {
+            *self.tally.unsupported_links.entry(dlt).or_default() += 1;
+        }
+    }
+
+    /// Ends every open flow and hands over the tally.
+    pub fn finish(mut self) -> Tally {
+        for shard in &mut self.shards {
+            shard.finish(&mut self.tally);
+        }
+        self.tally
+    }
+}

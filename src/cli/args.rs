@@ -1,0 +1,116 @@
+//! The command line, as the user types it (clap derive). Turning it into configuration for
+//! the library happens in `cli/mod.rs`; nothing past `cli/` sees these types.
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Classify packet captures by the Windows services whose ports they use.
+#[derive(Debug, Parser)]
+#[command(name = "portscope", version, about, max_term_width = 100)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Classify the traffic in capture files and print per-service summaries.
+    Classify(ClassifyArgs),
+    /// Show, search and check service catalogs.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Write a synthetic capture of the catalog's services (the same bytes for the same seed).
+    Gen(GenArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Table,
+    Json,
+    Csv,
+}
+
+/// Options of every subcommand that classifies.
+#[derive(Debug, ClapArgs)]
+pub struct CatalogOpts {
+    /// An extra catalog, layered after the built-in one (repeatable): portscope's TOML format
+    /// for `.toml` files, the /etc/services format otherwise.
+    #[arg(long = "catalog", value_name = "FILE")]
+    pub catalogs: Vec<PathBuf>,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ClassifyArgs {
+    /// Capture files (pcap or pcapng); `-` reads standard input.
+    #[arg(required = true, value_name = "CAPTURE")]
+    pub captures: Vec<String>,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also write one JSON line per flow to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub flows: Option<PathBuf>,
+    /// Decode and classify on N worker threads (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// At most this many open flows; the longest idle are ended first, their counts kept.
+    #[arg(long, value_name = "N", default_value_t = 500_000)]
+    pub max_flows: usize,
+    /// Idle timeout of TCP flows, in seconds of capture time.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub tcp_timeout: u64,
+    /// Idle timeout of UDP flows, in seconds of capture time.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub udp_timeout: u64,
+    /// Idle timeout of ICMP and other flows, in seconds of capture time.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub other_timeout: u64,
+    /// Print timings and rates to standard error.
+    #[arg(long)]
+    pub stats: bool,
+    #[command(flatten)]
+    pub catalog: CatalogOpts,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Print every catalog record.
+    Dump {
+        #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+        format: FormatArg,
+        #[command(flatten)]
+        catalog: CatalogOpts,
+    },
+    /// Show every candidate service for a port or protocol: 445/tcp, udp/137, gre, tcp/50000.
+    Lookup {
+        /// PORT/TRANSPORT, TRANSPORT/PORT, a bare PORT (TCP and UDP), or icmp, gre, esp, ah.
+        query: String,
+        #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+        format: FormatArg,
+        #[command(flatten)]
+        catalog: CatalogOpts,
+    },
+    /// Validate catalog files; report every problem with its line; exit 0 only when clean.
+    Check {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct GenArgs {
+    /// The capture file to write.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[arg(long, default_value_t = 10_000)]
+    pub packets: u64,
+    #[arg(long, default_value_t = 500)]
+    pub flows: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Every packet 64 bytes on the wire (for packet-rate benchmarks).
+    #[arg(long)]
+    pub small: bool,
+}

@@ -1,0 +1,111 @@
+//! `portscope classify`: captures in, per-service summary out.
+
+use super::args::ClassifyArgs;
+use super::{catalog_cmd, format, write_output};
+use portscope::capture::{PcapFile, Source};
+use portscope::catalog::PortTable;
+use portscope::classify::WorkerConfig;
+use portscope::flow::Timeouts;
+use portscope::pipeline::{self, Config, Outcome};
+use portscope::report::{self, Summary};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
+    let catalog = catalog_cmd::load(&a.catalog)?;
+    let table = PortTable::build(&catalog);
+    let workers = match a.threads {
+        Some(0) => anyhow::bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let config = Config {
+        worker: WorkerConfig {
+            workers,
+            max_flows: a.max_flows.max(1),
+            max_fragments: 65_536,
+            timeouts: Timeouts::from_secs(a.tcp_timeout, a.udp_timeout, a.other_timeout),
+            keep_flows: a.flows.is_some(),
+        },
+        progress: progress_bar(&a.captures),
+    };
+    let sources = a
+        .captures
+        .iter()
+        .map(|path| PcapFile::open(path).map(|f| Box::new(f) as Box<dyn Source>));
+    let mut outcome = pipeline::run(sources, &table, &config);
+    if let Some(bar) = &config.progress {
+        bar.finish_and_clear();
+    }
+
+    let mut status = ExitCode::SUCCESS;
+    for input in &outcome.inputs {
+        if let Some(e) = &input.open_error {
+            eprintln!("portscope: cannot open capture {}: {e}", input.name);
+            status = ExitCode::from(2);
+        } else if let Some(e) = &input.read_error {
+            eprintln!(
+                "portscope: warning: {}: reading stopped after packet {}: {e}",
+                input.name, input.packets
+            );
+            if status == ExitCode::SUCCESS {
+                status = ExitCode::from(1);
+            }
+        }
+    }
+    let summary = Summary::new(&outcome.tally, &outcome.inputs, &catalog, &table);
+    write_output(a.output.as_deref(), |out| {
+        summary.write(format(a.format), out)
+    })?;
+    if let Some(path) = &a.flows {
+        write_output(Some(path), |out| {
+            report::write_flows(&mut outcome.tally.flows, out)
+        })?;
+    }
+    if a.stats {
+        print_stats(&outcome, &summary);
+    }
+    Ok(status)
+}
+
+/// A progress bar on standard error when it is a terminal and the inputs are files.
+fn progress_bar(captures: &[String]) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let total: u64 = captures
+        .iter()
+        .filter(|p| p.as_str() != "-")
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    // Small inputs finish before a bar would be worth drawing.
+    if total < 64 * 1024 * 1024 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+fn print_stats(outcome: &Outcome, summary: &Summary) {
+    let t = &outcome.timings;
+    let secs = t.elapsed.as_secs_f64().max(1e-9);
+    let pct =
+        |busy: std::time::Duration, n: usize| 100.0 * busy.as_secs_f64() / (secs * n.max(1) as f64);
+    eprintln!(
+        "portscope: {} packets, {} in {:.3} s: {:.2} Mpps, {:.2} Gbit/s; reader busy {:.0}%, {} workers busy {:.0}% on average",
+        summary.packets,
+        report::human_bytes(summary.bytes),
+        secs,
+        summary.packets as f64 / secs / 1e6,
+        summary.bytes as f64 * 8.0 / secs / 1e9,
+        pct(t.reader_busy, 1),
+        t.workers,
+        pct(t.workers_busy, t.workers),
+    );
+}

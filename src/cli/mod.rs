@@ -1,0 +1,87 @@
+//! The command-line front end: turns [`Args`] into library calls, prints, picks exit codes.
+//!
+//! Exit status: 0 when everything was read; 1 when the report is complete for what was read
+//! but an input ended early (a truncated or corrupt capture); 2 on errors (bad arguments, a
+//! bad catalog, a capture that cannot be opened). Only this module and `main.rs` use anyhow.
+
+mod args;
+mod catalog_cmd;
+mod classify_cmd;
+
+pub use args::Args;
+
+use anyhow::Context;
+use args::{Command, FormatArg};
+use portscope::report::Format;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Anything that stops the command; `main` prints it and exits 2.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Classify(a) => classify_cmd::run(&a),
+        Command::Catalog(c) => catalog_cmd::run(c),
+        Command::Gen(g) => {
+            let spec = portscope::gen::Spec {
+                packets: g.packets,
+                flows: g.flows,
+                seed: g.seed,
+                small: g.small,
+            };
+            let written = portscope::gen::write_file(&g.output, &spec)
+                .with_context(|| format!("cannot write {}", g.output.display()))?;
+            eprintln!(
+                "portscope: wrote {} packets to {}",
+                written,
+                g.output.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn format(f: FormatArg) -> Format {
+    match f {
+        FormatArg::Table => Format::Table,
+        FormatArg::Json => Format::Json,
+        FormatArg::Csv => Format::Csv,
+    }
+}
+
+/// Writes through `write` to `path` (via a temporary file renamed into place, so an
+/// interrupted run never leaves half a report), or to standard output.
+fn write_output(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    match path {
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            write(&mut out)?;
+            out.flush()?;
+        }
+        Some(path) => {
+            let mut tmp_name = path.as_os_str().to_owned();
+            tmp_name.push(format!(".tmp{}", std::process::id()));
+            let tmp = std::path::PathBuf::from(tmp_name);
+            let result = (|| -> std::io::Result<()> {
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+                write(&mut out)?;
+                out.into_inner()
+                    .map_err(std::io::IntoInnerError::into_error)?
+                    .sync_all()?;
+                std::fs::rename(&tmp, path)
+            })();
+            if let Err(e) = result {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("cannot write {}", path.display()));
+            }
+        }
+    }
+    Ok(())
+}

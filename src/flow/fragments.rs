@@ -1,0 +1,75 @@
+//! The IP fragment table: later fragments (no transport header) join the flow of their first.
+//!
+//! Keyed by (source, destination, protocol, id) as RFC 791 and RFC 8200 define a datagram.
+//! Bounded: when full, entries older than [`FRAGMENT_TIMEOUT_NS`] go, and if that frees
+//! nothing the table starts over. Losing an entry loses no packet: a later fragment without
+//! its first is still counted, as unclassified.
+
+use super::Key;
+use crate::decode::Decoded;
+
+/// Linux's default `ipfrag_time` is 30 seconds.
+pub const FRAGMENT_TIMEOUT_NS: u64 = 30_000_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FragmentKey {
+    src: [u8; 16],
+    dst: [u8; 16],
+    proto: u8,
+    id: u32,
+}
+
+impl FragmentKey {
+    fn of(d: &Decoded, id: u32) -> FragmentKey {
+        FragmentKey {
+            src: d.src,
+            dst: d.dst,
+            proto: d.proto,
+            id,
+        }
+    }
+}
+
+/// Maps the datagram of a first fragment to its flow key.
+#[derive(Debug)]
+pub struct Fragments {
+    map: hashbrown::HashMap<FragmentKey, (Key, bool, u64)>,
+    max: usize,
+}
+
+impl Fragments {
+    pub fn new(max: usize) -> Fragments {
+        Fragments {
+            map: hashbrown::HashMap::new(),
+            max: max.max(1),
+        }
+    }
+
+    /// Remembers the flow of a first fragment.
+    pub fn first(&mut self, d: &Decoded, id: u32, key: Key, from_a: bool, ts_ns: u64) {
+        if self.map.len() >= self.max {
+            self.map
+                .retain(|_, e| ts_ns.saturating_sub(e.2) <= FRAGMENT_TIMEOUT_NS);
+            if self.map.len() >= self.max {
+                self.map.clear();
+            }
+        }
+        self.map
+            .insert(FragmentKey::of(d, id), (key, from_a, ts_ns));
+    }
+
+    /// The flow key (and direction) of a later fragment, if its first fragment was seen.
+    pub fn later(&self, d: &Decoded, id: u32) -> Option<(Key, bool)> {
+        self.map
+            .get(&FragmentKey::of(d, id))
+            .map(|&(key, from_a, _)| (key, from_a))
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}

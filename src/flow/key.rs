@@ -1,0 +1,116 @@
+//! The canonical, bidirectional flow key.
+
+use crate::decode::Decoded;
+
+/// IP protocol numbers whose flows are keyed by ports.
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const PROTO_ESP: u8 = 50;
+
+/// A bidirectional flow: IP protocol, the two endpoints in canonical order, the VLAN, and for
+/// ESP the SPI. TCP and UDP endpoints include ports; GRE, AH, ICMP and other protocols are
+/// keyed by address pair. A→B and B→A give the same key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    /// The lower endpoint (address, then port).
+    pub a: [u8; 16],
+    pub b: [u8; 16],
+    pub a_port: u16,
+    pub b_port: u16,
+    pub proto: u8,
+    pub vlan: u16,
+    pub spi: u32,
+}
+
+impl Key {
+    /// The key of a decoded packet, and whether the packet was sent by endpoint `a`.
+    #[inline]
+    pub fn of(d: &Decoded) -> (Key, bool) {
+        let (sp, dp) = if d.has_ports && matches!(d.proto, PROTO_TCP | PROTO_UDP) {
+            (d.src_port, d.dst_port)
+        } else {
+            (0, 0)
+        };
+        let from_a = (d.src, sp) <= (d.dst, dp);
+        let (a, a_port, b, b_port) = if from_a {
+            (d.src, sp, d.dst, dp)
+        } else {
+            (d.dst, dp, d.src, sp)
+        };
+        let key = Key {
+            a,
+            b,
+            a_port,
+            b_port,
+            proto: d.proto,
+            vlan: d.vlan,
+            spi: if d.proto == PROTO_ESP { d.spi } else { 0 },
+        };
+        (key, from_a)
+    }
+
+    /// A fixed (unseeded) hash, so the shard a flow lands in is the same in every run.
+    #[inline]
+    pub fn shard_hash(&self) -> u64 {
+        // FxHash-style mixing over the key's words; quality is ample for spreading shards.
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut h: u64 = 0;
+        let mut mix = |w: u64| h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        mix(u64::from_le_bytes(word(&self.a, 0)));
+        mix(u64::from_le_bytes(word(&self.a, 8)));
+        mix(u64::from_le_bytes(word(&self.b, 0)));
+        mix(u64::from_le_bytes(word(&self.b, 8)));
+        mix(u64::from(self.a_port)
+            | u64::from(self.b_port) << 16
+            | u64::from(self.proto) << 32
+            | u64::from(self.vlan) << 40);
+        mix(u64::from(self.spi));
+        h ^ (h >> 29)
+    }
+}
+
+#[inline]
+fn word(bytes: &[u8; 16], at: usize) -> [u8; 8] {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(src: u8, sp: u16, dst: u8, dp: u16) -> Decoded {
+        Decoded {
+            src: [src; 16],
+            dst: [dst; 16],
+            src_port: sp,
+            dst_port: dp,
+            has_ports: true,
+            proto: PROTO_TCP,
+            ..Decoded::default()
+        }
+    }
+
+    #[test]
+    fn both_directions_share_a_key() {
+        let (k1, a1) = Key::of(&packet(1, 50000, 2, 445));
+        let (k2, a2) = Key::of(&packet(2, 445, 1, 50000));
+        assert_eq!(k1, k2);
+        assert!(a1);
+        assert!(!a2);
+        assert_eq!(k1.shard_hash(), k2.shard_hash());
+    }
+
+    #[test]
+    fn same_address_orders_by_port_and_esp_keeps_spi() {
+        let (k, from_a) = Key::of(&packet(1, 9000, 1, 80));
+        assert_eq!((k.a_port, k.b_port, from_a), (80, 9000, false));
+        let mut esp = packet(1, 0, 2, 0);
+        esp.proto = PROTO_ESP;
+        esp.has_ports = false;
+        esp.spi = 7;
+        let (k, _) = Key::of(&esp);
+        assert_eq!((k.spi, k.a_port, k.b_port), (7, 0, 0));
+    }
+}

@@ -1,0 +1,173 @@
+//! Flows: the canonical key, bounded per-shard flow tables with capture-time timeouts, the
+//! IP fragment table, and the [`Tally`] that finished flows are added to.
+//!
+//! A flow's service row is decided once, when the flow starts, by the `classify` callback;
+//! this module never looks up names. Tables are owned by one worker each: no locks.
+
+mod fragments;
+mod key;
+mod table;
+
+pub use fragments::Fragments;
+pub use key::Key;
+pub use table::{Packet, Shard, SHARDS};
+
+use crate::catalog::Match;
+use std::collections::BTreeMap;
+use std::ops::AddAssign;
+
+const NS: u64 = 1_000_000_000;
+
+/// When a flow ends, in capture time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Idle time after which a TCP flow ends (Zeek's default: 5 minutes).
+    pub tcp_ns: u64,
+    /// Idle time for UDP (Zeek: 1 minute).
+    pub udp_ns: u64,
+    /// Idle time for ICMP and every other protocol (Zeek: 1 minute).
+    pub other_ns: u64,
+    /// After RST, or FIN in both directions, how long late packets still join the flow
+    /// (Zeek's `tcp_close_delay`: 5 seconds). A new SYN starts a new flow at once.
+    pub tcp_close_ns: u64,
+}
+
+impl Timeouts {
+    /// Zeek's defaults.
+    pub const ZEEK: Timeouts = Timeouts {
+        tcp_ns: 300 * NS,
+        udp_ns: 60 * NS,
+        other_ns: 60 * NS,
+        tcp_close_ns: 5 * NS,
+    };
+
+    /// Builds timeouts from whole seconds.
+    pub fn from_secs(tcp: u64, udp: u64, other: u64) -> Timeouts {
+        Timeouts {
+            tcp_ns: tcp.saturating_mul(NS),
+            udp_ns: udp.saturating_mul(NS),
+            other_ns: other.saturating_mul(NS),
+            tcp_close_ns: Timeouts::ZEEK.tcp_close_ns,
+        }
+    }
+
+    fn idle_ns(&self, proto: u8) -> u64 {
+        match proto {
+            6 => self.tcp_ns,
+            17 => self.udp_ns,
+            _ => self.other_ns,
+        }
+    }
+}
+
+/// Flows, packets and bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.flows += o.flows;
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+    }
+}
+
+/// A finished flow, kept only when `--flows` asks for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowRecord {
+    pub key: Key,
+    /// The service row; `None` is unclassified.
+    pub row: Option<Match>,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// Whether endpoint `a` sent the first packet.
+    pub a_is_origin: bool,
+    /// Packets and bytes sent by `a` (index 0) and by `b` (index 1).
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    /// The flow was ended by the flow-table bound rather than by a timeout or the end of input.
+    pub evicted: bool,
+}
+
+/// What the workers counted; merged with `+=`, so which worker saw what does not matter.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    /// Per service row (`None`: unclassified IP traffic).
+    pub rows: hashbrown::HashMap<Option<Match>, Counts>,
+    pub not_ip: Counts,
+    pub undecodable: Counts,
+    /// Undecodable packets of link types portscope does not decode, by DLT.
+    pub unsupported_links: BTreeMap<i32, u64>,
+    /// Flows ended because the table was full (their counts are kept).
+    pub evicted_flows: u64,
+    /// Later IP fragments whose first fragment was never seen (counted as unclassified).
+    pub orphan_fragments: u64,
+    /// Finished flows, when kept.
+    pub flows: Vec<FlowRecord>,
+    pub keep_flows: bool,
+}
+
+impl Tally {
+    pub fn new(keep_flows: bool) -> Tally {
+        Tally {
+            keep_flows,
+            ..Tally::default()
+        }
+    }
+
+    /// Adds a finished flow.
+    pub fn end_flow(&mut self, record: &FlowRecord) {
+        let counts = Counts {
+            flows: 1,
+            packets: record.packets[0] + record.packets[1],
+            bytes: record.bytes[0] + record.bytes[1],
+        };
+        *self.rows.entry(record.row).or_default() += counts;
+        if record.evicted {
+            self.evicted_flows += 1;
+        }
+        if self.keep_flows {
+            self.flows.push(*record);
+        }
+    }
+
+    /// Counts a packet that belongs to no flow under a row (an orphan fragment).
+    pub fn add_packet(&mut self, row: Option<Match>, bytes: u64) {
+        *self.rows.entry(row).or_default() += Counts {
+            flows: 0,
+            packets: 1,
+            bytes,
+        };
+    }
+
+    /// Every packet counted.
+    pub fn total(&self) -> Counts {
+        let mut total = Counts::default();
+        for c in self.rows.values() {
+            total += *c;
+        }
+        total += self.not_ip;
+        total += self.undecodable;
+        total
+    }
+}
+
+impl AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        for (row, counts) in other.rows {
+            *self.rows.entry(row).or_default() += counts;
+        }
+        self.not_ip += other.not_ip;
+        self.undecodable += other.undecodable;
+        for (dlt, n) in other.unsupported_links {
+            *self.unsupported_links.entry(dlt).or_default() += n;
+        }
+        self.evicted_flows += other.evicted_flows;
+        self.orphan_fragments += other.orphan_fragments;
+        self.flows.extend(other.flows);
+    }
+}

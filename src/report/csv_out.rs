@@ -1,0 +1,73 @@
+//! CSV: one line per row (service rows, then unclassified, not_ip and undecodable), with a
+//! header. Lists inside a cell are separated by `; `.
+
+use super::Summary;
+use std::io::{self, Write};
+
+pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    let io_err = |e: csv::Error| io::Error::other(e.to_string());
+    w.write_record([
+        "row",
+        "transport",
+        "low_port",
+        "high_port",
+        "match",
+        "protocols",
+        "services",
+        "flows",
+        "packets",
+        "bytes",
+    ])
+    .map_err(io_err)?;
+    for r in &s.services {
+        let (lo, hi) = r.ports.map_or((String::new(), String::new()), |[lo, hi]| {
+            (lo.to_string(), hi.to_string())
+        });
+        let services: Vec<&str> = r.services.iter().map(|x| x.name.as_str()).collect();
+        w.write_record([
+            r.key(),
+            r.transport.to_string(),
+            lo,
+            hi,
+            r.kind.to_string(),
+            r.protocols.join("; "),
+            services.join("; "),
+            r.flows.to_string(),
+            r.packets.to_string(),
+            r.bytes.to_string(),
+        ])
+        .map_err(io_err)?;
+    }
+    let others = [
+        (
+            "unclassified",
+            Some(s.unclassified.flows),
+            s.unclassified.packets,
+            s.unclassified.bytes,
+        ),
+        ("not_ip", None, s.not_ip.packets, s.not_ip.bytes),
+        (
+            "undecodable",
+            None,
+            s.undecodable.packets,
+            s.undecodable.bytes,
+        ),
+    ];
+    for (name, flows, packets, bytes) in others {
+        w.write_record([
+            name.to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            flows.map_or(String::new(), |f| f.to_string()),
+            packets.to_string(),
+            bytes.to_string(),
+        ])
+        .map_err(io_err)?;
+    }
+    w.flush()
+}

@@ -1,0 +1,79 @@
+//! `--flows`: one JSON object per finished flow, in the spirit of Zeek's conn.log, sorted by
+//! start time so the file is the same for any thread count.
+
+use super::row_key;
+use crate::flow::FlowRecord;
+use serde::Serialize;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv6Addr};
+
+#[derive(Serialize)]
+struct Line {
+    /// Start and end, seconds since the epoch.
+    first: f64,
+    last: f64,
+    proto: u8,
+    orig_addr: IpAddr,
+    orig_port: u16,
+    resp_addr: IpAddr,
+    resp_port: u16,
+    vlan: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spi: Option<u32>,
+    /// The service row (`tcp/445`), or `unclassified`.
+    row: String,
+    #[serde(rename = "match")]
+    kind: Option<&'static str>,
+    orig_packets: u64,
+    orig_bytes: u64,
+    resp_packets: u64,
+    resp_bytes: u64,
+    /// Ended early because the flow table was full.
+    evicted: bool,
+}
+
+fn addr(bytes: [u8; 16]) -> IpAddr {
+    let v6 = Ipv6Addr::from(bytes);
+    v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+}
+
+fn seconds(ns: u64) -> f64 {
+    (ns / 1_000) as f64 / 1e6
+}
+
+/// Writes `flows` (sorted in place) as JSON lines.
+///
+/// # Errors
+/// Any error of `out`.
+pub fn write_flows(flows: &mut [FlowRecord], out: &mut dyn Write) -> io::Result<()> {
+    flows.sort_unstable_by_key(|f| (f.first_ns, f.key, f.last_ns));
+    for f in flows.iter() {
+        let k = &f.key;
+        let (o, r) = if f.a_is_origin { (0, 1) } else { (1, 0) };
+        let ends = [(k.a, k.a_port), (k.b, k.b_port)];
+        let line = Line {
+            first: seconds(f.first_ns),
+            last: seconds(f.last_ns),
+            proto: k.proto,
+            orig_addr: addr(ends[o].0),
+            orig_port: ends[o].1,
+            resp_addr: addr(ends[r].0),
+            resp_port: ends[r].1,
+            vlan: k.vlan,
+            spi: (k.proto == 50).then_some(k.spi),
+            row: f.row.map_or_else(
+                || "unclassified".to_string(),
+                |m| row_key(m.transport, m.ports),
+            ),
+            kind: f.row.map(|m| m.kind.as_str()),
+            orig_packets: f.packets[o],
+            orig_bytes: f.bytes[o],
+            resp_packets: f.packets[r],
+            resp_bytes: f.bytes[r],
+            evicted: f.evicted,
+        };
+        serde_json::to_writer(&mut *out, &line)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
