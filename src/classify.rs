@@ -111,6 +111,10 @@ impl<'t> Worker<'t> {
     }
 
     fn count_skip(&mut self, skip: Skip, wire_len: u64) {
+        if skip.is_broken_ip() {
+            self.tally.add_packet(None, wire_len);
+            return;
+        }
         let counts = if skip.is_not_ip() {
             &mut self.tally.not_ip
         } else {

@@ -29,7 +29,7 @@ impl Rng {
         Rng(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -39,7 +39,7 @@ impl Rng {
 
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -192,7 +192,9 @@ impl Flow {
                 IpAddr::V6(_) => ip.icmpv6_echo_request(1, 1).write(&mut out, &body).is_ok(),
             },
             L4::Ip(p) => {
+                // ESP, GRE and AH have headers of their own: never an empty payload.
                 let mut body = body;
+                body.resize(body.len().max(12), 0x5a);
                 if p == 50 && body.len() >= 4 {
                     // ESP: an SPI per direction.
                     body[..4].copy_from_slice(&(0x1000 + u32::from(from_client)).to_be_bytes());
@@ -290,15 +292,16 @@ pub fn frames(spec: &Spec) -> impl Iterator<Item = (u64, Vec<u8>)> {
             ack: !first,
             ..TcpFlags::default()
         };
-        let payload = if small {
-            let header = flow.frame(from_client, flags, 0).len();
-            64usize.saturating_sub(header)
-        } else {
-            match rng.below(10) {
-                0..=3 => 0,
-                4..=6 => 1400,
-                _ => 1 + usize::try_from(rng.below(1300)).unwrap_or(0),
-            }
+        if small {
+            // Ethernet pads short frames: the IP packet is as small as it goes.
+            let mut f = flow.frame(from_client, flags, 0);
+            f.resize(64, 0);
+            return (ts, f);
+        }
+        let payload = match rng.below(10) {
+            0..=3 => 0,
+            4..=6 => 1400,
+            _ => 1 + usize::try_from(rng.below(1300)).unwrap_or(0),
         };
         (ts, flow.frame(from_client, flags, payload))
     })

@@ -62,11 +62,11 @@ pub struct Outcome {
 }
 
 /// An input to read, or the reason it could not be opened.
-pub type Opened = Result<Box<dyn Source>, crate::capture::Error>;
+pub type Opened<'a> = Result<Box<dyn Source + 'a>, crate::capture::Error>;
 
 /// Reads every source in order and classifies every frame.
-pub fn run(
-    sources: impl IntoIterator<Item = Opened>,
+pub fn run<'a>(
+    sources: impl IntoIterator<Item = Opened<'a>>,
     table: &PortTable,
     config: &Config,
 ) -> Outcome {
@@ -161,7 +161,7 @@ impl Reader {
         self.recycle.recv().unwrap_or_default()
     }
 
-    fn read(&mut self, opened: Opened) -> InputReport {
+    fn read(&mut self, opened: Opened<'_>) -> InputReport {
         let mut source = match opened {
             Ok(source) => source,
             Err(crate::capture::Error::Open { path, message }) => {

@@ -1,1 +1,16 @@
+//! portscope's integration tests: one binary, one module per area.
 
+// Test helpers unwrap freely: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+// How each generated fixture is built, and that the committed files match.
+mod fixtures;
+// Helpers to run the binary and read its JSON.
+mod util;
+
+// `portscope catalog`: dump (against the seed), lookup, check, bad catalogs.
+mod catalog;
+// `portscope classify` on the fixtures: exact rows, totals, formats, errors.
+mod classify;
+// portscope against the tshark oracle over the shared corpus and the fixtures.
+mod corpus;

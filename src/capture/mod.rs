@@ -105,6 +105,20 @@ pub trait Source {
     fn fill(&mut self, batch: &mut Batch) -> Fill;
 }
 
+impl<S: Source + ?Sized> Source for &mut S {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn link(&self) -> Link {
+        (**self).link()
+    }
+
+    fn fill(&mut self, batch: &mut Batch) -> Fill {
+        (**self).fill(batch)
+    }
+}
+
 /// A source that could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

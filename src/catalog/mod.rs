@@ -130,7 +130,7 @@ pub struct Catalog {
 /// A catalog that could not be read or is not valid.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read catalog {path}: {source}")]
+    #[error("cannot read catalog {path}")]
     Io {
         path: String,
         #[source]
@@ -226,7 +226,7 @@ mod tests {
         Catalog::builtin().unwrap()
     }
 
-    fn find<'a>(c: &'a Catalog, t: Transport, ports: Option<(u16, u16)>) -> Vec<&'a Record> {
+    fn find(c: &Catalog, t: Transport, ports: Option<(u16, u16)>) -> Vec<&Record> {
         c.records
             .iter()
             .filter(|r| r.transport == t && r.ports == ports)

@@ -291,6 +291,9 @@ mod tests {
     use super::*;
     use crate::catalog::{Format, Record};
 
+    /// (match kind, ports, services) of one expected row.
+    type Expected<'a> = (&'a str, Option<(u16, u16)>, &'a [&'a str]);
+
     struct Fixture {
         catalog: Catalog,
         table: PortTable,
@@ -318,12 +321,7 @@ mod tests {
         }
 
         /// (kind, ports, services) of every row a port lands in.
-        fn check(
-            &self,
-            t: Transport,
-            port: Option<u16>,
-            expect: &[(&str, Option<(u16, u16)>, &[&str])],
-        ) {
+        fn check(&self, t: Transport, port: Option<u16>, expect: &[Expected]) {
             let got: Vec<_> = self
                 .table
                 .lookup(t, port)

@@ -28,9 +28,14 @@ pub fn run(command: CatalogCommand) -> anyhow::Result<ExitCode> {
             let catalog = load(&catalog)?;
             let table = PortTable::build(&catalog);
             let mut entries = Vec::new();
+            // A record inside a wider range row is listed once, under its best match.
+            let mut seen = std::collections::HashSet::new();
             for (transport, port) in parse_query(&query)? {
                 for m in table.lookup(transport, port) {
                     for &i in table.records(m.set) {
+                        if !seen.insert(i) {
+                            continue;
+                        }
                         let r = &catalog.records[i as usize];
                         entries.push(Entry::new(&catalog, r, Some(m.kind.as_str())));
                     }

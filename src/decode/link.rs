@@ -89,6 +89,10 @@ pub(super) fn strip<'a>(link: Link, frame: &'a [u8], out: &mut Decoded) -> Resul
             match family {
                 // AF_INET everywhere; AF_INET6 is 10 on Linux, 24/28/30 on the BSDs and macOS.
                 2 | 10 | 24 | 28 | 30 => Ok(&frame[4..]),
+                // Some writers put an ethertype in the low half (Wireshark accepts it too).
+                _ if matches!(be16(af, 2), Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6)) => {
+                    Ok(&frame[4..])
+                }
                 other => Err(Skip::NotIp(u16::try_from(other).unwrap_or(u16::MAX))),
             }
         }
@@ -122,7 +126,7 @@ fn ethertype_payload<'a>(
                 }
                 rest = &rest[4..];
             }
-            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MC => return mpls(rest),
+            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MC => return mpls(rest, out),
             ETHERTYPE_PPPOE_SESSION => {
                 // 6-byte PPPoE header, then the 2-byte PPP protocol.
                 let ppp = be16(rest, 6).ok_or(Skip::Truncated(Layer::Pppoe))?;
@@ -137,8 +141,9 @@ fn ethertype_payload<'a>(
     Err(Skip::Truncated(Layer::Vlan))
 }
 
-/// Pops MPLS labels to the bottom of the stack and expects IP after it (no pseudowire).
-fn mpls(mut rest: &[u8]) -> Result<&[u8], Skip> {
+/// Pops MPLS labels to the bottom of the stack and expects IP after it, or an Ethernet
+/// pseudowire with its control word (first nibble 0, RFC 4448 section 3).
+fn mpls<'a>(mut rest: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
     for _ in 0..MAX_TAGS {
         let label = rest.get(..4).ok_or(Skip::Truncated(Layer::Mpls))?;
         let bottom = label[2] & 0x01 != 0;
@@ -146,6 +151,10 @@ fn mpls(mut rest: &[u8]) -> Result<&[u8], Skip> {
         if bottom {
             return match rest.first().map(|b| b >> 4) {
                 Some(4 | 6) => Ok(rest),
+                Some(0) => {
+                    let ethertype = be16(rest, 16).ok_or(Skip::Truncated(Layer::Mpls))?;
+                    ethertype_payload(ethertype, &rest[18..], out)
+                }
                 Some(_) => Err(Skip::NotIp(ETHERTYPE_MPLS)),
                 None => Err(Skip::Truncated(Layer::Mpls)),
             };

@@ -90,6 +90,12 @@ impl Skip {
     pub fn is_not_ip(self) -> bool {
         matches!(self, Skip::NotIp(_))
     }
+
+    /// Whether the link layer announced IP but the IP header is cut short or invalid: IP
+    /// traffic that matches no service (tshark, too, calls these IP).
+    pub fn is_broken_ip(self) -> bool {
+        matches!(self, Skip::BadIp | Skip::Truncated(Layer::Ip))
+    }
 }
 
 /// Decodes one frame of the given link type.

@@ -1,0 +1,540 @@
+//! `portscope classify` on the fixtures: exact rows and totals (the tshark oracle checks the
+//! same files independently in `corpus.rs`), determinism, formats, outputs and errors.
+
+use super::util::{bin, classify_json, fixture, run, stderr, stdout, tmpdir, Counts, Report};
+use std::io::Write;
+use std::process::Stdio;
+
+type Rows<'a> = &'a [(&'a str, u64, u64, u64)];
+
+/// Asserts every service row (key, flows, packets, bytes) in order, and the other lines.
+fn check(
+    name: &str,
+    rows: Rows,
+    unclassified: (u64, u64, u64),
+    not_ip: (u64, u64),
+    undecodable: (u64, u64),
+) -> Report {
+    let (report, out) = classify_json(&["--threads", "2", &fixture(name)]);
+    assert!(out.status.success(), "{name}: {}", stderr(&out));
+    let want: Vec<_> = rows
+        .iter()
+        .map(|&(k, f, p, b)| (k.to_string(), f, p, b))
+        .collect();
+    assert_eq!(report.rows(), want, "{name}");
+    let u = report.unclassified;
+    assert_eq!(
+        (u.flows, u.packets, u.bytes),
+        unclassified,
+        "{name} unclassified"
+    );
+    assert_eq!(
+        (report.not_ip.packets, report.not_ip.bytes),
+        not_ip,
+        "{name} not IP"
+    );
+    assert_eq!(
+        (report.undecodable.packets, report.undecodable.bytes),
+        undecodable,
+        "{name} undecodable"
+    );
+    report
+}
+
+/// The same conversation in every link type: 4 packets to tcp/445, 2 udp/53 over IPv6,
+/// 2 ICMP, 2 in the dynamic RPC range, 1 udp/137, 1 to tcp/22 (unclassified).
+#[test]
+fn every_link_type() {
+    // Bytes differ only by the link header: Ethernet 14, SLL 16, SLL2 20, NULL/LOOP 4, raw 0.
+    for (name, link) in [
+        ("link_ethernet.pcap", 14),
+        ("link_sll.pcap", 16),
+        ("link_sll2.pcap", 20),
+        ("link_null.pcap", 4),
+        ("link_loop.pcap", 4),
+        ("link_raw.pcap", 0),
+    ] {
+        let l = |n: u64| n * link;
+        check(
+            name,
+            &[
+                ("tcp/445", 1, 4, 360 + l(4)),
+                ("udp/53", 1, 2, 216 + l(2)),
+                ("icmp", 1, 2, 120 + l(2)),
+                ("tcp/1024-65534", 1, 2, 80 + l(2)),
+                ("udp/137", 1, 1, 78 + l(1)),
+            ],
+            (1, 1, 40 + l(1)),
+            (0, 0),
+            (0, 0),
+        );
+    }
+    check(
+        "link_ipv4.pcap",
+        &[
+            ("tcp/445", 1, 4, 360),
+            ("icmp", 1, 2, 120),
+            ("tcp/1024-65534", 1, 2, 80),
+            ("udp/137", 1, 1, 78),
+        ],
+        (1, 1, 40),
+        (0, 0),
+        (0, 0),
+    );
+    check(
+        "link_ipv6.pcap",
+        &[("udp/53", 1, 2, 216)],
+        (0, 0, 0),
+        (0, 0),
+        (0, 0),
+    );
+}
+
+#[test]
+fn ethernet_encapsulations() {
+    // Plain, 802.1Q, QinQ (0x88a8 and 0x9100), MPLS and PPPoE: six SYNs, six flows; ARP,
+    // LLDP and an 802.3/LLC frame are not IP.
+    check(
+        "encapsulations.pcap",
+        &[("tcp/445", 6, 6, 360)],
+        (0, 0, 0),
+        (3, 120),
+        (0, 0),
+    );
+}
+
+#[test]
+fn ip_protocol_rows() {
+    let r = check(
+        "ip_protocols.pcap",
+        &[
+            ("udp/500", 1, 2, 684),
+            ("esp", 3, 5, 550),
+            ("icmp", 2, 4, 288),
+            ("udp/4500", 1, 2, 284),
+            ("gre", 1, 2, 196),
+            ("ah", 1, 2, 156),
+        ],
+        (2, 2, 140),
+        (0, 0),
+        (0, 0),
+    );
+    let gre = r.row("gre").unwrap();
+    assert_eq!((gre.kind.as_str(), gre.ports), ("ip-protocol", None));
+    assert_eq!(gre.protocols, ["GRE (IP protocol 47)"]);
+    assert_eq!(gre.services[0].name, "Routing and Remote Access");
+    assert_eq!(gre.services[0].system_name.as_deref(), Some("RemoteAccess"));
+}
+
+#[test]
+fn fragments_follow_their_first() {
+    let r = check(
+        "fragments.pcap",
+        &[("udp/389", 1, 4, 2644), ("udp/137", 1, 2, 1628)],
+        (0, 1, 98),
+        (0, 0),
+        (0, 0),
+    );
+    assert_eq!(r.orphan_fragments, 1);
+}
+
+#[test]
+fn snaplen_cut_frames_count_their_wire_length() {
+    // Ports visible (tcp/445), a whole UDP header (udp/53), an IPv4 header without ports
+    // and an IPv4 header cut after 6 bytes (both unclassified IP, one flow between them).
+    check(
+        "snaplen.pcap",
+        &[("tcp/445", 1, 1, 1514), ("udp/53", 1, 1, 442)],
+        (1, 2, 1608),
+        (0, 0),
+        (0, 0),
+    );
+}
+
+#[test]
+fn idle_timeouts_in_capture_time_with_nanoseconds() {
+    check(
+        "nanosecond.pcap",
+        &[("tcp/3389", 2, 3, 462), ("udp/123", 2, 3, 270)],
+        (0, 0, 0),
+        (0, 0),
+        (0, 0),
+    );
+    // A shorter TCP timeout splits the RDP flow once more.
+    let (r, _) = classify_json(&["--tcp-timeout", "100", &fixture("nanosecond.pcap")]);
+    assert_eq!(r.row("tcp/3389").unwrap().flows, 3);
+    // Capture times reach --flows (as seconds, to the microsecond, like Zeek).
+    let dir = tmpdir("nano");
+    let flows = dir.join("flows.jsonl");
+    let out = run(&[
+        "classify",
+        "--flows",
+        flows.to_str().unwrap(),
+        &fixture("nanosecond.pcap"),
+    ]);
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&flows).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["first"].as_f64().unwrap(), 1_700_000_000.0);
+    assert_eq!(first["last"].as_f64().unwrap(), 1_700_000_000.5);
+    assert_eq!(text.lines().count(), 4);
+}
+
+#[test]
+fn unsupported_link_types_are_named() {
+    let r = check("unsupported_link.pcap", &[], (0, 0, 0), (0, 0), (3, 48));
+    assert_eq!(r.undecodable.unsupported_link_types.len(), 1);
+    assert_eq!(
+        (
+            r.undecodable.unsupported_link_types[0].dlt,
+            r.undecodable.unsupported_link_types[0].packets
+        ),
+        (105, 3)
+    );
+    let table = stdout(&run(&["classify", &fixture("unsupported_link.pcap")]));
+    assert!(
+        table.contains("note: 3 packets of link type 105 (DLT), which portscope does not decode"),
+        "{table}"
+    );
+}
+
+#[test]
+fn real_captures() {
+    check(
+        "real_smb_windows10.pcap",
+        &[("tcp/445", 6, 90, 21694), ("tcp/139", 2, 35, 5425)],
+        (0, 0, 0),
+        (0, 0),
+        (0, 0),
+    );
+    check(
+        "real_nbns.pcap",
+        &[
+            ("udp/137", 4, 46, 5060),
+            ("udp/138", 1, 15, 3447),
+            ("icmp", 1, 1, 60),
+        ],
+        (0, 0, 0),
+        (0, 0),
+        (0, 0),
+    );
+    check(
+        "real_pptp_gre.pcap",
+        &[("gre", 1, 17, 1196), ("tcp/1723", 1, 9, 1020)],
+        (0, 0, 0),
+        (2, 102),
+        (0, 0),
+    );
+    // pcapng: SMB, the endpoint mapper and the RPC connection it handed out.
+    let r = check(
+        "real_rpcclient_enumdomusers.pcapng",
+        &[
+            ("tcp/445", 1, 51, 9332),
+            ("tcp/1024-65534", 1, 8, 2684),
+            ("tcp/135", 1, 8, 1256),
+        ],
+        (0, 0, 0),
+        (0, 0),
+        (0, 0),
+    );
+    assert_eq!(r.row("tcp/135").unwrap().services.len(), 18);
+    assert_eq!(r.row("tcp/1024-65534").unwrap().kind, "range");
+}
+
+#[test]
+fn the_demo_capture() {
+    let r = check(
+        "demo.pcap",
+        &[
+            ("udp/500", 2, 92, 58977),
+            ("udp/1024-65534", 1, 60, 48178),
+            ("tcp/445", 13, 79, 47514),
+            ("tcp/135", 1, 39, 26611),
+            ("tcp/443", 4, 32, 22420),
+            ("udp/53", 5, 32, 20755),
+            ("tcp/593", 1, 23, 15387),
+            ("tcp/80", 2, 21, 13491),
+            ("tcp/1024-65534", 4, 19, 10733),
+            ("tcp/3389", 2, 10, 10565),
+            ("tcp/3268", 2, 16, 9627),
+            ("udp/161", 2, 10, 7727),
+            ("icmp", 1, 5, 5675),
+            ("udp/389", 2, 10, 5358),
+            ("tcp/110", 1, 4, 5337),
+            ("tcp/1723", 1, 4, 4002),
+            ("udp/1900", 3, 6, 3991),
+            ("esp", 2, 5, 3685),
+            ("udp/137", 2, 6, 3630),
+            ("udp/123", 3, 7, 1835),
+            ("udp/88", 1, 5, 1577),
+            ("tcp/464", 2, 3, 1562),
+            ("tcp/88", 1, 2, 1548),
+            ("tcp/139", 1, 1, 1454),
+            ("tcp/25", 1, 2, 222),
+        ],
+        (1, 3, 2926),
+        (4, 240),
+        (0, 0),
+    );
+    assert_eq!((r.packets, r.bytes, r.flows), (500, 335_027, 61));
+    let smb = r.row("tcp/445").unwrap();
+    assert_eq!(smb.protocols, ["SMB", "SMB (named pipes)"]);
+    let names: Vec<_> = smb.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Distributed File System",
+            "Fax Service",
+            "Group Policy",
+            "License Logging",
+            "Net Logon",
+            "Print Spooler",
+            "Remote Procedure Call (RPC) Locator",
+            "Server",
+            "Terminal Services Licensing"
+        ]
+    );
+}
+
+/// The output is a function of the input: byte-identical for 1, 2 and 8 threads, every format.
+#[test]
+fn output_does_not_depend_on_threads() {
+    for format in ["table", "json", "csv"] {
+        let outputs: Vec<_> = ["1", "2", "8"]
+            .iter()
+            .map(|t| {
+                run(&[
+                    "classify",
+                    "--threads",
+                    t,
+                    "--format",
+                    format,
+                    &fixture("demo.pcap"),
+                    &fixture("ip_protocols.pcap"),
+                ])
+                .stdout
+            })
+            .collect();
+        assert!(!outputs[0].is_empty());
+        assert!(outputs.iter().all(|o| *o == outputs[0]), "{format}");
+    }
+    // Also when the flow table is small enough to evict.
+    let evicting: Vec<_> = ["1", "2", "8"]
+        .iter()
+        .map(|t| {
+            run(&[
+                "classify",
+                "--threads",
+                t,
+                "--format",
+                "json",
+                "--max-flows",
+                "64",
+                &fixture("demo.pcap"),
+            ])
+            .stdout
+        })
+        .collect();
+    assert!(evicting.iter().all(|o| *o == evicting[0]));
+    let r: Report = serde_json::from_slice(&evicting[0]).unwrap();
+    assert!(r.evicted_flows > 0);
+    assert_eq!((r.packets, r.bytes), (500, 335_027));
+}
+
+#[test]
+fn table_and_csv_formats() {
+    let table = stdout(&run(&["classify", &fixture("link_ethernet.pcap")]));
+    let want = "\
+ROW             PROTOCOLS                                 SERVICES                                         FLOWS  PACKETS    BYTES   SHARE
+tcp/445         SMB, SMB (named pipes)                    Distributed File System, Fax Service +7              1        4    416 B   39.2%
+udp/53          DNS                                       DNS Server +1                                        1        2    244 B   23.0%
+icmp            ICMP (ping)                               Group Policy                                         1        2    148 B   13.9%
+tcp/1024-65534  RPC randomly allocated high TCP ports +3  Active Directory (Local Security Authority) +16      1        2    108 B   10.2%
+udp/137         Cluster Administrator +1                  Cluster Service, Computer Browser +4                 1        1     92 B    8.7%
+unclassified                                                                                                   1        1     54 B    5.1%
+not IP                                                                                                                  0      0 B    0.0%
+undecodable                                                                                                             0      0 B    0.0%
+total                                                                                                          6       12  1.0 KiB  100.0%
+";
+    assert_eq!(table, want);
+    let csv = stdout(&run(&[
+        "classify",
+        "--format",
+        "csv",
+        &fixture("link_ethernet.pcap"),
+    ]));
+    let lines: Vec<_> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "row,transport,low_port,high_port,match,protocols,services,flows,packets,bytes"
+    );
+    assert_eq!(
+        lines[3],
+        "icmp,icmp,,,ip-protocol,ICMP (ping),Group Policy,1,2,148"
+    );
+    assert_eq!(lines[6], "unclassified,,,,,,,1,1,54");
+    assert_eq!(lines[7], "not_ip,,,,,,,,0,0");
+    assert_eq!(lines.len(), 9);
+}
+
+#[test]
+fn output_file_flows_file_and_stdin() {
+    let dir = tmpdir("outputs");
+    let report = dir.join("report.json");
+    let flows = dir.join("flows.jsonl");
+    let out = run(&[
+        "classify",
+        "--format",
+        "json",
+        "-o",
+        report.to_str().unwrap(),
+        "--flows",
+        flows.to_str().unwrap(),
+        &fixture("link_ethernet.pcap"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let r: Report = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r.packets, 12);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        2,
+        "no temporary file is left"
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&flows)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    let smb = &lines[0];
+    assert_eq!(smb["orig_addr"], "10.1.1.1");
+    assert_eq!(smb["orig_port"], 50000);
+    assert_eq!(smb["resp_addr"], "10.1.1.2");
+    assert_eq!(smb["resp_port"], 445);
+    assert_eq!(smb["row"], "tcp/445");
+    assert_eq!(smb["match"], "port");
+    assert_eq!(
+        (smb["orig_packets"].as_u64(), smb["resp_packets"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(
+        (smb["orig_bytes"].as_u64(), smb["resp_bytes"].as_u64()),
+        (Some(362), Some(54))
+    );
+
+    let mut child = bin()
+        .args(["classify", "--format", "json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(fixture("link_ethernet.pcap")).unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let from_stdin: Report = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(from_stdin.rows(), r.rows());
+    assert_eq!(from_stdin.inputs[0].name, "-");
+}
+
+#[test]
+fn several_inputs_add_up() {
+    let (r, _) = classify_json(&[
+        &fixture("link_ethernet.pcap"),
+        &fixture("encapsulations.pcap"),
+    ]);
+    assert_eq!((r.packets, r.bytes), (21, 1542));
+    assert_eq!(r.inputs.len(), 2);
+    assert_eq!(
+        r.row("tcp/445").map(|x| (x.flows, x.packets)),
+        Some((7, 10))
+    );
+}
+
+#[test]
+fn missing_file_is_an_error_but_the_rest_is_reported() {
+    let out = run(&["classify", "/nonexistent/x.pcap"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "portscope: cannot open capture /nonexistent/x.pcap: No such file or directory\n"
+    );
+    let (r, out) = classify_json(&["/nonexistent/x.pcap", &fixture("link_ethernet.pcap")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(r.packets, 12);
+    assert_eq!(
+        r.inputs[0].error.as_deref(),
+        Some("No such file or directory")
+    );
+    let dir = tmpdir("garbage");
+    let garbage = dir.join("garbage.pcap");
+    std::fs::write(&garbage, b"this is not a capture file at all").unwrap();
+    let out = run(&["classify", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "portscope: cannot open capture {}: unknown file format\n",
+            garbage.display()
+        )
+    );
+}
+
+#[test]
+fn truncated_capture_keeps_what_was_read() {
+    let dir = tmpdir("truncated");
+    let bytes = std::fs::read(fixture("link_ethernet.pcap")).unwrap();
+    let cut = dir.join("cut.pcap");
+    // Global header, then five whole records (16 + 74 bytes for the first...): cut inside the
+    // sixth record.
+    let mut offset = 24;
+    for _ in 0..5 {
+        let caplen =
+            u32::from_le_bytes(bytes[offset + 8..offset + 12].try_into().unwrap()) as usize;
+        offset += 16 + caplen;
+    }
+    std::fs::write(&cut, &bytes[..offset + 20]).unwrap();
+    let (r, out) = classify_json(&[cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(r.packets, 5);
+    assert_eq!(r.row("tcp/445").map(|x| x.packets), Some(4));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "portscope: warning: {}: reading stopped after packet 5: truncated dump file",
+            cut.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        r.unclassified,
+        Counts {
+            flows: 0,
+            packets: 0,
+            bytes: 0
+        }
+    );
+}
+
+#[test]
+fn bad_arguments() {
+    let out = run(&["classify", "--threads", "0", &fixture("demo.pcap")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out), "portscope: --threads must be at least 1\n");
+    let out = run(&["classify"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let mut child = bin()
+        .args(["catalog", "dump"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stderr(&out), "");
+}

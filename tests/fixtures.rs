@@ -1,0 +1,509 @@
+//! The generated fixtures: how each is built, and a test that the committed files are exactly
+//! what this code builds (`PORTSCOPE_BLESS=1 cargo test fixtures` rewrites them).
+
+use etherparse::{IpNumber, Ipv4Header, PacketBuilder};
+use portscope::gen::{self, Record};
+use std::path::{Path, PathBuf};
+
+const NS: u64 = 1_000_000_000;
+const T0: u64 = 1_700_000_000 * NS;
+
+/// One generated fixture: file name, DLT, nanosecond timestamps, records.
+pub struct Fixture {
+    pub name: &'static str,
+    pub dlt: i32,
+    pub nano: bool,
+    pub records: Vec<Record>,
+}
+
+fn whole(ts: u64, frame: Vec<u8>) -> Record {
+    (ts, u32::try_from(frame.len()).unwrap(), frame)
+}
+
+fn tcp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, syn: bool, payload: usize) -> Vec<u8> {
+    let mut b = PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, 1, 1000);
+    b = if syn { b.syn() } else { b.ack(1) };
+    let mut out = Vec::new();
+    b.write(&mut out, &vec![0x41; payload]).unwrap();
+    out
+}
+
+fn udp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4(src, dst, 64)
+        .udp(sport, dport)
+        .write(&mut out, &vec![0x42; payload])
+        .unwrap();
+    out
+}
+
+fn udp6(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16, payload: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv6(src, dst, 64)
+        .udp(sport, dport)
+        .write(&mut out, &vec![0x43; payload])
+        .unwrap();
+    out
+}
+
+fn icmp4(src: [u8; 4], dst: [u8; 4], reply: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let b = PacketBuilder::ipv4(src, dst, 64);
+    if reply {
+        b.icmpv4_echo_reply(7, 1).write(&mut out, &[0; 32]).unwrap();
+    } else {
+        b.icmpv4_echo_request(7, 1)
+            .write(&mut out, &[0; 32])
+            .unwrap();
+    }
+    out
+}
+
+fn ip4_raw(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4(src, dst, 64)
+        .write(&mut out, IpNumber(proto), payload)
+        .unwrap();
+    out
+}
+
+fn ip6_raw(src: [u8; 16], dst: [u8; 16], proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv6(src, dst, 64)
+        .write(&mut out, IpNumber(proto), payload)
+        .unwrap();
+    out
+}
+
+fn eth(ethertype: [u8; 2], rest: &[u8]) -> Vec<u8> {
+    let mut f = vec![0, 0x50, 0x56, 0, 0, 2, 0, 0x50, 0x56, 0, 0, 1];
+    f.extend_from_slice(&ethertype);
+    f.extend_from_slice(rest);
+    f
+}
+
+fn eth_ip(ip: &[u8]) -> Vec<u8> {
+    let et = if ip[0] >> 4 == 6 {
+        [0x86, 0xdd]
+    } else {
+        [0x08, 0x00]
+    };
+    eth(et, ip)
+}
+
+const A: [u8; 4] = [10, 1, 1, 1];
+const B: [u8; 4] = [10, 1, 1, 2];
+const C: [u8; 4] = [10, 1, 1, 3];
+const A6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const B6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
+/// The same small conversation as bare IP packets, to wrap in each link type:
+/// tcp/445 (4 packets, 1 flow), udp/137 (1), icmp (2), tcp/1024-65534 (2), udp/53 over IPv6
+/// (2), unclassified tcp/22 (1).
+fn conversation() -> Vec<Vec<u8>> {
+    vec![
+        tcp4(A, 50000, B, 445, true, 0),
+        tcp4(B, 445, A, 50000, true, 0),
+        tcp4(A, 50000, B, 445, false, 0),
+        tcp4(A, 50000, B, 445, false, 200),
+        udp4(A, 137, [10, 1, 1, 255], 137, 50),
+        icmp4(A, B, false),
+        icmp4(B, A, true),
+        tcp4(A, 50001, B, 49700, true, 0),
+        tcp4(B, 49700, A, 50001, false, 0),
+        udp6(A6, 53001, B6, 53, 30),
+        udp6(B6, 53, A6, 53001, 90),
+        tcp4(A, 50002, C, 22, true, 0),
+    ]
+}
+
+fn timed(frames: Vec<Vec<u8>>) -> Vec<Record> {
+    frames
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| whole(T0 + i as u64 * 1_000_000, f))
+        .collect()
+}
+
+fn wrap(ip: &[u8], header: impl Fn(bool) -> Vec<u8>) -> Vec<u8> {
+    let mut f = header(ip[0] >> 4 == 6);
+    f.extend_from_slice(ip);
+    f
+}
+
+fn link_fixtures() -> Vec<Fixture> {
+    let conv = conversation();
+    let each = |h: &dyn Fn(bool) -> Vec<u8>| -> Vec<Record> {
+        timed(conv.iter().map(|ip| wrap(ip, h)).collect())
+    };
+    let sll = |v6: bool| {
+        let mut h = vec![0, 0, 0, 1, 0, 6, 0, 0x50, 0x56, 0, 0, 1, 0, 0];
+        h.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+        h
+    };
+    let sll2 = |v6: bool| {
+        let mut h = if v6 {
+            vec![0x86, 0xdd]
+        } else {
+            vec![0x08, 0x00]
+        };
+        h.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 0, 0x50, 0x56, 0, 0, 1, 0, 0]);
+        h
+    };
+    // BSD loopback: the address family in the writer's byte order (little-endian here,
+    // 30 being macOS's AF_INET6); OpenBSD's LOOP: big-endian.
+    let null = |v6: bool| {
+        if v6 {
+            vec![30, 0, 0, 0]
+        } else {
+            vec![2, 0, 0, 0]
+        }
+    };
+    let lo = |v6: bool| {
+        if v6 {
+            vec![0, 0, 0, 24]
+        } else {
+            vec![0, 0, 0, 2]
+        }
+    };
+    let v4_only: Vec<Vec<u8>> = conv.iter().filter(|p| p[0] >> 4 == 4).cloned().collect();
+    let v6_only: Vec<Vec<u8>> = conv.iter().filter(|p| p[0] >> 4 == 6).cloned().collect();
+    vec![
+        Fixture {
+            name: "link_ethernet.pcap",
+            dlt: 1,
+            nano: false,
+            records: timed(conv.iter().map(|p| eth_ip(p)).collect()),
+        },
+        Fixture {
+            name: "link_sll.pcap",
+            dlt: 113,
+            nano: false,
+            records: each(&sll),
+        },
+        Fixture {
+            name: "link_sll2.pcap",
+            dlt: 276,
+            nano: false,
+            records: each(&sll2),
+        },
+        Fixture {
+            name: "link_null.pcap",
+            dlt: 0,
+            nano: false,
+            records: each(&null),
+        },
+        Fixture {
+            name: "link_loop.pcap",
+            dlt: 108,
+            nano: false,
+            records: each(&lo),
+        },
+        // DLT_RAW (12) is written to the file as LINKTYPE_RAW (101).
+        Fixture {
+            name: "link_raw.pcap",
+            dlt: 12,
+            nano: false,
+            records: timed(conv.clone()),
+        },
+        Fixture {
+            name: "link_ipv4.pcap",
+            dlt: 228,
+            nano: false,
+            records: timed(v4_only),
+        },
+        Fixture {
+            name: "link_ipv6.pcap",
+            dlt: 229,
+            nano: false,
+            records: timed(v6_only),
+        },
+    ]
+}
+
+/// Ethernet encapsulations, each carrying a TCP SYN to port 445 from its own source port,
+/// plus three frames that are not IP.
+fn encapsulations() -> Fixture {
+    let syn = |sport| tcp4(A, sport, B, 445, true, 0);
+    let mut frames = vec![eth_ip(&syn(40001))];
+    let mut vlan = vec![0x00, 10, 0x08, 0x00];
+    vlan.extend_from_slice(&syn(40002));
+    frames.push(eth([0x81, 0x00], &vlan));
+    let mut qinq = vec![0x00, 20, 0x81, 0x00, 0x00, 30, 0x08, 0x00];
+    qinq.extend_from_slice(&syn(40003));
+    frames.push(eth([0x88, 0xa8], &qinq));
+    let mut old_qinq = vec![0x00, 40, 0x81, 0x00, 0x00, 50, 0x08, 0x00];
+    old_qinq.extend_from_slice(&syn(40004));
+    frames.push(eth([0x91, 0x00], &old_qinq));
+    let mut mpls = vec![0x00, 0x01, 0x00, 0x40, 0x00, 0x02, 0x01, 0x40];
+    mpls.extend_from_slice(&syn(40005));
+    frames.push(eth([0x88, 0x47], &mpls));
+    let ip = syn(40006);
+    let mut pppoe = vec![0x11, 0x00, 0x00, 0x01];
+    pppoe.extend_from_slice(&u16::try_from(ip.len() + 2).unwrap().to_be_bytes());
+    pppoe.extend_from_slice(&[0x00, 0x21]);
+    pppoe.extend_from_slice(&ip);
+    frames.push(eth([0x88, 0x64], &pppoe));
+    // ARP request, LLDP, and an 802.3 frame with an LLC header (STP).
+    frames.push(eth(
+        [0x08, 0x06],
+        &[
+            0, 1, 8, 0, 6, 4, 0, 1, 0, 0x50, 0x56, 0, 0, 1, 10, 1, 1, 1, 0, 0, 0, 0, 0, 0, 10, 1,
+            1, 2,
+        ],
+    ));
+    frames.push(eth(
+        [0x88, 0xcc],
+        &[0x02, 0x07, 0x04, 0, 0x50, 0x56, 0, 0, 1, 0, 0],
+    ));
+    frames.push(eth(
+        [0x00, 0x26],
+        &[
+            0x42, 0x42, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
+    ));
+    Fixture {
+        name: "encapsulations.pcap",
+        dlt: 1,
+        nano: false,
+        records: timed(frames),
+    }
+}
+
+/// GRE, ESP (two SPIs), AH, ICMP and ICMPv6, IKE and NAT-T, and two protocols the catalog
+/// does not name (IP-in-IP and OSPF).
+fn ip_protocols() -> Fixture {
+    let inner = icmp4([192, 168, 0, 1], [192, 168, 0, 2], false);
+    let mut gre = vec![0, 0, 0x08, 0x00];
+    gre.extend_from_slice(&inner);
+    let esp = |spi: u32| {
+        let mut p = spi.to_be_bytes().to_vec();
+        p.extend_from_slice(&[0, 0, 0, 1]);
+        p.extend_from_slice(&[0x77; 64]);
+        p
+    };
+    // AH: next header TCP, length 4 (24 bytes), SPI, sequence, ICV; then a TCP header.
+    let mut ah = vec![6, 4, 0, 0, 0, 0, 0x20, 0x01, 0, 0, 0, 1];
+    ah.extend_from_slice(&[0; 12]);
+    ah.extend_from_slice(&tcp4(A, 1234, B, 80, true, 0)[20..]);
+    let mut icmp6_req = Vec::new();
+    PacketBuilder::ipv6(A6, B6, 64)
+        .icmpv6_echo_request(1, 1)
+        .write(&mut icmp6_req, &[0; 8])
+        .unwrap();
+    let mut icmp6_rep = Vec::new();
+    PacketBuilder::ipv6(B6, A6, 64)
+        .icmpv6_echo_reply(1, 1)
+        .write(&mut icmp6_rep, &[0; 8])
+        .unwrap();
+    let frames = vec![
+        ip4_raw(A, B, 47, &gre),
+        ip4_raw(B, A, 47, &gre),
+        ip4_raw(A, B, 50, &esp(0x1001)),
+        ip4_raw(B, A, 50, &esp(0x2002)),
+        ip4_raw(A, B, 50, &esp(0x1001)),
+        ip4_raw(B, A, 50, &esp(0x2002)),
+        ip4_raw(A, B, 51, &ah),
+        ip4_raw(B, A, 51, &ah),
+        icmp4(A, C, false),
+        icmp4(C, A, true),
+        icmp6_req,
+        icmp6_rep,
+        ip4_raw(A, B, 4, &icmp4([192, 168, 0, 1], [192, 168, 0, 2], false)),
+        ip4_raw(
+            A,
+            [224, 0, 0, 5],
+            89,
+            &[2, 1, 0, 44, 0, 0, 0, 0, 0, 0, 0, 0],
+        ),
+        udp4(A, 4500, B, 4500, 100),
+        udp4(B, 4500, A, 4500, 100),
+        udp4(A, 500, B, 500, 300),
+        udp4(B, 500, A, 500, 300),
+        ip6_raw(A6, B6, 50, &esp(0x3003)),
+    ];
+    Fixture {
+        name: "ip_protocols.pcap",
+        dlt: 1,
+        nano: false,
+        records: timed(frames.iter().map(|p| eth_ip(p)).collect()),
+    }
+}
+
+fn ipv4_fragment(id: u16, offset_8: u16, more: bool, src: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut h = Ipv4Header::new(
+        u16::try_from(payload.len()).unwrap(),
+        64,
+        IpNumber(17),
+        src,
+        B,
+    )
+    .unwrap();
+    h.identification = id;
+    h.more_fragments = more;
+    h.fragment_offset = etherparse::IpFragOffset::try_new(offset_8).unwrap();
+    h.header_checksum = h.calc_header_checksum();
+    let mut out = Vec::new();
+    h.write(&mut out).unwrap();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn ipv6_fragment(id: u32, offset_8: u16, more: bool, payload: &[u8]) -> Vec<u8> {
+    let mut frag = vec![17, 0];
+    frag.extend_from_slice(&((offset_8 << 3) | u16::from(more)).to_be_bytes());
+    frag.extend_from_slice(&id.to_be_bytes());
+    frag.extend_from_slice(payload);
+    ip6_raw(A6, B6, 44, &frag)
+}
+
+/// A UDP datagram to 389 in three IPv4 fragments and its one-packet answer; a later fragment
+/// whose first never came; a UDP datagram to 137 in two IPv6 fragments.
+fn fragments() -> Fixture {
+    // UDP header (50010 -> 389, length 8 + 2392), then the first 1472 bytes of data.
+    let mut first = vec![0xc3, 0x5a, 0x01, 0x85, 0x09, 0x60, 0, 0];
+    first.extend_from_slice(&[0x30; 1472]);
+    let mut first6 = vec![0xc3, 0x5b, 0x00, 0x89, 0x05, 0xd8, 0, 0];
+    first6.extend_from_slice(&[0x31; 1000]);
+    let frames = [
+        ipv4_fragment(0x4242, 0, true, A, &first),
+        ipv4_fragment(0x4242, 185, true, A, &[0x30; 480]),
+        ipv4_fragment(0x4242, 245, false, A, &[0x30; 440]),
+        udp4(B, 389, A, 50010, 100),
+        ipv4_fragment(0x5151, 100, false, C, &[0x30; 64]),
+        ipv6_fragment(0xabcd, 0, true, &first6),
+        ipv6_fragment(0xabcd, 126, false, &[0x31; 496]),
+    ];
+    Fixture {
+        name: "fragments.pcap",
+        dlt: 1,
+        nano: false,
+        records: timed(frames.iter().map(|p| eth_ip(p)).collect()),
+    }
+}
+
+/// Frames cut short by small snapshot lengths; bytes still count their wire length.
+fn snaplen() -> Fixture {
+    let big = eth_ip(&tcp4(A, 50000, B, 445, false, 1460));
+    let dns = eth_ip(&udp4(A, 53000, B, 53, 400));
+    let other = eth_ip(&tcp4(A, 50001, C, 445, false, 1000));
+    let short = eth_ip(&tcp4(A, 50002, C, 80, false, 500));
+    let cut = |f: &Vec<u8>, n: usize, i: u64| {
+        (
+            T0 + i * NS,
+            u32::try_from(f.len()).unwrap(),
+            f[..n].to_vec(),
+        )
+    };
+    let records = vec![
+        cut(&big, 38, 0),   // Ethernet, IPv4, the ports: tcp/445
+        cut(&dns, 42, 1),   // the whole UDP header: udp/53
+        cut(&other, 34, 2), // the IPv4 header only: no ports, unclassified
+        cut(&short, 20, 3), // 6 bytes of IPv4: undecodable
+    ];
+    Fixture {
+        name: "snaplen.pcap",
+        dlt: 1,
+        nano: false,
+        records,
+    }
+}
+
+/// Nanosecond timestamps, and idle timeouts in capture time: UDP 123 quiet for 61 s (two
+/// flows), TCP 3389 quiet for 200 s (one flow) then 400 s (a second).
+fn nanosecond() -> Fixture {
+    let ntp_q = eth_ip(&udp4(A, 123, B, 123, 48));
+    let ntp_r = eth_ip(&udp4(B, 123, A, 123, 48));
+    let rdp = eth_ip(&tcp4(A, 50123, B, 3389, false, 100));
+    let records = vec![
+        whole(T0 + 1, ntp_q.clone()),
+        whole(T0 + 500_000_001, ntp_r),
+        whole(T0 + 2 * NS + 7, rdp.clone()),
+        whole(T0 + 61 * NS + 500_000_002, ntp_q),
+        whole(T0 + 202 * NS + 7, rdp.clone()),
+        whole(T0 + 602 * NS + 9, rdp),
+    ];
+    Fixture {
+        name: "nanosecond.pcap",
+        dlt: 1,
+        nano: true,
+        records,
+    }
+}
+
+/// A link type portscope does not decode (802.11, DLT 105).
+fn unsupported_link() -> Fixture {
+    let frames = (0..3)
+        .map(|i| {
+            vec![
+                0x08, 0x02, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, i, 1, 2, 3, 4, 5,
+            ]
+        })
+        .collect();
+    Fixture {
+        name: "unsupported_link.pcap",
+        dlt: 105,
+        nano: false,
+        records: timed(frames),
+    }
+}
+
+/// The README's demo: 500 packets of the synthetic mix, stored 96 bytes deep.
+fn demo() -> Fixture {
+    let spec = gen::Spec {
+        packets: 500,
+        flows: 60,
+        seed: 7,
+        small: false,
+    };
+    let records = gen::frames(&spec)
+        .map(|(ts, f)| {
+            let wire = u32::try_from(f.len()).unwrap();
+            (ts, wire, f[..f.len().min(96)].to_vec())
+        })
+        .collect();
+    Fixture {
+        name: "demo.pcap",
+        dlt: 1,
+        nano: false,
+        records,
+    }
+}
+
+pub fn all() -> Vec<Fixture> {
+    let mut all = vec![
+        demo(),
+        encapsulations(),
+        ip_protocols(),
+        fragments(),
+        snaplen(),
+        nanosecond(),
+        unsupported_link(),
+    ];
+    all.extend(link_fixtures());
+    all
+}
+
+pub fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+#[test]
+fn fixtures_are_what_the_generator_builds() {
+    let bless = std::env::var_os("PORTSCOPE_BLESS").is_some();
+    let tmp = std::env::temp_dir().join(format!("portscope-fixtures-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for f in all() {
+        let path = tmp.join(f.name);
+        gen::write_pcap(&path, f.dlt, f.nano, f.records).unwrap();
+        let built = std::fs::read(&path).unwrap();
+        let committed = dir().join(f.name);
+        if bless {
+            std::fs::write(&committed, &built).unwrap();
+        }
+        let on_disk = std::fs::read(&committed).unwrap_or_default();
+        assert!(built == on_disk, "fixtures/{} differs from what tests/fixtures.rs builds; run PORTSCOPE_BLESS=1 cargo test fixtures", f.name);
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
