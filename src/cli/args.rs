@@ -52,7 +52,8 @@ pub struct ClassifyArgs {
     /// Also write one JSON line per flow to FILE.
     #[arg(long, value_name = "FILE")]
     pub flows: Option<PathBuf>,
-    /// Decode and classify on N worker threads (default: the number of cores).
+    /// Decode and classify on N worker threads (default: the number of cores less one, for
+    /// the reader; at least one).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// At most this many open flows; the longest idle are ended first, their counts kept.

@@ -17,7 +17,9 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     let workers = match a.threads {
         Some(0) => anyhow::bail!("--threads must be at least 1"),
         Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, usize::from),
+        // The reader takes a core of its own; the workers share the rest.
+        None => std::thread::available_parallelism()
+            .map_or(1, |n| usize::from(n).saturating_sub(1).max(1)),
     };
     let config = Config {
         worker: WorkerConfig {

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Side-by-side timing of portscope against other readers of the same capture.
+#
+#   benches/compare.sh [CAPTURE] [RUNS]
+#
+# Without CAPTURE it makes the issues' reference capture with ../shared/tools/gen-bench-pcap
+# (5 million packets, 2.7 GB) in /tmp. Every tool runs RUNS times (default 5), interleaved so
+# a noisy neighbour hurts them alike, from the page cache (one warm-up read first). Prints
+# the median wall time and peak RSS of each, and each tool's median divided by portscope's.
+# ndpiReader (Debian libndpi-bin) and tshark are used when installed; tshark reads a
+# 200,000-packet slice, and its time is scaled up to the whole file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cap=${1:-/tmp/portscope-bench-mix.pcap}
+runs=${2:-5}
+if [ ! -f "$cap" ]; then
+  python3 ../shared/tools/gen-bench-pcap "$cap"
+fi
+cargo build --release -q
+command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+bin=target/release/portscope
+cat "$cap" > /dev/null
+
+declare -A cmds
+cmds[portscope]="$bin classify --format json -o /dev/null $cap"
+cmds[portscope_2workers]="$bin classify --threads 2 --format json -o /dev/null $cap"
+cmds[tcpdump]="tcpdump -n -r $cap -w /dev/null"
+order=(portscope portscope_2workers tcpdump)
+if command -v ndpiReader >/dev/null; then
+  cmds[ndpiReader]="ndpiReader -i $cap -q"
+  order+=(ndpiReader)
+fi
+total=$(capinfos -c -M "$cap" 2>/dev/null | awk '/Number of packets/ {print $NF}' || true)
+slice=""
+if command -v tshark >/dev/null && command -v editcap >/dev/null && [ -n "$total" ]; then
+  slice=$(mktemp --suffix=.pcap)
+  editcap -r "$cap" "$slice" 1-200000 >/dev/null
+  cmds[tshark_slice]="tshark -n -q -z io,phs -r $slice"
+  order+=(tshark_slice)
+fi
+
+declare -A times rss
+tf=$(mktemp)
+for ((i = 0; i < runs; i++)); do
+  for name in "${order[@]}"; do
+    /usr/bin/time -f '%e %M' -o "$tf" ${cmds[$name]} >/dev/null 2>&1 || true
+    out=$(tail -1 "$tf")
+    times[$name]+="${out% *} "
+    rss[$name]+="${out#* } "
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+base=$(echo "${times[portscope]}" | median)
+printf '%-20s %10s %10s %12s\n' tool "median s" "peak MiB" "x portscope"
+for name in "${order[@]}"; do
+  t=$(echo "${times[$name]}" | median)
+  m=$(echo "${rss[$name]}" | median)
+  if [ "$name" = tshark_slice ]; then
+    t=$(awk -v t="$t" -v n="$total" 'BEGIN {printf "%.2f", t * n / 200000}')
+    name="tshark (scaled)"
+  fi
+  printf '%-20s %10s %10.0f %12.2f\n' "$name" "$t" "$(awk -v m="$m" 'BEGIN {print m/1024}')" "$(awk -v t="$t" -v b="$base" 'BEGIN {print t/b}')"
+done
+echo "capture: $cap ($runs runs each, interleaved; $(nproc) cores)"
+rm -f "$tf" ${slice:+"$slice"}
