@@ -32,6 +32,7 @@ fn config(workers: usize) -> WorkerConfig {
         max_fragments: 65_536,
         timeouts: Timeouts::ZEEK,
         keep_flows: false,
+        live: false,
     }
 }
 

@@ -30,6 +30,8 @@ pub struct WorkerConfig {
     pub max_fragments: usize,
     pub timeouts: Timeouts,
     pub keep_flows: bool,
+    /// Live mode: keep what each interval report needs.
+    pub live: bool,
 }
 
 /// A decode-and-classify worker with its own shards and tally.
@@ -41,6 +43,8 @@ pub struct Worker<'t> {
     shards: Vec<Shard>,
     fragments: Fragments,
     tally: Tally,
+    /// Live mode: the tally's counters at the last interval report.
+    reported: Tally,
 }
 
 impl<'t> Worker<'t> {
@@ -54,8 +58,53 @@ impl<'t> Worker<'t> {
             table,
             shards: (0..owned).map(|_| Shard::new(per_shard)).collect(),
             fragments: Fragments::new(config.max_fragments),
-            tally: Tally::new(config.keep_flows),
+            tally: Tally {
+                interval: config.live.then(hashbrown::HashMap::new),
+                ..Tally::new(config.keep_flows)
+            },
+            reported: Tally::default(),
         }
+    }
+
+    /// Live mode: what this worker counted since the last call (flows are counted in the
+    /// interval they are first seen in), so the intervals add up to the final tally.
+    pub fn interval(&mut self) -> Tally {
+        let mut rows = self
+            .tally
+            .interval
+            .replace(hashbrown::HashMap::new())
+            .unwrap_or_default();
+        for shard in &mut self.shards {
+            shard.report_open(&mut rows);
+        }
+        let mut unsupported_links = self.tally.unsupported_links.clone();
+        for (dlt, n) in &mut unsupported_links {
+            *n -= self
+                .reported
+                .unsupported_links
+                .get(dlt)
+                .copied()
+                .unwrap_or(0);
+        }
+        unsupported_links.retain(|_, n| *n > 0);
+        let out = Tally {
+            rows,
+            not_ip: self.tally.not_ip.since(self.reported.not_ip),
+            undecodable: self.tally.undecodable.since(self.reported.undecodable),
+            unsupported_links,
+            evicted_flows: self.tally.evicted_flows - self.reported.evicted_flows,
+            orphan_fragments: self.tally.orphan_fragments - self.reported.orphan_fragments,
+            ..Tally::default()
+        };
+        self.reported = Tally {
+            not_ip: self.tally.not_ip,
+            undecodable: self.tally.undecodable,
+            unsupported_links: self.tally.unsupported_links.clone(),
+            evicted_flows: self.tally.evicted_flows,
+            orphan_fragments: self.tally.orphan_fragments,
+            ..Tally::default()
+        };
+        out
     }
 
     /// Counts one captured frame: `wire_len` is its length on the wire, `data` the bytes

@@ -14,3 +14,5 @@ mod catalog;
 mod classify;
 // portscope against the tshark oracle over the shared corpus and the fixtures.
 mod corpus;
+// `portscope live` on the loopback interface (needs root, as CI has).
+mod live;

@@ -4,9 +4,11 @@
 //! wire length, the captured bytes) of one link type; it parses nothing beyond the record
 //! header. Any reader that can fill a [`Batch`] implements [`Source`].
 
+mod live;
 mod memory;
 mod offline;
 
+pub use live::{interfaces, LiveCapture, LiveOptions};
 pub use memory::MemorySource;
 pub use offline::PcapFile;
 
@@ -38,6 +40,8 @@ pub struct Batch {
     pub link: Link,
     data: Vec<u8>,
     pub frames: Vec<Frame>,
+    /// Live captures: after its frames, each worker reports the interval with this number.
+    pub tick: Option<u64>,
 }
 
 impl Default for Batch {
@@ -46,6 +50,7 @@ impl Default for Batch {
             link: Link::Ethernet,
             data: Vec::with_capacity(BATCH_FRAMES * HEADER_BYTES),
             frames: Vec::with_capacity(BATCH_FRAMES),
+            tick: None,
         }
     }
 }
@@ -56,6 +61,7 @@ impl Batch {
         self.link = link;
         self.data.clear();
         self.frames.clear();
+        self.tick = None;
     }
 
     pub fn is_full(&self) -> bool {
@@ -103,6 +109,21 @@ pub trait Source {
     fn link(&self) -> Link;
     /// Clears `batch` and fills it with up to [`BATCH_FRAMES`] frames.
     fn fill(&mut self, batch: &mut Batch) -> Fill;
+    /// libpcap's drop counters, for live captures.
+    fn drops(&mut self) -> Option<Drops> {
+        None
+    }
+}
+
+/// libpcap's counters of a live capture (`pcap_stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Drops {
+    /// Packets the capture received.
+    pub received: u64,
+    /// Dropped by the kernel: the capture buffer was full.
+    pub kernel: u64,
+    /// Dropped by the interface or its driver.
+    pub interface: u64,
 }
 
 impl<S: Source + ?Sized> Source for &mut S {
@@ -117,6 +138,23 @@ impl<S: Source + ?Sized> Source for &mut S {
     fn fill(&mut self, batch: &mut Batch) -> Fill {
         (**self).fill(batch)
     }
+
+    fn drops(&mut self) -> Option<Drops> {
+        (**self).drops()
+    }
+}
+
+impl Error {
+    /// The input the error is about (a path or an interface) and what went wrong.
+    pub fn parts(&self) -> (String, String) {
+        match self {
+            Error::Open { path, message } => (path.clone(), message.clone()),
+            Error::NoInterface { name, .. } | Error::Permission { name, .. } => {
+                (name.clone(), self.to_string())
+            }
+            Error::Filter { filter, .. } => (filter.clone(), self.to_string()),
+        }
+    }
 }
 
 /// A source that could not be opened.
@@ -124,6 +162,12 @@ impl<S: Source + ?Sized> Source for &mut S {
 pub enum Error {
     #[error("cannot open capture {path}: {message}")]
     Open { path: String, message: String },
+    #[error("no capture interface named {name:?} (available: {available})")]
+    NoInterface { name: String, available: String },
+    #[error("no permission to capture on {name} ({message}): capture needs root, or CAP_NET_RAW and CAP_NET_ADMIN: sudo setcap cap_net_raw,cap_net_admin=eip \"$(command -v portscope)\"")]
+    Permission { name: String, message: String },
+    #[error("bad filter {filter:?}: {message}")]
+    Filter { filter: String, message: String },
 }
 
 /// Converts a libpcap timestamp read with nanosecond precision.

@@ -19,6 +19,10 @@ pub enum Command {
     /// Show, search and check service catalogs.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Capture live on an interface (e.g. a mirror port) and report every interval.
+    Live(LiveArgs),
+    /// List the interfaces portscope can capture on.
+    Interfaces,
     /// Write a synthetic capture of the catalog's services (the same bytes for the same seed).
     Gen(GenArgs),
 }
@@ -39,19 +43,9 @@ pub struct CatalogOpts {
     pub catalogs: Vec<PathBuf>,
 }
 
+/// How flows are tracked: shared by every subcommand that classifies.
 #[derive(Debug, ClapArgs)]
-pub struct ClassifyArgs {
-    /// Capture files (pcap or pcapng); `-` reads standard input.
-    #[arg(required = true, value_name = "CAPTURE")]
-    pub captures: Vec<String>,
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
-    /// Write the report to FILE instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Also write one JSON line per flow to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub flows: Option<PathBuf>,
+pub struct FlowOpts {
     /// Decode and classify on N worker threads (default: the number of cores less one, for
     /// the reader; at least one).
     #[arg(long, value_name = "N")]
@@ -68,9 +62,65 @@ pub struct ClassifyArgs {
     /// Idle timeout of ICMP and other flows, in seconds of capture time.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub other_timeout: u64,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ClassifyArgs {
+    /// Capture files (pcap or pcapng); `-` reads standard input.
+    #[arg(required = true, value_name = "CAPTURE")]
+    pub captures: Vec<String>,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also write one JSON line per flow to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub flows: Option<PathBuf>,
+    #[command(flatten)]
+    pub flow: FlowOpts,
     /// Print timings and rates to standard error.
     #[arg(long)]
     pub stats: bool,
+    #[command(flatten)]
+    pub catalog: CatalogOpts,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct LiveArgs {
+    /// The interface to capture on (see `portscope interfaces`).
+    #[arg(short, long, value_name = "IFACE")]
+    pub interface: String,
+    /// A BPF filter expression, as tcpdump takes it.
+    #[arg(short, long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Bytes kept of each packet (volumes still count whole packets).
+    #[arg(long, default_value_t = 256)]
+    pub snaplen: i32,
+    /// The kernel capture buffer, in bytes (libpcap's default when not given).
+    #[arg(long, value_name = "BYTES")]
+    pub buffer_size: Option<i32>,
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+    /// Seconds between reports.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub interval: f64,
+    /// `table` redraws a table in place on a terminal; `json` writes one JSON document per
+    /// line (NDJSON): one per interval, then a last one with `"final": true`.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Stop after this many packets.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Also write every captured packet to this pcap file.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    #[command(flatten)]
+    pub flow: FlowOpts,
     #[command(flatten)]
     pub catalog: CatalogOpts,
 }

@@ -4,8 +4,6 @@ use super::args::ClassifyArgs;
 use super::{catalog_cmd, format, write_output};
 use portscope::capture::{PcapFile, Source};
 use portscope::catalog::PortTable;
-use portscope::classify::WorkerConfig;
-use portscope::flow::Timeouts;
 use portscope::pipeline::{self, Config, Outcome};
 use portscope::report::{self, Summary};
 use std::io::IsTerminal;
@@ -14,21 +12,8 @@ use std::process::ExitCode;
 pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     let catalog = catalog_cmd::load(&a.catalog)?;
     let table = PortTable::build(&catalog);
-    let workers = match a.threads {
-        Some(0) => anyhow::bail!("--threads must be at least 1"),
-        Some(n) => n,
-        // The reader takes a core of its own; the workers share the rest.
-        None => std::thread::available_parallelism()
-            .map_or(1, |n| usize::from(n).saturating_sub(1).max(1)),
-    };
     let config = Config {
-        worker: WorkerConfig {
-            workers,
-            max_flows: a.max_flows.max(1),
-            max_fragments: 65_536,
-            timeouts: Timeouts::from_secs(a.tcp_timeout, a.udp_timeout, a.other_timeout),
-            keep_flows: a.flows.is_some(),
-        },
+        worker: super::worker_config(&a.flow, a.flows.is_some())?,
         progress: progress_bar(&a.captures),
     };
     let sources = a

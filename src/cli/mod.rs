@@ -7,11 +7,14 @@
 mod args;
 mod catalog_cmd;
 mod classify_cmd;
+mod live_cmd;
 
 pub use args::Args;
 
 use anyhow::Context;
 use args::{Command, FormatArg};
+use portscope::classify::WorkerConfig;
+use portscope::flow::Timeouts;
 use portscope::report::Format;
 use std::io::Write;
 use std::path::Path;
@@ -25,6 +28,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Classify(a) => classify_cmd::run(&a),
         Command::Catalog(c) => catalog_cmd::run(c),
+        Command::Live(a) => live_cmd::run(&a),
+        Command::Interfaces => live_cmd::interfaces(),
         Command::Gen(g) => {
             let spec = portscope::gen::Spec {
                 packets: g.packets,
@@ -42,6 +47,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Worker settings from the flow options.
+fn worker_config(f: &args::FlowOpts, keep_flows: bool) -> anyhow::Result<WorkerConfig> {
+    let workers = match f.threads {
+        Some(0) => anyhow::bail!("--threads must be at least 1"),
+        Some(n) => n,
+        // The reader takes a core of its own; the workers share the rest.
+        None => std::thread::available_parallelism()
+            .map_or(1, |n| usize::from(n).saturating_sub(1).max(1)),
+    };
+    Ok(WorkerConfig {
+        workers,
+        max_flows: f.max_flows.max(1),
+        max_fragments: 65_536,
+        timeouts: Timeouts::from_secs(f.tcp_timeout, f.udp_timeout, f.other_timeout),
+        keep_flows,
+        live: false,
+    })
 }
 
 fn format(f: FormatArg) -> Format {

@@ -68,6 +68,17 @@ pub struct Counts {
     pub bytes: u64,
 }
 
+impl Counts {
+    /// `self - earlier`, for counters that only grow.
+    pub fn since(self, earlier: Counts) -> Counts {
+        Counts {
+            flows: self.flows.saturating_sub(earlier.flows),
+            packets: self.packets.saturating_sub(earlier.packets),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+        }
+    }
+}
+
 impl AddAssign for Counts {
     fn add_assign(&mut self, o: Counts) {
         self.flows += o.flows;
@@ -91,6 +102,8 @@ pub struct FlowRecord {
     pub bytes: [u64; 2],
     /// The flow was ended by the flow-table bound rather than by a timeout or the end of input.
     pub evicted: bool,
+    /// What no live interval has reported yet (the flow itself, if never reported).
+    pub unreported: Counts,
 }
 
 /// What the workers counted; merged with `+=`, so which worker saw what does not matter.
@@ -109,6 +122,8 @@ pub struct Tally {
     /// Finished flows, when kept.
     pub flows: Vec<FlowRecord>,
     pub keep_flows: bool,
+    /// Live mode: what ended or arrived outside flows since the last interval report.
+    pub interval: Option<hashbrown::HashMap<Option<Match>, Counts>>,
 }
 
 impl Tally {
@@ -127,6 +142,9 @@ impl Tally {
             bytes: record.bytes[0] + record.bytes[1],
         };
         *self.rows.entry(record.row).or_default() += counts;
+        if let Some(interval) = &mut self.interval {
+            *interval.entry(record.row).or_default() += record.unreported;
+        }
         if record.evicted {
             self.evicted_flows += 1;
         }
@@ -137,11 +155,15 @@ impl Tally {
 
     /// Counts a packet that belongs to no flow under a row (an orphan fragment).
     pub fn add_packet(&mut self, row: Option<Match>, bytes: u64) {
-        *self.rows.entry(row).or_default() += Counts {
+        let one = Counts {
             flows: 0,
             packets: 1,
             bytes,
         };
+        *self.rows.entry(row).or_default() += one;
+        if let Some(interval) = &mut self.interval {
+            *interval.entry(row).or_default() += one;
+        }
     }
 
     /// Every packet counted.

@@ -5,7 +5,7 @@
 //! per shard and measured in the shard's own capture time, so a flow ends at the same packet
 //! whatever the number of workers: the output does not depend on `--threads`.
 
-use super::{FlowRecord, Key, Tally, Timeouts};
+use super::{Counts, FlowRecord, Key, Tally, Timeouts};
 use crate::catalog::Match;
 
 /// The number of flow-table shards, fixed so results do not depend on the thread count.
@@ -30,6 +30,21 @@ struct Stats {
     /// FIN seen from a (bit 0) and from b (bit 1).
     fins: u8,
     closed: bool,
+    /// Live mode: whether an interval has counted this flow, and the packets and bytes
+    /// intervals have counted.
+    reported: bool,
+    reported_packets: u64,
+    reported_bytes: u64,
+}
+
+impl Stats {
+    fn unreported(&self) -> Counts {
+        Counts {
+            flows: u64::from(!self.reported),
+            packets: self.packets[0] + self.packets[1] - self.reported_packets,
+            bytes: self.bytes[0] + self.bytes[1] - self.reported_bytes,
+        }
+    }
 }
 
 /// One packet as the flow table sees it.
@@ -61,6 +76,7 @@ fn record(key: Key, s: &Stats, evicted: bool) -> FlowRecord {
         packets: s.packets,
         bytes: s.bytes,
         evicted,
+        unreported: s.unreported(),
     }
 }
 
@@ -123,6 +139,9 @@ impl Shard {
             a_is_origin: p.from_a,
             fins: 0,
             closed: false,
+            reported: false,
+            reported_packets: 0,
+            reported_bytes: 0,
         };
         count(&mut s, p);
         self.flows.insert(p.key, s);
@@ -161,6 +180,19 @@ impl Shard {
     pub fn finish(&mut self, tally: &mut Tally) {
         for (key, s) in self.flows.drain() {
             tally.end_flow(&record(key, &s, false));
+        }
+    }
+
+    /// Live mode: adds to `rows` what open flows carried since the last call.
+    pub fn report_open(&mut self, rows: &mut hashbrown::HashMap<Option<Match>, Counts>) {
+        for s in self.flows.values_mut() {
+            let delta = s.unreported();
+            if delta != Counts::default() {
+                *rows.entry(s.row).or_default() += delta;
+                s.reported = true;
+                s.reported_packets += delta.packets;
+                s.reported_bytes += delta.bytes;
+            }
         }
     }
 

@@ -6,9 +6,11 @@
 
 mod csv_out;
 mod flows;
+mod live;
 mod table;
 
 pub use flows::write_flows;
+pub use live::{write_live_json, write_live_table, LiveDrops};
 
 use crate::catalog::{Catalog, Match, PortTable, Transport};
 use crate::decode::Link;

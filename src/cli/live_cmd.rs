@@ -1,0 +1,174 @@
+//! `portscope live` and `portscope interfaces`.
+
+use super::args::{FormatArg, LiveArgs};
+use super::catalog_cmd;
+use anyhow::bail;
+use portscope::capture::{interfaces as list, LiveCapture, LiveOptions, Source};
+use portscope::catalog::PortTable;
+use portscope::flow::Tally;
+use portscope::pipeline::{self, Config, InputReport, Interval, Live};
+use portscope::report::{write_live_json, write_live_table, LiveDrops, Summary};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
+    if !(value > 0.0 && value.is_finite()) {
+        bail!("{name} must be a positive number of seconds");
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
+    let catalog = catalog_cmd::load(&a.catalog)?;
+    let table = PortTable::build(&catalog);
+    if a.format == FormatArg::Csv {
+        bail!("live reports are a table or JSON lines: use --format table or --format json");
+    }
+    let interval = seconds("--interval", a.interval)?;
+    let duration = a.duration.map(|d| seconds("--duration", d)).transpose()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    let options = LiveOptions {
+        interface: a.interface.clone(),
+        filter: a.filter.clone(),
+        snaplen: a.snaplen,
+        buffer_size: a.buffer_size,
+        promisc: !a.no_promisc,
+        write: a.write.clone(),
+        count: a.count,
+        duration,
+    };
+    let mut capture = LiveCapture::open(&options, stop)?;
+    let link = capture.link();
+    eprintln!(
+        "portscope: capturing on {} (link type {}){}",
+        a.interface,
+        link.dlt(),
+        a.filter
+            .as_deref()
+            .map_or(String::new(), |f| format!(", filter {f:?}"))
+    );
+    let config = Config {
+        worker: super::worker_config(&a.flow, false)?,
+        progress: None,
+    };
+    let started = SystemTime::now();
+    let json = a.format == FormatArg::Json;
+    let redraw = std::io::stdout().is_terminal();
+    let input = |packets: u64| InputReport {
+        name: a.interface.clone(),
+        link: Some(link),
+        packets,
+        open_error: None,
+        read_error: None,
+        shed: 0,
+        drops: None,
+    };
+    let mut running = Tally::default();
+    let mut failed = None;
+    let mut on_interval = |i: Interval| {
+        let drops = LiveDrops::new(i.drops, i.shed);
+        let summary = Summary::new(
+            &i.tally,
+            &[input(i.tally.total().packets)],
+            &catalog,
+            &table,
+        );
+        running += i.tally;
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let written = if json {
+            write_live_json(&summary, (i.start, i.end), drops, false, &mut out)
+        } else {
+            let total = Summary::new(
+                &running,
+                &[input(running.total().packets)],
+                &catalog,
+                &table,
+            );
+            let title = format!(
+                "portscope live on {}: every {:.0} s; this interval {:.1} s",
+                a.interface,
+                interval.as_secs_f64(),
+                i.end
+                    .duration_since(i.start)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            );
+            write_live_table(&title, &summary, &total, drops, redraw, &mut out)
+        };
+        if let Err(e) = written.and_then(|()| out.flush()) {
+            failed.get_or_insert(e);
+        }
+    };
+    let live = Live {
+        interval,
+        on_interval: &mut on_interval,
+    };
+    let source: Box<dyn Source + '_> = Box::new(&mut capture);
+    let outcome = pipeline::run_live([Ok(source)], &table, &config, live);
+    if let Some(e) = failed {
+        // A closed pipe ends the run quietly, like any other output error: main decides.
+        return Err(e.into());
+    }
+    let report = &outcome.inputs[0];
+    let summary = Summary::new(&outcome.tally, &outcome.inputs, &catalog, &table);
+    let drops = LiveDrops::new(report.drops, report.shed);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        write_live_json(
+            &summary,
+            (started, SystemTime::now()),
+            drops,
+            true,
+            &mut out,
+        )?;
+    } else {
+        let title = format!("portscope live on {}: final summary", a.interface);
+        write_live_table(&title, &summary, &summary, drops, false, &mut out)?;
+    }
+    out.flush()?;
+    if let Some(e) = &report.read_error {
+        eprintln!("portscope: capture on {} stopped: {e}", a.interface);
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn interfaces() -> anyhow::Result<ExitCode> {
+    let devices = list().map_err(|e| anyhow::anyhow!("cannot list interfaces: {e}"))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for d in devices {
+        let mut flags = Vec::new();
+        if d.flags.is_up() {
+            flags.push("up");
+        }
+        if d.flags.is_running() {
+            flags.push("running");
+        }
+        if d.flags.is_loopback() {
+            flags.push("loopback");
+        }
+        let addresses: Vec<String> = d.addresses.iter().map(|a| a.addr.to_string()).collect();
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}",
+            d.name,
+            flags.join(","),
+            if addresses.is_empty() {
+                "-".to_string()
+            } else {
+                addresses.join(" ")
+            },
+            d.desc.as_deref().unwrap_or("")
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,284 @@
+//! `portscope live` on the loopback interface. Capturing needs root (or CAP_NET_RAW), which CI
+//! has. Each test talks to its own 127.0.0.x address and captures with a filter on it, so
+//! tests running side by side do not see each other's packets.
+
+use super::util::{bin, classify_json, stderr, tmpdir, Report};
+use socket2::{Domain, SockAddr, Socket, Type};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const UDP_PORTS: [u16; 9] = [53, 88, 123, 137, 161, 389, 500, 1434, 4500];
+const TCP_PORTS: [u16; 5] = [135, 445, 1433, 3389, 40000];
+
+/// Starts `portscope live` with `args` and waits until it says it is capturing.
+fn start(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut child = bin()
+        .arg("live")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start portscope live");
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("portscope: capturing on lo"),
+        "portscope live said: {line}"
+    );
+    (child, err)
+}
+
+/// Waits for the process to end (at most `limit`), returning its NDJSON lines and status.
+fn finish(
+    mut child: Child,
+    mut err: BufReader<std::process::ChildStderr>,
+    limit: Duration,
+) -> (Vec<serde_json::Value>, Option<i32>, String) {
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("portscope live did not stop in time");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    let lines = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, status.code(), rest)
+}
+
+fn interrupt(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn report(line: &serde_json::Value) -> Report {
+    serde_json::from_value(line.clone()).unwrap()
+}
+
+/// Sends one 10-byte datagram to each UDP port (listeners are bound first, so no ICMP
+/// errors come back) and opens and resets one TCP connection to each TCP port: SYN,
+/// SYN-ACK, ACK, RST (SO_LINGER 0). Client ports are fixed and in no catalog record.
+fn traffic(ip: [u8; 4], udp: &[u16], tcp: &[u16]) {
+    let addr = |port| SocketAddr::from((ip, port));
+    let listeners: Vec<UdpSocket> = udp
+        .iter()
+        .map(|&p| UdpSocket::bind(addr(p)).expect("bind a UDP listener (needs root)"))
+        .collect();
+    let client = UdpSocket::bind(addr(50_100)).unwrap();
+    for &p in udp {
+        client.send_to(&[7; 10], addr(p)).unwrap();
+    }
+    let tcp_listeners: Vec<TcpListener> = tcp
+        .iter()
+        .map(|&p| TcpListener::bind(addr(p)).expect("bind a TCP listener (needs root)"))
+        .collect();
+    for (i, &p) in tcp.iter().enumerate() {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.set_reuse_address(true).unwrap();
+        s.bind(&SockAddr::from(addr(50_101 + u16::try_from(i).unwrap())))
+            .unwrap();
+        s.connect(&SockAddr::from(addr(p))).unwrap();
+        s.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(s);
+    }
+    // Let the last packets reach the capture before the listeners go.
+    std::thread::sleep(Duration::from_millis(300));
+    drop((listeners, tcp_listeners));
+}
+
+fn rows(r: &Report) -> Vec<(String, u64, u64)> {
+    let mut v: Vec<_> = r
+        .services
+        .iter()
+        .map(|x| (x.key(), x.flows, x.packets))
+        .collect();
+    v.sort();
+    v
+}
+
+fn expected(udp: &[u16], tcp: &[u16]) -> Vec<(String, u64, u64)> {
+    let mut v: Vec<_> = udp.iter().map(|p| (format!("udp/{p}"), 1, 1)).collect();
+    for p in tcp {
+        let key = if *p == 40000 {
+            "tcp/1024-65534".to_string()
+        } else {
+            format!("tcp/{p}")
+        };
+        v.push((key, 1, 4));
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn loopback_traffic_gives_exact_rows_and_intervals_add_up() {
+    let (child, err) = start(&[
+        "-i",
+        "lo",
+        "-f",
+        "host 127.0.0.77",
+        "--format",
+        "json",
+        "--interval",
+        "0.3",
+    ]);
+    traffic([127, 0, 0, 77], &UDP_PORTS, &TCP_PORTS);
+    std::thread::sleep(Duration::from_millis(400));
+    interrupt(&child);
+    let (lines, status, rest) = finish(child, err, Duration::from_secs(10));
+    assert_eq!(status, Some(0), "{rest}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["final"], true);
+    let total = report(last);
+    assert_eq!(rows(&total), expected(&UDP_PORTS, &TCP_PORTS));
+    assert_eq!((total.packets, total.flows), (9 + 5 * 4, 14));
+    assert_eq!(
+        total.unclassified.packets + total.not_ip.packets + total.undecodable.packets,
+        0
+    );
+    let dns = total.row("udp/53").unwrap();
+    assert_eq!(dns.bytes, 14 + 20 + 8 + 10);
+    assert_eq!(last["drops"]["kernel"], 0);
+    assert_eq!(last["drops"]["shed"], 0);
+
+    // The intervals (more than one) parse, carry their span, and add up to the final line.
+    let intervals: Vec<Report> = lines[..lines.len() - 1].iter().map(report).collect();
+    assert!(intervals.len() >= 2, "{} intervals", intervals.len());
+    for l in &lines[..lines.len() - 1] {
+        assert_eq!(l["final"], false);
+        assert!(l["interval_end"].as_f64().unwrap() >= l["interval_start"].as_f64().unwrap());
+    }
+    let sum = |f: &dyn Fn(&Report) -> u64| intervals.iter().map(f).sum::<u64>();
+    assert_eq!(sum(&|r| r.packets), total.packets);
+    assert_eq!(sum(&|r| r.bytes), total.bytes);
+    assert_eq!(sum(&|r| r.flows), total.flows);
+    for (key, flows, packets) in rows(&total) {
+        let p: u64 = intervals
+            .iter()
+            .filter_map(|r| r.row(&key))
+            .map(|r| r.packets)
+            .sum();
+        let f: u64 = intervals
+            .iter()
+            .filter_map(|r| r.row(&key))
+            .map(|r| r.flows)
+            .sum();
+        assert_eq!((f, p), (flows, packets), "{key}");
+    }
+}
+
+#[test]
+fn filter_count_and_write() {
+    let dir = tmpdir("live-write");
+    let file = dir.join("copy.pcap");
+    let f = file.to_str().unwrap();
+    let (child, err) = start(&[
+        "-i",
+        "lo",
+        "-f",
+        "host 127.0.0.78 and udp",
+        "--format",
+        "json",
+        "-w",
+        f,
+        "--duration",
+        "30",
+    ]);
+    traffic([127, 0, 0, 78], &UDP_PORTS, &TCP_PORTS);
+    interrupt(&child);
+    let (lines, status, rest) = finish(child, err, Duration::from_secs(10));
+    assert_eq!(status, Some(0), "{rest}");
+    let total = report(lines.last().unwrap());
+    // The filter kept the UDP datagrams only.
+    assert_eq!(rows(&total), expected(&UDP_PORTS, &[]));
+    // The copy on disk classifies the same.
+    let (offline, _) = classify_json(&[f]);
+    assert_eq!(rows(&offline), rows(&total));
+    assert_eq!(
+        (offline.packets, offline.bytes),
+        (total.packets, total.bytes)
+    );
+
+    // --count stops by itself.
+    let (child, err) = start(&[
+        "-i",
+        "lo",
+        "-f",
+        "host 127.0.0.79",
+        "--format",
+        "json",
+        "--count",
+        "3",
+    ]);
+    traffic([127, 0, 0, 79], &UDP_PORTS, &[]);
+    let (lines, status, _) = finish(child, err, Duration::from_secs(10));
+    assert_eq!(status, Some(0));
+    assert_eq!(report(lines.last().unwrap()).packets, 3);
+}
+
+#[test]
+fn duration_stops_a_quiet_capture() {
+    let started = Instant::now();
+    let (child, err) = start(&[
+        "-i",
+        "lo",
+        "-f",
+        "host 127.0.0.80",
+        "--format",
+        "json",
+        "--duration",
+        "1",
+        "--interval",
+        "0.4",
+    ]);
+    let (lines, status, _) = finish(child, err, Duration::from_secs(10));
+    assert_eq!(status, Some(0));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let last = report(lines.last().unwrap());
+    assert_eq!(last.packets, 0);
+    // A quiet link still reports every interval.
+    assert!(lines.len() >= 3, "{} lines", lines.len());
+}
+
+#[test]
+fn bad_interface_and_filter() {
+    let out = bin().args(["live", "-i", "nope0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("portscope: no capture interface named \"nope0\" (available: "),
+        "{err}"
+    );
+    assert!(err.contains("lo"));
+    assert_eq!(err.lines().count(), 1);
+    let out = bin()
+        .args(["live", "-i", "lo", "-f", "hst foo"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "portscope: bad filter \"hst foo\": can't parse filter expression: syntax error\n"
+    );
+}
