@@ -19,6 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Batches in flight per worker before the reader waits.
 const QUEUE: usize = 8;
+/// Live, a deeper queue absorbs bursts (64 batches of 512 frames: about 45 ms at 700k
+/// packets per second) before the reader has to shed.
+const LIVE_QUEUE: usize = 64;
 /// Batches allocated at most; more are recycled.
 const POOL: usize = 4 * QUEUE;
 
@@ -139,12 +142,13 @@ fn run_with<'a>(
         ..config.worker
     };
     std::thread::scope(|scope| {
-        let (recycle_tx, recycle_rx) = bounded::<Batch>(POOL);
+        let queue = if live.is_some() { LIVE_QUEUE } else { QUEUE };
+        let (recycle_tx, recycle_rx) = bounded::<Batch>(4 * queue);
         let (report_tx, report_rx) = unbounded::<Report>();
         let mut senders = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
         for id in 0..workers {
-            let (tx, rx) = bounded::<Arc<Batch>>(QUEUE);
+            let (tx, rx) = bounded::<Arc<Batch>>(queue);
             senders.push(tx);
             let recycle = recycle_tx.clone();
             let reports = report_tx.clone();

@@ -282,3 +282,25 @@ fn bad_interface_and_filter() {
         "portscope: bad filter \"hst foo\": can't parse filter expression: syntax error\n"
     );
 }
+
+#[test]
+fn no_permission_says_how_to_grant_it() {
+    // Drop root for this one run, as an operator without privileges would be.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_portscope"))
+        .args(["live", "-i", "lo"])
+        .output()
+        .expect("setpriv (util-linux) runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "portscope: no permission to capture on lo (socket: Operation not permitted): capture needs root, or CAP_NET_RAW and CAP_NET_ADMIN: sudo setcap cap_net_raw,cap_net_admin=eip \"$(command -v portscope)\"\n"
+    );
+}
