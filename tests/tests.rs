@@ -16,3 +16,5 @@ mod classify;
 mod corpus;
 // `portscope live` on the loopback interface (needs root, as CI has).
 mod live;
+// The block reader against libpcap on every capture.
+mod readers;

@@ -4,13 +4,28 @@
 //! wire length, the captured bytes) of one link type; it parses nothing beyond the record
 //! header. Any reader that can fill a [`Batch`] implements [`Source`].
 
+mod fast;
 mod live;
 mod memory;
 mod offline;
 
+pub use fast::FastPcap;
 pub use live::{interfaces, LiveCapture, LiveOptions};
 pub use memory::MemorySource;
 pub use offline::PcapFile;
+
+/// Opens a capture file with the fastest reader that reads it exactly as libpcap would:
+/// [`FastPcap`] for classic pcap files, libpcap ([`PcapFile`]) for pcapng, standard input
+/// and anything unusual.
+///
+/// # Errors
+/// libpcap's reason when neither can open it.
+pub fn open_file(path: &str) -> Result<Box<dyn Source>, Error> {
+    match FastPcap::open(path) {
+        Some(fast) => Ok(Box::new(fast)),
+        None => Ok(Box::new(PcapFile::open(path)?)),
+    }
+}
 
 use crate::decode::Link;
 
@@ -56,6 +71,11 @@ impl Default for Batch {
 }
 
 impl Batch {
+    /// The arena and the frame table, for a reader that fills the arena itself.
+    pub(crate) fn parts_mut(&mut self) -> (&mut Vec<u8>, &mut Vec<Frame>) {
+        (&mut self.data, &mut self.frames)
+    }
+
     /// Empties the batch, keeping its memory.
     pub fn clear(&mut self, link: Link) {
         self.link = link;

@@ -31,6 +31,21 @@ impl PcapFile {
     }
 }
 
+impl PcapFile {
+    /// Reads and discards `n` frames (to take over from another reader).
+    ///
+    /// # Errors
+    /// libpcap's message if the file ends or fails first.
+    pub fn skip(&mut self, n: u64) -> Result<(), String> {
+        for _ in 0..n {
+            if let Err(e) = self.capture.next_packet() {
+                return Err(pcap_message(&e, &self.name));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// libpcap's text without the crate's prefix or a repeated path.
 fn pcap_message(e: &pcap::Error, path: &str) -> String {
     let text = match e {

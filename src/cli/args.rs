@@ -28,6 +28,12 @@ pub enum Command {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReaderArg {
+    Auto,
+    Libpcap,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
     Table,
     Json,
@@ -82,6 +88,10 @@ pub struct ClassifyArgs {
     /// Print timings and rates to standard error.
     #[arg(long)]
     pub stats: bool,
+    /// `auto` reads classic pcap files in large blocks and everything else through libpcap;
+    /// `libpcap` reads everything through libpcap (the two give the same report).
+    #[arg(long, value_enum, default_value_t = ReaderArg::Auto)]
+    pub reader: ReaderArg,
     #[command(flatten)]
     pub catalog: CatalogOpts,
 }

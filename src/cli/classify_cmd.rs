@@ -1,8 +1,8 @@
 //! `portscope classify`: captures in, per-service summary out.
 
-use super::args::ClassifyArgs;
+use super::args::{ClassifyArgs, ReaderArg};
 use super::{catalog_cmd, format, write_output};
-use portscope::capture::{PcapFile, Source};
+use portscope::capture::{self, PcapFile, Source};
 use portscope::catalog::PortTable;
 use portscope::pipeline::{self, Config, Outcome};
 use portscope::report::{self, Summary};
@@ -16,10 +16,10 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         worker: super::worker_config(&a.flow, a.flows.is_some())?,
         progress: progress_bar(&a.captures),
     };
-    let sources = a
-        .captures
-        .iter()
-        .map(|path| PcapFile::open(path).map(|f| Box::new(f) as Box<dyn Source>));
+    let sources = a.captures.iter().map(|path| match a.reader {
+        ReaderArg::Auto => capture::open_file(path),
+        ReaderArg::Libpcap => PcapFile::open(path).map(|f| Box::new(f) as Box<dyn Source>),
+    });
     let mut outcome = pipeline::run(sources, &table, &config);
     if let Some(bar) = &config.progress {
         bar.finish_and_clear();

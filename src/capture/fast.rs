@@ -1,0 +1,205 @@
+//! A fast reader for classic pcap files: large block reads, record headers parsed in place,
+//! and each block handed on whole as a batch's arena, so no frame is copied.
+//!
+//! It reads only what it is sure libpcap would read the same way: a regular file with a
+//! classic pcap header (version 2.4, micro- or nanosecond magic, either byte order) of a link
+//! type portscope decodes. At anything unusual (a record longer than the snapshot length,
+//! a file cut short) it hands over to libpcap, positioned after the frames already delivered,
+//! so the frames and the error messages are libpcap's own. A test checks that both readers
+//! give byte-identical reports on every fixture and every capture of the shared corpus.
+
+use super::offline::PcapFile;
+use super::{ts_ns, Batch, Error, Fill, Frame, Source};
+use crate::decode::Link;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+/// Bytes read per block (and so, roughly, per batch).
+const BLOCK: usize = 1 << 20;
+/// libpcap's largest snapshot length for the link types read here.
+const MAX_SNAPLEN: u32 = 262_144;
+/// Link types (as written in the file) read here; anything else goes to libpcap, which
+/// also maps LINKTYPE values to DLT values.
+const LINKTYPES: [u32; 8] = [1, 0, 108, 101, 228, 229, 113, 276];
+
+/// A classic pcap file read in blocks.
+pub struct FastPcap {
+    name: String,
+    file: File,
+    link: Link,
+    swapped: bool,
+    nano: bool,
+    snaplen: u32,
+    /// The start of a record the last block cut.
+    carry: Vec<u8>,
+    delivered: u64,
+    /// libpcap takes over after an anomaly: `Pending` until the frames before it are out.
+    handover: Handover,
+}
+
+enum Handover {
+    None,
+    Pending,
+    Libpcap(Box<PcapFile>),
+}
+
+impl FastPcap {
+    /// Opens `path` if the fast reader can read it; `None` means "use libpcap".
+    pub fn open(path: &str) -> Option<FastPcap> {
+        if path == "-" || !Path::new(path).metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut file = File::open(path).ok()?;
+        let mut header = [0u8; 24];
+        file.read_exact(&mut header).ok()?;
+        let magic = [header[0], header[1], header[2], header[3]];
+        let (swapped, nano) = match magic {
+            [0xd4, 0xc3, 0xb2, 0xa1] => (false, false),
+            [0x4d, 0x3c, 0xb2, 0xa1] => (false, true),
+            [0xa1, 0xb2, 0xc3, 0xd4] => (true, false),
+            [0xa1, 0xb2, 0x3c, 0x4d] => (true, true),
+            _ => return None,
+        };
+        let u16_at = |at: usize| {
+            let b = [header[at], header[at + 1]];
+            if swapped {
+                u16::from_be_bytes(b)
+            } else {
+                u16::from_le_bytes(b)
+            }
+        };
+        let u32_at = |at: usize| read_u32(&header[at..at + 4], swapped);
+        if (u16_at(4), u16_at(6)) != (2, 4) {
+            return None;
+        }
+        let linktype = u32_at(20);
+        if !LINKTYPES.contains(&linktype) {
+            return None;
+        }
+        Some(FastPcap {
+            name: path.to_string(),
+            file,
+            link: Link::from_dlt(i32::try_from(linktype).ok()?),
+            swapped,
+            nano,
+            snaplen: u32_at(16),
+            carry: Vec::new(),
+            delivered: 0,
+            handover: Handover::None,
+        })
+    }
+
+    /// Reads until `data` holds `BLOCK` more bytes or the file ends; whether it ended.
+    fn read_block(&mut self, data: &mut Vec<u8>) -> std::io::Result<bool> {
+        let start = data.len();
+        data.resize(start + BLOCK, 0);
+        let mut got = 0;
+        while got < BLOCK {
+            match self.file.read(&mut data[start + got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    data.truncate(start + got);
+                    return Err(e);
+                }
+            }
+        }
+        data.truncate(start + got);
+        Ok(got < BLOCK)
+    }
+
+    fn hand_over(&mut self, batch: &mut Batch) -> Fill {
+        let mut libpcap = match PcapFile::open(&self.name) {
+            Ok(f) => f,
+            Err(Error::Open { message, .. }) => return Fill::Failed(message),
+            Err(e) => return Fill::Failed(e.to_string()),
+        };
+        if let Err(message) = libpcap.skip(self.delivered) {
+            return Fill::Failed(message);
+        }
+        let fill = libpcap.fill(batch);
+        self.handover = Handover::Libpcap(Box::new(libpcap));
+        fill
+    }
+}
+
+fn read_u32(b: &[u8], swapped: bool) -> u32 {
+    let w = [b[0], b[1], b[2], b[3]];
+    if swapped {
+        u32::from_be_bytes(w)
+    } else {
+        u32::from_le_bytes(w)
+    }
+}
+
+impl Source for FastPcap {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn link(&self) -> Link {
+        self.link
+    }
+
+    fn fill(&mut self, batch: &mut Batch) -> Fill {
+        match &mut self.handover {
+            Handover::Libpcap(libpcap) => return libpcap.fill(batch),
+            Handover::Pending => return self.hand_over(batch),
+            Handover::None => {}
+        }
+        batch.clear(self.link);
+        let (data, frames) = batch.parts_mut();
+        data.extend_from_slice(&self.carry);
+        self.carry.clear();
+        let ended = match self.read_block(data) {
+            Ok(ended) => ended,
+            Err(e) => return Fill::Failed(e.to_string()),
+        };
+        let limit = if self.snaplen == 0 {
+            MAX_SNAPLEN
+        } else {
+            self.snaplen.min(MAX_SNAPLEN)
+        };
+        let mut at = 0;
+        let mut anomaly = false;
+        while let Some(header) = data.get(at..at + 16) {
+            let caplen = read_u32(&header[8..12], self.swapped);
+            if caplen > limit {
+                // libpcap truncates or refuses such a record: let it decide.
+                anomaly = true;
+                break;
+            }
+            let end = at + 16 + caplen as usize;
+            if end > data.len() {
+                break;
+            }
+            // The file's fields are signed 32-bit (bpf_int32), converted as libpcap does.
+            let signed = |at: usize| i64::from(read_u32(&header[at..at + 4], self.swapped) as i32);
+            let frac = signed(4);
+            frames.push(Frame {
+                ts_ns: ts_ns(signed(0), if self.nano { frac } else { frac * 1000 }),
+                wire_len: read_u32(&header[12..16], self.swapped),
+                start: u32::try_from(at + 16).unwrap_or(u32::MAX),
+                len: caplen,
+            });
+            at = end;
+        }
+        self.delivered += frames.len() as u64;
+        let rest = data.len() - at;
+        if anomaly || (ended && rest > 0) {
+            // A record libpcap may read differently, or a file cut inside a record.
+            data.truncate(at);
+            self.handover = Handover::Pending;
+            return Fill::More;
+        }
+        self.carry.extend_from_slice(&data[at..]);
+        data.truncate(at);
+        if ended {
+            Fill::Done
+        } else {
+            Fill::More
+        }
+    }
+}
