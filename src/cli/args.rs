@@ -25,6 +25,29 @@ pub enum Command {
     Interfaces,
     /// Write a synthetic capture of the catalog's services (the same bytes for the same seed).
     Gen(GenArgs),
+    /// Measure decode and classification on packets held in memory, at several thread counts.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct BenchArgs {
+    /// Generate this many packets of the synthetic mix (about 25 per flow).
+    #[arg(long, default_value_t = 2_000_000, conflicts_with = "file")]
+    pub packets: u64,
+    /// Measure the packets of this capture instead.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<String>,
+    /// Worker thread counts to measure, e.g. 1,2,4.
+    #[arg(long = "threads", value_name = "N,N,...", default_value = "1,2", value_parser = super::bench_cmd::thread_list)]
+    pub threads: std::vec::Vec<usize>,
+    /// Runs per thread count; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// 64-byte packets.
+    #[arg(long)]
+    pub small: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -5,6 +5,7 @@
 //! bad catalog, a capture that cannot be opened). Only this module and `main.rs` use anyhow.
 
 mod args;
+mod bench_cmd;
 mod catalog_cmd;
 mod classify_cmd;
 mod live_cmd;
@@ -30,6 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Catalog(c) => catalog_cmd::run(c),
         Command::Live(a) => live_cmd::run(&a),
         Command::Interfaces => live_cmd::interfaces(),
+        Command::Bench(b) => bench_cmd::run(&b),
         Command::Gen(g) => {
             let spec = portscope::gen::Spec {
                 packets: g.packets,

@@ -1,0 +1,101 @@
+//! `portscope bench`: decode and classify packets held in memory, at several thread counts.
+
+use super::args::BenchArgs;
+use anyhow::bail;
+use portscope::capture::{self, MemorySource, Source};
+use portscope::catalog::{Catalog, PortTable};
+use portscope::classify::WorkerConfig;
+use portscope::decode::Link;
+use portscope::flow::Timeouts;
+use portscope::gen::{frames, Spec};
+use portscope::pipeline::{self, Config};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let catalog = Catalog::builtin()?;
+    let table = PortTable::build(&catalog);
+    let mut source = match &a.file {
+        Some(path) => {
+            let mut opened = capture::open_file(path)?;
+            let (memory, _) = MemorySource::load(&mut *opened);
+            memory
+        }
+        None => {
+            let spec = Spec {
+                packets: a.packets,
+                flows: (a.packets / 25).max(1),
+                seed: a.seed,
+                small: a.small,
+            };
+            let frames = frames(&spec)
+                .map(|(ts, f)| (ts, u32::try_from(f.len()).unwrap_or(u32::MAX), f))
+                .collect();
+            MemorySource::new("generated", Link::Ethernet, frames)
+        }
+    };
+    if source.is_empty() {
+        bail!("no packets to measure");
+    }
+    let packets = source.len() as f64;
+    let bits = source.wire_bytes() as f64 * 8.0;
+    println!(
+        "portscope bench: {} packets in memory ({} wire bytes), best of {} runs per thread count",
+        source.len(),
+        source.wire_bytes(),
+        a.runs
+    );
+    println!(
+        "{:>8} {:>10} {:>10} {:>12} {:>10} {:>10}",
+        "threads", "seconds", "Mpps", "Gbit/s", "ns/packet", "speed-up"
+    );
+    let mut base = None;
+    for &threads in &a.threads {
+        if threads == 0 {
+            bail!("--threads takes counts of at least 1");
+        }
+        let config = Config {
+            worker: WorkerConfig {
+                workers: threads,
+                max_flows: 500_000,
+                max_fragments: 65_536,
+                timeouts: Timeouts::ZEEK,
+                keep_flows: false,
+                live: false,
+            },
+            progress: None,
+        };
+        let mut best = Duration::MAX;
+        for _ in 0..a.runs.max(1) {
+            source.rewind();
+            let boxed: Box<dyn Source + '_> = Box::new(&mut source);
+            let started = Instant::now();
+            let outcome = pipeline::run([Ok(boxed)], &table, &config);
+            let took = started.elapsed();
+            let counted = outcome.tally.total().packets;
+            if counted as f64 != packets {
+                bail!("counted {counted} packets of {packets}");
+            }
+            best = best.min(took);
+        }
+        let secs = best.as_secs_f64();
+        let base_secs = *base.get_or_insert(secs);
+        println!(
+            "{:>8} {:>10.3} {:>10.2} {:>12.2} {:>10.1} {:>9.2}x",
+            threads,
+            secs,
+            packets / secs / 1e6,
+            bits / secs / 1e9,
+            secs * 1e9 / packets,
+            base_secs / secs
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `1,2,4`.
+pub fn thread_list(text: &str) -> Result<Vec<usize>, String> {
+    text.split(',')
+        .map(|t| t.trim().parse::<usize>().map_err(|e| format!("{t:?}: {e}")))
+        .collect()
+}
