@@ -122,7 +122,7 @@ impl<'t> Worker<'t> {
             }
         };
         let (key, from_a) = match d.fragment {
-            Fragment::Later(id) => match self.fragments.later(&d, id) {
+            Fragment::Later(id) => match self.fragments.later(&d, id, ts_ns) {
                 Some(found) => found,
                 None => {
                     if self.id == 0 {
@@ -182,5 +182,88 @@ impl<'t> Worker<'t> {
             shard.finish(&mut self.tally);
         }
         self.tally
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use proptest::prelude::*;
+    use std::sync::LazyLock;
+
+    static TABLE: LazyLock<PortTable> =
+        LazyLock::new(|| PortTable::build(&Catalog::builtin().unwrap()));
+
+    /// IPv6: first fragment, then destination options, then UDP 5000 -> 137.
+    fn ipv6_fragment(offset_8: u16, more: bool) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0, 0, 32, 44, 64];
+        p.extend_from_slice(&[1; 16]);
+        p.extend_from_slice(&[2; 16]);
+        let fragment = ((offset_8 << 3) | u16::from(more)).to_be_bytes();
+        p.extend_from_slice(&[60, 0, fragment[0], fragment[1], 0, 0, 0x12, 0x34]);
+        p.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        p.extend_from_slice(&[0x13, 0x88, 0x00, 0x89, 0, 16, 0, 0]);
+        p
+    }
+
+    #[test]
+    fn later_ipv6_fragments_join_their_first_behind_extension_headers() {
+        let mut w = Worker::new(0, &TABLE, config(1));
+        w.frame(Link::Ipv6, 1, 100, &ipv6_fragment(0, true));
+        w.frame(Link::Ipv6, 2, 60, &ipv6_fragment(3, false));
+        let tally = w.finish();
+        assert_eq!(tally.orphan_fragments, 0);
+        let udp137 = tally
+            .rows
+            .iter()
+            .find(|(m, _)| m.is_some_and(|m| m.ports == Some((137, 137))));
+        assert_eq!(
+            udp137.map(|(_, c)| (c.flows, c.packets, c.bytes)),
+            Some((1, 2, 160))
+        );
+    }
+
+    #[test]
+    fn a_later_fragment_past_the_timeout_is_an_orphan() {
+        let mut w = Worker::new(0, &TABLE, config(1));
+        w.frame(Link::Ipv6, 0, 100, &ipv6_fragment(0, true));
+        w.frame(Link::Ipv6, 31_000_000_000, 60, &ipv6_fragment(3, false));
+        assert_eq!(w.finish().orphan_fragments, 1);
+    }
+
+    fn config(workers: usize) -> WorkerConfig {
+        WorkerConfig {
+            workers,
+            max_flows: 8,
+            max_fragments: 4,
+            timeouts: Timeouts::ZEEK,
+            keep_flows: false,
+            live: false,
+        }
+    }
+
+    proptest! {
+        /// Whatever the bytes, every frame is counted once, with exactly its wire length.
+        #[test]
+        fn arbitrary_frames_are_each_counted_once(
+            dlt in prop::sample::select(vec![0, 1, 12, 101, 108, 113, 228, 229, 276, 147]),
+            frames in prop::collection::vec((prop::collection::vec(any::<u8>(), 0..120), 0u32..3000, 0u64..1_000_000_000_000), 0..64),
+            workers in 1usize..4,
+        ) {
+            let table = &*TABLE;
+            let config = config(workers);
+            let mut tally = Tally::default();
+            for id in 0..workers {
+                let mut w = Worker::new(id, table, config);
+                for (bytes, wire, ts) in &frames {
+                    w.frame(Link::from_dlt(dlt), *ts, *wire, bytes);
+                }
+                tally += w.finish();
+            }
+            let total = tally.total();
+            prop_assert_eq!(total.packets, frames.len() as u64);
+            prop_assert_eq!(total.bytes, frames.iter().map(|f| u64::from(f.1)).sum::<u64>());
+        }
     }
 }

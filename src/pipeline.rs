@@ -62,6 +62,8 @@ pub struct InputReport {
     pub link: Option<Link>,
     /// Packets read (including any shed).
     pub packets: u64,
+    /// Their wire lengths, summed.
+    pub bytes: u64,
     /// Why the input could not be opened (fatal for this input, none of it read).
     pub open_error: Option<String>,
     /// Why reading stopped early; the packets before it are counted.
@@ -396,6 +398,7 @@ impl Reader {
                     name,
                     link: None,
                     packets: 0,
+                    bytes: 0,
                     open_error: Some(message),
                     read_error: None,
                     shed: 0,
@@ -407,6 +410,7 @@ impl Reader {
             name: source.name().to_string(),
             link: Some(source.link()),
             packets: 0,
+            bytes: 0,
             open_error: None,
             read_error: None,
             shed: 0,
@@ -418,6 +422,11 @@ impl Reader {
             let fill = source.fill(&mut batch);
             self.busy += start.elapsed();
             report.packets += batch.frames.len() as u64;
+            report.bytes += batch
+                .frames
+                .iter()
+                .map(|f| u64::from(f.wire_len))
+                .sum::<u64>();
             if let Some(bar) = &self.progress {
                 // Record header plus captured bytes: the offset in a classic pcap file.
                 let read: u64 = batch.frames.len() as u64 * 16

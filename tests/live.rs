@@ -304,3 +304,50 @@ fn no_permission_says_how_to_grant_it() {
         "portscope: no permission to capture on lo (socket: Operation not permitted): capture needs root, or CAP_NET_RAW and CAP_NET_ADMIN: sudo setcap cap_net_raw,cap_net_admin=eip \"$(command -v portscope)\"\n"
     );
 }
+
+/// The interface goes away mid-capture: a final summary, a clear message, exit 1, no hang.
+#[test]
+fn interface_disappearing_ends_with_a_summary() {
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .status()
+            .expect("ip (iproute2)")
+            .success()
+    };
+    let _ = ip(&["link", "del", "pstest0"]);
+    assert!(ip(&[
+        "link", "add", "pstest0", "type", "veth", "peer", "name", "pstest1"
+    ]));
+    assert!(ip(&["link", "set", "pstest0", "up"]) && ip(&["link", "set", "pstest1", "up"]));
+    let mut child = bin()
+        .args([
+            "live",
+            "-i",
+            "pstest1",
+            "--format",
+            "json",
+            "--interval",
+            "0.2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("portscope: capturing on pstest1"),
+        "{line}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(ip(&["link", "del", "pstest0"]));
+    let (lines, status, rest) = finish(child, err, Duration::from_secs(10));
+    assert_eq!(status, Some(1));
+    assert!(
+        rest.starts_with("portscope: capture on pstest1 stopped: "),
+        "{rest}"
+    );
+    assert_eq!(lines.last().unwrap()["final"], true);
+}

@@ -18,3 +18,5 @@ mod corpus;
 mod live;
 // The block reader against libpcap on every capture.
 mod readers;
+// Broken and hostile input: the whole corpus, floods, bad inputs among good ones.
+mod robustness;

@@ -89,6 +89,7 @@ pub struct Input {
     pub name: String,
     pub link_type: Option<i32>,
     pub packets: u64,
+    pub bytes: u64,
     pub error: Option<String>,
 }
 
@@ -134,8 +135,14 @@ impl Report {
             (self.packets, self.bytes),
             "rows do not add up to the totals"
         );
+        // What the reader counted, independently of the classification.
         let read: u64 = self.inputs.iter().map(|i| i.packets).sum();
-        assert_eq!(read, self.packets);
+        let read_bytes: u64 = self.inputs.iter().map(|i| i.bytes).sum();
+        assert_eq!(
+            (read, read_bytes),
+            (self.packets, self.bytes),
+            "inputs do not add up to the totals"
+        );
     }
 }
 

@@ -84,10 +84,12 @@ struct RawFile {
     service: Vec<Spanned<RawService>>,
 }
 
+// Fields are read as loose values and checked by hand, so that a value of the wrong type
+// is one problem among the others rather than the end of the parse.
 #[derive(Deserialize)]
 struct RawService {
-    name: Option<String>,
-    system_name: Option<String>,
+    name: Option<toml::Value>,
+    system_name: Option<toml::Value>,
     ports: Option<Vec<Spanned<RawRecord>>>,
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
@@ -95,12 +97,31 @@ struct RawService {
 
 #[derive(Deserialize)]
 struct RawRecord {
-    protocol: Option<String>,
-    transport: Option<String>,
-    port: Option<i64>,
-    range: Option<Vec<i64>>,
+    protocol: Option<toml::Value>,
+    transport: Option<toml::Value>,
+    port: Option<toml::Value>,
+    range: Option<toml::Value>,
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
+}
+
+/// A non-empty string field, or why not.
+fn string_field(value: Option<toml::Value>, what: &str) -> Result<Option<String>, String> {
+    match value {
+        None => Ok(None),
+        Some(toml::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s)),
+        Some(toml::Value::String(_)) => Err(format!("`{what}` is empty")),
+        Some(other) => Err(format!(
+            "`{what}` must be a string, not {}",
+            other.type_str()
+        )),
+    }
+}
+
+fn integer(value: &toml::Value, what: &str) -> Result<i64, String> {
+    value
+        .as_integer()
+        .ok_or_else(|| format!("`{what}` must be an integer, not {}", value.type_str()))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -129,20 +150,37 @@ fn parse_toml(text: &str, source: usize, problems: &mut Vec<Problem>) -> Parsed 
         for key in service.unknown.keys() {
             bad(line, format!("unknown field `{key}` in [[service]]"));
         }
-        let Some(name) = service.name.filter(|n| !n.trim().is_empty()) else {
-            bad(line, "[[service]] is missing `name`".to_string());
-            continue;
+        let system_name = match string_field(service.system_name, "system_name") {
+            Ok(s) => s,
+            Err(message) => {
+                bad(line, message);
+                None
+            }
+        };
+        let name = match string_field(service.name, "name") {
+            Ok(Some(name)) => name,
+            Ok(None) => {
+                bad(line, "[[service]] is missing `name`".to_string());
+                continue;
+            }
+            Err(message) => {
+                bad(line, message);
+                continue;
+            }
         };
         let Some(records) = service.ports else {
             bad(line, format!("service {name:?} is missing `ports`"));
             continue;
         };
+        if records.is_empty() {
+            bad(line, format!("service {name:?} has no records in `ports`"));
+        }
         for raw in records {
             let line = line_of(text, raw.span().start);
             match record_from_raw(raw.into_inner()) {
                 Ok((protocol, transport, ports)) => parsed.records.push(Record {
                     service: name.clone(),
-                    system_name: service.system_name.clone(),
+                    system_name: system_name.clone(),
                     protocol,
                     transport,
                     ports,
@@ -162,11 +200,8 @@ fn record_from_raw(raw: RawRecord) -> Result<RecordParts, String> {
     if let Some(key) = raw.unknown.keys().next() {
         return Err(format!("unknown field `{key}` in a record"));
     }
-    let protocol = raw
-        .protocol
-        .filter(|p| !p.trim().is_empty())
-        .ok_or("record is missing `protocol`")?;
-    let name = raw.transport.ok_or("record is missing `transport`")?;
+    let protocol = string_field(raw.protocol, "protocol")?.ok_or("record is missing `protocol`")?;
+    let name = string_field(raw.transport, "transport")?.ok_or("record is missing `transport`")?;
     let transport = Transport::from_name(&name).ok_or_else(|| {
         format!("unknown transport {name:?} (expected tcp, udp, icmp, gre, esp or ah)")
     })?;
@@ -174,17 +209,23 @@ fn record_from_raw(raw: RawRecord) -> Result<RecordParts, String> {
         (Some(_), Some(_)) => return Err("record has both `port` and `range`".to_string()),
         (None, None) => None,
         (Some(p), None) => {
-            let p = check_port(p)?;
+            let p = check_port(integer(&p, "port")?)?;
             Some((p, p))
         }
         (None, Some(r)) => {
-            let [lo, hi] = r[..] else {
+            let r = r
+                .as_array()
+                .ok_or_else(|| format!("`range` must be [low, high], not {}", r.type_str()))?;
+            let [lo, hi] = &r[..] else {
                 return Err(format!(
                     "`range` needs two ports [low, high], got {}",
                     r.len()
                 ));
             };
-            let (lo, hi) = (check_port(lo)?, check_port(hi)?);
+            let (lo, hi) = (
+                check_port(integer(lo, "range")?)?,
+                check_port(integer(hi, "range")?)?,
+            );
             if lo > hi {
                 return Err(format!("inverted range {lo}-{hi}"));
             }
@@ -411,6 +452,22 @@ mod tests {
         assert_eq!(
             problems("[[service]]\nname = \"Y\"\n", Format::Toml),
             [(1, "service \"Y\" is missing `ports`".to_string())]
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_problems_among_the_others() {
+        let text = "[[service]]\nname = \"X\"\nsystem_name = 3\nports = [\n  { protocol = \"A\", transport = \"tcp\", port = \"445\" },\n  { protocol = \"A\", transport = \"tcp\", port = 0 },\n  { protocol = 5, transport = \"tcp\", port = 1 },\n  { protocol = \"A\", transport = \"tcp\", range = 7 },\n]\n[[service]]\nname = \"Y\"\nports = []\n";
+        assert_eq!(
+            problems(text, Format::Toml),
+            [
+                (1, "`system_name` must be a string, not integer".to_string()),
+                (5, "`port` must be an integer, not string".to_string()),
+                (6, "port 0 is out of range (1-65535)".to_string()),
+                (7, "`protocol` must be a string, not integer".to_string()),
+                (8, "`range` must be [low, high], not integer".to_string()),
+                (10, "service \"Y\" has no records in `ports`".to_string()),
+            ]
         );
     }
 

@@ -190,6 +190,26 @@ impl Catalog {
         let source = self.sources.len();
         match parse(text, format, source) {
             Ok(parsed) => {
+                // Earlier layers win on an exact port or IP protocol: say so for each record
+                // that will not be a candidate anywhere.
+                for r in &parsed.records {
+                    let taken = self.records.iter().find(|e| {
+                        e.transport == r.transport
+                            && (e.ports == r.ports && (r.ports.is_none() || r.is_exact()))
+                    });
+                    if let Some(e) = taken {
+                        self.notes.push((
+                            name.to_string(),
+                            r.line,
+                            format!(
+                                "{} is already named by {} (line {}), which takes precedence; this record is not used",
+                                r.ports.map_or(r.transport.to_string(), |(p, _)| format!("{}/{p}", r.transport)),
+                                self.sources[e.source],
+                                e.line
+                            ),
+                        ));
+                    }
+                }
                 self.sources.push(name.to_string());
                 self.records.extend(parsed.records);
                 self.notes.extend(

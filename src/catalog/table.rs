@@ -7,7 +7,8 @@
 //!
 //! Layering: for a given port, the records come from the first catalog (built-in, then each
 //! `--catalog` in order) that has an exact record on it; later catalogs cannot shadow earlier
-//! ones. Ranges and IP protocols follow the same rule of precedence.
+//! ones (loading says so for each record that loses). IP protocols follow the same rule.
+//! Ranges of every layer are merged: each range row lists every range record covering it.
 
 use super::{Catalog, Transport};
 use std::collections::HashMap;

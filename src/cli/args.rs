@@ -79,7 +79,8 @@ pub struct FlowOpts {
     /// the reader; at least one).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// At most this many open flows; the longest idle are ended first, their counts kept.
+    /// Bound on open flows, split evenly over 64 shards; a full shard ends its longest-idle
+    /// eighth (their counts are kept).
     #[arg(long, value_name = "N", default_value_t = 500_000)]
     pub max_flows: usize,
     /// Idle timeout of TCP flows, in seconds of capture time.

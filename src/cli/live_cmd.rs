@@ -60,10 +60,11 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
     let started = SystemTime::now();
     let json = a.format == FormatArg::Json;
     let redraw = std::io::stdout().is_terminal();
-    let input = |packets: u64| InputReport {
+    let input = |t: &Tally| InputReport {
         name: a.interface.clone(),
         link: Some(link),
-        packets,
+        packets: t.total().packets,
+        bytes: t.total().bytes,
         open_error: None,
         read_error: None,
         shed: 0,
@@ -73,24 +74,14 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
     let mut failed = None;
     let mut on_interval = |i: Interval| {
         let drops = LiveDrops::new(i.drops, i.shed);
-        let summary = Summary::new(
-            &i.tally,
-            &[input(i.tally.total().packets)],
-            &catalog,
-            &table,
-        );
+        let summary = Summary::new(&i.tally, &[input(&i.tally)], &catalog, &table);
         running += i.tally;
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let written = if json {
             write_live_json(&summary, (i.start, i.end), drops, false, &mut out)
         } else {
-            let total = Summary::new(
-                &running,
-                &[input(running.total().packets)],
-                &catalog,
-                &table,
-            );
+            let total = Summary::new(&running, &[input(&running)], &catalog, &table);
             let title = format!(
                 "portscope live on {}: every {:.0} s; this interval {:.1} s",
                 a.interface,

@@ -1,9 +1,9 @@
 //! The IP fragment table: later fragments (no transport header) join the flow of their first.
 //!
 //! Keyed by (source, destination, protocol, id) as RFC 791 and RFC 8200 define a datagram.
-//! Bounded: when full, entries older than [`FRAGMENT_TIMEOUT_NS`] go, and if that frees
-//! nothing the table starts over. Losing an entry loses no packet: a later fragment without
-//! its first is still counted, as unclassified.
+//! Bounded: when full, the datagram seen first goes; a later fragment more than
+//! [`FRAGMENT_TIMEOUT_NS`] after its first is not joined to it. Losing an entry loses no
+//! packet: a later fragment without its first is still counted, as unclassified.
 
 use super::Key;
 use crate::decode::Decoded;
@@ -24,7 +24,9 @@ impl FragmentKey {
         FragmentKey {
             src: d.src,
             dst: d.dst,
-            proto: d.proto,
+            // RFC 8200 identifies an IPv6 datagram by addresses and id alone (the protocol
+            // a first fragment reveals may sit behind more extension headers).
+            proto: if d.ip_version == 6 { 0 } else { d.proto },
             id,
         }
     }
@@ -34,6 +36,8 @@ impl FragmentKey {
 #[derive(Debug)]
 pub struct Fragments {
     map: hashbrown::HashMap<FragmentKey, (Key, bool, u64)>,
+    /// Datagrams in the order they were first seen, to drop the oldest when full.
+    order: std::collections::VecDeque<FragmentKey>,
     max: usize,
 }
 
@@ -41,27 +45,31 @@ impl Fragments {
     pub fn new(max: usize) -> Fragments {
         Fragments {
             map: hashbrown::HashMap::new(),
+            order: std::collections::VecDeque::new(),
             max: max.max(1),
         }
     }
 
     /// Remembers the flow of a first fragment.
     pub fn first(&mut self, d: &Decoded, id: u32, key: Key, from_a: bool, ts_ns: u64) {
-        if self.map.len() >= self.max {
-            self.map
-                .retain(|_, e| ts_ns.saturating_sub(e.2) <= FRAGMENT_TIMEOUT_NS);
-            if self.map.len() >= self.max {
-                self.map.clear();
-            }
+        let fragment = FragmentKey::of(d, id);
+        if self.map.insert(fragment, (key, from_a, ts_ns)).is_none() {
+            self.order.push_back(fragment);
         }
-        self.map
-            .insert(FragmentKey::of(d, id), (key, from_a, ts_ns));
+        while self.map.len() > self.max {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.map.remove(&oldest);
+        }
     }
 
-    /// The flow key (and direction) of a later fragment, if its first fragment was seen.
-    pub fn later(&self, d: &Decoded, id: u32) -> Option<(Key, bool)> {
+    /// The flow key (and direction) of a later fragment, if its first fragment was seen
+    /// at most [`FRAGMENT_TIMEOUT_NS`] before.
+    pub fn later(&self, d: &Decoded, id: u32, ts_ns: u64) -> Option<(Key, bool)> {
         self.map
             .get(&FragmentKey::of(d, id))
+            .filter(|e| ts_ns.saturating_sub(e.2) <= FRAGMENT_TIMEOUT_NS)
             .map(|&(key, from_a, _)| (key, from_a))
     }
 

@@ -105,6 +105,8 @@ pub struct Input {
     pub name: String,
     pub link_type: Option<i32>,
     pub packets: u64,
+    /// Wire bytes read, counted by the reader (the rows add up to the sum over inputs).
+    pub bytes: u64,
     /// Why the input could not be read in full (or at all), if so.
     pub error: Option<String>,
 }
@@ -156,6 +158,7 @@ impl Summary {
                     name: i.name.clone(),
                     link_type: i.link.map(Link::dlt),
                     packets: i.packets,
+                    bytes: i.bytes,
                     error: i.open_error.clone().or_else(|| i.read_error.clone()),
                 })
                 .collect(),
