@@ -3,6 +3,8 @@
 //! The library is the whole engine; the `portscope` binary is a thin CLI over it.
 //! See ARCHITECTURE.md for the modules, the threads and the invariants.
 
+#![forbid(unsafe_code)]
+
 pub mod capture;
 pub mod catalog;
 pub mod classify;

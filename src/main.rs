@@ -1,5 +1,7 @@
 //! The `portscope` binary: parse the command line, run it, print errors, exit.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 
 use clap::Parser;
