@@ -7,7 +7,7 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use portscope::capture::{MemorySource, Source};
 use portscope::catalog::{Catalog, PortTable, Transport};
-use portscope::classify::{Worker, WorkerConfig};
+use portscope::classify::{classify_frames, WorkerConfig};
 use portscope::decode::{decode, Link};
 use portscope::flow::Timeouts;
 use portscope::gen::{frames, Spec};
@@ -80,15 +80,17 @@ fn decode_and_flows(c: &mut Criterion) {
                 .count()
         })
     });
-    g.bench_function("decode + flow update + classify (one worker)", |b| {
-        b.iter(|| {
-            let mut w = Worker::new(0, &table, config(1));
-            for (ts, len, f) in &pkts {
-                w.frame(Link::Ethernet, *ts, *len, f);
-            }
-            w.finish().rows.len()
-        })
-    });
+    g.bench_function(
+        "decode + route + flow update + classify (one thread)",
+        |b| {
+            b.iter(|| {
+                let frames = pkts.iter().map(|(ts, len, f)| (*ts, *len, &f[..]));
+                classify_frames(&table, config(1), Link::Ethernet, frames)
+                    .rows
+                    .len()
+            })
+        },
+    );
     g.finish();
 }
 

@@ -1,14 +1,16 @@
-//! One worker's share of the work: decode a frame, find its flow, classify new flows.
+//! A worker's two jobs: decode frames and route them to the shard that owns their flow
+//! ([`Worker::route`]), and apply routed packets to its own shards' flow tables, classifying
+//! each new flow ([`Worker::apply`]).
 //!
-//! Every worker decodes every frame (decoding is cheap next to the flow-table update) and
-//! keeps only the flows of the shards it owns, so no frame is handed between threads twice
-//! and no table is shared. Packets that belong to no flow (non-IP, undecodable, orphan
-//! fragments) are counted by worker 0 alone. The fragment table is replicated: each worker
-//! sees the same first fragments in the same order, so each copy is identical.
+//! Every frame is decoded once, by the worker that received its batch. A packet's shard is a
+//! fixed hash of its address pair (and VLAN), so both directions of a flow, and every
+//! fragment of a datagram, meet in one shard, and the fragment table can live beside the
+//! flow table. Shard `s` belongs to worker `s % workers`; each worker applies packets in
+//! capture order, so the result does not depend on the number of workers.
 
 use crate::catalog::{Match, PortTable, Transport};
 use crate::decode::{self, Fragment, Link, Skip};
-use crate::flow::{Fragments, Key, Packet, Shard, Tally, Timeouts, SHARDS};
+use crate::flow::{FragmentKey, Fragments, Key, Packet, Shard, Tally, Timeouts, SHARDS};
 
 /// The service row of a flow, by the rule in ARCHITECTURE.md: for TCP and UDP the port with
 /// an exact record (the lower if both have one), else the narrowest range holding both ports;
@@ -32,6 +34,26 @@ pub struct WorkerConfig {
     pub keep_flows: bool,
     /// Live mode: keep what each interval report needs.
     pub live: bool,
+}
+
+/// What a routed packet says about IP fragmentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoutedFragment {
+    None,
+    /// A first fragment: its flow key goes into the fragment table.
+    First(FragmentKey),
+    /// A later fragment: its flow key comes from the fragment table.
+    Later(FragmentKey),
+}
+
+/// A decoded packet on its way to the worker that owns its shard.
+#[derive(Clone, Copy, Debug)]
+pub struct Routed {
+    /// The flow key is a placeholder for a later fragment.
+    pub packet: Packet,
+    /// The global shard, `0..SHARDS`.
+    pub shard: u8,
+    pub fragment: RoutedFragment,
 }
 
 /// A decode-and-classify worker with its own shards and tally.
@@ -107,56 +129,82 @@ impl<'t> Worker<'t> {
         out
     }
 
-    /// Counts one captured frame: `wire_len` is its length on the wire, `data` the bytes
-    /// captured (possibly fewer).
+    /// Decodes a frame and appends it to the outbox of the worker that owns its shard;
+    /// a frame that is no IP packet is counted here. `wire_len` is its length on the wire,
+    /// `data` the bytes captured (possibly fewer).
     #[inline]
-    pub fn frame(&mut self, link: Link, ts_ns: u64, wire_len: u32, data: &[u8]) {
+    pub fn route(
+        &mut self,
+        link: Link,
+        ts_ns: u64,
+        wire_len: u32,
+        data: &[u8],
+        outboxes: &mut [Vec<Routed>],
+    ) {
         let wire_len = u64::from(wire_len);
         let d = match decode::decode(link, data) {
             Ok(d) => d,
             Err(skip) => {
-                if self.id == 0 {
-                    self.count_skip(skip, wire_len);
-                }
+                self.count_skip(skip, wire_len);
                 return;
             }
         };
-        let (key, from_a) = match d.fragment {
-            Fragment::Later(id) => match self.fragments.later(&d, id, ts_ns) {
-                Some(found) => found,
+        let (key, from_a) = Key::of(&d);
+        let fragment = match d.fragment {
+            Fragment::None => RoutedFragment::None,
+            Fragment::First(id) => RoutedFragment::First(FragmentKey::of(&d, id)),
+            Fragment::Later(id) => RoutedFragment::Later(FragmentKey::of(&d, id)),
+        };
+        let shard = crate::flow::shard_of(&d);
+        let routed = Routed {
+            packet: Packet {
+                key,
+                from_a,
+                ts_ns,
+                wire_len,
+                tcp_flags: d.tcp_flags,
+            },
+            shard,
+            fragment,
+        };
+        if let Some(outbox) = outboxes.get_mut(usize::from(shard) % self.config.workers) {
+            outbox.push(routed);
+        }
+    }
+
+    /// Applies a packet routed to this worker: fragments are joined to their flows, then
+    /// the packet is counted into its flow, which is classified when it starts.
+    #[inline]
+    pub fn apply(&mut self, r: &Routed) {
+        let mut packet = r.packet;
+        match r.fragment {
+            RoutedFragment::None => {}
+            RoutedFragment::First(f) => {
+                self.fragments
+                    .first(f, packet.key, packet.from_a, packet.ts_ns);
+            }
+            RoutedFragment::Later(f) => match self.fragments.later(f, packet.ts_ns) {
+                Some((key, from_a)) => {
+                    packet.key = key;
+                    packet.from_a = from_a;
+                }
                 None => {
-                    if self.id == 0 {
-                        self.tally.orphan_fragments += 1;
-                        self.tally.add_packet(None, wire_len);
-                    }
+                    self.tally.orphan_fragments += 1;
+                    self.tally.add_packet(None, packet.wire_len);
                     return;
                 }
             },
-            Fragment::First(id) => {
-                let (key, from_a) = Key::of(&d);
-                self.fragments.first(&d, id, key, from_a, ts_ns);
-                (key, from_a)
-            }
-            Fragment::None => Key::of(&d),
-        };
-        let shard = usize::try_from(key.shard_hash() % SHARDS as u64).unwrap_or(0);
-        if shard % self.config.workers != self.id {
-            return;
         }
-        let packet = Packet {
-            key,
-            from_a,
-            ts_ns,
-            wire_len,
-            tcp_flags: d.tcp_flags,
-        };
         let table = self.table;
-        self.shards[shard / self.config.workers].packet(
-            &packet,
-            |k| classify(table, k),
-            &self.config.timeouts,
-            &mut self.tally,
-        );
+        let local = usize::from(r.shard) / self.config.workers;
+        if let Some(shard) = self.shards.get_mut(local) {
+            shard.packet(
+                &packet,
+                |k| classify(table, k),
+                &self.config.timeouts,
+                &mut self.tally,
+            );
+        }
     }
 
     fn count_skip(&mut self, skip: Skip, wire_len: u64) {
@@ -176,6 +224,11 @@ impl<'t> Worker<'t> {
         }
     }
 
+    /// This worker's number.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
     /// Ends every open flow and hands over the tally.
     pub fn finish(mut self) -> Tally {
         for shard in &mut self.shards {
@@ -183,6 +236,32 @@ impl<'t> Worker<'t> {
         }
         self.tally
     }
+}
+
+/// Classifies frames on one thread with `config.workers` workers, exactly as the pipeline
+/// would: for tests, benches and fuzzing.
+pub fn classify_frames<'a>(
+    table: &PortTable,
+    config: WorkerConfig,
+    link: Link,
+    frames: impl IntoIterator<Item = (u64, u32, &'a [u8])>,
+) -> Tally {
+    let n = config.workers.max(1);
+    let mut workers: Vec<Worker<'_>> = (0..n).map(|id| Worker::new(id, table, config)).collect();
+    let mut outboxes: Vec<Vec<Routed>> = vec![Vec::new(); n];
+    for (ts, wire_len, data) in frames {
+        workers[0].route(link, ts, wire_len, data, &mut outboxes);
+        for (w, outbox) in workers.iter_mut().zip(&mut outboxes) {
+            for r in outbox.drain(..) {
+                w.apply(&r);
+            }
+        }
+    }
+    let mut tally = Tally::new(config.keep_flows);
+    for w in workers {
+        tally += w.finish();
+    }
+    tally
 }
 
 #[cfg(test)]
@@ -209,10 +288,9 @@ mod tests {
 
     #[test]
     fn later_ipv6_fragments_join_their_first_behind_extension_headers() {
-        let mut w = Worker::new(0, &TABLE, config(1));
-        w.frame(Link::Ipv6, 1, 100, &ipv6_fragment(0, true));
-        w.frame(Link::Ipv6, 2, 60, &ipv6_fragment(3, false));
-        let tally = w.finish();
+        let (first, later) = (ipv6_fragment(0, true), ipv6_fragment(3, false));
+        let frames = [(1, 100, &first[..]), (2, 60, &later[..])];
+        let tally = classify_frames(&TABLE, config(2), Link::Ipv6, frames);
         assert_eq!(tally.orphan_fragments, 0);
         let udp137 = tally
             .rows
@@ -226,10 +304,12 @@ mod tests {
 
     #[test]
     fn a_later_fragment_past_the_timeout_is_an_orphan() {
-        let mut w = Worker::new(0, &TABLE, config(1));
-        w.frame(Link::Ipv6, 0, 100, &ipv6_fragment(0, true));
-        w.frame(Link::Ipv6, 31_000_000_000, 60, &ipv6_fragment(3, false));
-        assert_eq!(w.finish().orphan_fragments, 1);
+        let (first, later) = (ipv6_fragment(0, true), ipv6_fragment(3, false));
+        let frames = [(0, 100, &first[..]), (31_000_000_000, 60, &later[..])];
+        assert_eq!(
+            classify_frames(&TABLE, config(1), Link::Ipv6, frames).orphan_fragments,
+            1
+        );
     }
 
     fn config(workers: usize) -> WorkerConfig {
@@ -251,16 +331,8 @@ mod tests {
             frames in prop::collection::vec((prop::collection::vec(any::<u8>(), 0..120), 0u32..3000, 0u64..1_000_000_000_000), 0..64),
             workers in 1usize..4,
         ) {
-            let table = &*TABLE;
-            let config = config(workers);
-            let mut tally = Tally::default();
-            for id in 0..workers {
-                let mut w = Worker::new(id, table, config);
-                for (bytes, wire, ts) in &frames {
-                    w.frame(Link::from_dlt(dlt), *ts, *wire, bytes);
-                }
-                tally += w.finish();
-            }
+            let input = frames.iter().map(|(bytes, wire, ts)| (*ts, *wire, &bytes[..]));
+            let tally = classify_frames(&TABLE, config(workers), Link::from_dlt(dlt), input);
             let total = tally.total();
             prop_assert_eq!(total.packets, frames.len() as u64);
             prop_assert_eq!(total.bytes, frames.iter().map(|f| u64::from(f.1)).sum::<u64>());

@@ -1,20 +1,20 @@
 //! The threads: one reader fills batches from the sources, N workers decode and classify.
 //!
-//! The reader sends every batch to every worker (an `Arc`, not a copy) over a bounded
-//! crossbeam channel per worker; each worker keeps the flows of its own shards (see
-//! `classify`). The last worker done with a batch sends it back for reuse. Offline, the
-//! reader blocks when workers fall behind, so nothing is dropped. At the end the workers'
-//! tallies are merged in worker order; since every flow lives in exactly one shard and every
-//! shard's clock only sees its own packets, the result is the same for any thread count.
+//! The reader deals batches out to the workers in turn over bounded crossbeam channels; the
+//! worker that gets a batch decodes it, sends it back for reuse, and routes each packet to
+//! the worker owning its flow's shard (see `classify`). Offline, the reader blocks when the
+//! workers fall behind, so nothing is dropped; live, it sheds. At the end the workers'
+//! tallies are merged in worker order; since every flow lives in exactly one shard, and every
+//! shard sees its packets in capture order with its own clock, the result is the same for
+//! any thread count.
 
 use crate::capture::{Batch, Drops, Fill, Source};
 use crate::catalog::PortTable;
-use crate::classify::{Worker, WorkerConfig};
+use crate::classify::{Routed, Worker, WorkerConfig};
 use crate::decode::Link;
 use crate::flow::Tally;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Batches in flight per worker before the reader waits.
@@ -147,22 +147,26 @@ fn run_with<'a>(
         let queue = if live.is_some() { LIVE_QUEUE } else { QUEUE };
         let (recycle_tx, recycle_rx) = bounded::<Batch>(4 * queue);
         let (report_tx, report_rx) = unbounded::<Report>();
+        // Parts of decoded batches between workers, and the emptied vectors going back.
+        let (part_tx, part_rx) = mesh(workers);
+        let spare: Vec<Spare> = (0..workers).map(|_| unbounded()).collect();
         let mut senders = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
-        for id in 0..workers {
-            let (tx, rx) = bounded::<Arc<Batch>>(queue);
+        for (id, (outs, ins)) in part_tx.into_iter().zip(part_rx).enumerate() {
+            let (tx, rx) = bounded::<Batch>(queue);
             senders.push(tx);
-            let recycle = recycle_tx.clone();
-            let reports = report_tx.clone();
-            handles.push(scope.spawn(move || {
-                work(
-                    Worker::new(id, table, worker_config),
-                    &rx,
-                    &recycle,
-                    &reports,
-                )
-            }));
+            let links = Links {
+                batches: rx,
+                recycle: recycle_tx.clone(),
+                parts_out: outs,
+                parts_in: ins,
+                spare_in: spare[id].1.clone(),
+                spare_out: spare.iter().map(|s| s.0.clone()).collect(),
+                reports: report_tx.clone(),
+            };
+            handles.push(scope.spawn(move || work(Worker::new(id, table, worker_config), &links)));
         }
+        drop(spare);
         drop(recycle_tx);
         let reporter = live.as_ref().map(|l| l.interval);
         let reporter_handle = live.map(|l| {
@@ -171,6 +175,7 @@ fn run_with<'a>(
         });
         let mut reader = Reader {
             senders,
+            sent: 0,
             recycle: recycle_rx,
             allocated: 0,
             busy: Duration::ZERO,
@@ -213,28 +218,156 @@ fn run_with<'a>(
     })
 }
 
-fn work(
-    mut worker: Worker<'_>,
-    rx: &Receiver<Arc<Batch>>,
-    recycle: &Sender<Batch>,
-    reports: &Sender<Report>,
-) -> (Tally, Duration) {
-    let mut busy = Duration::ZERO;
-    for batch in rx {
-        let start = Instant::now();
-        for f in &batch.frames {
-            worker.frame(batch.link, f.ts_ns, f.wire_len, batch.bytes(f));
+/// One channel end per ordered pair of workers: `[from][to]` for senders, `[to][from]` for
+/// receivers; `None` on the diagonal. Unbounded, because a sender never gets more than
+/// [`AHEAD`] batches ahead of the batch it applies, and bounded queues between workers that
+/// both run ahead could wait on each other.
+type Mesh<T> = Vec<Vec<Option<T>>>;
+/// A worker's returned vectors: the sending end for others, the receiving end for itself.
+type Spare = (Sender<Vec<Routed>>, Receiver<Vec<Routed>>);
+
+fn mesh(workers: usize) -> (Mesh<Sender<Part>>, Mesh<Receiver<Part>>) {
+    let mut tx: Mesh<Sender<Part>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut rx: Mesh<Receiver<Part>> = (0..workers).map(|_| Vec::new()).collect();
+    for (from, row) in tx.iter_mut().enumerate() {
+        for (to, column) in rx.iter_mut().enumerate() {
+            let (t, r) = if from == to {
+                (None, None)
+            } else {
+                let (t, r) = unbounded::<Part>();
+                (Some(t), Some(r))
+            };
+            row.push(t);
+            column.push(r);
         }
-        if let Some(seq) = batch.tick {
-            let _ = reports.send(Report::Part {
+    }
+    (tx, rx)
+}
+
+/// Routed packets of one batch for one worker, in batch order.
+struct Part {
+    routed: Vec<Routed>,
+    /// Live mode: report the interval with this number after these packets.
+    tick: Option<u64>,
+}
+
+/// A worker's channels.
+struct Links {
+    /// The batches this worker decodes (every `workers`-th batch).
+    batches: Receiver<Batch>,
+    recycle: Sender<Batch>,
+    /// Parts this worker decoded for each other worker (`None` for itself).
+    parts_out: Vec<Option<Sender<Part>>>,
+    /// Parts each other worker decoded for this one.
+    parts_in: Vec<Option<Receiver<Part>>>,
+    /// Emptied vectors that come back to this worker, and the way back to each worker.
+    spare_in: Receiver<Vec<Routed>>,
+    spare_out: Vec<Sender<Vec<Routed>>>,
+    reports: Sender<Report>,
+}
+
+/// How many of its own batches a worker may decode ahead of the batch it applies.
+const AHEAD: usize = 4;
+
+/// Decodes one of this worker's batches: sends each other worker its part, returns its own.
+fn decode_batch(
+    worker: &mut Worker<'_>,
+    links: &Links,
+    outboxes: &mut [Vec<Routed>],
+    batch: Batch,
+) -> Part {
+    for outbox in outboxes.iter_mut() {
+        if outbox.capacity() == 0 {
+            *outbox = links.spare_in.try_recv().unwrap_or_default();
+        }
+    }
+    for f in &batch.frames {
+        worker.route(batch.link, f.ts_ns, f.wire_len, batch.bytes(f), outboxes);
+    }
+    let tick = batch.tick;
+    // The pool is full only if the reader is gone; then the batch is simply freed.
+    let _ = links.recycle.try_send(batch);
+    for (to, out) in links.parts_out.iter().enumerate() {
+        if let Some(out) = out {
+            // A worker only goes away on a panic, which the join reports.
+            let _ = out.send(Part {
+                routed: std::mem::take(&mut outboxes[to]),
+                tick,
+            });
+        }
+    }
+    Part {
+        routed: std::mem::take(&mut outboxes[worker.id()]),
+        tick,
+    }
+}
+
+/// A worker's loop: batch `b` is decoded by worker `b % workers`, which routes each packet
+/// to the worker owning its shard; every worker applies the parts meant for it in batch
+/// order, so each shard sees its packets in capture order. While it waits for another
+/// worker's part, a worker decodes its own next batches (up to [`AHEAD`]), so decoding runs
+/// in parallel.
+fn work(mut worker: Worker<'_>, links: &Links) -> (Tally, Duration) {
+    let me = worker.id();
+    let n = links.parts_out.len();
+    let mut busy = Duration::ZERO;
+    let mut outboxes: Vec<Vec<Routed>> = (0..n).map(|_| Vec::new()).collect();
+    let mut own: std::collections::VecDeque<Part> = std::collections::VecDeque::new();
+    let mut batches_open = true;
+    for b in 0usize.. {
+        let owner = b % n;
+        let part = if owner == me {
+            if let Some(part) = own.pop_front() {
+                part
+            } else {
+                let Ok(batch) = links.batches.recv() else {
+                    break;
+                };
+                let start = Instant::now();
+                let part = decode_batch(&mut worker, links, &mut outboxes, batch);
+                busy += start.elapsed();
+                part
+            }
+        } else {
+            let Some(inbox) = links.parts_in[owner].as_ref() else {
+                break;
+            };
+            let received = loop {
+                if !batches_open || own.len() >= AHEAD {
+                    break inbox.recv().ok();
+                }
+                crossbeam_channel::select! {
+                    recv(inbox) -> part => break part.ok(),
+                    recv(links.batches) -> batch => match batch {
+                        Ok(batch) => {
+                            let start = Instant::now();
+                            own.push_back(decode_batch(&mut worker, links, &mut outboxes, batch));
+                            busy += start.elapsed();
+                        }
+                        Err(_) => batches_open = false,
+                    },
+                }
+            };
+            let Some(part) = received else { break };
+            part
+        };
+        let start = Instant::now();
+        for r in &part.routed {
+            worker.apply(r);
+        }
+        if let Some(seq) = part.tick {
+            let _ = links.reports.send(Report::Part {
                 seq,
                 tally: worker.interval(),
             });
         }
         busy += start.elapsed();
-        if let Some(batch) = Arc::into_inner(batch) {
-            // The pool is full only if the reader is gone; then the batch is simply freed.
-            let _ = recycle.try_send(batch);
+        let mut routed = part.routed;
+        routed.clear();
+        if owner == me {
+            outboxes[me] = routed;
+        } else {
+            let _ = links.spare_out[owner].send(routed);
         }
     }
     (worker.finish(), busy)
@@ -307,7 +440,9 @@ struct LiveState {
 }
 
 struct Reader {
-    senders: Vec<Sender<Arc<Batch>>>,
+    senders: Vec<Sender<Batch>>,
+    /// Batches sent so far: batch `b` goes to worker `b % workers`.
+    sent: usize,
     recycle: Receiver<Batch>,
     allocated: usize,
     busy: Duration,
@@ -327,22 +462,27 @@ impl Reader {
         self.recycle.recv().unwrap_or_default()
     }
 
-    /// Sends a batch to every worker. Live, a batch no worker has room for is shed (counted)
-    /// rather than waited for: only this thread sends, so room seen here stays.
+    /// The queue of the worker that gets the next batch.
+    fn next_queue(&self) -> &Sender<Batch> {
+        &self.senders[self.sent % self.senders.len()]
+    }
+
+    /// Sends a batch to the next worker in turn. Live, a batch that worker has no room for
+    /// is shed (counted) rather than waited for: only this thread sends, so room seen here
+    /// stays.
     fn send(&mut self, batch: Batch, report: &mut InputReport) {
+        let full = self.next_queue().is_full();
         if let Some(live) = &mut self.live {
-            if batch.tick.is_none() && self.senders.iter().any(Sender::is_full) {
+            if full {
                 live.shed += batch.frames.len() as u64;
                 report.shed += batch.frames.len() as u64;
                 let _ = self.recycle_local(batch);
                 return;
             }
         }
-        let shared = Arc::new(batch);
-        for tx in &self.senders {
-            // A worker only goes away on a panic, which the join reports.
-            let _ = tx.send(Arc::clone(&shared));
-        }
+        // A worker only goes away on a panic, which the join reports.
+        let _ = self.next_queue().send(batch);
+        self.sent += 1;
     }
 
     fn recycle_local(&mut self, mut batch: Batch) -> Option<()> {
@@ -353,13 +493,14 @@ impl Reader {
 
     /// Live: ends the current interval when it is due (or `now` is forced at the end).
     fn tick(&mut self, source: &mut dyn Source, force: bool, report: &mut InputReport) {
+        let full = self.next_queue().is_full();
         let Some(live) = &mut self.live else { return };
         if !force && Instant::now() < live.next {
             return;
         }
-        // Every worker must see the tick after the batches before it; a full queue means the
+        // The tick travels as a batch, after the batches before it; a full queue means the
         // workers are behind, so the tick waits for the next call (unless this is the end).
-        if !force && self.senders.iter().any(Sender::is_full) {
+        if !force && full {
             return;
         }
         let end = SystemTime::now();
@@ -382,10 +523,8 @@ impl Reader {
             l.shed = 0;
         });
         if live.is_some() {
-            let shared = Arc::new(batch);
-            for tx in &self.senders {
-                let _ = tx.send(Arc::clone(&shared));
-            }
+            let _ = self.next_queue().send(batch);
+            self.sent += 1;
         }
     }
 

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use portscope::catalog::{Catalog, PortTable};
-use portscope::classify::{Worker, WorkerConfig};
+use portscope::classify::{classify_frames, WorkerConfig};
 use portscope::decode::{decode, Link};
 use portscope::flow::Timeouts;
 use std::sync::LazyLock;
@@ -20,24 +20,24 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode(link, rest);
     // The same bytes cut into frames (a length byte before each), through a small worker.
     let config = WorkerConfig {
-        workers: 1,
+        workers: 2,
         max_flows: 4,
         max_fragments: 2,
         timeouts: Timeouts::ZEEK,
         keep_flows: true,
         live: false,
     };
-    let mut worker = Worker::new(0, &TABLE, config);
-    let (mut frames, mut wire, mut at) = (0u64, 0u64, 0usize);
+    let mut frames = Vec::new();
+    let mut at = 0usize;
     while at < rest.len() {
         let len = usize::from(rest[at]);
         let frame = &rest[at + 1..(at + 1 + len).min(rest.len())];
         let wire_len = u32::try_from(frame.len()).unwrap_or(0) + u32::from(selector);
-        worker.frame(link, at as u64 * 1_000_000_000, wire_len, frame);
-        frames += 1;
-        wire += u64::from(wire_len);
+        frames.push((at as u64 * 1_000_000_000, wire_len, frame));
         at += 1 + len;
     }
-    let total = worker.finish().total();
-    assert_eq!((total.packets, total.bytes), (frames, wire));
+    let wire: u64 = frames.iter().map(|f| u64::from(f.1)).sum();
+    let count = frames.len() as u64;
+    let total = classify_frames(&TABLE, config, link, frames).total();
+    assert_eq!((total.packets, total.bytes), (count, wire));
 });

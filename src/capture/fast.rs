@@ -90,24 +90,18 @@ impl FastPcap {
         })
     }
 
-    /// Reads until `data` holds `BLOCK` more bytes or the file ends; whether it ended.
-    fn read_block(&mut self, data: &mut Vec<u8>) -> std::io::Result<bool> {
-        let start = data.len();
-        data.resize(start + BLOCK, 0);
+    /// Fills `buf` from the file; how much it read (less than asked only at the end).
+    fn read_block(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let mut got = 0;
-        while got < BLOCK {
-            match self.file.read(&mut data[start + got..]) {
+        while got < buf.len() {
+            match self.file.read(&mut buf[got..]) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    data.truncate(start + got);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
-        data.truncate(start + got);
-        Ok(got < BLOCK)
+        Ok(got)
     }
 
     fn hand_over(&mut self, batch: &mut Batch) -> Fill {
@@ -149,14 +143,22 @@ impl Source for FastPcap {
             Handover::Pending => return self.hand_over(batch),
             Handover::None => {}
         }
-        batch.clear(self.link);
+        // The arena keeps its length from batch to batch, so it is zeroed once, when it
+        // grows, and never again: the block is read over whatever it held.
+        batch.clear_frames(self.link);
         let (data, frames) = batch.parts_mut();
-        data.extend_from_slice(&self.carry);
+        let carried = self.carry.len();
+        if data.len() < carried + BLOCK {
+            data.resize(carried + BLOCK, 0);
+        }
+        data[..carried].copy_from_slice(&self.carry);
         self.carry.clear();
-        let ended = match self.read_block(data) {
-            Ok(ended) => ended,
+        let got = match self.read_block(&mut data[carried..carried + BLOCK]) {
+            Ok(got) => got,
             Err(e) => return Fill::Failed(e.to_string()),
         };
+        let ended = got < BLOCK;
+        let valid = carried + got;
         let limit = if self.snaplen == 0 {
             MAX_SNAPLEN
         } else {
@@ -164,7 +166,7 @@ impl Source for FastPcap {
         };
         let mut at = 0;
         let mut anomaly = false;
-        while let Some(header) = data.get(at..at + 16) {
+        while let Some(header) = data[..valid].get(at..at + 16) {
             let caplen = read_u32(&header[8..12], self.swapped);
             if caplen > limit {
                 // libpcap truncates or refuses such a record: let it decide.
@@ -172,7 +174,7 @@ impl Source for FastPcap {
                 break;
             }
             let end = at + 16 + caplen as usize;
-            if end > data.len() {
+            if end > valid {
                 break;
             }
             // The file's fields are signed 32-bit (bpf_int32), converted as libpcap does.
@@ -187,15 +189,13 @@ impl Source for FastPcap {
             at = end;
         }
         self.delivered += frames.len() as u64;
-        let rest = data.len() - at;
+        let rest = valid - at;
         if anomaly || (ended && rest > 0) {
             // A record libpcap may read differently, or a file cut inside a record.
-            data.truncate(at);
             self.handover = Handover::Pending;
             return Fill::More;
         }
-        self.carry.extend_from_slice(&data[at..]);
-        data.truncate(at);
+        self.carry.extend_from_slice(&data[at..valid]);
         if ended {
             Fill::Done
         } else {

@@ -76,6 +76,13 @@ impl Batch {
         (&mut self.data, &mut self.frames)
     }
 
+    /// Empties the frame table but leaves the arena as it is, for a reader that reads over it.
+    pub(crate) fn clear_frames(&mut self, link: Link) {
+        self.link = link;
+        self.frames.clear();
+        self.tick = None;
+    }
+
     /// Empties the batch, keeping its memory.
     pub fn clear(&mut self, link: Link) {
         self.link = link;

@@ -75,8 +75,7 @@ pub struct CatalogOpts {
 /// How flows are tracked: shared by every subcommand that classifies.
 #[derive(Debug, ClapArgs)]
 pub struct FlowOpts {
-    /// Decode and classify on N worker threads (default: the number of cores less one, for
-    /// the reader; at least one).
+    /// Decode and classify on N worker threads (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Bound on open flows, split evenly over 64 shards; a full shard ends its longest-idle

@@ -56,9 +56,7 @@ fn worker_config(f: &args::FlowOpts, keep_flows: bool) -> anyhow::Result<WorkerC
     let workers = match f.threads {
         Some(0) => anyhow::bail!("--threads must be at least 1"),
         Some(n) => n,
-        // The reader takes a core of its own; the workers share the rest.
-        None => std::thread::available_parallelism()
-            .map_or(1, |n| usize::from(n).saturating_sub(1).max(1)),
+        None => std::thread::available_parallelism().map_or(1, usize::from),
     };
     Ok(WorkerConfig {
         workers,

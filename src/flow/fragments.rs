@@ -11,8 +11,9 @@ use crate::decode::Decoded;
 /// Linux's default `ipfrag_time` is 30 seconds.
 pub const FRAGMENT_TIMEOUT_NS: u64 = 30_000_000_000;
 
+/// The datagram a fragment belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FragmentKey {
+pub struct FragmentKey {
     src: [u8; 16],
     dst: [u8; 16],
     proto: u8,
@@ -20,7 +21,8 @@ struct FragmentKey {
 }
 
 impl FragmentKey {
-    fn of(d: &Decoded, id: u32) -> FragmentKey {
+    /// The datagram of a decoded fragment with identification `id`.
+    pub fn of(d: &Decoded, id: u32) -> FragmentKey {
         FragmentKey {
             src: d.src,
             dst: d.dst,
@@ -51,8 +53,7 @@ impl Fragments {
     }
 
     /// Remembers the flow of a first fragment.
-    pub fn first(&mut self, d: &Decoded, id: u32, key: Key, from_a: bool, ts_ns: u64) {
-        let fragment = FragmentKey::of(d, id);
+    pub fn first(&mut self, fragment: FragmentKey, key: Key, from_a: bool, ts_ns: u64) {
         if self.map.insert(fragment, (key, from_a, ts_ns)).is_none() {
             self.order.push_back(fragment);
         }
@@ -66,9 +67,9 @@ impl Fragments {
 
     /// The flow key (and direction) of a later fragment, if its first fragment was seen
     /// at most [`FRAGMENT_TIMEOUT_NS`] before.
-    pub fn later(&self, d: &Decoded, id: u32, ts_ns: u64) -> Option<(Key, bool)> {
+    pub fn later(&self, fragment: FragmentKey, ts_ns: u64) -> Option<(Key, bool)> {
         self.map
-            .get(&FragmentKey::of(d, id))
+            .get(&fragment)
             .filter(|e| ts_ns.saturating_sub(e.2) <= FRAGMENT_TIMEOUT_NS)
             .map(|&(key, from_a, _)| (key, from_a))
     }

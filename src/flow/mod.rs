@@ -8,8 +8,8 @@ mod fragments;
 mod key;
 mod table;
 
-pub use fragments::Fragments;
-pub use key::Key;
+pub use fragments::{FragmentKey, Fragments};
+pub use key::{shard_of, Key};
 pub use table::{Packet, Shard, SHARDS};
 
 use crate::catalog::Match;
