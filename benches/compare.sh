@@ -23,9 +23,9 @@ cat "$cap" > /dev/null
 
 declare -A cmds
 cmds[portscope]="$bin classify --format json -o /dev/null $cap"
-cmds[portscope_2workers]="$bin classify --threads 2 --format json -o /dev/null $cap"
+cmds[portscope_1worker]="$bin classify --threads 1 --format json -o /dev/null $cap"
 cmds[tcpdump]="tcpdump -n -r $cap -w /dev/null"
-order=(portscope portscope_2workers tcpdump)
+order=(portscope portscope_1worker tcpdump)
 if command -v ndpiReader >/dev/null; then
   cmds[ndpiReader]="ndpiReader -i $cap -q"
   order+=(ndpiReader)
