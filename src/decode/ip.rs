@@ -7,6 +7,7 @@ const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 const PROTO_ESP: u8 = 50;
 const PROTO_AH: u8 = 51;
+const PROTO_GRE: u8 = 47;
 /// IPv6 extension headers walked over: hop-by-hop, routing, destination options, mobility,
 /// HIP, shim6 (RFC 8200 section 4 and the IANA list). Fragment (44) is handled apart.
 const IPV6_EXTENSIONS: [u8; 6] = [0, 43, 60, 135, 139, 140];
@@ -96,6 +97,29 @@ fn ipv6(p: &[u8], out: &mut Decoded) -> Result<(), Skip> {
     Ok(())
 }
 
+/// The GRE header (RFC 2784 and 2890; version 1 is PPTP's, RFC 2637): flags, version and
+/// protocol type, and its length from the optional fields present.
+fn gre(payload: &[u8], out: &mut Decoded) {
+    let (Some(flags), Some(proto)) = (be16(payload, 0), be16(payload, 2)) else {
+        return;
+    };
+    let (checksum, key, sequence) = (
+        flags & 0x8000 != 0,
+        flags & 0x2000 != 0,
+        flags & 0x1000 != 0,
+    );
+    let len = match flags & 0x0007 {
+        0 => 4 + 4 * (u8::from(checksum) + u8::from(key) + u8::from(sequence)),
+        // PPTP: the key is mandatory; an acknowledgment follows when flagged.
+        1 => 8 + 4 * (u8::from(sequence) + u8::from(flags & 0x0080 != 0)),
+        _ => return,
+    };
+    if payload.len() >= usize::from(len) {
+        out.gre_proto = proto;
+        out.gre_len = len;
+    }
+}
+
 /// Reads what the transport header offers, as far as the bytes go.
 fn transport(payload: &[u8], out: &mut Decoded) {
     match out.proto {
@@ -110,7 +134,13 @@ fn transport(payload: &[u8], out: &mut Decoded) {
             }
         }
         PROTO_ESP => out.spi = be32(payload, 0).unwrap_or(0),
-        PROTO_AH => out.ah_next = payload.first().copied().unwrap_or(0),
+        PROTO_AH => {
+            if let (Some(&next), Some(&len)) = (payload.first(), payload.get(1)) {
+                out.ah_next = next;
+                out.ah_len = (u16::from(len) + 2) * 4;
+            }
+        }
+        PROTO_GRE => gre(payload, out),
         _ => {}
     }
 }

@@ -51,6 +51,15 @@ pub struct Decoded {
     pub spi: u32,
     /// For AH, the protocol it protects; 0 otherwise.
     pub ah_next: u8,
+    /// For AH, the header's length in bytes (`(payload length + 2) * 4`, RFC 4302), when the
+    /// length byte was captured; 0 otherwise.
+    pub ah_len: u16,
+    /// For GRE, the protocol type of its payload (an ethertype, RFC 2784), when the GRE
+    /// header was captured whole and is version 0 or 1 (PPTP); 0 otherwise.
+    pub gre_proto: u16,
+    /// For GRE, the header's length in bytes (4, plus 4 for each of checksum, key and
+    /// sequence number present, RFC 2890; PPTP's version 1 adds an acknowledgment).
+    pub gre_len: u8,
     pub fragment: Fragment,
 }
 
@@ -328,9 +337,25 @@ mod tests {
         .unwrap();
         assert_eq!((d.proto, d.spi, d.has_ports), (50, 0x1001, false));
         let d = decode(Link::Ethernet, &ip_with(51, &[6, 4, 0, 0, 0, 0, 0, 9])).unwrap();
-        assert_eq!((d.proto, d.ah_next), (51, 6));
+        assert_eq!((d.proto, d.ah_next, d.ah_len), (51, 6, 24));
         let d = decode(Link::Ethernet, &ip_with(47, &[0, 0, 0x08, 0x00])).unwrap();
-        assert_eq!(d.proto, 47);
+        assert_eq!((d.proto, d.gre_proto, d.gre_len), (47, 0x0800, 4));
+        // Checksum and key present (RFC 2890): 12 bytes.
+        let d = decode(
+            Link::Ethernet,
+            &ip_with(47, &[0xa0, 0, 0x86, 0xdd, 0, 0, 0, 0, 0, 0, 0, 7]),
+        )
+        .unwrap();
+        assert_eq!((d.gre_proto, d.gre_len), (0x86dd, 12));
+        // PPTP's enhanced GRE (version 1): key, sequence and acknowledgment: 16 bytes.
+        let pptp = [0x30, 0x81, 0x88, 0x0b, 0, 8, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0];
+        let d = decode(Link::Ethernet, &ip_with(47, &pptp)).unwrap();
+        assert_eq!((d.gre_proto, d.gre_len), (0x880b, 16));
+        // Cut short, or an unknown version: the protocol is still GRE, its header unread.
+        let d = decode(Link::Ethernet, &ip_with(47, &[0xa0, 0, 0x86, 0xdd, 0, 0])).unwrap();
+        assert_eq!((d.proto, d.gre_proto, d.gre_len), (47, 0, 0));
+        let d = decode(Link::Ethernet, &ip_with(47, &[0, 7, 0x08, 0x00])).unwrap();
+        assert_eq!((d.proto, d.gre_proto), (47, 0));
         let d = decode(Link::Ethernet, &ip_with(1, &[8, 0, 0, 0])).unwrap();
         assert_eq!((d.proto, d.has_ports), (1, false));
     }
