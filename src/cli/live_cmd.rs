@@ -91,7 +91,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
                     .unwrap_or_default()
                     .as_secs_f64()
             );
-            write_live_table(&title, &summary, &total, drops, redraw, &mut out)
+            write_live_table(&title, Some(&summary), &total, drops, redraw, &mut out)
         };
         if let Err(e) = written.and_then(|()| out.flush()) {
             failed.get_or_insert(e);
@@ -122,7 +122,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         )?;
     } else {
         let title = format!("portscope live on {}: final summary", a.interface);
-        write_live_table(&title, &summary, &summary, drops, false, &mut out)?;
+        write_live_table(&title, None, &summary, drops, false, &mut out)?;
     }
     out.flush()?;
     if let Some(e) = &report.read_error {

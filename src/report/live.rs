@@ -71,13 +71,13 @@ pub fn write_live_json(
     writeln!(out)
 }
 
-/// The interval's table and the running total's, under a header line.
+/// The interval's table (when given) and the running total's, under a header line.
 ///
 /// # Errors
 /// Any error of `out`.
 pub fn write_live_table(
     title: &str,
-    interval: &Summary,
+    interval: Option<&Summary>,
     total: &Summary,
     drops: LiveDrops,
     redraw: bool,
@@ -93,8 +93,10 @@ pub fn write_live_table(
         "drops: {} received, {} by the kernel, {} by the interface, {} shed by portscope",
         drops.received, drops.kernel, drops.interface, drops.shed
     )?;
-    writeln!(out, "\nthis interval:")?;
-    super::table::write(interval, out)?;
+    if let Some(interval) = interval {
+        writeln!(out, "\nthis interval:")?;
+        super::table::write(interval, out)?;
+    }
     writeln!(out, "\nsince the start:")?;
     super::table::write(total, out)?;
     if !redraw {
