@@ -101,21 +101,23 @@ fn whole_pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.sample_size(10);
     g.throughput(Throughput::Elements(pkts.len() as u64));
-    let mut src = MemorySource::new("bench", Link::Ethernet, pkts);
     for threads in [1, 2, 4, 8] {
         g.bench_with_input(
             BenchmarkId::from_parameter(threads),
             &threads,
             |b, &threads| {
-                b.iter(|| {
-                    src.rewind();
-                    let cfg = Config {
-                        worker: config(threads),
-                        progress: None,
-                    };
-                    let source: Box<dyn Source + '_> = Box::new(&mut src);
-                    pipeline::run([Ok(source)], &table, &cfg).tally.total()
-                })
+                b.iter_batched(
+                    || MemorySource::from_slice("bench", Link::Ethernet, &pkts),
+                    |src| {
+                        let cfg = Config {
+                            worker: config(threads),
+                            progress: None,
+                        };
+                        let source: Box<dyn Source> = Box::new(src);
+                        pipeline::run([Ok(source)], &table, &cfg).tally.total()
+                    },
+                    criterion::BatchSize::LargeInput,
+                )
             },
         );
     }

@@ -36,24 +36,48 @@ pub struct WorkerConfig {
     pub live: bool,
 }
 
-/// What a routed packet says about IP fragmentation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RoutedFragment {
-    None,
-    /// A first fragment: its flow key goes into the fragment table.
-    First(FragmentKey),
-    /// A later fragment: its flow key comes from the fragment table.
-    Later(FragmentKey),
-}
-
-/// A decoded packet on its way to the worker that owns its shard.
+/// A decoded packet on its way to the worker that owns its shard: one cache line.
 #[derive(Clone, Copy, Debug)]
 pub struct Routed {
-    /// The flow key is a placeholder for a later fragment.
-    pub packet: Packet,
+    /// A placeholder for a later fragment, whose key comes from the fragment table.
+    pub key: Key,
+    pub ts_ns: u64,
+    pub wire_len: u32,
+    /// The IP identification, for fragments.
+    pub fragment_id: u32,
     /// The global shard, `0..SHARDS`.
     pub shard: u8,
-    pub fragment: RoutedFragment,
+    pub from_a: bool,
+    pub tcp_flags: u8,
+    /// [`FRAGMENT_NONE`], [`FRAGMENT_FIRST`] or [`FRAGMENT_LATER`], plus [`FRAGMENT_V6`].
+    pub fragment: u8,
+}
+
+pub const FRAGMENT_NONE: u8 = 0;
+pub const FRAGMENT_FIRST: u8 = 1;
+pub const FRAGMENT_LATER: u8 = 2;
+/// Set on IPv6 fragments (their datagrams are keyed without the protocol).
+pub const FRAGMENT_V6: u8 = 0x80;
+
+impl Routed {
+    /// The datagram of a fragment: addresses in the packet's own direction.
+    fn fragment_key(&self) -> FragmentKey {
+        let (src, dst) = if self.from_a {
+            (self.key.a, self.key.b)
+        } else {
+            (self.key.b, self.key.a)
+        };
+        FragmentKey {
+            src,
+            dst,
+            proto: if self.fragment & FRAGMENT_V6 != 0 {
+                0
+            } else {
+                self.key.proto
+            },
+            id: self.fragment_id,
+        }
+    }
 }
 
 /// A decode-and-classify worker with its own shards and tally.
@@ -150,22 +174,22 @@ impl<'t> Worker<'t> {
             }
         };
         let (key, from_a) = Key::of(&d);
-        let fragment = match d.fragment {
-            Fragment::None => RoutedFragment::None,
-            Fragment::First(id) => RoutedFragment::First(FragmentKey::of(&d, id)),
-            Fragment::Later(id) => RoutedFragment::Later(FragmentKey::of(&d, id)),
+        let (fragment, fragment_id) = match d.fragment {
+            Fragment::None => (FRAGMENT_NONE, 0),
+            Fragment::First(id) => (FRAGMENT_FIRST, id),
+            Fragment::Later(id) => (FRAGMENT_LATER, id),
         };
+        let v6 = if d.ip_version == 6 { FRAGMENT_V6 } else { 0 };
         let shard = crate::flow::shard_of(&d);
         let routed = Routed {
-            packet: Packet {
-                key,
-                from_a,
-                ts_ns,
-                wire_len,
-                tcp_flags: d.tcp_flags,
-            },
+            key,
+            ts_ns,
+            wire_len: u32::try_from(wire_len).unwrap_or(u32::MAX),
+            fragment_id,
             shard,
-            fragment,
+            from_a,
+            tcp_flags: d.tcp_flags,
+            fragment: fragment | v6,
         };
         if let Some(outbox) = outboxes.get_mut(usize::from(shard) % self.config.workers) {
             outbox.push(routed);
@@ -176,14 +200,20 @@ impl<'t> Worker<'t> {
     /// the packet is counted into its flow, which is classified when it starts.
     #[inline]
     pub fn apply(&mut self, r: &Routed) {
-        let mut packet = r.packet;
-        match r.fragment {
-            RoutedFragment::None => {}
-            RoutedFragment::First(f) => {
+        let mut packet = Packet {
+            key: r.key,
+            from_a: r.from_a,
+            ts_ns: r.ts_ns,
+            wire_len: u64::from(r.wire_len),
+            tcp_flags: r.tcp_flags,
+        };
+        match r.fragment & !FRAGMENT_V6 {
+            FRAGMENT_FIRST => {
+                let fragment = r.fragment_key();
                 self.fragments
-                    .first(f, packet.key, packet.from_a, packet.ts_ns);
+                    .first(fragment, packet.key, packet.from_a, packet.ts_ns);
             }
-            RoutedFragment::Later(f) => match self.fragments.later(f, packet.ts_ns) {
+            FRAGMENT_LATER => match self.fragments.later(r.fragment_key(), packet.ts_ns) {
                 Some((key, from_a)) => {
                     packet.key = key;
                     packet.from_a = from_a;
@@ -194,6 +224,7 @@ impl<'t> Worker<'t> {
                     return;
                 }
             },
+            _ => {}
         }
         let table = self.table;
         let local = usize::from(r.shard) / self.config.workers;

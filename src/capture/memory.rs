@@ -1,9 +1,10 @@
 //! Frames held in memory: for `bench` (classification without I/O) and for tests.
 //!
-//! The frames are laid out once in ready-made batches; replaying one is two block copies
-//! (the arena and the frame table), so a benchmark measures the workers, not the reader.
+//! The frames are laid out in ready-made batches before the run, and `fill` hands each one
+//! over whole (swapping it for the pipeline's empty batch), so a benchmark measures the
+//! workers, not the reader. A source is used up by one run: make another for the next.
 
-use super::{Batch, Fill, Frame, Source};
+use super::{Batch, Fill, Source};
 use crate::decode::Link;
 
 /// A list of frames in memory, replayed in order.
@@ -20,13 +21,18 @@ pub struct MemorySource {
 impl MemorySource {
     /// Frames as (capture time in ns, wire length, bytes).
     pub fn new(name: &str, link: Link, frames: Vec<(u64, u32, Vec<u8>)>) -> MemorySource {
+        MemorySource::from_slice(name, link, &frames)
+    }
+
+    /// As [`MemorySource::new`], from borrowed frames.
+    pub fn from_slice(name: &str, link: Link, frames: &[(u64, u32, Vec<u8>)]) -> MemorySource {
         let mut batches = Vec::new();
         let mut batch = Batch::default();
         batch.clear(link);
         let (count, mut wire_bytes) = (frames.len(), 0);
         for (ts, wire_len, bytes) in frames {
-            wire_bytes += u64::from(wire_len);
-            batch.push(ts, wire_len, &bytes);
+            wire_bytes += u64::from(*wire_len);
+            batch.push(*ts, *wire_len, bytes);
             if batch.is_full() {
                 batches.push(std::mem::take(&mut batch));
                 batch.clear(link);
@@ -64,11 +70,6 @@ impl MemorySource {
         (MemorySource::new(source.name(), source.link(), frames), end)
     }
 
-    /// Starts again from the first frame.
-    pub fn rewind(&mut self) {
-        self.next = 0;
-    }
-
     pub fn len(&self) -> usize {
         self.frames
     }
@@ -94,12 +95,10 @@ impl Source for MemorySource {
 
     fn fill(&mut self, batch: &mut Batch) -> Fill {
         batch.clear(self.link);
-        let Some(ready) = self.batches.get(self.next) else {
+        let Some(ready) = self.batches.get_mut(self.next) else {
             return Fill::Done;
         };
-        let (data, frames) = batch.parts_mut();
-        data.extend_from_slice(&ready.data);
-        frames.extend_from_slice(&ready.frames);
+        std::mem::swap(batch, ready);
         self.next += 1;
         if self.next == self.batches.len() {
             Fill::Done
@@ -108,6 +107,3 @@ impl Source for MemorySource {
         }
     }
 }
-
-// Frames are copied whole, with the offsets they had in the ready-made batch.
-const _: fn(&Frame) -> Frame = |f| *f;

@@ -2,7 +2,7 @@
 
 use super::args::BenchArgs;
 use anyhow::bail;
-use portscope::capture::{self, MemorySource, Source};
+use portscope::capture::{self, Batch, Fill, MemorySource, Source};
 use portscope::catalog::{Catalog, PortTable};
 use portscope::classify::WorkerConfig;
 use portscope::decode::Link;
@@ -15,11 +15,29 @@ use std::time::{Duration, Instant};
 pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     let catalog = Catalog::builtin()?;
     let table = PortTable::build(&catalog);
-    let mut source = match &a.file {
+    let frames: Vec<(u64, u32, Vec<u8>)> = match &a.file {
         Some(path) => {
             let mut opened = capture::open_file(path)?;
-            let (memory, _) = MemorySource::load(&mut *opened);
-            memory
+            let link = opened.link();
+            if link != Link::Ethernet {
+                bail!(
+                    "bench reads Ethernet captures; {path} has link type {}",
+                    link.dlt()
+                );
+            }
+            let mut frames = Vec::new();
+            let mut batch = Batch::default();
+            while {
+                let fill = opened.fill(&mut batch);
+                frames.extend(
+                    batch
+                        .frames
+                        .iter()
+                        .map(|f| (f.ts_ns, f.wire_len, batch.bytes(f).to_vec())),
+                );
+                fill == Fill::More
+            } {}
+            frames
         }
         None => {
             let spec = Spec {
@@ -28,21 +46,20 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
                 seed: a.seed,
                 small: a.small,
             };
-            let frames = frames(&spec)
+            frames(&spec)
                 .map(|(ts, f)| (ts, u32::try_from(f.len()).unwrap_or(u32::MAX), f))
-                .collect();
-            MemorySource::new("generated", Link::Ethernet, frames)
+                .collect()
         }
     };
-    if source.is_empty() {
+    if frames.is_empty() {
         bail!("no packets to measure");
     }
-    let packets = source.len() as f64;
-    let bits = source.wire_bytes() as f64 * 8.0;
+    let packets = frames.len() as f64;
+    let wire: u64 = frames.iter().map(|f| u64::from(f.1)).sum();
+    let bits = wire as f64 * 8.0;
     println!(
-        "portscope bench: {} packets in memory ({} wire bytes), best of {} runs per thread count",
-        source.len(),
-        source.wire_bytes(),
+        "portscope bench: {} packets in memory ({wire} wire bytes), best of {} runs per thread count",
+        frames.len(),
         a.runs
     );
     println!(
@@ -67,7 +84,8 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         };
         let mut best = Duration::MAX;
         for _ in 0..a.runs.max(1) {
-            source.rewind();
+            // Laid out in batches before the clock starts.
+            let mut source = MemorySource::from_slice("bench", Link::Ethernet, &frames);
             let boxed: Box<dyn Source + '_> = Box::new(&mut source);
             let started = Instant::now();
             let outcome = pipeline::run([Ok(boxed)], &table, &config);

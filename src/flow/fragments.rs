@@ -6,7 +6,6 @@
 //! packet: a later fragment without its first is still counted, as unclassified.
 
 use super::Key;
-use crate::decode::Decoded;
 
 /// Linux's default `ipfrag_time` is 30 seconds.
 pub const FRAGMENT_TIMEOUT_NS: u64 = 30_000_000_000;
@@ -14,24 +13,11 @@ pub const FRAGMENT_TIMEOUT_NS: u64 = 30_000_000_000;
 /// The datagram a fragment belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FragmentKey {
-    src: [u8; 16],
-    dst: [u8; 16],
-    proto: u8,
-    id: u32,
-}
-
-impl FragmentKey {
-    /// The datagram of a decoded fragment with identification `id`.
-    pub fn of(d: &Decoded, id: u32) -> FragmentKey {
-        FragmentKey {
-            src: d.src,
-            dst: d.dst,
-            // RFC 8200 identifies an IPv6 datagram by addresses and id alone (the protocol
-            // a first fragment reveals may sit behind more extension headers).
-            proto: if d.ip_version == 6 { 0 } else { d.proto },
-            id,
-        }
-    }
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// 0 for IPv6 (RFC 8200 keys a datagram by addresses and id alone).
+    pub proto: u8,
+    pub id: u32,
 }
 
 /// Maps the datagram of a first fragment to its flow key.
