@@ -3,29 +3,43 @@
 #
 #   benches/compare.sh [CAPTURE] [RUNS]
 #
-# Without CAPTURE it makes the issues' reference capture with ../shared/tools/gen-bench-pcap
-# (5 million packets, 2.7 GB) in /tmp. Every tool runs RUNS times (default 5), interleaved so
+# Without CAPTURE it makes the issues' two reference captures with
+# ../shared/tools/gen-bench-pcap in /tmp (5 million packets each: the 2.7 GB mix, and the
+# 64-byte variant, --small), if they are not there yet, and compares on both. Every tool
+# runs RUNS times (default 5), interleaved so
 # a noisy neighbour hurts them alike, from the page cache (one warm-up read first). Prints
 # the median wall time and peak RSS of each, and each tool's median divided by portscope's.
 # ndpiReader (Debian libndpi-bin) and tshark are used when installed; tshark reads a
-# 200,000-packet slice, and its time is scaled up to the whole file.
+# 200,000-packet slice, and its time is scaled up to the whole file. `walk` is the limit:
+# the same 1 MiB block reads and record-header walk as portscope, with no decoding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cap=${1:-/tmp/portscope-bench-mix.pcap}
-runs=${2:-5}
-if [ ! -f "$cap" ]; then
-  python3 ../shared/tools/gen-bench-pcap "$cap"
+if [ $# -eq 0 ]; then
+  for kind in mix small; do
+    cap=/tmp/portscope-bench-$kind.pcap
+    if [ ! -f "$cap" ]; then
+      flag=""
+      [ "$kind" = small ] && flag=--small
+      python3 ../shared/tools/gen-bench-pcap "$cap" $flag
+    fi
+    "$0" "$cap" 5
+    echo
+  done
+  exit 0
 fi
+cap=$1
+runs=${2:-5}
 cargo build --release -q
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 bin=target/release/portscope
 cat "$cap" > /dev/null
 
 declare -A cmds
+cmds[walk]="$bin bench --walk $cap"
 cmds[portscope]="$bin classify --format json -o /dev/null $cap"
 cmds[portscope_1worker]="$bin classify --threads 1 --format json -o /dev/null $cap"
 cmds[tcpdump]="tcpdump -n -r $cap -w /dev/null"
-order=(portscope portscope_1worker tcpdump)
+order=(walk portscope portscope_1worker tcpdump)
 if command -v ndpiReader >/dev/null; then
   cmds[ndpiReader]="ndpiReader -i $cap -q"
   order+=(ndpiReader)

@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// 64-byte packets.
     #[arg(long)]
     pub small: bool,
+    /// Only read this classic pcap file in 1 MiB blocks and walk its record headers, with no
+    /// decoding: the limit a reader of the file can reach (what `compare.sh` calls the walk).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["file", "packets"])]
+    pub walk: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
