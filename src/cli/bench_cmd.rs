@@ -23,7 +23,11 @@ fn walk(path: &str) -> anyhow::Result<ExitCode> {
     loop {
         let fill = reader.fill(&mut batch);
         frames += batch.frames.len() as u64;
-        bytes += batch.frames.iter().map(|f| u64::from(f.wire_len)).sum::<u64>();
+        bytes += batch
+            .frames
+            .iter()
+            .map(|f| u64::from(f.wire_len))
+            .sum::<u64>();
         match fill {
             Fill::More => {}
             Fill::Done => break,
