@@ -51,25 +51,6 @@ impl MemorySource {
         }
     }
 
-    /// Reads every frame of another source into memory.
-    pub fn load(source: &mut dyn Source) -> (MemorySource, Fill) {
-        let mut frames = Vec::new();
-        let mut batch = Batch::default();
-        let end = loop {
-            let fill = source.fill(&mut batch);
-            frames.extend(
-                batch
-                    .frames
-                    .iter()
-                    .map(|f| (f.ts_ns, f.wire_len, batch.bytes(f).to_vec())),
-            );
-            if fill != Fill::More {
-                break fill;
-            }
-        };
-        (MemorySource::new(source.name(), source.link(), frames), end)
-    }
-
     pub fn len(&self) -> usize {
         self.frames
     }
