@@ -451,6 +451,37 @@ fn several_inputs_add_up() {
     );
 }
 
+/// Inputs of different link types and readers (block reader, libpcap for pcapng) in one run.
+#[test]
+fn inputs_of_different_link_types_in_one_run() {
+    let files = [
+        "link_sll.pcap",
+        "link_raw.pcap",
+        "real_rpcclient_enumdomusers.pcapng",
+        "link_null.pcap",
+    ];
+    let paths: Vec<String> = files.iter().map(|f| fixture(f)).collect();
+    let args: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let (r, out) = classify_json(&args);
+    assert!(out.status.success());
+    let links: Vec<_> = r.inputs.iter().map(|i| (i.link_type, i.packets)).collect();
+    assert_eq!(
+        links,
+        [
+            (Some(113), 12),
+            (Some(12), 12),
+            (Some(1), 67),
+            (Some(0), 12)
+        ]
+    );
+    // The same conversation in three link types, with the same addresses and capture times,
+    // so its flows carry on from file to file; plus the pcapng's SMB flow.
+    let smb = r.row("tcp/445").unwrap();
+    assert_eq!((smb.flows, smb.packets), (2, 3 * 4 + 51));
+    assert_eq!(smb.bytes, (360 + 4 * 16) + 360 + (360 + 4 * 4) + 9332);
+    assert_eq!(r.packets, 12 * 3 + 67);
+}
+
 #[test]
 fn missing_file_is_an_error_but_the_rest_is_reported() {
     let out = run(&["classify", "/nonexistent/x.pcap"]);
