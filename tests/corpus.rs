@@ -20,6 +20,8 @@ const DECODED_LINKS: &[&str] = &[
     "rawip4(129)",
     "rawip6(130)",
     "null(15)",
+    "ppp(4)",
+    "chdlc(28)",
 ];
 
 /// Files where portscope and the oracle put some packets in different rows:

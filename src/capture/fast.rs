@@ -21,7 +21,7 @@ const BLOCK: usize = 1 << 20;
 const MAX_SNAPLEN: u32 = 262_144;
 /// Link types (as written in the file) read here; anything else goes to libpcap, which
 /// also maps LINKTYPE values to DLT values.
-const LINKTYPES: [u32; 8] = [1, 0, 108, 101, 228, 229, 113, 276];
+const LINKTYPES: [u32; 10] = [1, 0, 108, 101, 228, 229, 113, 276, 9, 104];
 
 /// A classic pcap file read in blocks.
 pub struct FastPcap {

@@ -20,6 +20,10 @@ pub enum Link {
     Sll,
     /// Linux cooked capture v2 (20-byte header).
     Sll2,
+    /// PPP (DLT 9): the protocol field, after an optional 0xff 0x03 address and control.
+    Ppp,
+    /// Cisco HDLC (DLT 104): address, control, then an ethertype.
+    CHdlc,
     /// Anything else: every frame is a [`Skip::UnsupportedLink`].
     Unsupported(i32),
 }
@@ -39,6 +43,8 @@ impl Link {
             229 => Link::Ipv6,
             113 => Link::Sll,
             276 => Link::Sll2,
+            9 => Link::Ppp,
+            104 => Link::CHdlc,
             other => Link::Unsupported(other),
         }
     }
@@ -54,6 +60,8 @@ impl Link {
             Link::Ipv6 => 229,
             Link::Sll => 113,
             Link::Sll2 => 276,
+            Link::Ppp => 9,
+            Link::CHdlc => 104,
             Link::Unsupported(d) => d,
         }
     }
@@ -105,7 +113,33 @@ pub(super) fn strip<'a>(link: Link, frame: &'a [u8], out: &mut Decoded) -> Resul
             let protocol = be16(frame, 0).ok_or(truncated)?;
             ethertype_payload(protocol, frame.get(20..).ok_or(truncated)?, out)
         }
+        Link::Ppp => {
+            let rest = match frame {
+                [0xff, 0x03, rest @ ..] => rest,
+                rest => rest,
+            };
+            ppp_payload(rest, out)
+        }
+        Link::CHdlc => {
+            let ethertype = be16(frame, 2).ok_or(truncated)?;
+            ethertype_payload(ethertype, &frame[4..], out)
+        }
         Link::Unsupported(dlt) => Err(Skip::UnsupportedLink(dlt)),
+    }
+}
+
+/// A PPP frame from its protocol field (one byte when compressed, RFC 1661 section 6.5):
+/// IPv4, IPv6 or MPLS; anything else (LCP, IPCP...) is not IP.
+fn ppp_payload<'a>(frame: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
+    let truncated = Skip::Truncated(Layer::Pppoe);
+    let (protocol, rest) = match frame.first() {
+        Some(&b) if b & 1 == 1 => (u16::from(b), &frame[1..]),
+        _ => (be16(frame, 0).ok_or(truncated)?, &frame[2..]),
+    };
+    match protocol {
+        0x0021 | 0x0057 => Ok(rest),
+        0x0281 | 0x0283 => mpls(rest, out),
+        other => Err(Skip::NotIp(other)),
     }
 }
 
@@ -128,11 +162,11 @@ fn ethertype_payload<'a>(
             }
             ETHERTYPE_MPLS | ETHERTYPE_MPLS_MC => return mpls(rest, out),
             ETHERTYPE_PPPOE_SESSION => {
-                // 6-byte PPPoE header, then the 2-byte PPP protocol.
-                let ppp = be16(rest, 6).ok_or(Skip::Truncated(Layer::Pppoe))?;
-                return match ppp {
-                    0x0021 | 0x0057 => Ok(&rest[8..]),
-                    _ => Err(Skip::NotIp(ETHERTYPE_PPPOE_SESSION)),
+                // The 6-byte PPPoE header, then a PPP frame.
+                let ppp = rest.get(6..).ok_or(Skip::Truncated(Layer::Pppoe))?;
+                return match ppp_payload(ppp, out) {
+                    Err(Skip::NotIp(_)) => Err(Skip::NotIp(ETHERTYPE_PPPOE_SESSION)),
+                    other => other,
                 };
             }
             other => return Err(Skip::NotIp(other)),

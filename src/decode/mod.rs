@@ -260,6 +260,45 @@ mod tests {
     }
 
     #[test]
+    fn ppp_and_cisco_hdlc() {
+        let frame = eth_tcp4(1234, 445, b"x");
+        let ip = &frame[14..];
+        for header in [
+            &[0xff, 0x03, 0x00, 0x21][..],
+            &[0x00, 0x21][..],
+            &[0x21][..],
+        ] {
+            let mut f = header.to_vec();
+            f.extend_from_slice(ip);
+            assert_eq!(
+                decode(Link::from_dlt(9), &f).unwrap().dst_port,
+                445,
+                "{header:?}"
+            );
+        }
+        // PPP carrying MPLS (0x0281), one label, then IPv4.
+        let mut f = vec![0xff, 0x03, 0x02, 0x81, 0x00, 0x01, 0x01, 0x40];
+        f.extend_from_slice(ip);
+        assert_eq!(decode(Link::from_dlt(9), &f).unwrap().dst_port, 445);
+        // LCP is not IP.
+        assert_eq!(
+            decode(Link::from_dlt(9), &[0xff, 0x03, 0xc0, 0x21, 1, 1, 0, 4]),
+            Err(Skip::NotIp(0xc021))
+        );
+        let mut hdlc = vec![0x0f, 0x00, 0x08, 0x00];
+        hdlc.extend_from_slice(ip);
+        assert_eq!(decode(Link::from_dlt(104), &hdlc).unwrap().dst_port, 445);
+        assert_eq!(
+            decode(Link::from_dlt(104), &[0x8f, 0x00, 0x80, 0x35, 0]),
+            Err(Skip::NotIp(0x8035))
+        );
+        assert_eq!(
+            decode(Link::from_dlt(104), &[0x8f, 0x00]),
+            Err(Skip::Truncated(Layer::Link))
+        );
+    }
+
+    #[test]
     fn mpls_and_pppoe() {
         let frame = eth_tcp4(1234, 135, b"x");
         let ip = &frame[14..];
@@ -386,7 +425,7 @@ mod tests {
     #[test]
     fn arbitrary_bytes_never_panic() {
         use proptest::prelude::*;
-        proptest!(|(dlt in prop::sample::select(vec![0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 999]), bytes in prop::collection::vec(any::<u8>(), 0..200))| {
+        proptest!(|(dlt in prop::sample::select(vec![0, 1, 9, 12, 14, 101, 104, 108, 113, 228, 229, 276, 999]), bytes in prop::collection::vec(any::<u8>(), 0..200))| {
             let _ = decode(Link::from_dlt(dlt), &bytes);
         });
     }
