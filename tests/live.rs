@@ -316,7 +316,10 @@ fn interface_disappearing_ends_with_a_summary() {
             .success()
     };
     // A pair left over from an interrupted run goes first (quietly: usually there is none).
-    let _ = Command::new("ip").args(["link", "del", "pstest0"]).stderr(Stdio::null()).status();
+    let _ = Command::new("ip")
+        .args(["link", "del", "pstest0"])
+        .stderr(Stdio::null())
+        .status();
     assert!(ip(&[
         "link", "add", "pstest0", "type", "veth", "peer", "name", "pstest1"
     ]));
