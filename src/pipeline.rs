@@ -176,6 +176,7 @@ fn run_with<'a>(
         let mut reader = Reader {
             senders,
             sent: 0,
+            spare: Vec::new(),
             recycle: recycle_rx,
             allocated: 0,
             busy: Duration::ZERO,
@@ -443,6 +444,8 @@ struct Reader {
     senders: Vec<Sender<Batch>>,
     /// Batches sent so far: batch `b` goes to worker `b % workers`.
     sent: usize,
+    /// Batches that were filled but not sent, ready for the next fill.
+    spare: Vec<Batch>,
     recycle: Receiver<Batch>,
     allocated: usize,
     busy: Duration,
@@ -452,6 +455,9 @@ struct Reader {
 
 impl Reader {
     fn batch(&mut self) -> Batch {
+        if let Some(b) = self.spare.pop() {
+            return b;
+        }
         if let Ok(b) = self.recycle.try_recv() {
             return b;
         }
@@ -476,7 +482,7 @@ impl Reader {
             if full {
                 live.shed += batch.frames.len() as u64;
                 report.shed += batch.frames.len() as u64;
-                let _ = self.recycle_local(batch);
+                self.keep(batch);
                 return;
             }
         }
@@ -485,10 +491,9 @@ impl Reader {
         self.sent += 1;
     }
 
-    fn recycle_local(&mut self, mut batch: Batch) -> Option<()> {
-        batch.clear(batch.link);
-        self.allocated = self.allocated.saturating_sub(1);
-        None
+    /// Keeps a batch that was not sent (empty, or shed) for the next fill.
+    fn keep(&mut self, batch: Batch) {
+        self.spare.push(batch);
     }
 
     /// Live: ends the current interval when it is due (or `now` is forced at the end).
@@ -577,7 +582,7 @@ impl Reader {
                 bar.inc(read);
             }
             if batch.frames.is_empty() {
-                let _ = self.recycle_local(batch);
+                self.keep(batch);
             } else {
                 self.send(batch, &mut report);
             }

@@ -63,13 +63,6 @@ pub struct Decoded {
     pub fragment: Fragment,
 }
 
-impl Decoded {
-    /// The IPv4 address of an IPv4-mapped slot.
-    pub fn v4(addr: &[u8; 16]) -> [u8; 4] {
-        [addr[12], addr[13], addr[14], addr[15]]
-    }
-}
-
 /// The layer a packet ended at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Layer {

@@ -59,12 +59,4 @@ impl Fragments {
             .filter(|e| ts_ns.saturating_sub(e.2) <= FRAGMENT_TIMEOUT_NS)
             .map(|&(key, from_a, _)| (key, from_a))
     }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
 }

@@ -195,15 +195,6 @@ impl Shard {
             }
         }
     }
-
-    /// Flows currently open.
-    pub fn len(&self) -> usize {
-        self.flows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
-    }
 }
 
 #[inline]
