@@ -8,13 +8,18 @@ const PROTO_UDP: u8 = 17;
 const PROTO_ESP: u8 = 50;
 const PROTO_AH: u8 = 51;
 const PROTO_GRE: u8 = 47;
+const PROTO_IPIP: u8 = 4;
+const PROTO_IPV6: u8 = 41;
 /// IPv6 extension headers walked over: hop-by-hop, routing, destination options, mobility,
 /// HIP, shim6 (RFC 8200 section 4 and the IANA list). Fragment (44) is handled apart.
 const IPV6_EXTENSIONS: [u8; 6] = [0, 43, 60, 135, 139, 140];
 const IPV6_FRAGMENT: u8 = 44;
 const MAX_EXTENSIONS: usize = 8;
 
-pub(super) fn decode(packet: &[u8], out: &mut Decoded) -> Result<(), Skip> {
+/// Decodes an IP packet into `out` and returns what follows the headers `out` describes:
+/// the TCP or UDP payload, the packet behind a GRE or AH header, the inner packet of IP-in-IP;
+/// empty for later fragments and everything else.
+pub(super) fn decode<'a>(packet: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
     match packet.first().map(|b| b >> 4) {
         Some(4) => ipv4(packet, out),
         Some(6) => ipv6(packet, out),
@@ -23,7 +28,7 @@ pub(super) fn decode(packet: &[u8], out: &mut Decoded) -> Result<(), Skip> {
     }
 }
 
-fn ipv4(p: &[u8], out: &mut Decoded) -> Result<(), Skip> {
+fn ipv4<'a>(p: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
     let header = p.get(..20).ok_or(Skip::Truncated(Layer::Ip))?;
     let header_len = usize::from(header[0] & 0x0f) * 4;
     if header_len < 20 {
@@ -39,7 +44,7 @@ fn ipv4(p: &[u8], out: &mut Decoded) -> Result<(), Skip> {
     let flags_offset = u16::from_be_bytes([header[6], header[7]]);
     if flags_offset & 0x1fff != 0 {
         out.fragment = Fragment::Later(id);
-        return Ok(());
+        return Ok(&[]);
     }
     if flags_offset & 0x2000 != 0 {
         out.fragment = Fragment::First(id);
@@ -52,13 +57,11 @@ fn ipv4(p: &[u8], out: &mut Decoded) -> Result<(), Skip> {
     } else {
         p.len()
     };
-    if let Some(payload) = p.get(header_len..end) {
-        transport(payload, out);
-    }
-    Ok(())
+    Ok(p.get(header_len..end)
+        .map_or(&[][..], |payload| transport(payload, out)))
 }
 
-fn ipv6(p: &[u8], out: &mut Decoded) -> Result<(), Skip> {
+fn ipv6<'a>(p: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
     let header = p.get(..40).ok_or(Skip::Truncated(Layer::Ip))?;
     out.ip_version = 6;
     out.src.copy_from_slice(&header[8..24]);
@@ -83,7 +86,7 @@ fn ipv6(p: &[u8], out: &mut Decoded) -> Result<(), Skip> {
             if offset != 0 {
                 out.proto = next;
                 out.fragment = Fragment::Later(id);
-                return Ok(());
+                return Ok(&[]);
             }
             if more {
                 out.fragment = Fragment::First(id);
@@ -93,15 +96,22 @@ fn ipv6(p: &[u8], out: &mut Decoded) -> Result<(), Skip> {
         }
     }
     out.proto = next;
-    transport(rest, out);
-    Ok(())
+    // The payload length bounds the packet (jumbograms, with 0 here, are taken whole).
+    let len = usize::from(u16::from_be_bytes([header[4], header[5]]));
+    let rest = if len == 0 {
+        rest
+    } else {
+        let consumed = p.len() - 40 - rest.len();
+        rest.get(..len.saturating_sub(consumed)).unwrap_or(rest)
+    };
+    Ok(transport(rest, out))
 }
 
 /// The GRE header (RFC 2784 and 2890; version 1 is PPTP's, RFC 2637): flags, version and
 /// protocol type, and its length from the optional fields present.
-fn gre(payload: &[u8], out: &mut Decoded) {
+fn gre<'a>(payload: &'a [u8], out: &mut Decoded) -> &'a [u8] {
     let (Some(flags), Some(proto)) = (be16(payload, 0), be16(payload, 2)) else {
-        return;
+        return &[];
     };
     let (checksum, key, sequence) = (
         flags & 0x8000 != 0,
@@ -112,16 +122,22 @@ fn gre(payload: &[u8], out: &mut Decoded) {
         0 => 4 + 4 * (u8::from(checksum) + u8::from(key) + u8::from(sequence)),
         // PPTP: the key is mandatory; an acknowledgment follows when flagged.
         1 => 8 + 4 * (u8::from(sequence) + u8::from(flags & 0x0080 != 0)),
-        _ => return,
+        _ => return &[],
     };
-    if payload.len() >= usize::from(len) {
-        out.gre_proto = proto;
-        out.gre_len = len;
+    match payload.get(usize::from(len)..) {
+        Some(rest) => {
+            out.gre_proto = proto;
+            out.gre_len = len;
+            out.gre_flags = flags;
+            rest
+        }
+        None => &[],
     }
 }
 
-/// Reads what the transport header offers, as far as the bytes go.
-fn transport(payload: &[u8], out: &mut Decoded) {
+/// Reads what the transport header offers, as far as the bytes go, and returns what follows
+/// it (empty when the header is cut short).
+fn transport<'a>(payload: &'a [u8], out: &mut Decoded) -> &'a [u8] {
     match out.proto {
         PROTO_TCP | PROTO_UDP => {
             if let (Some(s), Some(d)) = (be16(payload, 0), be16(payload, 2)) {
@@ -129,18 +145,36 @@ fn transport(payload: &[u8], out: &mut Decoded) {
                 out.src_port = s;
                 out.dst_port = d;
             }
-            if out.proto == PROTO_TCP {
+            let header_len = if out.proto == PROTO_TCP {
                 out.tcp_flags = payload.get(13).copied().unwrap_or(0);
-            }
+                payload
+                    .get(12)
+                    .map_or(usize::MAX, |&b| usize::from(b >> 4) * 4)
+            } else {
+                8
+            };
+            payload.get(header_len.max(8)..).unwrap_or(&[])
         }
-        PROTO_ESP => out.spi = be32(payload, 0).unwrap_or(0),
-        PROTO_AH => {
-            if let (Some(&next), Some(&len)) = (payload.first(), payload.get(1)) {
+        PROTO_ESP => {
+            out.spi = be32(payload, 0).unwrap_or(0);
+            &[]
+        }
+        PROTO_AH => match (payload.first(), payload.get(1)) {
+            (Some(&next), Some(&len)) => {
                 out.ah_next = next;
                 out.ah_len = (u16::from(len) + 2) * 4;
+                payload.get(usize::from(out.ah_len)..).unwrap_or(&[])
             }
-        }
+            _ => &[],
+        },
         PROTO_GRE => gre(payload, out),
-        _ => {}
+        PROTO_IPIP | PROTO_IPV6 => payload,
+        _ => &[],
     }
+}
+
+/// Reads an upper-layer header of protocol `proto` (what AH in transport mode protects).
+pub(super) fn upper<'a>(proto: u8, payload: &'a [u8], out: &mut Decoded) -> &'a [u8] {
+    out.proto = proto;
+    transport(payload, out)
 }

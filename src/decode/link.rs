@@ -130,7 +130,7 @@ pub(super) fn strip<'a>(link: Link, frame: &'a [u8], out: &mut Decoded) -> Resul
 
 /// A PPP frame from its protocol field (one byte when compressed, RFC 1661 section 6.5):
 /// IPv4, IPv6 or MPLS; anything else (LCP, IPCP...) is not IP.
-fn ppp_payload<'a>(frame: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
+pub(super) fn ppp_payload<'a>(frame: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
     let truncated = Skip::Truncated(Layer::Pppoe);
     let (protocol, rest) = match frame.first() {
         Some(&b) if b & 1 == 1 => (u16::from(b), &frame[1..]),
@@ -144,7 +144,7 @@ fn ppp_payload<'a>(frame: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip>
 }
 
 /// Follows VLAN tags, MPLS labels and PPPoE sessions to the IP header.
-fn ethertype_payload<'a>(
+pub(super) fn ethertype_payload<'a>(
     mut ethertype: u16,
     mut rest: &'a [u8],
     out: &mut Decoded,

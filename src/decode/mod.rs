@@ -14,8 +14,10 @@
 
 mod ip;
 mod link;
+mod tunnel;
 
 pub use link::Link;
+pub use tunnel::{inner, Tunnel};
 
 /// Where an IP packet's payload stands in a fragmented datagram.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -60,6 +62,8 @@ pub struct Decoded {
     /// For GRE, the header's length in bytes (4, plus 4 for each of checksum, key and
     /// sequence number present, RFC 2890; PPTP's version 1 adds an acknowledgment).
     pub gre_len: u8,
+    /// For GRE, the flags and version word (bit 0x1000: a sequence number is present).
+    pub gre_flags: u16,
     pub fragment: Fragment,
 }
 
@@ -106,10 +110,22 @@ impl Skip {
 /// A [`Skip`] when the frame holds no decodable IP header.
 #[inline]
 pub fn decode(link: Link, frame: &[u8]) -> Result<Decoded, Skip> {
+    decode_payload(link, frame).map(|(d, _)| d)
+}
+
+/// Decodes one frame and returns, beside the headers, the bytes after the last header
+/// decoded: the TCP or UDP payload (what the DCE/RPC, FTP and TFTP parsers read), or the
+/// packet a GRE, AH or IP-in-IP header carries (what [`inner`] decodes). The payload is
+/// bounded by the IP length, so Ethernet padding is not part of it.
+///
+/// # Errors
+/// A [`Skip`] when the frame holds no decodable IP header.
+#[inline]
+pub fn decode_payload(link: Link, frame: &[u8]) -> Result<(Decoded, &[u8]), Skip> {
     let mut out = Decoded::default();
     let ip = link::strip(link, frame, &mut out)?;
-    ip::decode(ip, &mut out)?;
-    Ok(out)
+    let payload = ip::decode(ip, &mut out)?;
+    Ok((out, payload))
 }
 
 #[inline]

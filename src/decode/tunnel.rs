@@ -1,0 +1,354 @@
+//! Tunnels: the packet inside GRE (RFC 2784/2890, with IP, MPLS or Ethernet payload), PPTP's
+//! enhanced GRE carrying PPP (RFC 2637), ERSPAN types I, II and III, IP-in-IP and
+//! IPv6-in-IP (IP protocols 4 and 41), L2TPv2 data on UDP 1701 (RFC 2661), VXLAN on UDP
+//! 4789 (RFC 7348), and what AH protects (RFC 4302, transport or tunnel mode).
+//!
+//! One level only: a tunnel inside a tunnel is reported as the inner packet's own protocol.
+//! ESP is encrypted and has no inner packet to read.
+
+use super::{be16, ip, link, Decoded, Fragment, Link, Skip};
+
+/// A kind of tunnel, as reports name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tunnel {
+    Gre,
+    Pptp,
+    Erspan,
+    IpInIp,
+    L2tp,
+    Vxlan,
+    Ah,
+}
+
+const PROTO_UDP: u8 = 17;
+const PROTO_IPIP: u8 = 4;
+const PROTO_IPV6: u8 = 41;
+const PROTO_GRE: u8 = 47;
+const PROTO_AH: u8 = 51;
+const PORT_L2TP: u16 = 1701;
+const PORT_VXLAN: u16 = 4789;
+
+const GRE_SEQUENCE: u16 = 0x1000;
+const GRE_TEB: u16 = 0x6558;
+const GRE_PPP: u16 = 0x880b;
+const GRE_ERSPAN_2: u16 = 0x88be;
+const GRE_ERSPAN_3: u16 = 0x22eb;
+
+impl Tunnel {
+    pub const ALL: [Tunnel; 7] = [
+        Tunnel::Gre,
+        Tunnel::Pptp,
+        Tunnel::Erspan,
+        Tunnel::IpInIp,
+        Tunnel::L2tp,
+        Tunnel::Vxlan,
+        Tunnel::Ah,
+    ];
+
+    /// The name in JSON, CSV, the table and `--flows`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tunnel::Gre => "gre",
+            Tunnel::Pptp => "pptp",
+            Tunnel::Erspan => "erspan",
+            Tunnel::IpInIp => "ip-in-ip",
+            Tunnel::L2tp => "l2tp",
+            Tunnel::Vxlan => "vxlan",
+            Tunnel::Ah => "ah",
+        }
+    }
+
+    /// A small number for the routed packet (`0` means no tunnel).
+    pub fn code(self) -> u8 {
+        match self {
+            Tunnel::Gre => 1,
+            Tunnel::Pptp => 2,
+            Tunnel::Erspan => 3,
+            Tunnel::IpInIp => 4,
+            Tunnel::L2tp => 5,
+            Tunnel::Vxlan => 6,
+            Tunnel::Ah => 7,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Tunnel> {
+        Tunnel::ALL.into_iter().find(|t| t.code() == code)
+    }
+}
+
+impl std::fmt::Display for Tunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The packet inside `outer`, given the payload [`super::decode_payload`] returned with it.
+///
+/// `None` when `outer` is no tunnel portscope decodes (or a later fragment of one). Otherwise
+/// the tunnel kind and the inner packet, or why it has none (an L2TP control message, PPP's
+/// LCP, ARP over VXLAN, a cut-short header); the inner payload comes with it.
+#[inline]
+pub fn inner<'a>(
+    outer: &Decoded,
+    payload: &'a [u8],
+) -> Option<(Tunnel, Result<(Decoded, &'a [u8]), Skip>)> {
+    if matches!(outer.fragment, Fragment::Later(_)) {
+        return None;
+    }
+    let mut d = Decoded::default();
+    let (tunnel, packet) = match outer.proto {
+        PROTO_IPIP | PROTO_IPV6 => (Tunnel::IpInIp, Ok(payload)),
+        PROTO_GRE if outer.gre_len != 0 => gre(outer, payload, &mut d)?,
+        PROTO_UDP if outer.has_ports => {
+            if outer.dst_port == PORT_VXLAN {
+                (Tunnel::Vxlan, vxlan(payload, &mut d))
+            } else if outer.src_port == PORT_L2TP || outer.dst_port == PORT_L2TP {
+                (Tunnel::L2tp, l2tp(payload, &mut d))
+            } else {
+                return None;
+            }
+        }
+        PROTO_AH if outer.ah_len != 0 => {
+            return Some((Tunnel::Ah, ah(outer, payload)));
+        }
+        _ => return None,
+    };
+    let decoded = packet.and_then(|p| {
+        let rest = ip::decode(p, &mut d)?;
+        Ok((d, rest))
+    });
+    Some((tunnel, decoded))
+}
+
+fn gre<'a>(
+    outer: &Decoded,
+    payload: &'a [u8],
+    d: &mut Decoded,
+) -> Option<(Tunnel, Result<&'a [u8], Skip>)> {
+    Some(match outer.gre_proto {
+        GRE_PPP => (Tunnel::Pptp, ppp(payload, d)),
+        GRE_TEB => (Tunnel::Gre, link::strip(Link::Ethernet, payload, d)),
+        // Type I has no ERSPAN header; type II has 8 bytes, flagged by the GRE sequence bit.
+        GRE_ERSPAN_2 => {
+            let skip = if outer.gre_flags & GRE_SEQUENCE != 0 {
+                8
+            } else {
+                0
+            };
+            (Tunnel::Erspan, ethernet_at(payload, skip, d))
+        }
+        // Type III: 12 bytes, then an 8-byte platform sub-header when the O bit is set.
+        GRE_ERSPAN_3 => {
+            let skip = match payload.get(11) {
+                Some(b) if b & 0x01 != 0 => 20,
+                _ => 12,
+            };
+            (Tunnel::Erspan, ethernet_at(payload, skip, d))
+        }
+        ethertype => (Tunnel::Gre, link::ethertype_payload(ethertype, payload, d)),
+    })
+}
+
+fn ethernet_at<'a>(payload: &'a [u8], skip: usize, d: &mut Decoded) -> Result<&'a [u8], Skip> {
+    let frame = payload
+        .get(skip..)
+        .ok_or(Skip::Truncated(super::Layer::Link))?;
+    link::strip(Link::Ethernet, frame, d)
+}
+
+/// A PPP frame with or without its 0xff 0x03 address and control.
+fn ppp<'a>(frame: &'a [u8], d: &mut Decoded) -> Result<&'a [u8], Skip> {
+    let rest = match frame {
+        [0xff, 0x03, rest @ ..] => rest,
+        rest => rest,
+    };
+    link::ppp_payload(rest, d)
+}
+
+/// VXLAN: 8 bytes with the I flag set, then an Ethernet frame.
+fn vxlan<'a>(payload: &'a [u8], d: &mut Decoded) -> Result<&'a [u8], Skip> {
+    match payload.first() {
+        Some(flags) if flags & 0x08 != 0 => ethernet_at(payload, 8, d),
+        Some(_) => Err(Skip::NotIp(0)),
+        None => Err(Skip::Truncated(super::Layer::Link)),
+    }
+}
+
+/// L2TPv2 (RFC 2661 section 3.1): data messages carry PPP; control messages carry none.
+fn l2tp<'a>(payload: &'a [u8], d: &mut Decoded) -> Result<&'a [u8], Skip> {
+    let truncated = Skip::Truncated(super::Layer::Link);
+    let flags = be16(payload, 0).ok_or(truncated)?;
+    if flags & 0x8000 != 0 || flags & 0x000f != 2 {
+        return Err(Skip::NotIp(0));
+    }
+    let mut at = 2;
+    if flags & 0x4000 != 0 {
+        at += 2;
+    }
+    at += 4; // tunnel and session ids
+    if flags & 0x0800 != 0 {
+        at += 4; // Ns and Nr
+    }
+    if flags & 0x0200 != 0 {
+        at += 2 + usize::from(be16(payload, at).ok_or(truncated)?);
+    }
+    ppp(payload.get(at..).ok_or(truncated)?, d)
+}
+
+/// What AH protects: an IP packet in tunnel mode, or in transport mode the upper-layer
+/// header, read as if AH were not there.
+fn ah<'a>(outer: &Decoded, payload: &'a [u8]) -> Result<(Decoded, &'a [u8]), Skip> {
+    let mut d = Decoded::default();
+    if matches!(outer.ah_next, PROTO_IPIP | PROTO_IPV6) {
+        let rest = ip::decode(payload, &mut d)?;
+        return Ok((d, rest));
+    }
+    d.vlan = outer.vlan;
+    d.ip_version = outer.ip_version;
+    d.src = outer.src;
+    d.dst = outer.dst;
+    d.fragment = outer.fragment;
+    let rest = ip::upper(outer.ah_next, payload, &mut d);
+    Ok((d, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{decode_payload, test_util::eth_tcp4};
+    use super::*;
+
+    /// An Ethernet/IPv4 frame of `proto` carrying `payload`.
+    fn ipv4_with(proto: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = eth_tcp4(1, 2, b"");
+        f.truncate(34);
+        f[23] = proto;
+        f.extend_from_slice(payload);
+        let total = u16::try_from(f.len() - 14).unwrap().to_be_bytes();
+        f[16..18].copy_from_slice(&total);
+        f
+    }
+
+    fn unwrap(frame: &[u8]) -> (Tunnel, Result<Decoded, Skip>) {
+        let (outer, payload) = decode_payload(Link::Ethernet, frame).unwrap();
+        let (t, d) = inner(&outer, payload).unwrap();
+        (t, d.map(|(d, _)| d))
+    }
+
+    fn inner_ip() -> Vec<u8> {
+        eth_tcp4(50000, 445, b"smb")[14..].to_vec()
+    }
+
+    #[test]
+    fn gre_ip_ethernet_and_mpls() {
+        let mut gre = vec![0, 0, 0x08, 0x00];
+        gre.extend_from_slice(&inner_ip());
+        let (t, d) = unwrap(&ipv4_with(47, &gre));
+        assert_eq!((t, d.unwrap().dst_port), (Tunnel::Gre, 445));
+
+        let mut teb = vec![0x20, 0, 0x65, 0x58, 0, 0, 0, 9]; // key present (NVGRE)
+        teb.extend_from_slice(&eth_tcp4(50000, 445, b"smb"));
+        let (t, d) = unwrap(&ipv4_with(47, &teb));
+        assert_eq!((t, d.unwrap().dst_port), (Tunnel::Gre, 445));
+
+        let mut mpls = vec![0, 0, 0x88, 0x47, 0x00, 0x01, 0x01, 0x40];
+        mpls.extend_from_slice(&inner_ip());
+        let (t, d) = unwrap(&ipv4_with(47, &mpls));
+        assert_eq!((t, d.unwrap().dst_port), (Tunnel::Gre, 445));
+    }
+
+    #[test]
+    fn pptp_carries_ppp() {
+        // Version 1, key and sequence present: 12 bytes; then PPP with address and control.
+        let mut pptp = vec![0x30, 0x01, 0x88, 0x0b, 0, 20, 0, 1, 0, 0, 0, 7];
+        pptp.extend_from_slice(&[0xff, 0x03, 0x00, 0x21]);
+        pptp.extend_from_slice(&inner_ip());
+        let (t, d) = unwrap(&ipv4_with(47, &pptp));
+        assert_eq!((t, d.unwrap().dst_port), (Tunnel::Pptp, 445));
+        // An acknowledgment-only packet has no PPP frame.
+        let ack = [0x20, 0x81, 0x88, 0x0b, 0, 0, 0, 1, 0, 0, 0, 7];
+        let (t, d) = unwrap(&ipv4_with(47, &ack));
+        assert_eq!(t, Tunnel::Pptp);
+        assert!(d.is_err());
+    }
+
+    #[test]
+    fn erspan_types() {
+        let eth = eth_tcp4(50000, 445, b"smb");
+        let mut one = vec![0, 0, 0x88, 0xbe];
+        one.extend_from_slice(&eth);
+        let mut two = vec![0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0, 0, 1, 0, 0, 0, 0];
+        two.extend_from_slice(&eth);
+        let mut three = vec![0x10, 0, 0x22, 0xeb, 0, 0, 0, 1];
+        three.extend_from_slice(&[0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]); // O set
+        three.extend_from_slice(&[0; 8]);
+        three.extend_from_slice(&eth);
+        for gre in [one, two, three] {
+            let (t, d) = unwrap(&ipv4_with(47, &gre));
+            assert_eq!((t, d.unwrap().dst_port), (Tunnel::Erspan, 445));
+        }
+    }
+
+    #[test]
+    fn ip_in_ip_l2tp_vxlan_and_ah() {
+        let (t, d) = unwrap(&ipv4_with(4, &inner_ip()));
+        assert_eq!((t, d.unwrap().dst_port), (Tunnel::IpInIp, 445));
+
+        let udp = |sport: u16, dport: u16, body: &[u8]| {
+            let mut u = sport.to_be_bytes().to_vec();
+            u.extend_from_slice(&dport.to_be_bytes());
+            u.extend_from_slice(&u16::try_from(body.len() + 8).unwrap().to_be_bytes());
+            u.extend_from_slice(&[0, 0]);
+            u.extend_from_slice(body);
+            ipv4_with(17, &u)
+        };
+        // L2TP data with length and sequence: flags 0x4802.
+        let mut l2tp = vec![
+            0x48, 0x02, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 0xff, 0x03, 0, 0x21,
+        ];
+        l2tp.extend_from_slice(&inner_ip());
+        let (t, d) = unwrap(&udp(1701, 1701, &l2tp));
+        assert_eq!((t, d.unwrap().dst_port), (Tunnel::L2tp, 445));
+        let control = [0xc8, 0x02, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0];
+        let (t, d) = unwrap(&udp(1701, 1701, &control));
+        assert_eq!((t, d), (Tunnel::L2tp, Err(Skip::NotIp(0))));
+
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+        vx.extend_from_slice(&eth_tcp4(50000, 445, b"smb"));
+        let (t, d) = unwrap(&udp(40000, 4789, &vx));
+        assert_eq!((t, d.unwrap().dst_port), (Tunnel::Vxlan, 445));
+
+        // AH (24 bytes) in transport mode over TCP: the ports behind it.
+        let mut ah = vec![6, 4, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+        ah.extend_from_slice(&[0; 12]);
+        ah.extend_from_slice(&inner_ip()[20..]);
+        let (t, d) = unwrap(&ipv4_with(51, &ah));
+        let d = d.unwrap();
+        assert_eq!((t, d.proto, d.dst_port), (Tunnel::Ah, 6, 445));
+        ah[0] = 4;
+        ah.truncate(24);
+        ah.extend_from_slice(&inner_ip());
+        let (t, d) = unwrap(&ipv4_with(51, &ah));
+        assert_eq!((t, d.unwrap().dst_port), (Tunnel::Ah, 445));
+    }
+
+    #[test]
+    fn other_packets_are_no_tunnel() {
+        let frame = eth_tcp4(1701, 4789, b"x");
+        let (outer, payload) = decode_payload(Link::Ethernet, &frame).unwrap();
+        assert!(inner(&outer, payload).is_none());
+        let esp = ipv4_with(50, &[0, 0, 0, 1, 0, 0, 0, 1]);
+        let (outer, payload) = decode_payload(Link::Ethernet, &esp).unwrap();
+        assert!(inner(&outer, payload).is_none());
+    }
+
+    #[test]
+    fn arbitrary_inner_bytes_never_panic() {
+        use proptest::prelude::*;
+        proptest!(|(proto in prop::sample::select(vec![4u8, 41, 47, 51, 17]), bytes in prop::collection::vec(any::<u8>(), 0..120))| {
+            let frame = ipv4_with(proto, &bytes);
+            if let Ok((outer, payload)) = decode_payload(Link::Ethernet, &frame) {
+                let _ = inner(&outer, payload);
+            }
+        });
+    }
+}
