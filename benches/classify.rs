@@ -33,6 +33,7 @@ fn config(workers: usize) -> WorkerConfig {
         timeouts: Timeouts::ZEEK,
         keep_flows: false,
         live: false,
+        follow: true,
     }
 }
 

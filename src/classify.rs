@@ -8,9 +8,13 @@
 //! flow table. Shard `s` belongs to worker `s % workers`; each worker applies packets in
 //! capture order, so the result does not depend on the number of workers.
 
+use crate::announce::{self, Announcement, What};
 use crate::catalog::{Match, PortTable, Transport};
-use crate::decode::{self, Fragment, Link, Skip};
-use crate::flow::{FragmentKey, Fragments, Key, Packet, Shard, Tally, Timeouts, SHARDS};
+use crate::decode::{self, Fragment, Link, Skip, Tunnel};
+use crate::flow::{
+    shard_of_pair, Counts, Expected, FragmentKey, Fragments, InnerKey, Key, Packet, Shard,
+    Tally, Target, Timeouts, TunnelEnds, SHARDS,
+};
 
 /// The service row of a flow, by the rule in ARCHITECTURE.md: for TCP and UDP the port with
 /// an exact record (the lower if both have one), else the narrowest range holding both ports;
@@ -34,6 +38,8 @@ pub struct WorkerConfig {
     pub keep_flows: bool,
     /// Live mode: keep what each interval report needs.
     pub live: bool,
+    /// Follow announcements of dynamic ports (endpoint mapper, FTP, TFTP).
+    pub follow: bool,
 }
 
 /// A decoded packet on its way to the worker that owns its shard: one cache line.
@@ -51,7 +57,18 @@ pub struct Routed {
     pub tcp_flags: u8,
     /// [`FRAGMENT_NONE`], [`FRAGMENT_FIRST`] or [`FRAGMENT_LATER`], plus [`FRAGMENT_V6`].
     pub fragment: u8,
+    /// [`WHAT_PACKET`]; a tunnel code ([`Tunnel::code`]) for the inner packet of the packet
+    /// routed just before it; or [`WHAT_ANNOUNCE`], an expected flow.
+    pub what: u8,
 }
+
+pub const WHAT_PACKET: u8 = 0;
+/// An announced flow: `key.a` listens on `key.a_port` for `key.b` (transport `key.proto`,
+/// VLAN `key.vlan`); `fragment_id` is the [`Target`] code.
+pub const WHAT_ANNOUNCE: u8 = 0xff;
+
+/// Expectations each shard keeps at most (64 shards: 4,096 in all).
+const EXPECTATIONS_PER_SHARD: usize = 64;
 
 pub const FRAGMENT_NONE: u8 = 0;
 pub const FRAGMENT_FIRST: u8 = 1;
@@ -87,6 +104,12 @@ pub struct Worker<'t> {
     config: WorkerConfig,
     table: &'t PortTable,
     shards: Vec<Shard>,
+    /// Flows inside tunnels, per owned shard (the shard of the outer packet).
+    inner: Vec<Shard<InnerKey>>,
+    /// Announced flows, per owned shard.
+    expected: Vec<Expected>,
+    /// The key of the last outer packet applied: the tunnel of the inner packet after it.
+    last_outer: Key,
     fragments: Fragments,
     tally: Tally,
     /// Live mode: the tally's counters at the last interval report.
@@ -102,7 +125,12 @@ impl<'t> Worker<'t> {
             id,
             config: WorkerConfig { workers, ..config },
             table,
-            shards: (0..owned).map(|_| Shard::new(per_shard)).collect(),
+            shards: (0..owned).map(|_| Shard::<Key>::new(per_shard)).collect(),
+            inner: (0..owned).map(|_| Shard::<InnerKey>::new(per_shard)).collect(),
+            expected: (0..owned)
+                .map(|_| Expected::new(EXPECTATIONS_PER_SHARD))
+                .collect(),
+            last_outer: Key::default(),
             fragments: Fragments::new(config.max_fragments),
             tally: Tally {
                 interval: config.live.then(hashbrown::HashMap::new),
@@ -166,7 +194,7 @@ impl<'t> Worker<'t> {
         outboxes: &mut [Vec<Routed>],
     ) {
         let wire_len = u64::from(wire_len);
-        let d = match decode::decode(link, data) {
+        let (d, payload) = match decode::decode_payload(link, data) {
             Ok(d) => d,
             Err(skip) => {
                 self.count_skip(skip, wire_len);
@@ -190,9 +218,48 @@ impl<'t> Worker<'t> {
             from_a,
             tcp_flags: d.tcp_flags,
             fragment: fragment | v6,
+            what: WHAT_PACKET,
         };
-        if let Some(outbox) = outboxes.get_mut(usize::from(shard) % self.config.workers) {
-            outbox.push(routed);
+        let workers = self.config.workers;
+        let Some(outbox) = outboxes.get_mut(usize::from(shard) % workers) else {
+            return;
+        };
+        outbox.push(routed);
+        if matches!(d.proto, 4 | 17 | 41 | 47 | 51) {
+            if let Some((tunnel, inner)) = decode::inner(&d, payload) {
+                match inner {
+                    Ok((i, _)) => {
+                        let (key, from_a) = Key::of(&i);
+                        outbox.push(Routed {
+                            key,
+                            from_a,
+                            tcp_flags: i.tcp_flags,
+                            fragment: FRAGMENT_NONE,
+                            fragment_id: 0,
+                            what: tunnel.code(),
+                            ..routed
+                        });
+                    }
+                    Err(_) => {
+                        *self.tally.tunnel_not_ip.entry(tunnel).or_default() += Counts {
+                            flows: 0,
+                            packets: 1,
+                            bytes: wire_len,
+                        };
+                    }
+                }
+            }
+        }
+        if self.config.follow && matches!(d.proto, 6 | 17) {
+            let table = self.table;
+            announce::announcements(&d, payload, |a| {
+                if let Some(target) = target_of(table, &a) {
+                    let shard = shard_of_pair(&a.listener, &a.other, d.vlan);
+                    if let Some(outbox) = outboxes.get_mut(usize::from(shard) % workers) {
+                        outbox.push(announced(&a, target, d.vlan, ts_ns, shard));
+                    }
+                }
+            });
         }
     }
 
@@ -200,6 +267,16 @@ impl<'t> Worker<'t> {
     /// the packet is counted into its flow, which is classified when it starts.
     #[inline]
     pub fn apply(&mut self, r: &Routed) {
+        let local = usize::from(r.shard) / self.config.workers;
+        match r.what {
+            WHAT_PACKET => self.apply_packet(r, local),
+            WHAT_ANNOUNCE => self.apply_announcement(r, local),
+            code => self.apply_inner(r, local, code),
+        }
+    }
+
+    #[inline]
+    fn apply_packet(&mut self, r: &Routed, local: usize) {
         let mut packet = Packet {
             key: r.key,
             from_a: r.from_a,
@@ -226,14 +303,75 @@ impl<'t> Worker<'t> {
             },
             _ => {}
         }
+        self.last_outer = packet.key;
         let table = self.table;
-        let local = usize::from(r.shard) / self.config.workers;
-        if let Some(shard) = self.shards.get_mut(local) {
+        if let (Some(shard), Some(expected)) =
+            (self.shards.get_mut(local), self.expected.get_mut(local))
+        {
             shard.packet(
                 &packet,
-                |k| classify(table, k),
+                |k| {
+                    expected
+                        .take(k, packet.ts_ns)
+                        .or_else(|| classify(table, k))
+                },
                 &self.config.timeouts,
                 &mut self.tally,
+            );
+        }
+    }
+
+    /// An inner packet: counted into its flow inside the tunnel of the outer packet
+    /// applied just before it (both were routed to this shard, in this order).
+    fn apply_inner(&mut self, r: &Routed, local: usize, code: u8) {
+        let Some(kind) = Tunnel::from_code(code) else {
+            return;
+        };
+        let outer = self.last_outer;
+        let packet = Packet {
+            key: InnerKey {
+                tunnel: TunnelEnds {
+                    kind,
+                    a: outer.a,
+                    b: outer.b,
+                },
+                key: r.key,
+            },
+            from_a: r.from_a,
+            ts_ns: r.ts_ns,
+            wire_len: u64::from(r.wire_len),
+            tcp_flags: r.tcp_flags,
+        };
+        let table = self.table;
+        if let Some(shard) = self.inner.get_mut(local) {
+            shard.packet(
+                &packet,
+                |k| classify(table, &k.key),
+                &self.config.timeouts,
+                &mut self.tally,
+            );
+        }
+    }
+
+    fn apply_announcement(&mut self, r: &Routed, local: usize) {
+        let target = Target::from_code(r.fragment_id);
+        let k = &r.key;
+        let row = match target {
+            Target::Rpc(index) => Some(self.table.epm_row(index, k.a_port)),
+            Target::FtpData => self.table.expectation_row(Transport::Tcp, 20),
+            Target::Tftp => self.table.expectation_row(Transport::Udp, 69),
+        };
+        if let (Some(row), Some(expected)) = (row, self.expected.get_mut(local)) {
+            expected.announce(
+                k.a,
+                k.a_port,
+                k.b,
+                k.proto,
+                k.vlan,
+                row,
+                target.once(),
+                r.ts_ns,
+                target.lifetime_ns(),
             );
         }
     }
@@ -265,7 +403,46 @@ impl<'t> Worker<'t> {
         for shard in &mut self.shards {
             shard.finish(&mut self.tally);
         }
+        for shard in &mut self.inner {
+            shard.finish(&mut self.tally);
+        }
+        for expected in &mut self.expected {
+            self.tally.expectations += expected.finish();
+        }
         self.tally
+    }
+}
+
+/// What an announcement will label, if the catalog can name it (an interface the
+/// interface table lacks is not followed).
+fn target_of(table: &PortTable, a: &Announcement) -> Option<Target> {
+    match a.what {
+        What::FtpData => Some(Target::FtpData),
+        What::Tftp => Some(Target::Tftp),
+        What::Rpc(uuid) => table.interface_index(&uuid).map(Target::Rpc),
+    }
+}
+
+/// The routed form of an announcement.
+fn announced(a: &Announcement, target: Target, vlan: u16, ts_ns: u64, shard: u8) -> Routed {
+    Routed {
+        key: Key {
+            a: a.listener,
+            b: a.other,
+            a_port: a.port,
+            b_port: 0,
+            proto: a.proto,
+            vlan,
+            spi: 0,
+        },
+        ts_ns,
+        wire_len: 0,
+        fragment_id: target.code(),
+        shard,
+        from_a: false,
+        tcp_flags: 0,
+        fragment: FRAGMENT_NONE,
+        what: WHAT_ANNOUNCE,
     }
 }
 
@@ -351,6 +528,7 @@ mod tests {
             timeouts: Timeouts::ZEEK,
             keep_flows: false,
             live: false,
+            follow: true,
         }
     }
 

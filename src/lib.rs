@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod capture;
 pub mod catalog;
 pub mod classify;

@@ -617,6 +617,7 @@ mod tests {
                 timeouts: Timeouts::ZEEK,
                 keep_flows: true,
                 live: false,
+                follow: true,
             },
             progress: None,
         }

@@ -345,16 +345,16 @@ fn output_does_not_depend_on_threads() {
 fn table_and_csv_formats() {
     let table = stdout(&run(&["classify", &fixture("link_ethernet.pcap")]));
     let want = "\
-ROW             PROTOCOLS                                 SERVICES                                         FLOWS  PACKETS    BYTES   SHARE
-tcp/445         SMB, SMB (named pipes)                    Distributed File System, Fax Service +7              1        4    416 B   39.2%
-udp/53          DNS                                       DNS Server +1                                        1        2    244 B   23.0%
-icmp            ICMP (ping)                               Group Policy                                         1        2    148 B   13.9%
-tcp/1024-65534  RPC randomly allocated high TCP ports +3  Active Directory (Local Security Authority) +16      1        2    108 B   10.2%
-udp/137         Cluster Administrator +1                  Cluster Service, Computer Browser +4                 1        1     92 B    8.7%
-unclassified                                                                                                   1        1     54 B    5.1%
-not IP                                                                                                                  0      0 B    0.0%
-undecodable                                                                                                             0      0 B    0.0%
-total                                                                                                          6       12  1.0 KiB  100.0%
+ROW             MATCH        PROTOCOLS                                 SERVICES                                         FLOWS  PACKETS    BYTES   SHARE
+tcp/445         port         SMB, SMB (named pipes)                    Distributed File System, Fax Service +7              1        4    416 B   39.2%
+udp/53          port         DNS                                       DNS Server +1                                        1        2    244 B   23.0%
+icmp            ip-protocol  ICMP (ping)                               Group Policy                                         1        2    148 B   13.9%
+tcp/1024-65534  range        RPC randomly allocated high TCP ports +3  Active Directory (Local Security Authority) +16      1        2    108 B   10.2%
+udp/137         port         Cluster Administrator +1                  Cluster Service, Computer Browser +4                 1        1     92 B    8.7%
+unclassified                                                                                                                1        1     54 B    5.1%
+not IP                                                                                                                               0      0 B    0.0%
+undecodable                                                                                                                          0      0 B    0.0%
+total                                                                                                                       6       12  1.0 KiB  100.0%
 ";
     assert_eq!(table, want);
     let csv = stdout(&run(&[
@@ -366,14 +366,14 @@ total                                                                           
     let lines: Vec<_> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "row,transport,low_port,high_port,match,protocols,services,flows,packets,bytes"
+        "row,transport,low_port,high_port,match,protocols,services,flows,packets,bytes,tunnel"
     );
     assert_eq!(
         lines[3],
-        "icmp,icmp,,,ip-protocol,ICMP (ping),Group Policy,1,2,148"
+        "icmp,icmp,,,ip-protocol,ICMP (ping),Group Policy,1,2,148,"
     );
-    assert_eq!(lines[6], "unclassified,,,,,,,1,1,54");
-    assert_eq!(lines[7], "not_ip,,,,,,,,0,0");
+    assert_eq!(lines[6], "unclassified,,,,,,,1,1,54,");
+    assert_eq!(lines[7], "not_ip,,,,,,,,0,0,");
     assert_eq!(lines.len(), 9);
 }
 

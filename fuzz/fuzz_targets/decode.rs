@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         timeouts: Timeouts::ZEEK,
         keep_flows: true,
         live: false,
+        follow: true,
     };
     let mut frames = Vec::new();
     let mut at = 0usize;

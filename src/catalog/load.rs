@@ -124,7 +124,7 @@ fn integer(value: &toml::Value, what: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("`{what}` must be an integer, not {}", value.type_str()))
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|&&b| b == b'\n')

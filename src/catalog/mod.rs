@@ -4,9 +4,13 @@
 //! This module owns reading and validating catalog files and building the lookup table.
 //! It knows nothing about packets or flows; `classify` asks the table, once per flow.
 
+mod interfaces;
 mod load;
 mod table;
 
+pub use interfaces::{
+    format_uuid, parse_interfaces, parse_uuid, Interface, INTERFACES_NAME, INTERFACES_TEXT,
+};
 pub use load::{load_file, parse, Format, Problem};
 pub use table::{Match, MatchKind, PortTable, SetId};
 
@@ -125,6 +129,8 @@ pub struct Catalog {
     /// Lines that were read but carry nothing portscope can use, e.g. `sctp` entries of an
     /// `/etc/services` file: (source, line, what).
     pub notes: Vec<(String, usize, String)>,
+    /// Well-known DCE/RPC interfaces and the services that own them (built in).
+    pub interfaces: Vec<Interface>,
 }
 
 /// A catalog that could not be read or is not valid.
@@ -162,6 +168,14 @@ impl Catalog {
     pub fn builtin() -> Result<Catalog, Error> {
         let mut catalog = Catalog::default();
         catalog.add_text(BUILTIN_NAME, BUILTIN_TEXT, Format::Toml)?;
+        catalog.interfaces = parse_interfaces(INTERFACES_TEXT, &catalog).map_err(|p| {
+            Error::Invalid {
+                path: INTERFACES_NAME.to_string(),
+                line: p[0].line,
+                message: p[0].message.clone(),
+                more: p.len() - 1,
+            }
+        })?;
         Ok(catalog)
     }
 

@@ -34,6 +34,12 @@ pub enum MatchKind {
     IpProtocol,
     /// A port range record that contains both ports of the flow.
     Range,
+    /// An endpoint the DCE/RPC endpoint mapper announced; the set is an index into the
+    /// catalog's interface table, not a record set.
+    Epm,
+    /// A flow another flow announced (FTP data, a TFTP transfer): the record set of the
+    /// service's well-known port.
+    Expectation,
 }
 
 impl MatchKind {
@@ -42,6 +48,8 @@ impl MatchKind {
             MatchKind::Port => "port",
             MatchKind::IpProtocol => "ip-protocol",
             MatchKind::Range => "range",
+            MatchKind::Epm => "epm",
+            MatchKind::Expectation => "expectation",
         }
     }
 }
@@ -74,6 +82,8 @@ pub struct PortTable {
     ip: [SetId; 4],
     /// Record indices of each set, in catalog order; `sets[0]` is empty.
     sets: Vec<Box<[u32]>>,
+    /// The UUIDs of the catalog's DCE/RPC interfaces, in table order.
+    interfaces: Vec<[u8; 16]>,
 }
 
 fn port_slot(t: Transport) -> Option<usize> {
@@ -188,6 +198,7 @@ impl PortTable {
             ranges,
             ip,
             sets: interner.sets,
+            interfaces: catalog.interfaces.iter().map(|i| i.uuid).collect(),
         }
     }
 
@@ -279,7 +290,36 @@ impl PortTable {
         found
     }
 
-    /// The record indices (into `Catalog::records`) of a set, in catalog order.
+    /// The index of a DCE/RPC interface in the catalog's interface table.
+    pub fn interface_index(&self, uuid: &[u8; 16]) -> Option<u32> {
+        let i = self.interfaces.iter().position(|u| u == uuid)?;
+        u32::try_from(i).ok()
+    }
+
+    /// The row of a flow the endpoint mapper announced for interface `index` on `port`.
+    pub fn epm_row(&self, index: u32, port: u16) -> Match {
+        Match {
+            transport: Transport::Tcp,
+            ports: Some((port, port)),
+            kind: MatchKind::Epm,
+            set: SetId(index),
+        }
+    }
+
+    /// The row of an announced flow that belongs to the service on a well-known port (FTP
+    /// data: TCP 20; TFTP: UDP 69), if the catalog names one there.
+    pub fn expectation_row(&self, transport: Transport, port: u16) -> Option<Match> {
+        let set = self.exact(transport, port);
+        (!set.is_none()).then_some(Match {
+            transport,
+            ports: Some((port, port)),
+            kind: MatchKind::Expectation,
+            set,
+        })
+    }
+
+    /// The record indices (into `Catalog::records`) of a set, in catalog order. For
+    /// [`MatchKind::Epm`] rows the set is an interface index instead.
     pub fn records(&self, set: SetId) -> &[u32] {
         self.sets
             .get(usize::try_from(set.0).unwrap_or(usize::MAX))

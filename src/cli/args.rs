@@ -95,6 +95,10 @@ pub struct FlowOpts {
     /// Idle timeout of ICMP and other flows, in seconds of capture time.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub other_timeout: u64,
+    /// Classify by the port table alone: do not follow the endpoint mapper's, FTP's and
+    /// TFTP's announcements of dynamic ports (flows inside tunnels are still reported).
+    #[arg(long)]
+    pub ports_only: bool,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -109,6 +109,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
                 timeouts: Timeouts::ZEEK,
                 keep_flows: false,
                 live: false,
+                follow: true,
             },
             progress: None,
         };

@@ -65,6 +65,7 @@ fn worker_config(f: &args::FlowOpts, keep_flows: bool) -> anyhow::Result<WorkerC
         timeouts: Timeouts::from_secs(f.tcp_timeout, f.udp_timeout, f.other_timeout),
         keep_flows,
         live: false,
+        follow: !f.ports_only,
     })
 }
 

@@ -12,7 +12,7 @@ const PROTO_ESP: u8 = 50;
 /// A bidirectional flow: IP protocol, the two endpoints in canonical order, the VLAN, and for
 /// ESP the SPI. TCP and UDP endpoints include ports; GRE, AH, ICMP and other protocols are
 /// keyed by address pair. A→B and B→A give the same key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
     /// The lower endpoint (address, then port).
     pub a: [u8; 16],
@@ -56,6 +56,12 @@ impl Key {
 /// the same in both directions, for every fragment of a datagram, and in every run.
 #[inline]
 pub fn shard_of(d: &Decoded) -> u8 {
+    shard_of_pair(&d.src, &d.dst, d.vlan)
+}
+
+/// The shard of the flows between two addresses on a VLAN, in either direction.
+#[inline]
+pub fn shard_of_pair(src: &[u8; 16], dst: &[u8; 16], vlan: u16) -> u8 {
     const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
     let side = |a: &[u8; 16]| {
         let h = u64::from_le_bytes(word(a, 0))
@@ -65,7 +71,7 @@ pub fn shard_of(d: &Decoded) -> u8 {
         h.wrapping_mul(K)
     };
     // Adding the two sides makes the hash symmetric.
-    let h = side(&d.src).wrapping_add(side(&d.dst)) ^ u64::from(d.vlan);
+    let h = side(src).wrapping_add(side(dst)) ^ u64::from(vlan);
     let h = h.wrapping_mul(K);
     // SHARDS is 64: the top six bits.
     (h >> 58) as u8

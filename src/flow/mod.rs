@@ -4,15 +4,18 @@
 //! A flow's service row is decided once, when the flow starts, by the `classify` callback;
 //! this module never looks up names. Tables are owned by one worker each: no locks.
 
+mod expected;
 mod fragments;
 mod key;
 mod table;
 
 pub use fragments::{FragmentKey, Fragments};
-pub use key::{shard_of, Key};
+pub use key::{shard_of, shard_of_pair, Key};
+pub use expected::{Expected, Target};
 pub use table::{Packet, Shard, SHARDS};
 
 use crate::catalog::Match;
+use crate::decode::Tunnel;
 use std::collections::BTreeMap;
 use std::ops::AddAssign;
 
@@ -87,10 +90,63 @@ impl AddAssign for Counts {
     }
 }
 
+/// A tunnel as flows inside it name it: its kind and the outer endpoints (canonical order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TunnelEnds {
+    pub kind: Tunnel,
+    pub a: [u8; 16],
+    pub b: [u8; 16],
+}
+
+/// The key of a flow inside a tunnel: the tunnel, then the inner flow's own key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InnerKey {
+    pub tunnel: TunnelEnds,
+    pub key: Key,
+}
+
+/// What a flow table needs of its keys.
+pub trait FlowKey: Copy + Eq + std::hash::Hash {
+    /// The IP protocol, which picks the idle timeout.
+    fn proto(&self) -> u8;
+    /// The flow's own 5-tuple key.
+    fn flow_key(&self) -> Key;
+    /// The tunnel the flow is inside, if any.
+    fn tunnel(&self) -> Option<TunnelEnds>;
+}
+
+impl FlowKey for Key {
+    #[inline]
+    fn proto(&self) -> u8 {
+        self.proto
+    }
+    fn flow_key(&self) -> Key {
+        *self
+    }
+    fn tunnel(&self) -> Option<TunnelEnds> {
+        None
+    }
+}
+
+impl FlowKey for InnerKey {
+    #[inline]
+    fn proto(&self) -> u8 {
+        self.key.proto
+    }
+    fn flow_key(&self) -> Key {
+        self.key
+    }
+    fn tunnel(&self) -> Option<TunnelEnds> {
+        Some(self.tunnel)
+    }
+}
+
 /// A finished flow, kept only when `--flows` asks for them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowRecord {
     pub key: Key,
+    /// For a flow inside a tunnel, the tunnel.
+    pub tunnel: Option<TunnelEnds>,
     /// The service row; `None` is unclassified.
     pub row: Option<Match>,
     pub first_ns: u64,
@@ -124,6 +180,30 @@ pub struct Tally {
     pub keep_flows: bool,
     /// Live mode: what ended or arrived outside flows since the last interval report.
     pub interval: Option<hashbrown::HashMap<Option<Match>, Counts>>,
+    /// Flows inside tunnels, per tunnel kind and inner service row (packets are also in
+    /// `rows`, under their outer flow).
+    pub tunneled: hashbrown::HashMap<(Tunnel, Option<Match>), Counts>,
+    /// Packets of a tunnel whose inner packet is not IP or not decodable (PPTP
+    /// acknowledgments, L2TP control messages, PPP's LCP, ARP over VXLAN).
+    pub tunnel_not_ip: BTreeMap<Tunnel, Counts>,
+    pub expectations: Expectations,
+}
+
+/// What dynamic-port announcements did: how many were seen, how many classified a flow,
+/// how many ran out unused (expired, or pushed out of a full table).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Expectations {
+    pub announced: u64,
+    pub matched: u64,
+    pub unused: u64,
+}
+
+impl AddAssign for Expectations {
+    fn add_assign(&mut self, o: Expectations) {
+        self.announced += o.announced;
+        self.matched += o.matched;
+        self.unused += o.unused;
+    }
 }
 
 impl Tally {
@@ -141,6 +221,13 @@ impl Tally {
             packets: record.packets[0] + record.packets[1],
             bytes: record.bytes[0] + record.bytes[1],
         };
+        if let Some(tunnel) = record.tunnel {
+            *self.tunneled.entry((tunnel.kind, record.row)).or_default() += counts;
+            if self.keep_flows {
+                self.flows.push(*record);
+            }
+            return;
+        }
         *self.rows.entry(record.row).or_default() += counts;
         if let Some(interval) = &mut self.interval {
             *interval.entry(record.row).or_default() += record.unreported;
@@ -191,5 +278,12 @@ impl AddAssign for Tally {
         self.evicted_flows += other.evicted_flows;
         self.orphan_fragments += other.orphan_fragments;
         self.flows.extend(other.flows);
+        for (row, counts) in other.tunneled {
+            *self.tunneled.entry(row).or_default() += counts;
+        }
+        for (kind, counts) in other.tunnel_not_ip {
+            *self.tunnel_not_ip.entry(kind).or_default() += counts;
+        }
+        self.expectations += other.expectations;
     }
 }

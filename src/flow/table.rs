@@ -5,7 +5,7 @@
 //! per shard and measured in the shard's own capture time, so a flow ends at the same packet
 //! whatever the number of workers: the output does not depend on `--threads`.
 
-use super::{Counts, FlowRecord, Key, Tally, Timeouts};
+use super::{Counts, FlowKey, FlowRecord, Key, Tally, Timeouts};
 use crate::catalog::Match;
 
 /// The number of flow-table shards, fixed so results do not depend on the thread count.
@@ -49,26 +49,27 @@ impl Stats {
 
 /// One packet as the flow table sees it.
 #[derive(Clone, Copy, Debug)]
-pub struct Packet {
-    pub key: Key,
+pub struct Packet<K = Key> {
+    pub key: K,
     pub from_a: bool,
     pub ts_ns: u64,
     pub wire_len: u64,
     pub tcp_flags: u8,
 }
 
-/// One shard of the flow table.
+/// One shard of the flow table (of outer flows, or of flows inside tunnels).
 #[derive(Debug)]
-pub struct Shard {
-    flows: hashbrown::HashMap<Key, Stats>,
+pub struct Shard<K = Key> {
+    flows: hashbrown::HashMap<K, Stats>,
     max_flows: usize,
     next_sweep_ns: u64,
     scratch: Vec<u64>,
 }
 
-fn record(key: Key, s: &Stats, evicted: bool) -> FlowRecord {
+fn record<K: FlowKey>(key: K, s: &Stats, evicted: bool) -> FlowRecord {
     FlowRecord {
-        key,
+        key: key.flow_key(),
+        tunnel: key.tunnel(),
         row: s.row,
         first_ns: s.first_ns,
         last_ns: s.last_ns,
@@ -89,9 +90,9 @@ fn is_over(s: &Stats, proto: u8, now: u64, flags: u8, t: &Timeouts) -> bool {
     s.closed && (idle > t.tcp_close_ns || flags & (TCP_SYN | TCP_ACK) == TCP_SYN)
 }
 
-impl Shard {
+impl<K: FlowKey> Shard<K> {
     /// A shard holding at most `max_flows` flows (at least one).
-    pub fn new(max_flows: usize) -> Shard {
+    pub fn new(max_flows: usize) -> Shard<K> {
         let max_flows = max_flows.max(1);
         Shard {
             flows: hashbrown::HashMap::with_capacity(max_flows.min(1024)),
@@ -106,8 +107,8 @@ impl Shard {
     #[inline]
     pub fn packet(
         &mut self,
-        p: &Packet,
-        classify: impl FnOnce(&Key) -> Option<Match>,
+        p: &Packet<K>,
+        classify: impl FnOnce(&K) -> Option<Match>,
         timeouts: &Timeouts,
         tally: &mut Tally,
     ) {
@@ -116,7 +117,7 @@ impl Shard {
             self.next_sweep_ns = p.ts_ns.saturating_add(SWEEP_EVERY_NS);
         }
         let over = match self.flows.get_mut(&p.key) {
-            Some(s) if !is_over(s, p.key.proto, p.ts_ns, p.tcp_flags, timeouts) => {
+            Some(s) if !is_over(s, p.key.proto(), p.ts_ns, p.tcp_flags, timeouts) => {
                 count(s, p);
                 return;
             }
@@ -150,7 +151,7 @@ impl Shard {
     /// Ends every flow idle past its timeout at capture time `now`.
     fn sweep(&mut self, now: u64, timeouts: &Timeouts, tally: &mut Tally) {
         self.flows.retain(|key, s| {
-            let over = is_over(s, key.proto, now, 0, timeouts);
+            let over = is_over(s, key.proto(), now, 0, timeouts);
             if over {
                 tally.end_flow(&record(*key, s, false));
             }
@@ -198,13 +199,13 @@ impl Shard {
 }
 
 #[inline]
-fn count(s: &mut Stats, p: &Packet) {
+fn count<K: FlowKey>(s: &mut Stats, p: &Packet<K>) {
     let side = usize::from(!p.from_a);
     s.packets[side] += 1;
     s.bytes[side] += p.wire_len;
     s.first_ns = s.first_ns.min(p.ts_ns);
     s.last_ns = s.last_ns.max(p.ts_ns);
-    if p.key.proto == 6 {
+    if p.key.proto() == 6 {
         if p.tcp_flags & TCP_RST != 0 {
             s.closed = true;
         }
@@ -241,7 +242,7 @@ mod tests {
     }
 
     fn run(packets: &[Packet], max: usize) -> Tally {
-        let mut shard = Shard::new(max);
+        let mut shard: Shard = Shard::new(max);
         let mut tally = Tally::new(true);
         for p in packets {
             shard.packet(p, |_| None, &Timeouts::ZEEK, &mut tally);

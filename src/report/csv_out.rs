@@ -1,5 +1,6 @@
-//! CSV: one line per row (service rows, then unclassified, not_ip and undecodable), with a
-//! header. Lists inside a cell are separated by `; `.
+//! CSV: one line per row (service rows, then the rows of flows inside tunnels, whose `tunnel`
+//! column names the tunnel, then unclassified, not_ip and undecodable), with a header.
+//! Lists inside a cell are separated by `; `.
 
 use super::Summary;
 use std::io::{self, Write};
@@ -18,9 +19,10 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         "flows",
         "packets",
         "bytes",
+        "tunnel",
     ])
     .map_err(io_err)?;
-    for r in &s.services {
+    for r in s.services.iter().chain(&s.tunneled) {
         let (lo, hi) = r.ports.map_or((String::new(), String::new()), |[lo, hi]| {
             (lo.to_string(), hi.to_string())
         });
@@ -36,6 +38,7 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
             r.flows.to_string(),
             r.packets.to_string(),
             r.bytes.to_string(),
+            r.tunnel.map_or(String::new(), |t| t.to_string()),
         ])
         .map_err(io_err)?;
     }
@@ -66,6 +69,7 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
             flows.map_or(String::new(), |f| f.to_string()),
             packets.to_string(),
             bytes.to_string(),
+            String::new(),
         ])
         .map_err(io_err)?;
     }

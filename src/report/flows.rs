@@ -2,6 +2,7 @@
 //! start time so the file is the same for any thread count.
 
 use super::row_key;
+use crate::decode::Tunnel;
 use crate::flow::FlowRecord;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -30,6 +31,20 @@ struct Line {
     resp_bytes: u64,
     /// Ended early because the flow table was full.
     evicted: bool,
+    /// For a flow inside a tunnel: the tunnel's kind and outer endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tunnel: Option<TunnelLine>,
+    /// For a flow inside a tunnel (`match` is `inner`): how the inner flow was matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inner_match: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct TunnelLine {
+    kind: Tunnel,
+    /// The outer endpoints, lower address first.
+    outer_a: IpAddr,
+    outer_b: IpAddr,
 }
 
 fn addr(bytes: [u8; 16]) -> IpAddr {
@@ -46,7 +61,7 @@ fn seconds(ns: u64) -> f64 {
 /// # Errors
 /// Any error of `out`.
 pub fn write_flows(flows: &mut [FlowRecord], out: &mut dyn Write) -> io::Result<()> {
-    flows.sort_unstable_by_key(|f| (f.first_ns, f.key, f.last_ns));
+    flows.sort_unstable_by_key(|f| (f.first_ns, f.tunnel, f.key, f.last_ns));
     for f in flows.iter() {
         let k = &f.key;
         let (o, r) = if f.a_is_origin { (0, 1) } else { (1, 0) };
@@ -65,12 +80,23 @@ pub fn write_flows(flows: &mut [FlowRecord], out: &mut dyn Write) -> io::Result<
                 || "unclassified".to_string(),
                 |m| row_key(m.transport, m.ports),
             ),
-            kind: f.row.map(|m| m.kind.as_str()),
+            kind: match f.tunnel {
+                Some(_) => Some("inner"),
+                None => f.row.map(|m| m.kind.as_str()),
+            },
             orig_packets: f.packets[o],
             orig_bytes: f.bytes[o],
             resp_packets: f.packets[r],
             resp_bytes: f.bytes[r],
             evicted: f.evicted,
+            tunnel: f.tunnel.map(|t| TunnelLine {
+                kind: t.kind,
+                outer_a: addr(t.a),
+                outer_b: addr(t.b),
+            }),
+            inner_match: f
+                .tunnel
+                .and_then(|_| f.row.map(|m| m.kind.as_str())),
         };
         serde_json::to_writer(&mut *out, &line)?;
         writeln!(out)?;

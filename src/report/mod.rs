@@ -12,9 +12,9 @@ mod table;
 pub use flows::write_flows;
 pub use live::{write_live_json, write_live_table, LiveDrops};
 
-use crate::catalog::{Catalog, Match, PortTable, Transport};
-use crate::decode::Link;
-use crate::flow::{Counts, Tally};
+use crate::catalog::{Catalog, Match, MatchKind, PortTable, Transport, INTERFACES_NAME};
+use crate::decode::{Link, Tunnel};
+use crate::flow::{Counts, Expectations, Tally};
 use crate::pipeline::InputReport;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -39,11 +39,19 @@ pub struct Service {
 /// One service row: a transport and port (or range, or IP protocol) with its candidates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Row {
+    /// For rows of flows inside tunnels, the tunnel kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<Tunnel>,
     pub transport: Transport,
     /// `[low, high]`; `[445, 445]` for one port; `None` for IP-protocol rows.
     pub ports: Option<[u16; 2]>,
+    /// How the flows were matched: `port`, `ip-protocol`, `range`, `epm`, `expectation`;
+    /// `inner` for rows of flows inside tunnels.
     #[serde(rename = "match")]
     pub kind: &'static str,
+    /// For `inner` rows, how the inner flows were matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inner_match: Option<&'static str>,
     /// Application protocol names of the candidate records, in catalog order.
     pub protocols: Vec<String>,
     /// Every candidate service, in catalog order.
@@ -111,6 +119,20 @@ pub struct Input {
     pub error: Option<String>,
 }
 
+/// One tunnel kind: every packet of it, and what its inner packets were.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TunnelTotal {
+    pub tunnel: Tunnel,
+    /// Inner flows.
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Inner IP flows that match no service.
+    pub unclassified: Counts,
+    /// Packets with no inner IP packet (L2TP control, PPP LCP, PPTP acknowledgments, ARP).
+    pub not_ip: PacketCounts,
+}
+
 /// Everything a report shows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -128,6 +150,13 @@ pub struct Summary {
     pub evicted_flows: u64,
     /// Later IP fragments whose first fragment was not seen (counted as unclassified).
     pub orphan_fragments: u64,
+    /// Per tunnel kind, most bytes first. These packets are also counted above, under their
+    /// outer flows.
+    pub tunnels: Vec<TunnelTotal>,
+    /// Service rows of the flows inside tunnels, by tunnel kind, then most bytes first.
+    pub tunneled: Vec<Row>,
+    /// Announced flows (endpoint mapper, FTP, TFTP).
+    pub expectations: Expectations,
 }
 
 impl Summary {
@@ -144,12 +173,51 @@ impl Summary {
             .iter()
             .filter_map(|(m, c)| m.map(|m| row(&m, *c, catalog, table)))
             .collect();
-        services.sort_by(|a, b| {
-            b.bytes
-                .cmp(&a.bytes)
-                .then(b.packets.cmp(&a.packets))
-                .then(a.transport.cmp(&b.transport))
-                .then(a.ports.cmp(&b.ports))
+        services.sort_by(by_bytes);
+        let mut tunnels: Vec<TunnelTotal> = Vec::new();
+        let mut tunneled: Vec<Row> = Vec::new();
+        let total_of = |kind: Tunnel, tunnels: &mut Vec<TunnelTotal>| -> usize {
+            if let Some(i) = tunnels.iter().position(|t| t.tunnel == kind) {
+                return i;
+            }
+            tunnels.push(TunnelTotal {
+                tunnel: kind,
+                flows: 0,
+                packets: 0,
+                bytes: 0,
+                unclassified: Counts::default(),
+                not_ip: PacketCounts::default(),
+            });
+            tunnels.len() - 1
+        };
+        for (&(kind, m), &c) in &tunnel_rows(tally) {
+            let i = total_of(kind, &mut tunnels);
+            let t = &mut tunnels[i];
+            t.flows += c.flows;
+            t.packets += c.packets;
+            t.bytes += c.bytes;
+            match m {
+                Some(m) => {
+                    let mut r = row(&m, c, catalog, table);
+                    r.tunnel = Some(kind);
+                    r.inner_match = Some(r.kind);
+                    r.kind = "inner";
+                    tunneled.push(r);
+                }
+                None => t.unclassified += c,
+            }
+        }
+        for (&kind, &c) in &tally.tunnel_not_ip {
+            let i = total_of(kind, &mut tunnels);
+            let t = &mut tunnels[i];
+            t.packets += c.packets;
+            t.bytes += c.bytes;
+            t.not_ip = c.into();
+        }
+        tunnels.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.tunnel.cmp(&b.tunnel)));
+        tunneled.sort_by(|a, b| {
+            let rank = |r: &Row| tunnels.iter().position(|t| Some(t.tunnel) == r.tunnel);
+            rank(a).cmp(&rank(b)).then(by_bytes(a, b))
         });
         Summary {
             inputs: inputs
@@ -179,6 +247,9 @@ impl Summary {
             },
             evicted_flows: tally.evicted_flows,
             orphan_fragments: tally.orphan_fragments,
+            tunnels,
+            tunneled,
+            expectations: tally.expectations,
         }
     }
 
@@ -198,9 +269,27 @@ impl Summary {
     }
 }
 
+/// Most bytes first, then most packets, then by transport and ports.
+fn by_bytes(a: &Row, b: &Row) -> std::cmp::Ordering {
+    b.bytes
+        .cmp(&a.bytes)
+        .then(b.packets.cmp(&a.packets))
+        .then(a.transport.cmp(&b.transport))
+        .then(a.ports.cmp(&b.ports))
+        .then(a.kind.cmp(b.kind))
+        .then(a.protocols.cmp(&b.protocols))
+}
+
+/// The tally's tunnel rows in a fixed order.
+fn tunnel_rows(tally: &Tally) -> std::collections::BTreeMap<(Tunnel, Option<Match>), Counts> {
+    tally.tunneled.iter().map(|(k, c)| (*k, *c)).collect()
+}
+
 fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
     let (protocols, services) = candidates(m, catalog, table);
     Row {
+        tunnel: None,
+        inner_match: None,
         transport: m.transport,
         ports: m.ports.map(|(lo, hi)| [lo, hi]),
         kind: m.kind.as_str(),
@@ -214,6 +303,19 @@ fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
 
 /// The distinct protocol names and services of a row's candidate records, in catalog order.
 pub fn candidates(m: &Match, catalog: &Catalog, table: &PortTable) -> (Vec<String>, Vec<Service>) {
+    if m.kind == MatchKind::Epm {
+        return match catalog.interfaces.get(m.set.0 as usize) {
+            Some(i) => (
+                vec![i.name.clone()],
+                vec![Service {
+                    name: i.service.clone(),
+                    system_name: i.system_name.clone(),
+                    catalog: INTERFACES_NAME.to_string(),
+                }],
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+    }
     let mut protocols: Vec<String> = Vec::new();
     let mut services: Vec<Service> = Vec::new();
     for &i in table.records(m.set) {

@@ -1,7 +1,7 @@
 //! The human-readable table: one line per service row, most bytes first, then the lines
 //! that are not service rows, then totals that add up to every packet read.
 
-use super::{human_bytes, thousands, Summary};
+use super::{human_bytes, thousands, Row, Summary};
 use std::io::{self, Write};
 
 /// Widths past which lists of names are cut short with `+N`.
@@ -37,9 +37,78 @@ fn share(bytes: u64, total: u64) -> String {
     format!("{:.1}%", bytes as f64 * 100.0 / total as f64)
 }
 
+const COLUMNS: usize = 8;
+/// Columns from this one on are numbers, aligned right.
+const FIRST_NUMBER: usize = 4;
+
+fn service_line(r: &Row, key: String, total_bytes: u64) -> [String; COLUMNS] {
+    let protocols: Vec<&str> = r.protocols.iter().map(String::as_str).collect();
+    let services: Vec<&str> = r.services.iter().map(|x| x.name.as_str()).collect();
+    [
+        key,
+        r.kind.to_string(),
+        abbreviate(&protocols, PROTOCOLS_WIDTH),
+        abbreviate(&services, SERVICES_WIDTH),
+        thousands(r.flows),
+        thousands(r.packets),
+        human_bytes(r.bytes),
+        share(r.bytes, total_bytes),
+    ]
+}
+
+fn other_line(
+    name: &str,
+    flows: Option<u64>,
+    packets: u64,
+    bytes: u64,
+    total: u64,
+) -> [String; COLUMNS] {
+    [
+        name.to_string(),
+        String::new(),
+        String::new(),
+        String::new(),
+        flows.map_or(String::new(), thousands),
+        thousands(packets),
+        human_bytes(bytes),
+        share(bytes, total),
+    ]
+}
+
+/// Prints `lines` under `header` in aligned columns.
+fn print_block(
+    out: &mut dyn Write,
+    header: [&str; COLUMNS],
+    lines: &[[String; COLUMNS]],
+) -> io::Result<()> {
+    let mut widths = header.map(str::len);
+    for line in lines {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header = header.map(str::to_string);
+    for cells in std::iter::once(&header).chain(lines) {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i > 0 {
+                text.push_str("  ");
+            }
+            if i >= FIRST_NUMBER {
+                text.push_str(&format!("{cell:>w$}"));
+            } else {
+                text.push_str(&format!("{cell:<w$}"));
+            }
+        }
+        writeln!(out, "{}", text.trim_end())?;
+    }
+    Ok(())
+}
+
 pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     let header = [
         "ROW",
+        "MATCH",
         "PROTOCOLS",
         "SERVICES",
         "FLOWS",
@@ -47,71 +116,76 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         "BYTES",
         "SHARE",
     ];
-    let mut lines: Vec<[String; 7]> = Vec::with_capacity(s.services.len() + 4);
+    let mut lines: Vec<[String; COLUMNS]> = Vec::with_capacity(s.services.len() + 4);
     for r in &s.services {
-        let protocols: Vec<&str> = r.protocols.iter().map(String::as_str).collect();
-        let services: Vec<&str> = r.services.iter().map(|x| x.name.as_str()).collect();
-        lines.push([
-            r.key(),
-            abbreviate(&protocols, PROTOCOLS_WIDTH),
-            abbreviate(&services, SERVICES_WIDTH),
-            thousands(r.flows),
-            thousands(r.packets),
-            human_bytes(r.bytes),
-            share(r.bytes, s.bytes),
-        ]);
+        lines.push(service_line(r, r.key(), s.bytes));
     }
-    let other = |name: &str, flows: Option<u64>, packets: u64, bytes: u64| {
-        [
-            name.to_string(),
-            String::new(),
-            String::new(),
-            flows.map_or(String::new(), thousands),
-            thousands(packets),
-            human_bytes(bytes),
-            share(bytes, s.bytes),
-        ]
-    };
-    lines.push(other(
+    lines.push(other_line(
         "unclassified",
         Some(s.unclassified.flows),
         s.unclassified.packets,
         s.unclassified.bytes,
+        s.bytes,
     ));
-    lines.push(other("not IP", None, s.not_ip.packets, s.not_ip.bytes));
-    lines.push(other(
+    lines.push(other_line(
+        "not IP",
+        None,
+        s.not_ip.packets,
+        s.not_ip.bytes,
+        s.bytes,
+    ));
+    lines.push(other_line(
         "undecodable",
         None,
         s.undecodable.packets,
         s.undecodable.bytes,
+        s.bytes,
     ));
-    let total = other("total", Some(s.flows), s.packets, s.bytes);
+    lines.push(other_line("total", Some(s.flows), s.packets, s.bytes, s.bytes));
+    print_block(out, header, &lines)?;
 
-    let mut widths = header.map(str::len);
-    for line in lines.iter().chain(std::iter::once(&total)) {
-        for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let print = |out: &mut dyn Write, cells: &[String; 7]| -> io::Result<()> {
-        let mut text = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i > 0 {
-                text.push_str("  ");
+    if !s.tunnels.is_empty() {
+        // Inside tunnels: each tunnel's packets (already counted above, under the outer
+        // flows), then what they carried; shares are of the tunnel's bytes.
+        writeln!(out)?;
+        let mut lines: Vec<[String; COLUMNS]> = Vec::new();
+        for t in &s.tunnels {
+            lines.push(other_line(
+                &format!("{} tunnel", t.tunnel),
+                Some(t.flows),
+                t.packets,
+                t.bytes,
+                t.bytes,
+            ));
+            for r in s.tunneled.iter().filter(|r| r.tunnel == Some(t.tunnel)) {
+                let key = format!("  {}", r.key());
+                let mut line = service_line(r, key, t.bytes);
+                line[1] = format!("inner {}", r.inner_match.unwrap_or_default());
+                lines.push(line);
             }
-            if i >= 3 {
-                text.push_str(&format!("{cell:>w$}"));
-            } else {
-                text.push_str(&format!("{cell:<w$}"));
+            if t.unclassified.packets > 0 {
+                lines.push(other_line(
+                    "  unclassified",
+                    Some(t.unclassified.flows),
+                    t.unclassified.packets,
+                    t.unclassified.bytes,
+                    t.bytes,
+                ));
+            }
+            if t.not_ip.packets > 0 {
+                lines.push(other_line(
+                    "  no inner IP",
+                    None,
+                    t.not_ip.packets,
+                    t.not_ip.bytes,
+                    t.bytes,
+                ));
             }
         }
-        writeln!(out, "{}", text.trim_end())
-    };
-    print(out, &header.map(str::to_string))?;
-    for line in &lines {
-        print(out, line)?;
+        let mut header = header;
+        header[0] = "INSIDE TUNNELS";
+        print_block(out, header, &lines)?;
     }
-    print(out, &total)?;
     for link in &s.undecodable.unsupported_link_types {
         writeln!(
             out,
@@ -132,6 +206,16 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
             out,
             "note: {} IP fragments arrived without their first fragment and are counted as unclassified",
             thousands(s.orphan_fragments)
+        )?;
+    }
+    let e = &s.expectations;
+    if e.announced > 0 {
+        writeln!(
+            out,
+            "note: dynamic-port announcements (endpoint mapper, FTP, TFTP): {} seen, {} flows labelled by them, {} unused",
+            thousands(e.announced),
+            thousands(e.matched),
+            thousands(e.unused)
         )?;
     }
     Ok(())

@@ -1,0 +1,168 @@
+//! The table of well-known DCE/RPC interfaces (`catalog/rpc-interfaces.toml`): which Windows
+//! service owns each interface UUID, for flows the endpoint mapper announced.
+
+use super::load::{line_of, Problem};
+use super::Catalog;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The interface table, compiled into the binary.
+pub const INTERFACES_TEXT: &str = include_str!("../../catalog/rpc-interfaces.toml");
+
+/// The name the interface table goes by where a row says which table named its service.
+pub const INTERFACES_NAME: &str = "rpc-interfaces";
+
+/// A DCE/RPC interface and the Windows service that owns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// The interface UUID in its string order (`e3514235-4b06-...` is `[0xe3, 0x51, ...]`).
+    pub uuid: [u8; 16],
+    pub name: String,
+    pub service: String,
+    pub system_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    interface: Vec<Spanned<RawInterface>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterface {
+    uuid: String,
+    name: String,
+    service: String,
+    system_name: Option<String>,
+}
+
+/// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (lower or upper case).
+pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let groups: Vec<&str> = text.split('-').collect();
+    if groups.iter().map(|g| g.len()).collect::<Vec<_>>() != [8, 4, 4, 4, 12] {
+        return None;
+    }
+    let hex: String = groups.concat();
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// `e3514235-4b06-11d1-ab04-00c04fc2dcd2`.
+pub fn format_uuid(u: &[u8; 16]) -> String {
+    let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// Parses an interface table; a service the catalog lists takes its system name from there.
+///
+/// # Errors
+/// Every problem found, with its line.
+pub fn parse_interfaces(text: &str, catalog: &Catalog) -> Result<Vec<Interface>, Vec<Problem>> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        vec![Problem {
+            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            message: e.message().to_string(),
+        }]
+    })?;
+    let mut problems = Vec::new();
+    let mut out: Vec<Interface> = Vec::new();
+    for entry in raw.interface {
+        let line = line_of(text, entry.span().start);
+        let r = entry.into_inner();
+        let Some(uuid) = parse_uuid(&r.uuid) else {
+            problems.push(Problem {
+                line,
+                message: format!("`{}` is not a UUID", r.uuid),
+            });
+            continue;
+        };
+        if out.iter().any(|i| i.uuid == uuid) {
+            problems.push(Problem {
+                line,
+                message: format!("interface {} is listed twice", r.uuid),
+            });
+            continue;
+        }
+        if r.name.trim().is_empty() || r.service.trim().is_empty() {
+            problems.push(Problem {
+                line,
+                message: "`name` and `service` must not be empty".to_string(),
+            });
+            continue;
+        }
+        let listed = catalog.records.iter().find(|rec| rec.service == r.service);
+        let system_name = match (listed, r.system_name) {
+            (Some(_), Some(_)) => {
+                problems.push(Problem {
+                    line,
+                    message: format!(
+                        "`system_name` is for services the catalog lacks; the catalog lists {:?}",
+                        r.service
+                    ),
+                });
+                continue;
+            }
+            (Some(rec), None) => rec.system_name.clone(),
+            (None, given) => given,
+        };
+        out.push(Interface {
+            uuid,
+            name: r.name,
+            service: r.service,
+            system_name,
+        });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_table_parses_and_names_catalog_services() {
+        let c = Catalog::builtin().unwrap();
+        let drsuapi = parse_uuid("e3514235-4b06-11d1-ab04-00c04fc2dcd2").unwrap();
+        let i = c.interfaces.iter().find(|i| i.uuid == drsuapi).unwrap();
+        assert_eq!(i.service, "Active Directory (Local Security Authority)");
+        assert_eq!(i.system_name.as_deref(), Some("LSASS"));
+        assert_eq!(format_uuid(&i.uuid), "e3514235-4b06-11d1-ab04-00c04fc2dcd2");
+        // Only the task scheduler is missing from the seed.
+        let outside: Vec<&str> = c
+            .interfaces
+            .iter()
+            .filter(|i| !c.records.iter().any(|r| r.service == i.service))
+            .map(|i| i.service.as_str())
+            .collect();
+        assert!(outside.iter().all(|s| *s == "Task Scheduler"), "{outside:?}");
+        assert_eq!(c.interfaces.len(), 47);
+    }
+
+    #[test]
+    fn problems_have_lines() {
+        let c = Catalog::builtin().unwrap();
+        let text = "[[interface]]\nuuid = \"nope\"\nname = \"x\"\nservice = \"y\"\n\n[[interface]]\nuuid = \"e3514235-4b06-11d1-ab04-00c04fc2dcd2\"\nname = \"x\"\nservice = \"Server\"\nsystem_name = \"z\"\n";
+        let problems = parse_interfaces(text, &c).unwrap_err();
+        assert_eq!(problems.len(), 2);
+        assert_eq!(problems[0].line, 1);
+        assert_eq!(problems[0].message, "`nope` is not a UUID");
+        assert_eq!(problems[1].line, 6);
+        assert!(parse_interfaces("[[interface]]\nuuid = 1\n", &c).is_err());
+    }
+}
