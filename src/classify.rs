@@ -12,8 +12,8 @@ use crate::announce::{self, Announcement, What};
 use crate::catalog::{Match, PortTable, Transport};
 use crate::decode::{self, Fragment, Link, Skip, Tunnel};
 use crate::flow::{
-    shard_of_pair, Counts, Expected, FragmentKey, Fragments, InnerKey, Key, Packet, Shard,
-    Tally, Target, Timeouts, TunnelEnds, SHARDS,
+    shard_of_pair, Counts, Expected, FragmentKey, Fragments, InnerKey, Key, Packet, Shard, Tally,
+    Target, Timeouts, TunnelEnds, SHARDS,
 };
 
 /// The service row of a flow, by the rule in ARCHITECTURE.md: for TCP and UDP the port with
@@ -126,7 +126,9 @@ impl<'t> Worker<'t> {
             config: WorkerConfig { workers, ..config },
             table,
             shards: (0..owned).map(|_| Shard::<Key>::new(per_shard)).collect(),
-            inner: (0..owned).map(|_| Shard::<InnerKey>::new(per_shard)).collect(),
+            inner: (0..owned)
+                .map(|_| Shard::<InnerKey>::new(per_shard))
+                .collect(),
             expected: (0..owned)
                 .map(|_| Expected::new(EXPECTATIONS_PER_SHARD))
                 .collect(),

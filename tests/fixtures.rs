@@ -8,6 +8,209 @@ use std::path::{Path, PathBuf};
 const NS: u64 = 1_000_000_000;
 const T0: u64 = 1_700_000_000 * NS;
 
+/// Tunnel endpoints.
+const T1: [u8; 4] = [192, 0, 2, 1];
+const T2: [u8; 4] = [192, 0, 2, 2];
+
+/// One packet through each tunnel portscope decodes (see `tests/dynamic.rs` for the rows).
+fn tunnels() -> Fixture {
+    let gre = |flags: [u8; 2], proto: [u8; 2], extra: &[u8], inner: &[u8]| {
+        let mut g = flags.to_vec();
+        g.extend_from_slice(&proto);
+        g.extend_from_slice(extra);
+        g.extend_from_slice(inner);
+        eth_ip(&ip4_raw(T1, T2, 47, &g))
+    };
+    let ppp = |ip: &[u8]| {
+        let mut p = vec![0xff, 0x03, 0x00, 0x21];
+        p.extend_from_slice(ip);
+        p
+    };
+    let mut frames = vec![
+        // GRE carrying IPv4: an SMB connection, three packets.
+        gre([0, 0], [0x08, 0x00], &[], &tcp4(A, 50010, B, 445, true, 0)),
+        gre([0, 0], [0x08, 0x00], &[], &tcp4(B, 445, A, 50010, true, 0)),
+        gre(
+            [0, 0],
+            [0x08, 0x00],
+            &[],
+            &tcp4(A, 50010, B, 445, false, 100),
+        ),
+        // PPTP: the control connection, then its enhanced GRE with PPP, and an
+        // acknowledgment-only GRE packet with no PPP frame.
+        eth_ip(&tcp4(T1, 40000, T2, 1723, true, 0)),
+        gre(
+            [0x30, 0x01],
+            [0x88, 0x0b],
+            &[0, 32, 0, 1, 0, 0, 0, 1],
+            &ppp(&udp4(A, 53000, C, 53, 4)),
+        ),
+        gre([0x20, 0x81], [0x88, 0x0b], &[0, 0, 0, 1, 0, 0, 0, 1], &[]),
+    ];
+    // ERSPAN type II: GRE with a sequence number, 8 bytes of ERSPAN, the mirrored frame.
+    let mut erspan = vec![0, 0, 0, 1, 0x10, 0, 0, 1, 0, 0, 0, 0];
+    erspan.extend_from_slice(&eth_ip(&tcp4(A, 50020, B, 3389, true, 0)));
+    frames.push(gre([0x10, 0], [0x88, 0xbe], &[], &erspan));
+    // VXLAN to UDP 4789.
+    let mut vxlan = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+    vxlan.extend_from_slice(&eth_ip(&udp4(A, 137, B, 137, 20)));
+    frames.push(eth_ip(&udp4_with(T1, 40001, T2, 4789, &vxlan)));
+    // L2TP: a data message with PPP, and a control message.
+    let mut l2tp = vec![0x40, 0x02, 0, 0, 0, 1, 0, 1];
+    l2tp.extend_from_slice(&ppp(&tcp4(A, 50040, B, 1433, true, 0)));
+    let len = u16::try_from(l2tp.len()).unwrap().to_be_bytes();
+    l2tp[2..4].copy_from_slice(&len);
+    frames.push(eth_ip(&udp4_with(T1, 1701, T2, 1701, &l2tp)));
+    frames.push(eth_ip(&udp4_with(
+        T2,
+        1701,
+        T1,
+        1701,
+        &[0xc8, 0x02, 0, 12, 0, 1, 0, 0, 0, 0, 0, 0],
+    )));
+    // IP-in-IP (an unclassified inner flow) and IPv6-in-IPv4.
+    frames.push(eth_ip(&ip4_raw(T1, T2, 4, &tcp4(A, 50050, B, 22, true, 0))));
+    frames.push(eth_ip(&ip4_raw(T1, T2, 41, &udp6(A6, 53001, B6, 53, 10))));
+    // AH in transport mode: 24 bytes of AH, then the TCP header it protects.
+    let mut ah = vec![6, 4, 0, 0, 0, 0, 0x10, 0x01, 0, 0, 0, 1];
+    ah.extend_from_slice(&[0; 12]);
+    ah.extend_from_slice(&tcp4(T1, 50060, T2, 445, true, 0)[20..]);
+    frames.push(eth_ip(&ip4_raw(T1, T2, 51, &ah)));
+    Fixture {
+        name: "tunnels.pcap",
+        dlt: 1,
+        nano: false,
+        records: timed(frames),
+    }
+}
+
+/// Dynamic ports: the endpoint mapper, FTP (passive, extended passive, active), TFTP,
+/// with an announcement that comes too late, one never used and one that expires.
+fn dynamic() -> Fixture {
+    use portscope::announce::{map_response_pdu, tower};
+    let uuid = |s: &str| portscope::catalog::parse_uuid(s).unwrap();
+    let drsuapi = uuid("e3514235-4b06-11d1-ab04-00c04fc2dcd2");
+    let netlogon = uuid("12345678-1234-abcd-ef00-01234567cffb");
+    let mut at = T0;
+    let mut records = Vec::new();
+    let mut push = |gap_s: u64, ip: Vec<u8>| {
+        at += gap_s * NS;
+        records.push(whole(at, eth_ip(&ip)));
+    };
+    // EPM: A asks B where DRSUAPI is; B answers TCP 49667 at its own address.
+    push(1, tcp4(A, 50100, B, 135, true, 0));
+    push(0, tcp4(B, 135, A, 50100, true, 0));
+    push(
+        0,
+        tcp4_with(A, 50100, B, 135, false, &[5, 0, 0, 3, 0x10, 0, 0, 0]),
+    );
+    push(
+        0,
+        tcp4_with(
+            B,
+            135,
+            A,
+            50100,
+            false,
+            &map_response_pdu(&[tower(drsuapi, 49667, B)]),
+        ),
+    );
+    push(1, tcp4(A, 50101, B, 49667, true, 0));
+    push(0, tcp4(B, 49667, A, 50101, true, 0));
+    push(0, tcp4(A, 50101, B, 49667, false, 200));
+    // A flow to 49670 starts before the endpoint mapper names it (NETLOGON, at 0.0.0.0):
+    // it keeps its range label; a later connection takes the announced one.
+    push(1, tcp4(A, 50102, B, 49670, true, 0));
+    push(
+        0,
+        tcp4_with(
+            B,
+            135,
+            A,
+            50100,
+            false,
+            &map_response_pdu(&[tower(netlogon, 49670, [0; 4])]),
+        ),
+    );
+    push(0, tcp4(A, 50102, B, 49670, false, 50));
+    push(1, tcp4(A, 50103, B, 49670, true, 0));
+    // An unannounced high port stays a range match.
+    push(1, tcp4(A, 50104, B, 49668, true, 0));
+    // FTP: passive, extended passive, active; and a passive reply nobody uses.
+    push(1, tcp4(A, 50200, C, 21, true, 0));
+    push(
+        0,
+        tcp4_with(
+            C,
+            21,
+            A,
+            50200,
+            false,
+            b"227 Entering Passive Mode (10,1,1,3,195,80).
+",
+        ),
+    );
+    push(0, tcp4(A, 50201, C, 50000, true, 0));
+    push(0, tcp4(C, 50000, A, 50201, false, 500));
+    push(
+        1,
+        tcp4_with(
+            C,
+            21,
+            A,
+            50200,
+            false,
+            b"229 Entering Extended Passive Mode (|||6446|)
+",
+        ),
+    );
+    push(0, tcp4(A, 50202, C, 6446, true, 0));
+    push(
+        1,
+        tcp4_with(
+            A,
+            50200,
+            C,
+            21,
+            false,
+            b"PORT 10,1,1,1,7,208
+",
+        ),
+    );
+    push(0, tcp4(C, 20, A, 2000, true, 0));
+    push(
+        1,
+        tcp4_with(
+            C,
+            21,
+            A,
+            50200,
+            false,
+            b"227 Entering Passive Mode (10,1,1,3,200,1)
+",
+        ),
+    );
+    // TFTP: a read request, then the server's answer from a new port, and the ack.
+    push(
+        1,
+        udp4_with(A, 50300, C, 69, b"\x00\x01boot.bin\x00octet\x00"),
+    );
+    push(0, udp4(C, 61000, A, 50300, 516));
+    push(0, udp4(A, 50300, C, 61000, 4));
+    // A second request whose answer comes after the announcement expired (60 s).
+    push(
+        1,
+        udp4_with(A, 50301, C, 69, b"\x00\x01late.bin\x00octet\x00"),
+    );
+    push(120, udp4(C, 61001, A, 50301, 516));
+    Fixture {
+        name: "dynamic.pcap",
+        dlt: 1,
+        nano: false,
+        records,
+    }
+}
+
 /// One generated fixture: file name, DLT, nanosecond timestamps, records.
 pub struct Fixture {
     pub name: &'static str,
@@ -25,6 +228,31 @@ fn tcp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, syn: bool, payload: 
     b = if syn { b.syn() } else { b.ack(1) };
     let mut out = Vec::new();
     b.write(&mut out, &vec![0x41; payload]).unwrap();
+    out
+}
+
+/// A TCP segment with the given payload bytes (`syn`: a SYN, else an ACK).
+fn tcp4_with(
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    syn: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, 1, 1000);
+    b = if syn { b.syn() } else { b.ack(1) };
+    let mut out = Vec::new();
+    b.write(&mut out, payload).unwrap();
+    out
+}
+
+fn udp4_with(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4(src, dst, 64)
+        .udp(sport, dport)
+        .write(&mut out, payload)
+        .unwrap();
     out
 }
 
@@ -475,6 +703,8 @@ pub fn all() -> Vec<Fixture> {
     let mut all = vec![
         demo(),
         encapsulations(),
+        tunnels(),
+        dynamic(),
         ip_protocols(),
         fragments(),
         snaplen(),

@@ -12,6 +12,8 @@ mod util;
 mod catalog;
 // `portscope classify` on the fixtures: exact rows, totals, formats, errors.
 mod classify;
+// Tunnels and dynamic ports on the generated fixtures.
+mod dynamic;
 // portscope against the tshark oracle over the shared corpus and the fixtures.
 mod corpus;
 // `portscope live` on the loopback interface (needs root, as CI has).

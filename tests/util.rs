@@ -42,6 +42,10 @@ pub struct Service {
 
 #[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
 pub struct Row {
+    #[serde(default)]
+    pub tunnel: Option<String>,
+    #[serde(default)]
+    pub inner_match: Option<String>,
     pub transport: String,
     pub ports: Option<[u16; 2]>,
     #[serde(rename = "match")]
@@ -105,6 +109,26 @@ pub struct Report {
     pub undecodable: Undecodable,
     pub evicted_flows: u64,
     pub orphan_fragments: u64,
+    pub tunnels: Vec<TunnelTotal>,
+    pub tunneled: Vec<Row>,
+    pub expectations: Expectations,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
+pub struct TunnelTotal {
+    pub tunnel: String,
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub unclassified: Counts,
+    pub not_ip: Counts,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone, Copy)]
+pub struct Expectations {
+    pub announced: u64,
+    pub matched: u64,
+    pub unused: u64,
 }
 
 impl Report {

@@ -39,12 +39,8 @@ pub fn map_response(payload: &[u8], mut found: impl FnMut(Endpoint)) {
         return;
     }
     let le = header[4] & 0x10 != 0;
-    let u16_at = |b: &[u8], at: usize| {
-        be16(b, at).map(|v| if le { v.swap_bytes() } else { v })
-    };
-    let u32_at = |b: &[u8], at: usize| {
-        be32(b, at).map(|v| if le { v.swap_bytes() } else { v })
-    };
+    let u16_at = |b: &[u8], at: usize| be16(b, at).map(|v| if le { v.swap_bytes() } else { v });
+    let u32_at = |b: &[u8], at: usize| be32(b, at).map(|v| if le { v.swap_bytes() } else { v });
     let Some(frag_len) = u16_at(header, 8) else {
         return;
     };
@@ -140,8 +136,8 @@ pub fn tower(uuid: [u8; 16], port: u16, addr: [u8; 4]) -> Vec<u8> {
     // NDR transfer syntax 8a885d04-1ceb-11c9-9fe8-08002b104860 v2.
     t.extend_from_slice(&[19, 0, FLOOR_UUID]);
     t.extend_from_slice(&[
-        0x04, 0x5d, 0x88, 0x8a, 0xeb, 0x1c, 0xc9, 0x11, 0x9f, 0xe8, 0x08, 0x00, 0x2b, 0x10,
-        0x48, 0x60,
+        0x04, 0x5d, 0x88, 0x8a, 0xeb, 0x1c, 0xc9, 0x11, 0x9f, 0xe8, 0x08, 0x00, 0x2b, 0x10, 0x48,
+        0x60,
     ]);
     t.extend_from_slice(&[2, 0, 2, 0, 0, 0]);
     t.extend_from_slice(&[1, 0, FLOOR_RPC_CO, 2, 0, 0, 0]);

@@ -150,7 +150,10 @@ mod tests {
             .filter(|i| !c.records.iter().any(|r| r.service == i.service))
             .map(|i| i.service.as_str())
             .collect();
-        assert!(outside.iter().all(|s| *s == "Task Scheduler"), "{outside:?}");
+        assert!(
+            outside.iter().all(|s| *s == "Task Scheduler"),
+            "{outside:?}"
+        );
         assert_eq!(c.interfaces.len(), 47);
     }
 

@@ -168,14 +168,13 @@ impl Catalog {
     pub fn builtin() -> Result<Catalog, Error> {
         let mut catalog = Catalog::default();
         catalog.add_text(BUILTIN_NAME, BUILTIN_TEXT, Format::Toml)?;
-        catalog.interfaces = parse_interfaces(INTERFACES_TEXT, &catalog).map_err(|p| {
-            Error::Invalid {
+        catalog.interfaces =
+            parse_interfaces(INTERFACES_TEXT, &catalog).map_err(|p| Error::Invalid {
                 path: INTERFACES_NAME.to_string(),
                 line: p[0].line,
                 message: p[0].message.clone(),
                 more: p.len() - 1,
-            }
-        })?;
+            })?;
         Ok(catalog)
     }
 

@@ -147,10 +147,7 @@ impl Expected {
         if self.entries.is_empty() {
             return None;
         }
-        let sides = [
-            (key.a, key.a_port, key.b),
-            (key.b, key.b_port, key.a),
-        ];
+        let sides = [(key.a, key.a_port, key.b), (key.b, key.b_port, key.a)];
         for (listener, port, other) in sides {
             let k = ExpectKey {
                 listener,
@@ -268,7 +265,17 @@ mod tests {
         assert_eq!(e.take(&key(50000), S), Some(row()));
         assert_eq!(e.take(&key(50001), S), None);
         for (i, port) in [1000u16, 1001, 1002].into_iter().enumerate() {
-            e.announce([2; 16], port, [1; 16], 6, 0, row(), true, i as u64 * S, 60 * S);
+            e.announce(
+                [2; 16],
+                port,
+                [1; 16],
+                6,
+                0,
+                row(),
+                true,
+                i as u64 * S,
+                60 * S,
+            );
         }
         let mut k = key(50000);
         k.b_port = 1000;

@@ -9,9 +9,9 @@ mod fragments;
 mod key;
 mod table;
 
+pub use expected::{Expected, Target};
 pub use fragments::{FragmentKey, Fragments};
 pub use key::{shard_of, shard_of_pair, Key};
-pub use expected::{Expected, Target};
 pub use table::{Packet, Shard, SHARDS};
 
 use crate::catalog::Match;

@@ -94,9 +94,7 @@ pub fn write_flows(flows: &mut [FlowRecord], out: &mut dyn Write) -> io::Result<
                 outer_a: addr(t.a),
                 outer_b: addr(t.b),
             }),
-            inner_match: f
-                .tunnel
-                .and_then(|_| f.row.map(|m| m.kind.as_str())),
+            inner_match: f.tunnel.and_then(|_| f.row.map(|m| m.kind.as_str())),
         };
         serde_json::to_writer(&mut *out, &line)?;
         writeln!(out)?;

@@ -141,7 +141,13 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         s.undecodable.bytes,
         s.bytes,
     ));
-    lines.push(other_line("total", Some(s.flows), s.packets, s.bytes, s.bytes));
+    lines.push(other_line(
+        "total",
+        Some(s.flows),
+        s.packets,
+        s.bytes,
+        s.bytes,
+    ));
     print_block(out, header, &lines)?;
 
     if !s.tunnels.is_empty() {
