@@ -40,7 +40,7 @@ const LIBPCAP_STOPS: &[(&str, u64, &str)] = &[(
     "pcapng in disguise whose second interface has another snapshot length: libpcap refuses it",
 )];
 
-fn shared() -> PathBuf {
+pub fn shared() -> PathBuf {
     let dir = std::env::var_os("PORTSCOPE_SHARED").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
         PathBuf::from,
@@ -109,7 +109,7 @@ fn compare(shared: &Path, capture: &Path, catalog: &Path) -> Outcome {
     }
 }
 
-fn inputs(shared: &Path) -> Vec<PathBuf> {
+pub fn inputs(shared: &Path) -> Vec<PathBuf> {
     let index = std::fs::read_to_string(shared.join("corpus/INDEX.tsv")).unwrap();
     let mut lines = index.lines();
     let header: Vec<&str> = lines.next().unwrap().split('\t').collect();

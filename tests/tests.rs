@@ -16,6 +16,8 @@ mod classify;
 mod dynamic;
 // portscope against the tshark oracle over the shared corpus and the fixtures.
 mod corpus;
+// Tunnels and dynamic ports on the corpus, against tshark.
+mod corpus_inner;
 // `portscope live` on the loopback interface (needs root, as CI has).
 mod live;
 // The block reader against libpcap on every capture.

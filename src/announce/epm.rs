@@ -48,38 +48,70 @@ pub fn map_response(payload: &[u8], mut found: impl FnMut(Endpoint)) {
     let Some(stub) = payload.get(24..end) else {
         return;
     };
+    // NDR (4-byte counts and pointers) or NDR64 (8-byte ones), whichever transfer syntax
+    // the bind chose: the stub says which by parsing under one and not the other.
+    if !towers(stub, 4, &u32_at, &mut found) {
+        towers(stub, 8, &u32_at, &mut found);
+    }
+}
+
+/// Reads the towers of an `ept_map` stub whose counts and pointers are `word` bytes wide;
+/// false if the array header does not parse that way.
+fn towers(
+    stub: &[u8],
+    word: usize,
+    u32_at: &impl Fn(&[u8], usize) -> Option<u32>,
+    found: &mut impl FnMut(Endpoint),
+) -> bool {
+    // A count in the word size: the low half, with a zero high half for NDR64 (counts here
+    // are small; the byte order is the PDU's).
+    let count_at = |at: usize| -> Option<u32> {
+        let v = u32_at(stub, at)?;
+        if word == 8 {
+            let other = u32_at(stub, at + 4)?;
+            return match (v, other) {
+                (v, 0) => Some(v),
+                (0, v) => Some(v),
+                _ => None,
+            };
+        }
+        Some(v)
+    };
     // handle (20), num_towers, then the array's max count, offset and actual count.
     let (Some(num), Some(max), Some(offset), Some(actual)) = (
         u32_at(stub, 20),
-        u32_at(stub, 24),
-        u32_at(stub, 28),
-        u32_at(stub, 32),
+        count_at(24),
+        count_at(24 + word),
+        count_at(24 + 2 * word),
     ) else {
-        return;
+        return false;
     };
     if offset != 0 || actual != num || actual > max {
-        return;
+        return false;
     }
+    let pointers = 24 + 3 * word;
     let count = (actual as usize).min(MAX_TOWERS);
-    let mut at = 36 + 4 * actual as usize;
+    let mut at = pointers + word * actual as usize;
     for i in 0..count {
         // A null pointer has no tower.
-        if u32_at(stub, 36 + 4 * i).is_none_or(|referent| referent == 0) {
+        if count_at(pointers + word * i).is_none_or(|referent| referent == 0) {
             continue;
         }
-        // The tower: conformance (max count), its length, its octets, padding to 4.
-        let (Some(_), Some(len)) = (u32_at(stub, at), u32_at(stub, at + 4)) else {
-            return;
+        // The tower: conformance (max count), its length, its octets, padding.
+        let (Some(_), Some(len)) = (count_at(at), u32_at(stub, at + word)) else {
+            return true;
         };
         let len = len as usize;
-        let Some(tower) = stub.get(at + 8..(at + 8).saturating_add(len)) else {
-            return;
+        let start = at + word + 4;
+        let Some(tower) = stub.get(start..start.saturating_add(len)) else {
+            return true;
         };
         if let Some(endpoint) = parse_tower(tower) {
             found(endpoint);
         }
-        at = (at + 8 + len).next_multiple_of(4);
+        at = (start + len).next_multiple_of(word);
     }
+    true
 }
 
 /// A tower's floors are little-endian counts and lengths whatever the PDU's byte order;
@@ -215,6 +247,41 @@ mod tests {
                 }
             ]
         );
+    }
+
+    /// An `ept_map` answer under NDR64, as Samba's rpcclient negotiates it: frame 17 of the
+    /// corpus capture samrlab__rpcclient_enumdomusers.pcapng (tshark reads the same towers).
+    #[test]
+    fn reads_ndr64_answers() {
+        let hex = [
+            "05000203100000006c01000002000000540100000100000000000000000000000000000000000000",
+            "00000000030000000400000000000000000000000000000003000000000000000300000000000000",
+            "040000000000000005000000000000004b000000000000004b000000050013000d785634123412cd",
+            "abef0001234567cffb01000200000013000d045d888aeb1cc9119fe808002b104860020002000000",
+            "01000b020000000100070200cf080100090400c0a80b0b004b000000000000004b00000005001300",
+            "0d785634123412cdabef0001234567cffb01000200000013000d045d888aeb1cc9119fe808002b10",
+            "486002000200000001000b020000000100070200c2040100090400c0a80b0b004b00000000000000",
+            "4b000000050013000d785634123412cdabef0001234567cffb01000200000013000d045d888aeb1c",
+            "c9119fe808002b10486002000200000001000b020000000100070200c2000100090400c0a80b0b00",
+            "00000000",
+        ]
+        .concat();
+        let pdu: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let netlogon = [
+            0x12, 0x34, 0x56, 0x78, 0x12, 0x34, 0xab, 0xcd, 0xef, 0x00, 0x01, 0x23, 0x45, 0x67,
+            0xcf, 0xfb,
+        ];
+        let ports: Vec<(u16, Option<[u8; 4]>)> = endpoints(&pdu)
+            .iter()
+            .map(|e| {
+                assert_eq!(e.uuid, netlogon);
+                (e.port, e.addr)
+            })
+            .collect();
+        let at = Some([192, 168, 11, 11]);
+        assert_eq!(ports, [(53000, at), (49668, at), (49664, at)]);
     }
 
     #[test]

@@ -33,6 +33,9 @@ const GRE_TEB: u16 = 0x6558;
 const GRE_PPP: u16 = 0x880b;
 const GRE_ERSPAN_2: u16 = 0x88be;
 const GRE_ERSPAN_3: u16 = 0x22eb;
+/// Cisco MetaData (security group tags): in GRE, the payload's ethertype, version, length,
+/// an option and the tag, 8 bytes, then the packet (as Wireshark reads it).
+const GRE_CISCO_METADATA: u16 = 0x8909;
 
 impl Tunnel {
     pub const ALL: [Tunnel; 7] = [
@@ -151,6 +154,12 @@ fn gre<'a>(
             };
             (Tunnel::Erspan, ethernet_at(payload, skip, d))
         }
+        GRE_CISCO_METADATA => match (be16(payload, 0), payload.get(8..)) {
+            (Some(ethertype), Some(rest)) => {
+                (Tunnel::Gre, link::ethertype_payload(ethertype, rest, d))
+            }
+            _ => (Tunnel::Gre, Err(Skip::Truncated(super::Layer::Link))),
+        },
         ethertype => (Tunnel::Gre, link::ethertype_payload(ethertype, payload, d)),
     })
 }
@@ -202,12 +211,18 @@ fn l2tp<'a>(payload: &'a [u8], d: &mut Decoded) -> Result<&'a [u8], Skip> {
 }
 
 /// What AH protects: an IP packet in tunnel mode, or in transport mode the upper-layer
-/// header, read as if AH were not there.
+/// header, read as if AH were not there. Other payloads (IPComp's compressed data, for
+/// one) hold no packet to read.
 fn ah<'a>(outer: &Decoded, payload: &'a [u8]) -> Result<(Decoded, &'a [u8]), Skip> {
     let mut d = Decoded::default();
-    if matches!(outer.ah_next, PROTO_IPIP | PROTO_IPV6) {
-        let rest = ip::decode(payload, &mut d)?;
-        return Ok((d, rest));
+    match outer.ah_next {
+        PROTO_IPIP | PROTO_IPV6 => {
+            let rest = ip::decode(payload, &mut d)?;
+            return Ok((d, rest));
+        }
+        // ICMP, TCP, UDP, GRE, ESP, ICMPv6.
+        1 | 6 | 17 | 47 | 50 | 58 => {}
+        other => return Err(Skip::NotIp(u16::from(other))),
     }
     d.vlan = outer.vlan;
     d.ip_version = outer.ip_version;
