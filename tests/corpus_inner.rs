@@ -275,3 +275,158 @@ fn tunnels_agree_with_tshark() {
     );
     assert!(inner_packets > 100, "{inner_packets} tunneled packets");
 }
+
+/// The ports tshark saw announced in a capture: endpoint mapper towers (port to interface
+/// UUIDs), FTP passive and active ports, and the client ports of TFTP requests.
+#[derive(Default)]
+struct Announced {
+    epm: BTreeMap<u16, BTreeSet<String>>,
+    ftp: BTreeSet<u16>,
+    tftp: BTreeSet<u16>,
+}
+
+fn announced(capture: &Path) -> Announced {
+    let fields = [
+        "tcp.srcport",
+        "dcerpc.pkt_type",
+        "epm.uuid",
+        "epm.proto.tcp_port",
+        "ftp.passive.port",
+        "ftp.active.port",
+        "tftp.opcode",
+        "udp.srcport",
+        "ftp.epsv.port",
+        "ftp.eprt.port",
+    ];
+    let mut a = Announced::default();
+    for v in tshark(capture, &fields) {
+        let list = |i: usize| -> Vec<String> {
+            v[i].split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        if v[0] == "135" && list(1).contains(&"2".to_string()) {
+            for port in list(3) {
+                a.epm
+                    .entry(port.parse().unwrap())
+                    .or_default()
+                    .extend(list(2));
+            }
+        }
+        for p in [4, 5, 8, 9].into_iter().flat_map(list) {
+            a.ftp.insert(p.parse().unwrap());
+        }
+        if list(6).iter().any(|op| op == "1" || op == "2") {
+            if let Some(p) = list(7).first() {
+                a.tftp.insert(p.parse().unwrap());
+            }
+        }
+    }
+    a
+}
+
+/// UUID to the service that owns it, from the built-in interface table.
+fn interface_services() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog/rpc-interfaces.toml"),
+    )
+    .unwrap();
+    let table: toml::Value = toml::from_str(&text).unwrap();
+    table["interface"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["uuid"].as_str().unwrap().to_string(),
+                i["service"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn announced_ports_agree_with_tshark() {
+    let shared = shared();
+    let services = interface_services();
+    let dir = super::util::tmpdir("announced");
+    let mut problems = Vec::new();
+    let (mut epm_flows, mut expected_flows) = (0, 0);
+    // The corpus only: the fixtures' exchanges are checked row by row in `dynamic.rs` (tshark
+    // cannot name an interface without the bind the fixture leaves out).
+    let corpus = shared.join("corpus");
+    for f in inputs(&shared)
+        .into_iter()
+        .filter(|f| f.starts_with(&corpus))
+    {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let flows_path = dir.join("flows.jsonl");
+        let (r, _) = classify_json(&["--flows", flows_path.to_str().unwrap(), f.to_str().unwrap()]);
+        let (plain, _) = classify_json(&["--ports-only", f.to_str().unwrap()]);
+        if (r.packets, r.bytes, r.flows) != (plain.packets, plain.bytes, plain.flows) {
+            problems.push(format!("{name}: totals change with announcements followed"));
+        }
+        if r.expectations.announced == 0 && !name.contains("ftp") && !name.contains("dcerpc") {
+            // Nothing announced by portscope's reading; tshark is asked only where a
+            // control port was seen, to keep the test quick.
+            let controls = plain
+                .services
+                .iter()
+                .any(|x| matches!(x.key().as_str(), "tcp/135" | "tcp/21" | "udp/69"));
+            if !controls {
+                continue;
+            }
+        }
+        let theirs = announced(&f);
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&flows_path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for l in &lines {
+            let (proto, port) = (
+                l["proto"].as_u64().unwrap(),
+                l["resp_port"].as_u64().unwrap() as u16,
+            );
+            let kind = l["match"].as_str().unwrap_or("");
+            let row = l["row"].as_str().unwrap();
+            let announced_here = match proto {
+                6 => theirs.epm.contains_key(&port) || theirs.ftp.contains(&port),
+                17 => theirs.tftp.contains(&port) && l["orig_port"] != 69,
+                _ => false,
+            };
+            let labelled = matches!(kind, "epm" | "expectation");
+            if labelled != announced_here {
+                problems.push(format!(
+                    "{name}: flow to {proto}/{port} is {kind} ({row}); tshark saw it announced: {announced_here}"
+                ));
+                continue;
+            }
+            if kind == "epm" {
+                epm_flows += 1;
+                let owner = r
+                    .services
+                    .iter()
+                    .find(|x| x.key() == row && x.kind == "epm")
+                    .map(|x| x.services[0].name.clone());
+                let theirs: Vec<&String> = theirs.epm[&port]
+                    .iter()
+                    .filter_map(|u| services.get(u))
+                    .collect();
+                if owner.as_ref().is_none_or(|o| !theirs.contains(&o)) {
+                    problems.push(format!(
+                        "{name}: {row} is {owner:?}; tshark's interfaces belong to {theirs:?}"
+                    ));
+                }
+            } else if kind == "expectation" {
+                expected_flows += 1;
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // zerologon (21) and the four samrlab captures; ndpi ftp (2), sip-method (1), zeek's
+    // FTP over IPv6 (5), ndpi tftp (3).
+    assert_eq!((epm_flows, expected_flows), (25, 11));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
