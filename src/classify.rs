@@ -55,17 +55,21 @@ pub struct Routed {
     pub shard: u8,
     pub from_a: bool,
     pub tcp_flags: u8,
-    /// [`FRAGMENT_NONE`], [`FRAGMENT_FIRST`] or [`FRAGMENT_LATER`], plus [`FRAGMENT_V6`].
-    pub fragment: u8,
-    /// [`WHAT_PACKET`]; a tunnel code ([`Tunnel::code`]) for the inner packet of the packet
-    /// routed just before it; or [`WHAT_ANNOUNCE`], an expected flow.
-    pub what: u8,
+    /// Bits 0-1: [`FRAGMENT_NONE`], [`FRAGMENT_FIRST`] or [`FRAGMENT_LATER`]; bit 7:
+    /// [`FRAGMENT_V6`]; bits 2-6: what the record is ([`Routed::what`]). One byte, so the
+    /// record stays one 64-byte cache line.
+    pub flags: u8,
 }
 
+const _: () = assert!(std::mem::size_of::<Routed>() == 64);
+
+/// A packet.
 pub const WHAT_PACKET: u8 = 0;
 /// An announced flow: `key.a` listens on `key.a_port` for `key.b` (transport `key.proto`,
-/// VLAN `key.vlan`); `fragment_id` is the [`Target`] code.
-pub const WHAT_ANNOUNCE: u8 = 0xff;
+/// VLAN `key.vlan`); `fragment_id` is the [`Target`] code. (Tunnel codes, 1 to 7, mark
+/// the inner packet of the packet routed just before.)
+pub const WHAT_ANNOUNCE: u8 = 0x1f;
+const WHAT_SHIFT: u8 = 2;
 
 /// Expectations each shard keeps at most (64 shards: 4,096 in all).
 const EXPECTATIONS_PER_SHARD: usize = 64;
@@ -77,6 +81,18 @@ pub const FRAGMENT_LATER: u8 = 2;
 pub const FRAGMENT_V6: u8 = 0x80;
 
 impl Routed {
+    /// [`WHAT_PACKET`], a tunnel code ([`Tunnel::code`]) for an inner packet, or
+    /// [`WHAT_ANNOUNCE`].
+    #[inline]
+    pub fn what(&self) -> u8 {
+        (self.flags >> WHAT_SHIFT) & 0x1f
+    }
+
+    #[inline]
+    fn fragment(&self) -> u8 {
+        self.flags & 0x03
+    }
+
     /// The datagram of a fragment: addresses in the packet's own direction.
     fn fragment_key(&self) -> FragmentKey {
         let (src, dst) = if self.from_a {
@@ -87,7 +103,7 @@ impl Routed {
         FragmentKey {
             src,
             dst,
-            proto: if self.fragment & FRAGMENT_V6 != 0 {
+            proto: if self.flags & FRAGMENT_V6 != 0 {
                 0
             } else {
                 self.key.proto
@@ -219,8 +235,7 @@ impl<'t> Worker<'t> {
             shard,
             from_a,
             tcp_flags: d.tcp_flags,
-            fragment: fragment | v6,
-            what: WHAT_PACKET,
+            flags: fragment | v6 | (WHAT_PACKET << WHAT_SHIFT),
         };
         let workers = self.config.workers;
         let Some(outbox) = outboxes.get_mut(usize::from(shard) % workers) else {
@@ -236,9 +251,8 @@ impl<'t> Worker<'t> {
                             key,
                             from_a,
                             tcp_flags: i.tcp_flags,
-                            fragment: FRAGMENT_NONE,
                             fragment_id: 0,
-                            what: tunnel.code(),
+                            flags: FRAGMENT_NONE | (tunnel.code() << WHAT_SHIFT),
                             ..routed
                         });
                     }
@@ -270,7 +284,7 @@ impl<'t> Worker<'t> {
     #[inline]
     pub fn apply(&mut self, r: &Routed) {
         let local = usize::from(r.shard) / self.config.workers;
-        match r.what {
+        match r.what() {
             WHAT_PACKET => self.apply_packet(r, local),
             WHAT_ANNOUNCE => self.apply_announcement(r, local),
             code => self.apply_inner(r, local, code),
@@ -286,7 +300,7 @@ impl<'t> Worker<'t> {
             wire_len: u64::from(r.wire_len),
             tcp_flags: r.tcp_flags,
         };
-        match r.fragment & !FRAGMENT_V6 {
+        match r.fragment() {
             FRAGMENT_FIRST => {
                 let fragment = r.fragment_key();
                 self.fragments
@@ -443,8 +457,7 @@ fn announced(a: &Announcement, target: Target, vlan: u16, ts_ns: u64, shard: u8)
         shard,
         from_a: false,
         tcp_flags: 0,
-        fragment: FRAGMENT_NONE,
-        what: WHAT_ANNOUNCE,
+        flags: FRAGMENT_NONE | (WHAT_ANNOUNCE << WHAT_SHIFT),
     }
 }
 

@@ -126,8 +126,8 @@ enum Report {
         shed: u64,
         drops: Option<Drops>,
     },
-    /// From a worker: its share of interval `seq`.
-    Part { seq: u64, tally: Tally },
+    /// From a worker: its share of interval `seq` (boxed: once per interval, not per packet).
+    Part { seq: u64, tally: Box<Tally> },
 }
 
 fn run_with<'a>(
@@ -359,7 +359,7 @@ fn work(mut worker: Worker<'_>, links: &Links) -> (Tally, Duration) {
         if let Some(seq) = part.tick {
             let _ = links.reports.send(Report::Part {
                 seq,
-                tally: worker.interval(),
+                tally: Box::new(worker.interval()),
             });
         }
         busy += start.elapsed();
@@ -401,12 +401,12 @@ fn report(rx: &Receiver<Report>, workers: usize, on_interval: &mut (dyn FnMut(In
                 let entry = pending.entry(seq).or_insert((None, 0));
                 entry.1 += 1;
                 match &mut entry.0 {
-                    Some(i) => i.tally += tally,
+                    Some(i) => i.tally += *tally,
                     None => {
                         entry.0 = Some(Interval {
                             start: SystemTime::UNIX_EPOCH,
                             end: SystemTime::UNIX_EPOCH,
-                            tally,
+                            tally: *tally,
                             shed: 0,
                             drops: None,
                         });

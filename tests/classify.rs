@@ -225,12 +225,13 @@ fn real_captures() {
         (2, 102),
         (0, 0),
     );
-    // pcapng: SMB, the endpoint mapper and the RPC connection it handed out.
+    // pcapng: SMB, the endpoint mapper and the RPC connection it handed out (NETLOGON on
+    // TCP 53000, in an NDR64 answer).
     let r = check(
         "real_rpcclient_enumdomusers.pcapng",
         &[
             ("tcp/445", 1, 51, 9332),
-            ("tcp/1024-65534", 1, 8, 2684),
+            ("tcp/53000", 1, 8, 2684),
             ("tcp/135", 1, 8, 1256),
         ],
         (0, 0, 0),
@@ -238,7 +239,24 @@ fn real_captures() {
         (0, 0),
     );
     assert_eq!(r.row("tcp/135").unwrap().services.len(), 18);
-    assert_eq!(r.row("tcp/1024-65534").unwrap().kind, "range");
+    let netlogon = r.row("tcp/53000").unwrap();
+    assert_eq!(
+        (netlogon.kind.as_str(), netlogon.services[0].name.as_str()),
+        ("epm", "Net Logon")
+    );
+    let (plain, _) = classify_json(&[
+        "--ports-only",
+        &fixture("real_rpcclient_enumdomusers.pcapng"),
+    ]);
+    assert_eq!(plain.row("tcp/1024-65534").unwrap().kind, "range");
+    // The PPTP call: 2 pings inside; the rest is PPP control or GRE acknowledgments.
+    let (pptp, _) = classify_json(&[&fixture("real_pptp_gre.pcap")]);
+    let inner: Vec<_> = pptp.tunneled.iter().map(|t| (t.key(), t.packets)).collect();
+    assert_eq!(inner, [("icmp".to_string(), 2)]);
+    assert_eq!(
+        (pptp.tunnels[0].packets, pptp.tunnels[0].not_ip.packets),
+        (17, 15)
+    );
 }
 
 #[test]

@@ -94,7 +94,7 @@ fn towers(
     let mut at = pointers + word * actual as usize;
     for i in 0..count {
         // A null pointer has no tower.
-        if count_at(pointers + word * i).is_none_or(|referent| referent == 0) {
+        if !matches!(count_at(pointers + word * i), Some(referent) if referent != 0) {
             continue;
         }
         // The tower: conformance (max count), its length, its octets, padding.

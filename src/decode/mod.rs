@@ -17,7 +17,7 @@ mod link;
 mod tunnel;
 
 pub use link::Link;
-pub use tunnel::{inner, Tunnel};
+pub use tunnel::{inner, Inner, Tunnel};
 
 /// Where an IP packet's payload stands in a fragmented datagram.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -91,16 +91,16 @@ impl std::fmt::Display for Tunnel {
     }
 }
 
+/// An inner packet and its payload, or why there is none.
+pub type Inner<'a> = Result<(Decoded, &'a [u8]), Skip>;
+
 /// The packet inside `outer`, given the payload [`super::decode_payload`] returned with it.
 ///
 /// `None` when `outer` is no tunnel portscope decodes (or a later fragment of one). Otherwise
 /// the tunnel kind and the inner packet, or why it has none (an L2TP control message, PPP's
 /// LCP, ARP over VXLAN, a cut-short header); the inner payload comes with it.
 #[inline]
-pub fn inner<'a>(
-    outer: &Decoded,
-    payload: &'a [u8],
-) -> Option<(Tunnel, Result<(Decoded, &'a [u8]), Skip>)> {
+pub fn inner<'a>(outer: &Decoded, payload: &'a [u8]) -> Option<(Tunnel, Inner<'a>)> {
     if matches!(outer.fragment, Fragment::Later(_)) {
         return None;
     }
@@ -213,7 +213,7 @@ fn l2tp<'a>(payload: &'a [u8], d: &mut Decoded) -> Result<&'a [u8], Skip> {
 /// What AH protects: an IP packet in tunnel mode, or in transport mode the upper-layer
 /// header, read as if AH were not there. Other payloads (IPComp's compressed data, for
 /// one) hold no packet to read.
-fn ah<'a>(outer: &Decoded, payload: &'a [u8]) -> Result<(Decoded, &'a [u8]), Skip> {
+fn ah<'a>(outer: &Decoded, payload: &'a [u8]) -> Inner<'a> {
     let mut d = Decoded::default();
     match outer.ah_next {
         PROTO_IPIP | PROTO_IPV6 => {
