@@ -124,8 +124,6 @@ pub struct Worker<'t> {
     inner: Vec<Shard<InnerKey>>,
     /// Announced flows, per owned shard.
     expected: Vec<Expected>,
-    /// The key of the last outer packet applied: the tunnel of the inner packet after it.
-    last_outer: Key,
     fragments: Fragments,
     tally: Tally,
     /// Live mode: the tally's counters at the last interval report.
@@ -148,7 +146,6 @@ impl<'t> Worker<'t> {
             expected: (0..owned)
                 .map(|_| Expected::new(EXPECTATIONS_PER_SHARD))
                 .collect(),
-            last_outer: Key::default(),
             fragments: Fragments::new(config.max_fragments),
             tally: Tally {
                 interval: config.live.then(hashbrown::HashMap::new),
@@ -212,8 +209,9 @@ impl<'t> Worker<'t> {
         outboxes: &mut [Vec<Routed>],
     ) {
         let wire_len = u64::from(wire_len);
-        let (d, payload) = match decode::decode_payload(link, data) {
-            Ok(d) => d,
+        let mut d = decode::Decoded::default();
+        let payload = match decode::decode_into(link, data, &mut d) {
+            Ok(payload) => payload,
             Err(skip) => {
                 self.count_skip(skip, wire_len);
                 return;
@@ -242,7 +240,7 @@ impl<'t> Worker<'t> {
             return;
         };
         outbox.push(routed);
-        if matches!(d.proto, 4 | 17 | 41 | 47 | 51) {
+        if decode::may_carry(&d) {
             if let Some((tunnel, inner)) = decode::inner(&d, payload) {
                 match inner {
                     Ok((i, _)) => {
@@ -257,7 +255,8 @@ impl<'t> Worker<'t> {
                         });
                     }
                     Err(_) => {
-                        *self.tally.tunnel_not_ip.entry(tunnel).or_default() += Counts {
+                        let slot = usize::from(tunnel.code()) & 7;
+                        self.tally.tunnel_not_ip[slot] += Counts {
                             flows: 0,
                             packets: 1,
                             bytes: wire_len,
@@ -266,7 +265,7 @@ impl<'t> Worker<'t> {
                 }
             }
         }
-        if self.config.follow && matches!(d.proto, 6 | 17) {
+        if self.config.follow && announce::may_announce(&d) {
             let table = self.table;
             announce::announcements(&d, payload, |a| {
                 if let Some(target) = target_of(table, &a) {
@@ -279,15 +278,24 @@ impl<'t> Worker<'t> {
         }
     }
 
-    /// Applies a packet routed to this worker: fragments are joined to their flows, then
-    /// the packet is counted into its flow, which is classified when it starts.
+    /// Applies, in order, the records routed to this worker from one batch: packets are
+    /// counted into their flows (fragments joined first), inner packets into the flow inside
+    /// the tunnel of the packet just before them, announcements into the expected flows.
     #[inline]
-    pub fn apply(&mut self, r: &Routed) {
-        let local = usize::from(r.shard) / self.config.workers;
-        match r.what() {
-            WHAT_PACKET => self.apply_packet(r, local),
-            WHAT_ANNOUNCE => self.apply_announcement(r, local),
-            code => self.apply_inner(r, local, code),
+    pub fn apply(&mut self, part: &[Routed]) {
+        let mut previous: Option<&Routed> = None;
+        for r in part {
+            let local = usize::from(r.shard) / self.config.workers;
+            match r.what() {
+                WHAT_PACKET => self.apply_packet(r, local),
+                WHAT_ANNOUNCE => self.apply_announcement(r, local),
+                code => {
+                    if let Some(outer) = previous {
+                        self.apply_inner(r, local, code, &outer.key);
+                    }
+                }
+            }
+            previous = Some(r);
         }
     }
 
@@ -319,7 +327,6 @@ impl<'t> Worker<'t> {
             },
             _ => {}
         }
-        self.last_outer = packet.key;
         let table = self.table;
         if let (Some(shard), Some(expected)) =
             (self.shards.get_mut(local), self.expected.get_mut(local))
@@ -337,13 +344,12 @@ impl<'t> Worker<'t> {
         }
     }
 
-    /// An inner packet: counted into its flow inside the tunnel of the outer packet
-    /// applied just before it (both were routed to this shard, in this order).
-    fn apply_inner(&mut self, r: &Routed, local: usize, code: u8) {
+    /// An inner packet: counted into its flow inside the tunnel of `outer`, the packet
+    /// routed just before it (to the same shard).
+    fn apply_inner(&mut self, r: &Routed, local: usize, code: u8, outer: &Key) {
         let Some(kind) = Tunnel::from_code(code) else {
             return;
         };
-        let outer = self.last_outer;
         let packet = Packet {
             key: InnerKey {
                 tunnel: TunnelEnds {
@@ -475,9 +481,8 @@ pub fn classify_frames<'a>(
     for (ts, wire_len, data) in frames {
         workers[0].route(link, ts, wire_len, data, &mut outboxes);
         for (w, outbox) in workers.iter_mut().zip(&mut outboxes) {
-            for r in outbox.drain(..) {
-                w.apply(&r);
-            }
+            w.apply(outbox);
+            outbox.clear();
         }
     }
     let mut tally = Tally::new(config.keep_flows);

@@ -353,9 +353,7 @@ fn work(mut worker: Worker<'_>, links: &Links) -> (Tally, Duration) {
             part
         };
         let start = Instant::now();
-        for r in &part.routed {
-            worker.apply(r);
-        }
+        worker.apply(&part.routed);
         if let Some(seq) = part.tick {
             let _ = links.reports.send(Report::Part {
                 seq,

@@ -47,6 +47,7 @@ pub fn client_command(payload: &[u8]) -> Option<u16> {
 pub fn tftp_request(payload: &[u8]) -> bool {
     match payload {
         [0, 1 | 2, rest @ ..] => {
+            let rest = &rest[..rest.len().min(CONTROL_BYTES)];
             let mut parts = rest.split(|&b| b == 0);
             matches!((parts.next(), parts.next()), (Some(name), Some(mode))
                 if !name.is_empty() && !mode.is_empty() && rest.iter().filter(|&&b| b == 0).count() >= 2)
@@ -55,10 +56,17 @@ pub fn tftp_request(payload: &[u8]) -> bool {
     }
 }
 
-/// At most the first four lines (a segment may hold several replies).
+/// Control messages are short: only the first bytes of a segment are read.
+const CONTROL_BYTES: usize = 512;
+
+/// At most the first four lines of the first [`CONTROL_BYTES`] (a segment may hold several
+/// replies); nothing when the segment does not start like a reply or a command.
 fn lines(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
-    payload
-        .split(|&b| b == b'\n')
+    let head = match payload.first() {
+        Some(b) if b.is_ascii_alphanumeric() => &payload[..payload.len().min(CONTROL_BYTES)],
+        _ => &[],
+    };
+    head.split(|&b| b == b'\n')
         .take(4)
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
 }

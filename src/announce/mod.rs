@@ -40,10 +40,21 @@ pub struct Announcement {
     pub what: What,
 }
 
+/// Whether a packet is on a control port portscope reads: the cheap test every packet takes.
+#[inline(always)]
+pub fn may_announce(d: &Decoded) -> bool {
+    d.has_ports
+        && (matches!(d.src_port, PORT_EPM | PORT_FTP) || matches!(d.dst_port, PORT_FTP | PORT_TFTP))
+        && matches!(d.proto, PROTO_TCP | PROTO_UDP)
+}
+
 /// Calls `found` for each announcement in a packet's payload.
 #[inline]
 pub fn announcements(d: &Decoded, payload: &[u8], mut found: impl FnMut(Announcement)) {
     if !d.has_ports || payload.is_empty() || matches!(d.fragment, Fragment::Later(_)) {
+        return;
+    }
+    if !matches!(d.src_port, PORT_EPM | PORT_FTP) && !matches!(d.dst_port, PORT_FTP | PORT_TFTP) {
         return;
     }
     match (d.proto, d.src_port, d.dst_port) {

@@ -19,6 +19,9 @@ const MAX_EXTENSIONS: usize = 8;
 /// Decodes an IP packet into `out` and returns what follows the headers `out` describes:
 /// the TCP or UDP payload, the packet behind a GRE or AH header, the inner packet of IP-in-IP;
 /// empty for later fragments and everything else.
+// Always inlined, as in the old single caller: the hot path (`decode_payload`) and the
+// tunnel path (`tunnel::inner`, itself never inlined) each get their own copy.
+#[inline(always)]
 pub(super) fn decode<'a>(packet: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
     match packet.first().map(|b| b >> 4) {
         Some(4) => ipv4(packet, out),
@@ -28,6 +31,7 @@ pub(super) fn decode<'a>(packet: &'a [u8], out: &mut Decoded) -> Result<&'a [u8]
     }
 }
 
+#[inline(always)]
 fn ipv4<'a>(p: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
     let header = p.get(..20).ok_or(Skip::Truncated(Layer::Ip))?;
     let header_len = usize::from(header[0] & 0x0f) * 4;
@@ -61,6 +65,7 @@ fn ipv4<'a>(p: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
         .map_or(&[][..], |payload| transport(payload, out)))
 }
 
+#[inline(always)]
 fn ipv6<'a>(p: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
     let header = p.get(..40).ok_or(Skip::Truncated(Layer::Ip))?;
     out.ip_version = 6;
@@ -137,6 +142,7 @@ fn gre<'a>(payload: &'a [u8], out: &mut Decoded) -> &'a [u8] {
 
 /// Reads what the transport header offers, as far as the bytes go, and returns what follows
 /// it (empty when the header is cut short).
+#[inline(always)]
 fn transport<'a>(payload: &'a [u8], out: &mut Decoded) -> &'a [u8] {
     match out.proto {
         PROTO_TCP | PROTO_UDP => {

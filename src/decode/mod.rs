@@ -17,7 +17,7 @@ mod link;
 mod tunnel;
 
 pub use link::Link;
-pub use tunnel::{inner, Inner, Tunnel};
+pub use tunnel::{inner, may_carry, Inner, Tunnel};
 
 /// Where an IP packet's payload stands in a fragmented datagram.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -123,9 +123,19 @@ pub fn decode(link: Link, frame: &[u8]) -> Result<Decoded, Skip> {
 #[inline]
 pub fn decode_payload(link: Link, frame: &[u8]) -> Result<(Decoded, &[u8]), Skip> {
     let mut out = Decoded::default();
-    let ip = link::strip(link, frame, &mut out)?;
-    let payload = ip::decode(ip, &mut out)?;
+    let payload = decode_into(link, frame, &mut out)?;
     Ok((out, payload))
+}
+
+/// [`decode_payload`] into a caller's `Decoded` (which must be `Decoded::default()`), so
+/// the hot path does not move the struct around.
+///
+/// # Errors
+/// A [`Skip`] when the frame holds no decodable IP header.
+#[inline(always)]
+pub fn decode_into<'a>(link: Link, frame: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
+    let ip = link::strip(link, frame, out)?;
+    ip::decode(ip, out)
 }
 
 #[inline]

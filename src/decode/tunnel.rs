@@ -99,34 +99,54 @@ pub type Inner<'a> = Result<(Decoded, &'a [u8]), Skip>;
 /// `None` when `outer` is no tunnel portscope decodes (or a later fragment of one). Otherwise
 /// the tunnel kind and the inner packet, or why it has none (an L2TP control message, PPP's
 /// LCP, ARP over VXLAN, a cut-short header); the inner payload comes with it.
-#[inline]
+///
+/// Not inlined: callers test [`may_carry`] first, so this runs for tunnel packets only and
+/// stays out of the hot path's code.
+#[inline(never)]
 pub fn inner<'a>(outer: &Decoded, payload: &'a [u8]) -> Option<(Tunnel, Inner<'a>)> {
-    if matches!(outer.fragment, Fragment::Later(_)) {
+    if !may_carry(outer) {
         return None;
     }
     let mut d = Decoded::default();
     let (tunnel, packet) = match outer.proto {
         PROTO_IPIP | PROTO_IPV6 => (Tunnel::IpInIp, Ok(payload)),
-        PROTO_GRE if outer.gre_len != 0 => gre(outer, payload, &mut d)?,
-        PROTO_UDP if outer.has_ports => {
-            if outer.dst_port == PORT_VXLAN {
-                (Tunnel::Vxlan, vxlan(payload, &mut d))
-            } else if outer.src_port == PORT_L2TP || outer.dst_port == PORT_L2TP {
-                (Tunnel::L2tp, l2tp(payload, &mut d))
-            } else {
-                return None;
-            }
-        }
-        PROTO_AH if outer.ah_len != 0 => {
-            return Some((Tunnel::Ah, ah(outer, payload)));
-        }
-        _ => return None,
+        PROTO_GRE => gre(outer, payload, &mut d)?,
+        PROTO_UDP if outer.dst_port == PORT_VXLAN => (Tunnel::Vxlan, vxlan(payload, &mut d)),
+        PROTO_UDP => (Tunnel::L2tp, l2tp(payload, &mut d)),
+        _ => return Some((Tunnel::Ah, ah(outer, payload))),
     };
     let decoded = packet.and_then(|p| {
         let rest = ip::decode(p, &mut d)?;
         Ok((d, rest))
     });
     Some((tunnel, decoded))
+}
+
+/// Whether `outer` is a packet of a tunnel portscope opens: the cheap test every packet
+/// takes, before anything is built.
+#[inline(always)]
+pub fn may_carry(outer: &Decoded) -> bool {
+    // One test for the protocols that can carry a tunnel: 4, 17, 41, 47 and 51.
+    const CARRIERS: u64 =
+        1 << PROTO_IPIP | 1 << PROTO_UDP | 1 << PROTO_IPV6 | 1 << PROTO_GRE | 1 << PROTO_AH;
+    if outer.proto >= 64 || CARRIERS >> outer.proto & 1 == 0 {
+        return false;
+    }
+    if matches!(outer.fragment, Fragment::Later(_)) {
+        return false;
+    }
+    match outer.proto {
+        PROTO_IPIP | PROTO_IPV6 => true,
+        PROTO_GRE => outer.gre_len != 0,
+        PROTO_UDP => {
+            outer.has_ports
+                && (outer.dst_port == PORT_VXLAN
+                    || outer.src_port == PORT_L2TP
+                    || outer.dst_port == PORT_L2TP)
+        }
+        PROTO_AH => outer.ah_len != 0,
+        _ => false,
+    }
 }
 
 fn gre<'a>(

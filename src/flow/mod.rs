@@ -91,7 +91,7 @@ impl AddAssign for Counts {
 }
 
 /// A tunnel as flows inside it name it: its kind and the outer endpoints (canonical order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TunnelEnds {
     pub kind: Tunnel,
     pub a: [u8; 16],
@@ -103,6 +103,20 @@ pub struct TunnelEnds {
 pub struct InnerKey {
     pub tunnel: TunnelEnds,
     pub key: Key,
+}
+
+impl std::hash::Hash for TunnelEnds {
+    /// The outer addresses as four words (the inner key says the rest).
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for half in [&self.a, &self.b] {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&half[..8]);
+            state.write_u64(u64::from_le_bytes(w));
+            w.copy_from_slice(&half[8..]);
+            state.write_u64(u64::from_le_bytes(w) ^ u64::from(self.kind.code()));
+        }
+    }
 }
 
 /// What a flow table needs of its keys.
@@ -185,7 +199,9 @@ pub struct Tally {
     pub tunneled: hashbrown::HashMap<(Tunnel, Option<Match>), Counts>,
     /// Packets of a tunnel whose inner packet is not IP or not decodable (PPTP
     /// acknowledgments, L2TP control messages, PPP's LCP, ARP over VXLAN).
-    pub tunnel_not_ip: BTreeMap<Tunnel, Counts>,
+    /// Indexed by [`Tunnel::code`] (a fixed array: PPTP acknowledgments can be a
+    /// tunnel's most common packet).
+    pub tunnel_not_ip: [Counts; 8],
     pub expectations: Expectations,
 }
 
@@ -281,8 +297,8 @@ impl AddAssign for Tally {
         for (row, counts) in other.tunneled {
             *self.tunneled.entry(row).or_default() += counts;
         }
-        for (kind, counts) in other.tunnel_not_ip {
-            *self.tunnel_not_ip.entry(kind).or_default() += counts;
+        for (mine, theirs) in self.tunnel_not_ip.iter_mut().zip(other.tunnel_not_ip) {
+            *mine += theirs;
         }
         self.expectations += other.expectations;
     }

@@ -93,9 +93,15 @@ fn is_over(s: &Stats, proto: u8, now: u64, flags: u8, t: &Timeouts) -> bool {
 impl<K: FlowKey> Shard<K> {
     /// A shard holding at most `max_flows` flows (at least one).
     pub fn new(max_flows: usize) -> Shard<K> {
+        Shard::with_capacity(max_flows, max_flows.min(1024))
+    }
+
+    /// The same, with room for `capacity` flows before the table first grows (0 for tables
+    /// that are often empty, such as flows inside tunnels).
+    pub fn with_capacity(max_flows: usize, capacity: usize) -> Shard<K> {
         let max_flows = max_flows.max(1);
         Shard {
-            flows: hashbrown::HashMap::with_capacity(max_flows.min(1024)),
+            flows: hashbrown::HashMap::with_capacity(capacity.min(max_flows)),
             max_flows,
             next_sweep_ns: 0,
             scratch: Vec::new(),

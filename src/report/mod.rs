@@ -207,7 +207,11 @@ impl Summary {
                 None => t.unclassified += c,
             }
         }
-        for (&kind, &c) in &tally.tunnel_not_ip {
+        for (kind, &c) in Tunnel::ALL
+            .iter()
+            .map(|&t| (t, &tally.tunnel_not_ip[usize::from(t.code())]))
+            .filter(|(_, c)| c.packets > 0)
+        {
             let i = total_of(kind, &mut tunnels);
             let t = &mut tunnels[i];
             t.packets += c.packets;
