@@ -1,11 +1,13 @@
-//! Arbitrary bytes under every link type, through the decoder and a worker's flow tables:
+//! Arbitrary bytes under every link type, through the decoder, the tunnel and announcement
+//! parsers, and a worker's flow tables:
 //! no panic, and every frame counted once with its wire length.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use portscope::catalog::{Catalog, PortTable};
 use portscope::classify::{classify_frames, WorkerConfig};
-use portscope::decode::{decode, Link};
+use portscope::announce::announcements;
+use portscope::decode::{decode, decode_payload, inner, Link};
 use portscope::flow::Timeouts;
 use std::sync::LazyLock;
 
@@ -18,6 +20,13 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else { return };
     let link = Link::from_dlt(DLTS[usize::from(selector) % DLTS.len()]);
     let _ = decode(link, rest);
+    // The payload parsers: the packet inside a tunnel, announcements of dynamic ports.
+    if let Ok((d, payload)) = decode_payload(link, rest) {
+        if let Some((_, Ok((i, p)))) = inner(&d, payload) {
+            announcements(&i, p, |_| {});
+        }
+        announcements(&d, payload, |_| {});
+    }
     // The same bytes cut into frames (a length byte before each), through a small worker.
     let config = WorkerConfig {
         workers: 2,
