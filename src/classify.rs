@@ -12,8 +12,8 @@ use crate::announce::{self, Announcement, What};
 use crate::catalog::{Match, PortTable, Transport};
 use crate::decode::{self, Fragment, Link, Skip, Tunnel};
 use crate::flow::{
-    shard_of_pair, Counts, Expected, FragmentKey, Fragments, InnerKey, Key, Packet, Shard, Tally,
-    Target, Timeouts, TunnelEnds, SHARDS,
+    shard_of_pair, Counts, Expectations, Expected, FragmentKey, Fragments, InnerKey, Key, Packet,
+    Shard, Tally, Target, Timeouts, TunnelEnds, SHARDS,
 };
 
 /// The service row of a flow, by the rule in ARCHITECTURE.md: for TCP and UDP the port with
@@ -149,6 +149,7 @@ impl<'t> Worker<'t> {
             fragments: Fragments::new(config.max_fragments),
             tally: Tally {
                 interval: config.live.then(hashbrown::HashMap::new),
+                interval_tunneled: config.live.then(hashbrown::HashMap::new),
                 ..Tally::new(config.keep_flows)
             },
             reported: Tally::default(),
@@ -164,7 +165,25 @@ impl<'t> Worker<'t> {
             .replace(hashbrown::HashMap::new())
             .unwrap_or_default();
         for shard in &mut self.shards {
-            shard.report_open(&mut rows);
+            shard.report_open(|_, row, delta| *rows.entry(row).or_default() += delta);
+        }
+        let mut tunneled = self
+            .tally
+            .interval_tunneled
+            .replace(hashbrown::HashMap::new())
+            .unwrap_or_default();
+        for shard in &mut self.inner {
+            shard.report_open(|key, row, delta| {
+                *tunneled.entry((key.tunnel.kind, row)).or_default() += delta;
+            });
+        }
+        let mut tunnel_not_ip = self.tally.tunnel_not_ip;
+        for (now, before) in tunnel_not_ip.iter_mut().zip(self.reported.tunnel_not_ip) {
+            *now = now.since(before);
+        }
+        let mut expectations = Expectations::default();
+        for e in &self.expected {
+            expectations += e.counts;
         }
         let mut unsupported_links = self.tally.unsupported_links.clone();
         for (dlt, n) in &mut unsupported_links {
@@ -183,6 +202,9 @@ impl<'t> Worker<'t> {
             unsupported_links,
             evicted_flows: self.tally.evicted_flows - self.reported.evicted_flows,
             orphan_fragments: self.tally.orphan_fragments - self.reported.orphan_fragments,
+            tunneled,
+            tunnel_not_ip,
+            expectations: expectations.since(self.reported.expectations),
             ..Tally::default()
         };
         self.reported = Tally {
@@ -191,6 +213,8 @@ impl<'t> Worker<'t> {
             unsupported_links: self.tally.unsupported_links.clone(),
             evicted_flows: self.tally.evicted_flows,
             orphan_fragments: self.tally.orphan_fragments,
+            tunnel_not_ip: self.tally.tunnel_not_ip,
+            expectations,
             ..Tally::default()
         };
         out

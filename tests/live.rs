@@ -355,3 +355,54 @@ fn interface_disappearing_ends_with_a_summary() {
     );
     assert_eq!(lines.last().unwrap()["final"], true);
 }
+
+/// GRE sent through a raw socket on loopback: the inner flow is reported in every interval
+/// that carries it, and the intervals add up to the final line's `tunneled` rows.
+#[test]
+fn tunnels_in_live_intervals() {
+    let (child, err) = start(&[
+        "-i",
+        "lo",
+        "-f",
+        "host 127.0.0.92 and proto gre",
+        "--format",
+        "json",
+        "--interval",
+        "0.3",
+    ]);
+    let gre = Socket::new(Domain::IPV4, Type::RAW, Some(socket2::Protocol::from(47)))
+        .expect("a raw GRE socket (needs root)");
+    let to = SockAddr::from(SocketAddr::from(([127, 0, 0, 92], 0)));
+    for i in 0..3u8 {
+        let mut packet = vec![0, 0, 0x08, 0x00];
+        etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(50_000, 53)
+            .write(&mut packet, &[i; 4])
+            .unwrap();
+        gre.send_to(&packet, &to).unwrap();
+        std::thread::sleep(Duration::from_millis(350));
+    }
+    interrupt(&child);
+    let (lines, status, rest) = finish(child, err, Duration::from_secs(10));
+    assert_eq!(status, Some(0), "{rest}");
+    let total = report(lines.last().unwrap());
+    assert_eq!(rows(&total), [("gre".to_string(), 1, 3)]);
+    let inner: Vec<_> = total
+        .tunneled
+        .iter()
+        .map(|t| (t.tunnel.clone().unwrap(), t.key(), t.flows, t.packets))
+        .collect();
+    assert_eq!(inner, [("gre".to_string(), "udp/53".to_string(), 1, 3)]);
+    // 14 (Ethernet) + 20 (IP) + 4 (GRE) + 20 (IP) + 8 (UDP) + 4.
+    assert_eq!(total.tunnels[0].bytes, 3 * 70);
+    let intervals: Vec<Report> = lines[..lines.len() - 1].iter().map(report).collect();
+    let (flows, packets) = intervals
+        .iter()
+        .flat_map(|r| &r.tunneled)
+        .fold((0, 0), |(f, p), t| (f + t.flows, p + t.packets));
+    assert_eq!((flows, packets), (1, 3));
+    assert!(
+        intervals.iter().filter(|r| !r.tunneled.is_empty()).count() >= 2,
+        "the inner flow shows in the intervals it was active in"
+    );
+}

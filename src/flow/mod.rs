@@ -194,6 +194,8 @@ pub struct Tally {
     pub keep_flows: bool,
     /// Live mode: what ended or arrived outside flows since the last interval report.
     pub interval: Option<hashbrown::HashMap<Option<Match>, Counts>>,
+    /// Live mode: the same for flows inside tunnels.
+    pub interval_tunneled: Option<hashbrown::HashMap<(Tunnel, Option<Match>), Counts>>,
     /// Flows inside tunnels, per tunnel kind and inner service row (packets are also in
     /// `rows`, under their outer flow).
     pub tunneled: hashbrown::HashMap<(Tunnel, Option<Match>), Counts>,
@@ -212,6 +214,17 @@ pub struct Expectations {
     pub announced: u64,
     pub matched: u64,
     pub unused: u64,
+}
+
+impl Expectations {
+    /// `self - earlier`, for counters that only grow.
+    pub fn since(self, earlier: Expectations) -> Expectations {
+        Expectations {
+            announced: self.announced.saturating_sub(earlier.announced),
+            matched: self.matched.saturating_sub(earlier.matched),
+            unused: self.unused.saturating_sub(earlier.unused),
+        }
+    }
 }
 
 impl AddAssign for Expectations {
@@ -239,6 +252,9 @@ impl Tally {
         };
         if let Some(tunnel) = record.tunnel {
             *self.tunneled.entry((tunnel.kind, record.row)).or_default() += counts;
+            if let Some(interval) = &mut self.interval_tunneled {
+                *interval.entry((tunnel.kind, record.row)).or_default() += record.unreported;
+            }
             if self.keep_flows {
                 self.flows.push(*record);
             }

@@ -190,12 +190,13 @@ impl<K: FlowKey> Shard<K> {
         }
     }
 
-    /// Live mode: adds to `rows` what open flows carried since the last call.
-    pub fn report_open(&mut self, rows: &mut hashbrown::HashMap<Option<Match>, Counts>) {
-        for s in self.flows.values_mut() {
+    /// Live mode: hands `add` what each open flow carried since the last call (its key,
+    /// row and counts).
+    pub fn report_open(&mut self, mut add: impl FnMut(&K, Option<Match>, Counts)) {
+        for (key, s) in &mut self.flows {
             let delta = s.unreported();
             if delta != Counts::default() {
-                *rows.entry(s.row).or_default() += delta;
+                add(key, s.row, delta);
                 s.reported = true;
                 s.reported_packets += delta.packets;
                 s.reported_bytes += delta.bytes;
