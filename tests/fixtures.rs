@@ -97,6 +97,18 @@ fn dynamic() -> Fixture {
         at += gap_s * NS;
         records.push(whole(at, eth_ip(&ip)));
     };
+    // Answers on the endpoint mapper connection, and FTP replies on the control connection.
+    let epm = |uuid, port, at| {
+        tcp4_with(
+            B,
+            135,
+            A,
+            50100,
+            false,
+            &map_response_pdu(&[tower(uuid, port, at)]),
+        )
+    };
+    let ftp = |text: &[u8]| tcp4_with(C, 21, A, 50200, false, text);
     // EPM: A asks B where DRSUAPI is; B answers TCP 49667 at its own address.
     push(1, tcp4(A, 50100, B, 135, true, 0));
     push(0, tcp4(B, 135, A, 50100, true, 0));
@@ -104,92 +116,31 @@ fn dynamic() -> Fixture {
         0,
         tcp4_with(A, 50100, B, 135, false, &[5, 0, 0, 3, 0x10, 0, 0, 0]),
     );
-    push(
-        0,
-        tcp4_with(
-            B,
-            135,
-            A,
-            50100,
-            false,
-            &map_response_pdu(&[tower(drsuapi, 49667, B)]),
-        ),
-    );
+    push(0, epm(drsuapi, 49667, B));
     push(1, tcp4(A, 50101, B, 49667, true, 0));
     push(0, tcp4(B, 49667, A, 50101, true, 0));
     push(0, tcp4(A, 50101, B, 49667, false, 200));
     // A flow to 49670 starts before the endpoint mapper names it (NETLOGON, at 0.0.0.0):
     // it keeps its range label; a later connection takes the announced one.
     push(1, tcp4(A, 50102, B, 49670, true, 0));
-    push(
-        0,
-        tcp4_with(
-            B,
-            135,
-            A,
-            50100,
-            false,
-            &map_response_pdu(&[tower(netlogon, 49670, [0; 4])]),
-        ),
-    );
+    push(0, epm(netlogon, 49670, [0; 4]));
     push(0, tcp4(A, 50102, B, 49670, false, 50));
     push(1, tcp4(A, 50103, B, 49670, true, 0));
     // An unannounced high port stays a range match.
     push(1, tcp4(A, 50104, B, 49668, true, 0));
     // FTP: passive, extended passive, active; and a passive reply nobody uses.
     push(1, tcp4(A, 50200, C, 21, true, 0));
-    push(
-        0,
-        tcp4_with(
-            C,
-            21,
-            A,
-            50200,
-            false,
-            b"227 Entering Passive Mode (10,1,1,3,195,80).
-",
-        ),
-    );
+    push(0, ftp(b"227 Entering Passive Mode (10,1,1,3,195,80).\r\n"));
     push(0, tcp4(A, 50201, C, 50000, true, 0));
     push(0, tcp4(C, 50000, A, 50201, false, 500));
-    push(
-        1,
-        tcp4_with(
-            C,
-            21,
-            A,
-            50200,
-            false,
-            b"229 Entering Extended Passive Mode (|||6446|)
-",
-        ),
-    );
+    push(1, ftp(b"229 Entering Extended Passive Mode (|||6446|)\r\n"));
     push(0, tcp4(A, 50202, C, 6446, true, 0));
     push(
         1,
-        tcp4_with(
-            A,
-            50200,
-            C,
-            21,
-            false,
-            b"PORT 10,1,1,1,7,208
-",
-        ),
+        tcp4_with(A, 50200, C, 21, false, b"PORT 10,1,1,1,7,208\r\n"),
     );
     push(0, tcp4(C, 20, A, 2000, true, 0));
-    push(
-        1,
-        tcp4_with(
-            C,
-            21,
-            A,
-            50200,
-            false,
-            b"227 Entering Passive Mode (10,1,1,3,200,1)
-",
-        ),
-    );
+    push(1, ftp(b"227 Entering Passive Mode (10,1,1,3,200,1)\r\n"));
     // TFTP: a read request, then the server's answer from a new port, and the ack.
     push(
         1,

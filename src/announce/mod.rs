@@ -68,19 +68,14 @@ pub fn announcements(d: &Decoded, payload: &[u8], mut found: impl FnMut(Announce
                 what: What::Rpc(e.uuid),
             });
         }),
-        (PROTO_TCP, PORT_FTP, _) => {
-            if let Some(port) = server_reply(payload) {
-                found(Announcement {
-                    listener: d.src,
-                    port,
-                    other: d.dst,
-                    proto: PROTO_TCP,
-                    what: What::FtpData,
-                });
-            }
-        }
-        (PROTO_TCP, _, PORT_FTP) => {
-            if let Some(port) = client_command(payload) {
+        (PROTO_TCP, PORT_FTP, _) | (PROTO_TCP, _, PORT_FTP) => {
+            // The server's replies, or the client's commands: either way the sender listens.
+            let port = if d.src_port == PORT_FTP {
+                server_reply(payload)
+            } else {
+                client_command(payload)
+            };
+            if let Some(port) = port {
                 found(Announcement {
                     listener: d.src,
                     port,
