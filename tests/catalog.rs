@@ -349,3 +349,33 @@ fn extra_catalog_names_the_rest_of_the_traffic() {
         "built-in"
     );
 }
+
+#[test]
+fn interfaces_lists_the_endpoint_mapper_table() {
+    let out = run(&["catalog", "interfaces", "--format", "json"]);
+    assert!(out.status.success());
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 47);
+    let netlogon = list
+        .iter()
+        .find(|i| i["uuid"] == "12345678-1234-abcd-ef00-01234567cffb")
+        .unwrap();
+    assert_eq!(
+        (
+            netlogon["interface"].as_str(),
+            netlogon["service"].as_str(),
+            netlogon["system_name"].as_str()
+        ),
+        (Some("NETLOGON"), Some("Net Logon"), Some("Netlogon"))
+    );
+    // Every owner is a catalog service, but the task scheduler, which the seed lacks.
+    let dump: Vec<serde_json::Value> =
+        serde_json::from_slice(&run(&["catalog", "dump", "--format", "json"]).stdout).unwrap();
+    for i in &list {
+        let listed = dump.iter().any(|r| r["service"] == i["service"]);
+        assert_eq!(listed, i["service"] != "Task Scheduler", "{i}");
+    }
+    let table = stdout(&run(&["catalog", "interfaces"]));
+    assert!(table.starts_with("UUID "), "{table}");
+    assert_eq!(table.lines().count(), 48);
+}

@@ -184,6 +184,12 @@ pub enum CatalogCommand {
         #[command(flatten)]
         catalog: CatalogOpts,
     },
+    /// Print the DCE/RPC interfaces the endpoint mapper's answers are matched against, with
+    /// the Windows service that owns each.
+    Interfaces {
+        #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+        format: FormatArg,
+    },
     /// Validate catalog files; report every problem with its line; exit 0 only when clean.
     Check {
         #[arg(required = true, value_name = "FILE")]

@@ -1,4 +1,4 @@
-//! `portscope catalog dump | lookup | check`.
+//! `portscope catalog dump | lookup | interfaces | check`.
 
 use super::args::{CatalogCommand, CatalogOpts, FormatArg};
 use super::write_output;
@@ -46,6 +46,11 @@ pub fn run(command: CatalogCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             write_output(None, |out| print(&entries, format, out))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        CatalogCommand::Interfaces { format } => {
+            let catalog = Catalog::builtin()?;
+            write_output(None, |out| print_interfaces(&catalog, format, out))?;
             Ok(ExitCode::SUCCESS)
         }
         CatalogCommand::Check { files } => {
@@ -231,6 +236,73 @@ fn print(entries: &[Entry], format: FormatArg, out: &mut dyn Write) -> std::io::
                     .map(|(c, w)| format!("{c:<w$}"))
                     .collect();
                 writeln!(out, "{}", line.join("  ").trim_end())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct InterfaceEntry<'a> {
+    uuid: String,
+    interface: &'a str,
+    service: &'a str,
+    system_name: Option<&'a str>,
+}
+
+fn print_interfaces(
+    catalog: &Catalog,
+    format: FormatArg,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let entries: Vec<InterfaceEntry<'_>> = catalog
+        .interfaces
+        .iter()
+        .map(|i| InterfaceEntry {
+            uuid: catalog::format_uuid(&i.uuid),
+            interface: &i.name,
+            service: &i.service,
+            system_name: i.system_name.as_deref(),
+        })
+        .collect();
+    match format {
+        FormatArg::Json => {
+            serde_json::to_writer_pretty(&mut *out, &entries)?;
+            writeln!(out)
+        }
+        FormatArg::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(["uuid", "interface", "service", "system_name"])?;
+            for e in &entries {
+                w.write_record([
+                    e.uuid.as_str(),
+                    e.interface,
+                    e.service,
+                    e.system_name.unwrap_or_default(),
+                ])?;
+            }
+            w.flush()
+        }
+        FormatArg::Table => {
+            let width = |f: &dyn Fn(&InterfaceEntry<'_>) -> usize, title: &str| {
+                entries.iter().map(f).max().unwrap_or(0).max(title.len())
+            };
+            let wi = width(&|e| e.interface.chars().count(), "INTERFACE");
+            let ws = width(&|e| e.service.chars().count(), "SERVICE");
+            writeln!(
+                out,
+                "{:<36}  {:<wi$}  {:<ws$}  SYSTEM NAME",
+                "UUID", "INTERFACE", "SERVICE"
+            )?;
+            for e in &entries {
+                writeln!(
+                    out,
+                    "{:<36}  {:<wi$}  {:<ws$}  {}",
+                    e.uuid,
+                    e.interface,
+                    e.service,
+                    e.system_name.unwrap_or("-")
+                )?;
             }
             Ok(())
         }

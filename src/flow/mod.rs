@@ -185,7 +185,8 @@ pub struct Tally {
     pub undecodable: Counts,
     /// Undecodable packets of link types portscope does not decode, by DLT.
     pub unsupported_links: BTreeMap<i32, u64>,
-    /// Flows ended because the table was full (their counts are kept).
+    /// Flows (outer or inside tunnels) ended because their table was full (their counts
+    /// are kept).
     pub evicted_flows: u64,
     /// Later IP fragments whose first fragment was never seen (counted as unclassified).
     pub orphan_fragments: u64,
@@ -250,6 +251,9 @@ impl Tally {
             packets: record.packets[0] + record.packets[1],
             bytes: record.bytes[0] + record.bytes[1],
         };
+        if record.evicted {
+            self.evicted_flows += 1;
+        }
         if let Some(tunnel) = record.tunnel {
             *self.tunneled.entry((tunnel.kind, record.row)).or_default() += counts;
             if let Some(interval) = &mut self.interval_tunneled {
@@ -263,9 +267,6 @@ impl Tally {
         *self.rows.entry(record.row).or_default() += counts;
         if let Some(interval) = &mut self.interval {
             *interval.entry(record.row).or_default() += record.unreported;
-        }
-        if record.evicted {
-            self.evicted_flows += 1;
         }
         if self.keep_flows {
             self.flows.push(*record);
