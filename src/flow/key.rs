@@ -51,7 +51,10 @@ impl Key {
         } else {
             (0, 0)
         };
-        let from_a = (d.src, sp) <= (d.dst, dp);
+        // Byte-wise order of the addresses, compared as two big-endian numbers rather than
+        // byte by byte.
+        let (src, dst) = (u128::from_be_bytes(d.src), u128::from_be_bytes(d.dst));
+        let from_a = (src, sp) <= (dst, dp);
         let (a, a_port, b, b_port) = if from_a {
             (d.src, sp, d.dst, dp)
         } else {
