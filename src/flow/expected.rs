@@ -56,7 +56,7 @@ impl Target {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct ExpectKey {
     listener: [u8; 16],
     other: [u8; 16],
@@ -117,11 +117,12 @@ impl Expected {
         if !self.entries.contains_key(&key) && self.entries.len() >= self.max {
             self.expire(now_ns);
             if self.entries.len() >= self.max {
-                // Push out the one that would expire first.
+                // Push out the one that would expire first (ties by key, so the choice
+                // does not depend on the hash map's order).
                 let oldest = self
                     .entries
                     .iter()
-                    .min_by_key(|(k, e)| (e.expires_ns, **k == key))
+                    .min_by_key(|(k, e)| (e.expires_ns, **k))
                     .map(|(k, _)| *k);
                 if let Some(oldest) = oldest {
                     self.drop_entry(&oldest);
