@@ -140,8 +140,9 @@ impl<'t> Worker<'t> {
             config: WorkerConfig { workers, ..config },
             table,
             shards: (0..owned).map(|_| Shard::<Key>::new(per_shard)).collect(),
+            // Most captures have no tunnels: these tables start empty.
             inner: (0..owned)
-                .map(|_| Shard::<InnerKey>::new(per_shard))
+                .map(|_| Shard::<InnerKey>::with_capacity(per_shard, 0))
                 .collect(),
             expected: (0..owned)
                 .map(|_| Expected::new(EXPECTATIONS_PER_SHARD))

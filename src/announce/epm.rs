@@ -86,7 +86,7 @@ fn towers(
     ) else {
         return false;
     };
-    if offset != 0 || actual != num || actual > max {
+    if offset != 0 || actual != num || actual > max || actual as usize > stub.len() / word {
         return false;
     }
     let pointers = 24 + 3 * word;

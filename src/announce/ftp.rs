@@ -34,8 +34,10 @@ pub fn client_command(payload: &[u8]) -> Option<u16> {
         } else if verb.eq_ignore_ascii_case(b"EPRT ") {
             // |proto|address|port| with any delimiter.
             let delim = *rest.first()?;
-            let fields: Vec<&[u8]> = rest.split(|&b| b == delim).collect();
-            number(fields.get(3)?).and_then(|p| u16::try_from(p).ok())
+            let port = rest.split(|&b| b == delim).nth(3)?;
+            number(port)
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|&p| p != 0)
         } else {
             None
         }
@@ -73,12 +75,10 @@ fn lines(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// `h1,h2,h3,h4,p1,p2` (RFC 959): the port is `p1 * 256 + p2`.
 fn host_port(text: &[u8]) -> Option<u16> {
-    let fields: Vec<&[u8]> = text.splitn(6, |&b| b == b',').collect();
-    if fields.len() != 6 {
-        return None;
-    }
+    let mut fields = text.splitn(6, |&b| b == b',');
     let mut numbers = [0u32; 6];
-    for (n, f) in numbers.iter_mut().zip(&fields) {
+    for n in &mut numbers {
+        let f = fields.next()?;
         // The last field ends at the first non-digit (`)` or `.`).
         let digits = f.iter().take_while(|b| b.is_ascii_digit()).count();
         *n = number(f.get(..digits)?)?;
@@ -94,8 +94,7 @@ fn host_port(text: &[u8]) -> Option<u16> {
 /// `|||port|)` with any delimiter (RFC 2428 section 3).
 fn extended(text: &[u8]) -> Option<u16> {
     let delim = *text.first()?;
-    let fields: Vec<&[u8]> = text.split(|&b| b == delim).collect();
-    number(fields.get(3)?)
+    number(text.split(|&b| b == delim).nth(3)?)
         .and_then(|p| u16::try_from(p).ok())
         .filter(|&p| p != 0)
 }

@@ -124,6 +124,9 @@ fn gre<'a>(payload: &'a [u8], out: &mut Decoded) -> &'a [u8] {
         flags & 0x1000 != 0,
     );
     let len = match flags & 0x0007 {
+        // A routing field (R, RFC 1701) has a variable length: such packets are not read
+        // (RFC 2784 discards them too).
+        0 if flags & 0x4000 != 0 => return &[],
         0 => 4 + 4 * (u8::from(checksum) + u8::from(key) + u8::from(sequence)),
         // PPTP: the key is mandatory; an acknowledgment follows when flagged.
         1 => 8 + 4 * (u8::from(sequence) + u8::from(flags & 0x0080 != 0)),

@@ -136,7 +136,9 @@ impl Expected {
             used: false,
         };
         if let Some(old) = self.entries.insert(key, entry) {
-            if !old.used {
+            // The same announcement again (a retransmission, another lookup) refreshes it;
+            // one that changes the label replaces it.
+            if !old.used && old.row != row {
                 self.counts.unused += 1;
             }
         }
