@@ -74,8 +74,18 @@ impl Tunnel {
         }
     }
 
+    /// The inverse of [`Tunnel::code`] (run for every inner packet: a match, not a search).
     pub fn from_code(code: u8) -> Option<Tunnel> {
-        Tunnel::ALL.into_iter().find(|t| t.code() == code)
+        Some(match code {
+            1 => Tunnel::Gre,
+            2 => Tunnel::Pptp,
+            3 => Tunnel::Erspan,
+            4 => Tunnel::IpInIp,
+            5 => Tunnel::L2tp,
+            6 => Tunnel::Vxlan,
+            7 => Tunnel::Ah,
+            _ => return None,
+        })
     }
 }
 
@@ -370,6 +380,14 @@ mod tests {
         ah.extend_from_slice(&inner_ip());
         let (t, d) = unwrap(&ipv4_with(51, &ah));
         assert_eq!((t, d.unwrap().dst_port), (Tunnel::Ah, 445));
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for t in Tunnel::ALL {
+            assert_eq!(Tunnel::from_code(t.code()), Some(t));
+        }
+        assert_eq!(Tunnel::from_code(0), None);
     }
 
     #[test]
