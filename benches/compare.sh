@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side timing of portscope against other readers of the same capture.
 #
-#   benches/compare.sh [CAPTURE] [RUNS]
+#   benches/compare.sh [CAPTURE] [RUNS] [mix|small]
 #
 # Without CAPTURE it makes the issues' two reference captures with
 # ../shared/tools/gen-bench-pcap in /tmp (5 million packets each: the 2.7 GB mix, and the
@@ -12,6 +12,8 @@
 # ndpiReader (Debian libndpi-bin) and tshark are used when installed; tshark reads a
 # 200,000-packet slice, and its time is scaled up to the whole file. `walk` is the limit:
 # the same 1 MiB block reads and record-header walk as portscope, with no decoding.
+# With mix or small (as when it makes the reference captures), it also checks the
+# throughput targets of the issues for that capture and prints each as met or missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -eq 0 ]; then
@@ -22,13 +24,14 @@ if [ $# -eq 0 ]; then
       [ "$kind" = small ] && flag=--small
       python3 ../shared/tools/gen-bench-pcap "$cap" $flag
     fi
-    "$0" "$cap" 5
+    "$0" "$cap" 5 "$kind"
     echo
   done
   exit 0
 fi
 cap=$1
 runs=${2:-5}
+kind=${3:-}
 cargo build --release -q
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 bin=target/release/portscope
@@ -77,4 +80,26 @@ for name in "${order[@]}"; do
   printf '%-20s %10s %10.0f %12.2f\n' "$name" "$t" "$(awk -v m="$m" 'BEGIN {print m/1024}')" "$(awk -v t="$t" -v b="$base" 'BEGIN {print t/b}')"
 done
 echo "capture: $cap ($runs runs each, interleaved; $(nproc) cores)"
+
+# The issues' targets: each tool's median over portscope's (walk: portscope's over the walk's).
+target() { # name, ratio, comparison, bound
+  if awk -v r="$2" -v b="$4" -v c="$3" 'BEGIN {exit !((c == ">=") ? r >= b : r <= b)}'; then
+    printf 'target %-34s %6.2f %s %-5s met\n' "$1" "$2" "$3" "$4"
+  else
+    printf 'target %-34s %6.2f %s %-5s MISSED\n' "$1" "$2" "$3" "$4"
+  fi
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+med() { echo "${times[$1]}" | median; }
+case "$kind" in
+  mix)
+    target "tcpdump / portscope" "$(ratio "$(med tcpdump)" "$base")" ">=" 2.5
+    [ -n "${times[ndpiReader]:-}" ] && target "ndpiReader / portscope" "$(ratio "$(med ndpiReader)" "$base")" ">=" 25
+    target "portscope / walk" "$(ratio "$base" "$(med walk)")" "<=" 1.3
+    ;;
+  small)
+    target "tcpdump / portscope" "$(ratio "$(med tcpdump)" "$base")" ">=" 2
+    [ -n "${times[ndpiReader]:-}" ] && target "ndpiReader / portscope" "$(ratio "$(med ndpiReader)" "$base")" ">=" 20
+    ;;
+esac
 rm -f "$tf" ${slice:+"$slice"}
