@@ -1,7 +1,9 @@
 //! `portscope classify` on the fixtures: exact rows and totals (the tshark oracle checks the
 //! same files independently in `corpus.rs`), determinism, formats, outputs and errors.
 
-use super::util::{bin, classify_json, fixture, run, stderr, stdout, tmpdir, Counts, Report};
+use super::util::{
+    bin, classify_json, fixture, flow_lines, run, stderr, stdout, tmpdir, Counts, Report,
+};
 use std::io::Write;
 use std::process::Stdio;
 
@@ -164,20 +166,10 @@ fn idle_timeouts_in_capture_time_with_nanoseconds() {
     let (r, _) = classify_json(&["--tcp-timeout", "100", &fixture("nanosecond.pcap")]);
     assert_eq!(r.row("tcp/3389").unwrap().flows, 3);
     // Capture times reach --flows (as seconds, to the microsecond, like Zeek).
-    let dir = tmpdir("nano");
-    let flows = dir.join("flows.jsonl");
-    let out = run(&[
-        "classify",
-        "--flows",
-        flows.to_str().unwrap(),
-        &fixture("nanosecond.pcap"),
-    ]);
-    assert!(out.status.success());
-    let text = std::fs::read_to_string(&flows).unwrap();
-    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-    assert_eq!(first["first"].as_f64().unwrap(), 1_700_000_000.0);
-    assert_eq!(first["last"].as_f64().unwrap(), 1_700_000_000.5);
-    assert_eq!(text.lines().count(), 4);
+    let lines = flow_lines("nanosecond.pcap");
+    assert_eq!(lines[0]["first"].as_f64().unwrap(), 1_700_000_000.0);
+    assert_eq!(lines[0]["last"].as_f64().unwrap(), 1_700_000_000.5);
+    assert_eq!(lines.len(), 4);
 }
 
 #[test]

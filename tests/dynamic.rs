@@ -1,7 +1,7 @@
 //! Tunnels and dynamic ports on the generated fixtures (`tests/fixtures.rs` says what each
 //! packet is): exact rows, the same answer at any thread count, `--ports-only`, `--flows`.
 
-use super::util::{classify_json, fixture, run, stdout, tmpdir, Report, Row};
+use super::util::{classify_json, fixture, flow_lines, run, stdout, Report, Row};
 
 /// (tunnel, row key, inner match, flows, packets, bytes) of every tunneled row.
 fn tunneled(r: &Report) -> Vec<(String, String, String, u64, u64, u64)> {
@@ -101,20 +101,7 @@ fn every_tunnel_is_seen_through_and_totals_do_not_change() {
 
 #[test]
 fn inner_flows_name_their_tunnel_in_flows_lines() {
-    let dir = tmpdir("tunnel-flows");
-    let flows = dir.join("flows.jsonl");
-    let out = run(&[
-        "classify",
-        "--flows",
-        flows.to_str().unwrap(),
-        &fixture("tunnels.pcap"),
-    ]);
-    assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&flows)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = flow_lines("tunnels.pcap");
     let inner: Vec<&serde_json::Value> = lines.iter().filter(|l| l["tunnel"].is_object()).collect();
     assert_eq!(lines.len(), 7 + 8);
     assert_eq!(inner.len(), 8);
@@ -138,7 +125,6 @@ fn inner_flows_name_their_tunnel_in_flows_lines() {
         (gre["match"].as_str(), gre.get("tunnel")),
         (Some("ip-protocol"), None)
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -217,19 +203,7 @@ fn ports_only_ignores_announcements() {
 
 #[test]
 fn announced_flows_say_so_in_flows_lines() {
-    let dir = tmpdir("dynamic-flows");
-    let flows = dir.join("flows.jsonl");
-    run(&[
-        "classify",
-        "--flows",
-        flows.to_str().unwrap(),
-        &fixture("dynamic.pcap"),
-    ]);
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&flows)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = flow_lines("dynamic.pcap");
     let pasv = lines.iter().find(|l| l["resp_port"] == 50000).unwrap();
     assert_eq!(
         (pasv["row"].as_str(), pasv["match"].as_str()),
@@ -249,5 +223,4 @@ fn announced_flows_say_so_in_flows_lines() {
         (late["row"].as_str(), late["match"].as_str()),
         (Some("tcp/49670"), Some("epm"))
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

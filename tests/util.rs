@@ -25,6 +25,29 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Runs `portscope classify --flows FILE` on a fixture and returns the flow lines, parsed.
+pub fn flow_lines(name: &str) -> Vec<serde_json::Value> {
+    // Tests run in parallel: one directory per call.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = tmpdir(&format!("flows-{call}-{name}"));
+    let flows = dir.join("flows.jsonl");
+    let out = run(&[
+        "classify",
+        "--flows",
+        flows.to_str().unwrap(),
+        &fixture(name),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = std::fs::read_to_string(&flows)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    lines
+}
+
 /// A fresh temporary directory for one test.
 pub fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("portscope-test-{}-{name}", std::process::id()));
