@@ -7,11 +7,10 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use portscope::capture::{MemorySource, Source};
 use portscope::catalog::{Catalog, PortTable, Transport};
-use portscope::classify::{classify_frames, WorkerConfig};
 use portscope::decode::{decode, Link};
-use portscope::flow::Timeouts;
 use portscope::gen::{frames, Spec};
 use portscope::pipeline::{self, Config};
+use portscope::worker::{classify_frames, WorkerConfig};
 
 fn packets(n: u64) -> Vec<(u64, u32, Vec<u8>)> {
     let spec = Spec {
@@ -26,15 +25,7 @@ fn packets(n: u64) -> Vec<(u64, u32, Vec<u8>)> {
 }
 
 fn config(workers: usize) -> WorkerConfig {
-    WorkerConfig {
-        workers,
-        max_flows: 500_000,
-        max_fragments: 65_536,
-        timeouts: Timeouts::ZEEK,
-        keep_flows: false,
-        live: false,
-        follow: true,
-    }
+    WorkerConfig::new(workers)
 }
 
 fn lookup(c: &mut Criterion) {
@@ -115,7 +106,8 @@ fn whole_pipeline(c: &mut Criterion) {
                             progress: None,
                         };
                         let source: Box<dyn Source> = Box::new(src);
-                        pipeline::run([Ok(source)], &table, &cfg).tally.total()
+                        pipeline::run([Ok(source)], &table, &cfg)
+                            .map(|outcome| outcome.tally.total())
                     },
                     criterion::BatchSize::LargeInput,
                 )

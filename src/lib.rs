@@ -14,3 +14,4 @@ pub mod flow;
 pub mod gen;
 pub mod pipeline;
 pub mod report;
+pub mod worker;

@@ -579,3 +579,73 @@ fn a_closed_pipe_ends_quietly() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stderr(&out), "");
 }
+
+/// A CSV report larger than the CSV writer's buffer, to a pipe closed at once: the writer
+/// fails inside a record, not in the final flush, and must still end quietly.
+#[test]
+fn a_closed_pipe_ends_a_large_csv_quietly() {
+    let dir = tmpdir("csv-pipe");
+    // 300 UDP flows to 300 ports an extra catalog names: 300 rows, well past 8 KiB.
+    let mut services = String::new();
+    let mut records = Vec::new();
+    for i in 0..300u16 {
+        let port = 20_000 + i;
+        services.push_str(&format!("svc{i} {port}/udp # a test service\n"));
+        let b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(40_000, port);
+        let mut frame = Vec::new();
+        b.write(&mut frame, b"x").unwrap();
+        let len = u32::try_from(frame.len()).unwrap();
+        records.push((u64::from(i) * 1_000_000, len, frame));
+    }
+    let (catalog, capture) = (dir.join("extra.services"), dir.join("many.pcap"));
+    std::fs::write(&catalog, services).unwrap();
+    portscope::gen::write_pcap(&capture, 1, false, records).unwrap();
+    let args = [
+        "classify",
+        "--format",
+        "csv",
+        "--catalog",
+        catalog.to_str().unwrap(),
+        capture.to_str().unwrap(),
+    ];
+    let whole = run(&args);
+    assert_eq!(whole.status.code(), Some(0));
+    assert_eq!(stdout(&whole).lines().count(), 1 + 300 + 3);
+    assert!(whole.stdout.len() > 12 * 1024, "{}", whole.stdout.len());
+    let mut child = bin()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!((out.status.code(), stderr(&out)), (Some(0), String::new()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A worker that panics fails the run with one clear line and exit status 2, and no report
+/// that silently lacks its packets. The fault is injected through `PORTSCOPE_PANIC_WORKER`,
+/// which only debug builds (the test suite's) read.
+#[test]
+fn a_panicking_worker_fails_the_run() {
+    for (threads, worker) in [("2", "1"), ("1", "0")] {
+        let out = bin()
+            .args(["classify", "--threads", threads, &fixture("demo.pcap")])
+            .env("PORTSCOPE_PANIC_WORKER", worker)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "threads {threads}");
+        assert_eq!(stdout(&out), "", "threads {threads}: no report");
+        let last = stderr(&out).lines().last().unwrap_or_default().to_string();
+        assert_eq!(
+            last,
+            format!(
+                "portscope: internal error: worker {worker} panicked (fault injected by \
+                 PORTSCOPE_PANIC_WORKER={worker}); no report, as it would lack that thread's packets"
+            )
+        );
+    }
+}

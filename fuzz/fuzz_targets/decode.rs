@@ -5,23 +5,20 @@
 
 use libfuzzer_sys::fuzz_target;
 use portscope::catalog::{Catalog, PortTable};
-use portscope::classify::{classify_frames, WorkerConfig};
 use portscope::announce::announcements;
-use portscope::decode::{decode, decode_payload, inner, Link};
-use portscope::flow::Timeouts;
+use portscope::decode::{decode, inner, Link};
+use portscope::worker::{classify_frames, WorkerConfig};
 use std::sync::LazyLock;
 
 static TABLE: LazyLock<PortTable> =
     LazyLock::new(|| PortTable::build(&Catalog::builtin().unwrap_or_default()));
 
-const DLTS: [i32; 10] = [1, 0, 108, 12, 14, 101, 228, 229, 113, 276];
-
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else { return };
-    let link = Link::from_dlt(DLTS[usize::from(selector) % DLTS.len()]);
-    let _ = decode(link, rest);
+    let dlts = Link::DECODED_DLTS;
+    let link = Link::from_dlt(dlts[usize::from(selector) % dlts.len()]);
     // The payload parsers: the packet inside a tunnel, announcements of dynamic ports.
-    if let Ok((d, payload)) = decode_payload(link, rest) {
+    if let Ok((d, payload)) = decode(link, rest) {
         if let Some((_, Ok((i, p)))) = inner(&d, payload) {
             announcements(&i, p, |_| {});
         }
@@ -29,13 +26,10 @@ fuzz_target!(|data: &[u8]| {
     }
     // The same bytes cut into frames (a length byte before each), through a small worker.
     let config = WorkerConfig {
-        workers: 2,
         max_flows: 4,
         max_fragments: 2,
-        timeouts: Timeouts::ZEEK,
         keep_flows: true,
-        live: false,
-        follow: true,
+        ..WorkerConfig::new(2)
     };
     let mut frames = Vec::new();
     let mut at = 0usize;

@@ -142,6 +142,26 @@ pub trait Source {
     }
 }
 
+/// What became of one input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputReport {
+    pub name: String,
+    /// `None` when the input could not be opened.
+    pub link: Option<Link>,
+    /// Packets read (including any shed).
+    pub packets: u64,
+    /// Their wire lengths, summed.
+    pub bytes: u64,
+    /// Why the input could not be opened (fatal for this input, none of it read).
+    pub open_error: Option<String>,
+    /// Why reading stopped early; the packets before it are counted.
+    pub read_error: Option<String>,
+    /// Live mode: packets read but shed because the workers were behind.
+    pub shed: u64,
+    /// Live mode: libpcap's counters at the end.
+    pub drops: Option<Drops>,
+}
+
 /// libpcap's counters of a live capture (`pcap_stats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Drops {

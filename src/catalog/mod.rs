@@ -14,6 +14,7 @@ pub use interfaces::{
 pub use load::{load_file, parse, Format, Problem};
 pub use table::{Match, MatchKind, PortTable, SetId};
 
+use crate::decode::IpProto;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -75,14 +76,14 @@ impl Transport {
 
     /// The transport of an IP protocol number, if the catalog can name it.
     /// ICMPv6 (58) counts as ICMP.
-    pub fn from_ip_proto(proto: u8) -> Option<Transport> {
+    pub fn from_ip_proto(proto: IpProto) -> Option<Transport> {
         match proto {
-            6 => Some(Transport::Tcp),
-            17 => Some(Transport::Udp),
-            1 | 58 => Some(Transport::Icmp),
-            47 => Some(Transport::Gre),
-            50 => Some(Transport::Esp),
-            51 => Some(Transport::Ah),
+            IpProto::TCP => Some(Transport::Tcp),
+            IpProto::UDP => Some(Transport::Udp),
+            IpProto::ICMP | IpProto::ICMPV6 => Some(Transport::Icmp),
+            IpProto::GRE => Some(Transport::Gre),
+            IpProto::ESP => Some(Transport::Esp),
+            IpProto::AH => Some(Transport::Ah),
             _ => None,
         }
     }

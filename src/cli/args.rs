@@ -38,7 +38,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub file: Option<String>,
     /// Worker thread counts to measure, e.g. 1,2,4.
-    #[arg(long = "threads", value_name = "N,N,...", default_value = "1,2", value_parser = super::bench_cmd::thread_list)]
+    #[arg(long = "threads", value_name = "N,N,...", default_value = "1,2", value_parser = thread_list)]
     pub threads: std::vec::Vec<usize>,
     /// Runs per thread count; the best is reported.
     #[arg(long, default_value_t = 3)]
@@ -84,7 +84,7 @@ pub struct FlowOpts {
     pub threads: Option<usize>,
     /// Bound on open flows, split evenly over 64 shards; a full shard ends its longest-idle
     /// eighth (their counts are kept).
-    #[arg(long, value_name = "N", default_value_t = 500_000)]
+    #[arg(long, value_name = "N", default_value_t = portscope::worker::DEFAULT_MAX_FLOWS)]
     pub max_flows: usize,
     /// Idle timeout of TCP flows, in seconds of capture time.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -211,4 +211,11 @@ pub struct GenArgs {
     /// Every packet 64 bytes on the wire (for packet-rate benchmarks).
     #[arg(long)]
     pub small: bool,
+}
+
+/// Parses `1,2,4`.
+fn thread_list(text: &str) -> Result<Vec<usize>, String> {
+    text.split(',')
+        .map(|t| t.trim().parse::<usize>().map_err(|e| format!("{t:?}: {e}")))
+        .collect()
 }

@@ -4,11 +4,10 @@ use super::args::BenchArgs;
 use anyhow::bail;
 use portscope::capture::{self, Batch, Fill, MemorySource, Source};
 use portscope::catalog::{Catalog, PortTable};
-use portscope::classify::WorkerConfig;
 use portscope::decode::Link;
-use portscope::flow::Timeouts;
 use portscope::gen::{frames, Spec};
 use portscope::pipeline::{self, Config};
+use portscope::worker::WorkerConfig;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -102,15 +101,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
             bail!("--threads takes counts of at least 1");
         }
         let config = Config {
-            worker: WorkerConfig {
-                workers: threads,
-                max_flows: 500_000,
-                max_fragments: 65_536,
-                timeouts: Timeouts::ZEEK,
-                keep_flows: false,
-                live: false,
-                follow: true,
-            },
+            worker: WorkerConfig::new(threads),
             progress: None,
         };
         let mut best = Duration::MAX;
@@ -119,7 +110,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
             let mut source = MemorySource::from_slice("bench", Link::Ethernet, &frames);
             let boxed: Box<dyn Source + '_> = Box::new(&mut source);
             let started = Instant::now();
-            let outcome = pipeline::run([Ok(boxed)], &table, &config);
+            let outcome = pipeline::run([Ok(boxed)], &table, &config)?;
             let took = started.elapsed();
             let counted = outcome.tally.total().packets;
             if counted as f64 != packets {
@@ -140,11 +131,4 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Parses `1,2,4`.
-pub fn thread_list(text: &str) -> Result<Vec<usize>, String> {
-    text.split(',')
-        .map(|t| t.trim().parse::<usize>().map_err(|e| format!("{t:?}: {e}")))
-        .collect()
 }

@@ -20,7 +20,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         ReaderArg::Auto => capture::open_file(path),
         ReaderArg::Libpcap => PcapFile::open(path).map(|f| Box::new(f) as Box<dyn Source>),
     });
-    let mut outcome = pipeline::run(sources, &table, &config);
+    let mut outcome = pipeline::run(sources, &table, &config)?;
     if let Some(bar) = &config.progress {
         bar.finish_and_clear();
     }

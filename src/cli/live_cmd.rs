@@ -3,10 +3,11 @@
 use super::args::{FormatArg, LiveArgs};
 use super::catalog_cmd;
 use anyhow::bail;
+use portscope::capture::InputReport;
 use portscope::capture::{interfaces as list, LiveCapture, LiveOptions, Source};
 use portscope::catalog::PortTable;
 use portscope::flow::Tally;
-use portscope::pipeline::{self, Config, InputReport, Interval, Live};
+use portscope::pipeline::{self, Config, Interval, Live};
 use portscope::report::{write_live_json, write_live_table, LiveDrops, Summary};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -102,7 +103,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         on_interval: &mut on_interval,
     };
     let source: Box<dyn Source + '_> = Box::new(&mut capture);
-    let outcome = pipeline::run_live([Ok(source)], &table, &config, live);
+    let outcome = pipeline::run_live([Ok(source)], &table, &config, live)?;
     if let Some(e) = failed {
         // A closed pipe ends the run quietly, like any other output error: main decides.
         return Err(e.into());

@@ -14,9 +14,9 @@ pub use args::Args;
 
 use anyhow::Context;
 use args::{Command, FormatArg};
-use portscope::classify::WorkerConfig;
 use portscope::flow::Timeouts;
 use portscope::report::Format;
+use portscope::worker::WorkerConfig;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -59,13 +59,11 @@ fn worker_config(f: &args::FlowOpts, keep_flows: bool) -> anyhow::Result<WorkerC
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
     Ok(WorkerConfig {
-        workers,
         max_flows: f.max_flows.max(1),
-        max_fragments: 65_536,
         timeouts: Timeouts::from_secs(f.tcp_timeout, f.udp_timeout, f.other_timeout),
         keep_flows,
-        live: false,
         follow: !f.ports_only,
+        ..WorkerConfig::new(workers)
     })
 }
 

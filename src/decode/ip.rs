@@ -1,189 +1,283 @@
 //! IPv4 and IPv6 (with extension headers and fragments), then the first bytes of the transport
-//! header: TCP/UDP ports and TCP flags, the ESP SPI, the protocol behind AH.
+//! header: TCP/UDP ports and TCP flags, the ESP SPI, the protocol behind AH, the GRE header.
 
-use super::{be16, be32, Decoded, Fragment, Layer, Skip};
+use super::{array, be16, be32, EtherType, Fragment, Ip, IpProto, IpVersion, Layer, Skip, Upper};
 
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
-const PROTO_ESP: u8 = 50;
-const PROTO_AH: u8 = 51;
-const PROTO_GRE: u8 = 47;
-const PROTO_IPIP: u8 = 4;
-const PROTO_IPV6: u8 = 41;
+/// Byte offsets of the fields read, per header.
+mod field {
+    pub mod ipv4 {
+        pub const LEN: usize = 20;
+        pub const VER_IHL: usize = 0;
+        pub const TOTAL_LEN: usize = 2;
+        pub const IDENT: usize = 4;
+        pub const FLAGS_OFFSET: usize = 6;
+        pub const PROTOCOL: usize = 9;
+        pub const SRC: usize = 12;
+        pub const DST: usize = 16;
+    }
+    pub mod ipv6 {
+        pub const LEN: usize = 40;
+        pub const PAYLOAD_LEN: usize = 4;
+        pub const NEXT_HEADER: usize = 6;
+        pub const SRC: usize = 8;
+        pub const DST: usize = 24;
+    }
+    /// The IPv6 fragment extension header (RFC 8200 section 4.5).
+    pub mod fragment {
+        pub const LEN: usize = 8;
+        pub const NEXT_HEADER: usize = 0;
+        pub const OFFSET_FLAGS: usize = 2;
+        pub const IDENT: usize = 4;
+    }
+    pub mod tcp {
+        pub const DATA_OFFSET: usize = 12;
+        pub const FLAGS: usize = 13;
+    }
+    pub const UDP_LEN: usize = 8;
+    pub mod gre {
+        pub const FLAGS: usize = 0;
+        pub const PROTOCOL: usize = 2;
+    }
+}
+
 /// IPv6 extension headers walked over: hop-by-hop, routing, destination options, mobility,
 /// HIP, shim6 (RFC 8200 section 4 and the IANA list). Fragment (44) is handled apart.
-const IPV6_EXTENSIONS: [u8; 6] = [0, 43, 60, 135, 139, 140];
-const IPV6_FRAGMENT: u8 = 44;
+const IPV6_EXTENSIONS: [IpProto; 6] = [
+    IpProto::HOPOPTS,
+    IpProto::IPV6_ROUTING,
+    IpProto::IPV6_DSTOPTS,
+    IpProto::MOBILITY,
+    IpProto::HIP,
+    IpProto::SHIM6,
+];
 const MAX_EXTENSIONS: usize = 8;
 
-/// Decodes an IP packet into `out` and returns what follows the headers `out` describes:
-/// the TCP or UDP payload, the packet behind a GRE or AH header, the inner packet of IP-in-IP;
-/// empty for later fragments and everything else.
-// Always inlined, as in the old single caller: the hot path (`decode_payload`) and the
-// tunnel path (`tunnel::inner`, itself never inlined) each get their own copy.
+/// IPv4 fragment flags and offset (RFC 791).
+const MORE_FRAGMENTS: u16 = 0x2000;
+const OFFSET_MASK: u16 = 0x1fff;
+
+/// GRE flags (RFC 2784, 2890; version 1 is PPTP's, RFC 2637).
+const GRE_CHECKSUM: u16 = 0x8000;
+const GRE_ROUTING: u16 = 0x4000;
+const GRE_KEY: u16 = 0x2000;
+const GRE_SEQUENCE: u16 = 0x1000;
+const GRE_ACK: u16 = 0x0080;
+const GRE_VERSION: u16 = 0x0007;
+
+/// What an IP packet holds: its IP layer, what follows it, and the bytes after the headers
+/// read (the TCP or UDP payload, the packet behind a GRE or AH header, the inner packet of
+/// IP-in-IP; empty for later fragments and everything else).
+pub(super) type Decoded<'a> = (Ip, Upper, &'a [u8]);
+
+/// Decodes an IP packet.
+// Always inlined: the hot path (`decode`) and the tunnel path (`tunnel::inner`, itself never
+// inlined) each get their own copy.
 #[inline(always)]
-pub(super) fn decode<'a>(packet: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
+pub(super) fn decode(packet: &[u8]) -> Result<Decoded<'_>, Skip> {
     match packet.first().map(|b| b >> 4) {
-        Some(4) => ipv4(packet, out),
-        Some(6) => ipv6(packet, out),
+        Some(4) => ipv4(packet),
+        Some(6) => ipv6(packet),
         Some(_) => Err(Skip::BadIp),
         None => Err(Skip::Truncated(Layer::Ip)),
     }
 }
 
+/// An IPv4 address as portscope stores it (`::ffff:a.b.c.d`).
 #[inline(always)]
-fn ipv4<'a>(p: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
-    let header = p.get(..20).ok_or(Skip::Truncated(Layer::Ip))?;
-    let header_len = usize::from(header[0] & 0x0f) * 4;
-    if header_len < 20 {
+pub fn mapped(v4: [u8; 4]) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[10] = 0xff;
+    a[11] = 0xff;
+    a[12..].copy_from_slice(&v4);
+    a
+}
+
+#[inline(always)]
+fn ipv4(p: &[u8]) -> Result<Decoded<'_>, Skip> {
+    use field::ipv4::*;
+    let h = array::<LEN>(p, 0).ok_or(Skip::Truncated(Layer::Ip))?;
+    let header_len = usize::from(h[VER_IHL] & 0x0f) * 4;
+    if header_len < LEN {
         return Err(Skip::BadIp);
     }
-    out.ip_version = 4;
-    out.src[10..12].copy_from_slice(&[0xff, 0xff]);
-    out.src[12..].copy_from_slice(&header[12..16]);
-    out.dst[10..12].copy_from_slice(&[0xff, 0xff]);
-    out.dst[12..].copy_from_slice(&header[16..20]);
-    out.proto = header[9];
-    let id = u32::from(u16::from_be_bytes([header[4], header[5]]));
-    let flags_offset = u16::from_be_bytes([header[6], header[7]]);
-    if flags_offset & 0x1fff != 0 {
-        out.fragment = Fragment::Later(id);
-        return Ok(&[]);
+    let word = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    let quad = |at: usize| [h[at], h[at + 1], h[at + 2], h[at + 3]];
+    let id = u32::from(word(IDENT));
+    let flags_offset = word(FLAGS_OFFSET);
+    let mut ip = Ip {
+        version: IpVersion::V4,
+        src: mapped(quad(SRC)),
+        dst: mapped(quad(DST)),
+        proto: IpProto(h[PROTOCOL]),
+        fragment: Fragment::None,
+    };
+    if flags_offset & OFFSET_MASK != 0 {
+        ip.fragment = Fragment::Later(id);
+        return Ok((ip, Upper::None, &[]));
     }
-    if flags_offset & 0x2000 != 0 {
-        out.fragment = Fragment::First(id);
+    if flags_offset & MORE_FRAGMENTS != 0 {
+        ip.fragment = Fragment::First(id);
     }
     // The payload ends at the total length (which drops Ethernet padding), or at the end of
     // the capture; a total length below the header (TSO captures write 0) is ignored.
-    let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let total = usize::from(word(TOTAL_LEN));
     let end = if total >= header_len {
         total.min(p.len())
     } else {
         p.len()
     };
-    Ok(p.get(header_len..end)
-        .map_or(&[][..], |payload| transport(payload, out)))
+    let (upper, rest) = p
+        .get(header_len..end)
+        .map_or((Upper::None, &[][..]), |payload| {
+            transport(ip.proto, payload)
+        });
+    Ok((ip, upper, rest))
 }
 
 #[inline(always)]
-fn ipv6<'a>(p: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
-    let header = p.get(..40).ok_or(Skip::Truncated(Layer::Ip))?;
-    out.ip_version = 6;
-    out.src.copy_from_slice(&header[8..24]);
-    out.dst.copy_from_slice(&header[24..40]);
-    let mut next = header[6];
-    let mut rest = &p[40..];
+fn ipv6(p: &[u8]) -> Result<Decoded<'_>, Skip> {
+    use field::ipv6::*;
+    let h = array::<LEN>(p, 0).ok_or(Skip::Truncated(Layer::Ip))?;
+    let mut ip = Ip {
+        version: IpVersion::V6,
+        src: *array::<16>(h, SRC).ok_or(Skip::Truncated(Layer::Ip))?,
+        dst: *array::<16>(h, DST).ok_or(Skip::Truncated(Layer::Ip))?,
+        proto: IpProto(h[NEXT_HEADER]),
+        fragment: Fragment::None,
+    };
+    let mut next = ip.proto;
+    let mut rest = &p[LEN..];
     for _ in 0..MAX_EXTENSIONS {
         if IPV6_EXTENSIONS.contains(&next) {
             let (Some(&following), Some(&len)) = (rest.first(), rest.get(1)) else {
                 break;
             };
             let skip = (usize::from(len) + 1) * 8;
-            next = following;
+            next = IpProto(following);
             rest = rest.get(skip..).unwrap_or(&[]);
-        } else if next == IPV6_FRAGMENT {
-            let Some(fragment) = rest.get(..8) else { break };
-            let offset = u16::from_be_bytes([fragment[2], fragment[3]]) >> 3;
-            let more = fragment[3] & 0x01 != 0;
-            let id = u32::from_be_bytes([fragment[4], fragment[5], fragment[6], fragment[7]]);
-            next = fragment[0];
-            rest = &rest[8..];
-            if offset != 0 {
-                out.proto = next;
-                out.fragment = Fragment::Later(id);
-                return Ok(&[]);
+        } else if next == IpProto::IPV6_FRAGMENT {
+            use field::fragment;
+            let Some(f) = array::<{ fragment::LEN }>(rest, 0) else {
+                break;
+            };
+            let offset_flags = u16::from_be_bytes([f[fragment::OFFSET_FLAGS], f[3]]);
+            let id = u32::from_be_bytes([
+                f[fragment::IDENT],
+                f[fragment::IDENT + 1],
+                f[fragment::IDENT + 2],
+                f[fragment::IDENT + 3],
+            ]);
+            next = IpProto(f[fragment::NEXT_HEADER]);
+            rest = &rest[fragment::LEN..];
+            if offset_flags >> 3 != 0 {
+                ip.proto = next;
+                ip.fragment = Fragment::Later(id);
+                return Ok((ip, Upper::None, &[]));
             }
-            if more {
-                out.fragment = Fragment::First(id);
+            if offset_flags & 0x0001 != 0 {
+                ip.fragment = Fragment::First(id);
             }
         } else {
             break;
         }
     }
-    out.proto = next;
+    ip.proto = next;
     // The payload length bounds the packet (jumbograms, with 0 here, are taken whole).
-    let len = usize::from(u16::from_be_bytes([header[4], header[5]]));
+    let len = usize::from(u16::from_be_bytes([h[PAYLOAD_LEN], h[PAYLOAD_LEN + 1]]));
     let rest = if len == 0 {
         rest
     } else {
-        let consumed = p.len() - 40 - rest.len();
+        let consumed = p.len() - LEN - rest.len();
         rest.get(..len.saturating_sub(consumed)).unwrap_or(rest)
     };
-    Ok(transport(rest, out))
+    let (upper, rest) = transport(ip.proto, rest);
+    Ok((ip, upper, rest))
 }
 
 /// The GRE header (RFC 2784 and 2890; version 1 is PPTP's, RFC 2637): flags, version and
 /// protocol type, and its length from the optional fields present.
-fn gre<'a>(payload: &'a [u8], out: &mut Decoded) -> &'a [u8] {
-    let (Some(flags), Some(proto)) = (be16(payload, 0), be16(payload, 2)) else {
-        return &[];
+fn gre(payload: &[u8]) -> (Upper, &[u8]) {
+    let (Some(flags), Some(proto)) = (
+        be16(payload, field::gre::FLAGS),
+        be16(payload, field::gre::PROTOCOL),
+    ) else {
+        return (Upper::None, &[]);
     };
-    let (checksum, key, sequence) = (
-        flags & 0x8000 != 0,
-        flags & 0x2000 != 0,
-        flags & 0x1000 != 0,
-    );
-    let len = match flags & 0x0007 {
+    let present = |bit: u16| u8::from(flags & bit != 0);
+    let len = match flags & GRE_VERSION {
         // A routing field (R, RFC 1701) has a variable length: such packets are not read
         // (RFC 2784 discards them too).
-        0 if flags & 0x4000 != 0 => return &[],
-        0 => 4 + 4 * (u8::from(checksum) + u8::from(key) + u8::from(sequence)),
+        0 if flags & GRE_ROUTING != 0 => return (Upper::None, &[]),
+        0 => 4 + 4 * (present(GRE_CHECKSUM) + present(GRE_KEY) + present(GRE_SEQUENCE)),
         // PPTP: the key is mandatory; an acknowledgment follows when flagged.
-        1 => 8 + 4 * (u8::from(sequence) + u8::from(flags & 0x0080 != 0)),
-        _ => return &[],
+        1 => 8 + 4 * (present(GRE_SEQUENCE) + present(GRE_ACK)),
+        _ => return (Upper::None, &[]),
     };
     match payload.get(usize::from(len)..) {
-        Some(rest) => {
-            out.gre_proto = proto;
-            out.gre_len = len;
-            out.gre_flags = flags;
-            rest
-        }
-        None => &[],
+        Some(rest) => (
+            Upper::Gre {
+                proto: EtherType(proto),
+                len,
+                flags,
+            },
+            rest,
+        ),
+        None => (Upper::None, &[]),
     }
 }
 
-/// Reads what the transport header offers, as far as the bytes go, and returns what follows
-/// it (empty when the header is cut short).
+/// Reads what the header of protocol `proto` offers, as far as the bytes go, and returns
+/// what follows it (empty when the header is cut short). This is also how AH in transport
+/// mode is seen through: its protected header, read as if AH were not there.
 #[inline(always)]
-fn transport<'a>(payload: &'a [u8], out: &mut Decoded) -> &'a [u8] {
-    match out.proto {
-        PROTO_TCP | PROTO_UDP => {
-            if let (Some(s), Some(d)) = (be16(payload, 0), be16(payload, 2)) {
-                out.has_ports = true;
-                out.src_port = s;
-                out.dst_port = d;
-            }
-            let header_len = if out.proto == PROTO_TCP {
-                out.tcp_flags = payload.get(13).copied().unwrap_or(0);
+pub(super) fn transport(proto: IpProto, payload: &[u8]) -> (Upper, &[u8]) {
+    match proto {
+        IpProto::TCP | IpProto::UDP => {
+            let upper = match (be16(payload, 0), be16(payload, 2)) {
+                (Some(src), Some(dst)) => Upper::Ports {
+                    src,
+                    dst,
+                    tcp_flags: if proto == IpProto::TCP {
+                        payload.get(field::tcp::FLAGS).copied().unwrap_or(0)
+                    } else {
+                        0
+                    },
+                },
+                _ => Upper::None,
+            };
+            let header_len = if proto == IpProto::TCP {
                 payload
-                    .get(12)
+                    .get(field::tcp::DATA_OFFSET)
                     .map_or(usize::MAX, |&b| usize::from(b >> 4) * 4)
             } else {
-                8
+                field::UDP_LEN
             };
-            payload.get(header_len.max(8)..).unwrap_or(&[])
+            (
+                upper,
+                payload.get(header_len.max(field::UDP_LEN)..).unwrap_or(&[]),
+            )
         }
-        PROTO_ESP => {
-            out.spi = be32(payload, 0).unwrap_or(0);
-            &[]
-        }
-        PROTO_AH => match (payload.first(), payload.get(1)) {
+        IpProto::ESP => (
+            Upper::Esp {
+                spi: be32(payload, 0).unwrap_or(0),
+            },
+            &[],
+        ),
+        IpProto::AH => match (payload.first(), payload.get(1)) {
             (Some(&next), Some(&len)) => {
-                out.ah_next = next;
-                out.ah_len = (u16::from(len) + 2) * 4;
-                payload.get(usize::from(out.ah_len)..).unwrap_or(&[])
+                let len = (u16::from(len) + 2) * 4;
+                (
+                    Upper::Ah {
+                        next: IpProto(next),
+                        len,
+                    },
+                    payload.get(usize::from(len)..).unwrap_or(&[]),
+                )
             }
-            _ => &[],
+            _ => (Upper::None, &[]),
         },
-        PROTO_GRE => gre(payload, out),
-        PROTO_IPIP | PROTO_IPV6 => payload,
-        _ => &[],
+        IpProto::GRE => gre(payload),
+        IpProto::IPIP | IpProto::IPV6 => (Upper::None, payload),
+        _ => (Upper::None, &[]),
     }
-}
-
-/// Reads an upper-layer header of protocol `proto` (what AH in transport mode protects).
-pub(super) fn upper<'a>(proto: u8, payload: &'a [u8], out: &mut Decoded) -> &'a [u8] {
-    out.proto = proto;
-    transport(payload, out)
 }

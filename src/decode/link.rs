@@ -2,7 +2,7 @@
 //!
 //! Link types and their headers follow <https://www.tcpdump.org/linktypes.html>.
 
-use super::{be16, Decoded, Layer, Skip};
+use super::{array, be16, EtherType, Layer, Protocol, Skip};
 
 /// The link layers portscope decodes, from a libpcap DLT value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,6 +29,9 @@ pub enum Link {
 }
 
 impl Link {
+    /// Every DLT value portscope decodes: what the fuzzer and the property tests draw from.
+    pub const DECODED_DLTS: [i32; 12] = [1, 0, 108, 12, 14, 101, 228, 229, 113, 276, 9, 104];
+
     /// Maps a DLT value as libpcap reports it (`pcap_datalink`).
     ///
     /// libpcap turns LINKTYPE_RAW (101) in a file into DLT_RAW, which is 12 on most systems
@@ -67,62 +70,87 @@ impl Link {
     }
 }
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
-const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
-const ETHERTYPE_MPLS: u16 = 0x8847;
-const ETHERTYPE_MPLS_MC: u16 = 0x8848;
-const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+/// Byte offsets of the link headers' fields.
+mod field {
+    pub const ETHERNET_TYPE: usize = 12;
+    pub const ETHERNET_LEN: usize = 14;
+    pub const NULL_LEN: usize = 4;
+    pub const SLL_PROTOCOL: usize = 14;
+    pub const SLL_LEN: usize = 16;
+    pub const SLL2_PROTOCOL: usize = 0;
+    pub const SLL2_LEN: usize = 20;
+    pub const CHDLC_PROTOCOL: usize = 2;
+    pub const CHDLC_LEN: usize = 4;
+    pub const VLAN_LEN: usize = 4;
+    pub const PPPOE_LEN: usize = 6;
+    pub const MPLS_LEN: usize = 4;
+    /// An Ethernet pseudowire's control word (4) and Ethernet header, to its ethertype.
+    pub const PSEUDOWIRE_TYPE: usize = 16;
+    pub const PSEUDOWIRE_LEN: usize = 18;
+}
+
+/// PPP protocol numbers (RFC 1661, IANA).
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
+const PPP_MPLS: u16 = 0x0281;
+const PPP_MPLS_MULTICAST: u16 = 0x0283;
 /// How many VLAN tags or MPLS labels are followed before the frame counts as undecodable.
 const MAX_TAGS: usize = 8;
 
-/// Strips the link layer and returns the IP packet, recording VLAN ids in `out`.
-pub(super) fn strip<'a>(link: Link, frame: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
+/// Strips the link layer and returns the IP packet, recording the outermost VLAN id in
+/// `vlan` (which stays as it is for untagged frames).
+#[inline(always)]
+pub(super) fn strip<'a>(link: Link, frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip> {
     let truncated = Skip::Truncated(Layer::Link);
     match link {
         Link::Ethernet => {
-            let ethertype = be16(frame, 12).ok_or(truncated)?;
-            ethertype_payload(ethertype, frame.get(14..).ok_or(truncated)?, out)
+            let ethertype = be16(frame, field::ETHERNET_TYPE).ok_or(truncated)?;
+            let rest = frame.get(field::ETHERNET_LEN..).ok_or(truncated)?;
+            ethertype_payload(EtherType(ethertype), rest, vlan)
         }
         Link::Null | Link::Loop => {
-            let af = frame.get(..4).ok_or(truncated)?;
-            let be = u32::from_be_bytes([af[0], af[1], af[2], af[3]]);
+            let af = array::<{ field::NULL_LEN }>(frame, 0).ok_or(truncated)?;
+            let be = u32::from_be_bytes(*af);
             let family = if link == Link::Loop || be <= 0xffff {
                 be
             } else {
-                u32::from_le_bytes([af[0], af[1], af[2], af[3]])
+                u32::from_le_bytes(*af)
             };
+            let rest = &frame[field::NULL_LEN..];
             match family {
                 // AF_INET everywhere; AF_INET6 is 10 on Linux, 24/28/30 on the BSDs and macOS.
-                2 | 10 | 24 | 28 | 30 => Ok(&frame[4..]),
+                2 | 10 | 24 | 28 | 30 => Ok(rest),
                 // Some writers put an ethertype in the low half (Wireshark accepts it too).
-                _ if matches!(be16(af, 2), Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6)) => {
-                    Ok(&frame[4..])
+                _ if matches!(
+                    be16(af, 2).map(EtherType),
+                    Some(EtherType::IPV4 | EtherType::IPV6)
+                ) =>
+                {
+                    Ok(rest)
                 }
-                other => Err(Skip::NotIp(u16::try_from(other).unwrap_or(u16::MAX))),
+                other => Err(Skip::NotIp(Protocol::AddressFamily(other))),
             }
         }
         Link::Raw | Link::Ipv4 | Link::Ipv6 => Ok(frame),
         Link::Sll => {
-            let protocol = be16(frame, 14).ok_or(truncated)?;
-            ethertype_payload(protocol, &frame[16..], out)
+            let protocol = be16(frame, field::SLL_PROTOCOL).ok_or(truncated)?;
+            ethertype_payload(EtherType(protocol), &frame[field::SLL_LEN..], vlan)
         }
         Link::Sll2 => {
-            let protocol = be16(frame, 0).ok_or(truncated)?;
-            ethertype_payload(protocol, frame.get(20..).ok_or(truncated)?, out)
+            let protocol = be16(frame, field::SLL2_PROTOCOL).ok_or(truncated)?;
+            let rest = frame.get(field::SLL2_LEN..).ok_or(truncated)?;
+            ethertype_payload(EtherType(protocol), rest, vlan)
         }
         Link::Ppp => {
             let rest = match frame {
                 [0xff, 0x03, rest @ ..] => rest,
                 rest => rest,
             };
-            ppp_payload(rest, out)
+            ppp_payload(rest, vlan)
         }
         Link::CHdlc => {
-            let ethertype = be16(frame, 2).ok_or(truncated)?;
-            ethertype_payload(ethertype, &frame[4..], out)
+            let ethertype = be16(frame, field::CHDLC_PROTOCOL).ok_or(truncated)?;
+            ethertype_payload(EtherType(ethertype), &frame[field::CHDLC_LEN..], vlan)
         }
         Link::Unsupported(dlt) => Err(Skip::UnsupportedLink(dlt)),
     }
@@ -130,46 +158,52 @@ pub(super) fn strip<'a>(link: Link, frame: &'a [u8], out: &mut Decoded) -> Resul
 
 /// A PPP frame from its protocol field (one byte when compressed, RFC 1661 section 6.5):
 /// IPv4, IPv6 or MPLS; anything else (LCP, IPCP...) is not IP.
-pub(super) fn ppp_payload<'a>(frame: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
+pub(super) fn ppp_payload<'a>(frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip> {
     let truncated = Skip::Truncated(Layer::Pppoe);
     let (protocol, rest) = match frame.first() {
         Some(&b) if b & 1 == 1 => (u16::from(b), &frame[1..]),
         _ => (be16(frame, 0).ok_or(truncated)?, &frame[2..]),
     };
     match protocol {
-        0x0021 | 0x0057 => Ok(rest),
-        0x0281 | 0x0283 => mpls(rest, out),
-        other => Err(Skip::NotIp(other)),
+        PPP_IPV4 | PPP_IPV6 => Ok(rest),
+        PPP_MPLS | PPP_MPLS_MULTICAST => mpls(rest, vlan),
+        other => Err(Skip::NotIp(Protocol::Ppp(other))),
     }
 }
 
 /// Follows VLAN tags, MPLS labels and PPPoE sessions to the IP header.
 pub(super) fn ethertype_payload<'a>(
-    mut ethertype: u16,
+    mut ethertype: EtherType,
     mut rest: &'a [u8],
-    out: &mut Decoded,
+    vlan: &mut u16,
 ) -> Result<&'a [u8], Skip> {
     for _ in 0..MAX_TAGS {
         match ethertype {
-            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => return Ok(rest),
-            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
-                let tci = be16(rest, 0).ok_or(Skip::Truncated(Layer::Vlan))?;
-                ethertype = be16(rest, 2).ok_or(Skip::Truncated(Layer::Vlan))?;
-                if out.vlan == 0 {
-                    out.vlan = tci & 0x0fff;
+            EtherType::IPV4 | EtherType::IPV6 => return Ok(rest),
+            EtherType::VLAN | EtherType::QINQ | EtherType::QINQ_OLD => {
+                let tag =
+                    array::<{ field::VLAN_LEN }>(rest, 0).ok_or(Skip::Truncated(Layer::Vlan))?;
+                let tci = u16::from_be_bytes([tag[0], tag[1]]);
+                ethertype = EtherType(u16::from_be_bytes([tag[2], tag[3]]));
+                if *vlan == 0 {
+                    *vlan = tci & 0x0fff;
                 }
-                rest = &rest[4..];
+                rest = &rest[field::VLAN_LEN..];
             }
-            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MC => return mpls(rest, out),
-            ETHERTYPE_PPPOE_SESSION => {
+            EtherType::MPLS | EtherType::MPLS_MULTICAST => return mpls(rest, vlan),
+            EtherType::PPPOE_SESSION => {
                 // The 6-byte PPPoE header, then a PPP frame.
-                let ppp = rest.get(6..).ok_or(Skip::Truncated(Layer::Pppoe))?;
-                return match ppp_payload(ppp, out) {
-                    Err(Skip::NotIp(_)) => Err(Skip::NotIp(ETHERTYPE_PPPOE_SESSION)),
+                let ppp = rest
+                    .get(field::PPPOE_LEN..)
+                    .ok_or(Skip::Truncated(Layer::Pppoe))?;
+                return match ppp_payload(ppp, vlan) {
+                    Err(Skip::NotIp(_)) => {
+                        Err(Skip::NotIp(Protocol::EtherType(EtherType::PPPOE_SESSION)))
+                    }
                     other => other,
                 };
             }
-            other => return Err(Skip::NotIp(other)),
+            other => return Err(Skip::NotIp(Protocol::EtherType(other))),
         }
     }
     Err(Skip::Truncated(Layer::Vlan))
@@ -177,22 +211,37 @@ pub(super) fn ethertype_payload<'a>(
 
 /// Pops MPLS labels to the bottom of the stack and expects IP after it, or an Ethernet
 /// pseudowire with its control word (first nibble 0, RFC 4448 section 3).
-fn mpls<'a>(mut rest: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
+fn mpls<'a>(mut rest: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip> {
     for _ in 0..MAX_TAGS {
-        let label = rest.get(..4).ok_or(Skip::Truncated(Layer::Mpls))?;
+        let label = array::<{ field::MPLS_LEN }>(rest, 0).ok_or(Skip::Truncated(Layer::Mpls))?;
         let bottom = label[2] & 0x01 != 0;
-        rest = &rest[4..];
+        rest = &rest[field::MPLS_LEN..];
         if bottom {
             return match rest.first().map(|b| b >> 4) {
                 Some(4 | 6) => Ok(rest),
                 Some(0) => {
-                    let ethertype = be16(rest, 16).ok_or(Skip::Truncated(Layer::Mpls))?;
-                    ethertype_payload(ethertype, &rest[18..], out)
+                    let ethertype =
+                        be16(rest, field::PSEUDOWIRE_TYPE).ok_or(Skip::Truncated(Layer::Mpls))?;
+                    ethertype_payload(EtherType(ethertype), &rest[field::PSEUDOWIRE_LEN..], vlan)
                 }
-                Some(_) => Err(Skip::NotIp(ETHERTYPE_MPLS)),
+                Some(_) => Err(Skip::NotIp(Protocol::EtherType(EtherType::MPLS))),
                 None => Err(Skip::Truncated(Layer::Mpls)),
             };
         }
     }
     Err(Skip::Truncated(Layer::Mpls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The list is the mapping's own: every value in it decodes, and no other value does.
+    #[test]
+    fn decoded_dlts_are_exactly_the_mapped_ones() {
+        for dlt in -1..1000 {
+            let decoded = !matches!(Link::from_dlt(dlt), Link::Unsupported(_));
+            assert_eq!(decoded, Link::DECODED_DLTS.contains(&dlt), "dlt {dlt}");
+        }
+    }
 }

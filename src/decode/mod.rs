@@ -1,11 +1,19 @@
 //! Packet decoding: from a link-layer frame to the few fields flows and classification need.
 //!
-//! The decoder is a small hand-written parser in the style of smoltcp's wire views: every
-//! read is bounds-checked against the slice it is given, nothing is allocated, and the result
-//! is a `Copy` value. It decodes as far as the bytes allow, so a frame cut short by the snapshot
-//! length still yields its addresses (and its ports if the first four bytes of the transport
-//! header are there). It never panics and never reads outside its input; anything it cannot
-//! use is a [`Skip`], which the caller counts.
+//! The decoder is a small hand-written parser in the style of smoltcp's wire views. It
+//! decodes as far as the bytes allow, so a frame cut short by the snapshot length still
+//! yields its addresses (and its ports if the first four bytes of the transport header are
+//! there); anything it cannot use is a [`Skip`], which the caller counts. The result is a
+//! small `Copy` value: the VLAN, the [`Ip`] layer, then what follows it ([`Upper`]).
+//!
+//! # The panic contract
+//! Every header is read in one of two ways, and no other: as a fixed-size array taken after
+//! its one length check ([`array`], `first_chunk`), whose fields are then constant indices
+//! named in a `field` module beside the parser (the compiler checks them, so they cannot
+//! fail); or, for fields at variable offsets, through `get`, [`be16`] and [`be32`], which
+//! return `None` past the end. Slices after a checked prefix (`&p[N..]` once `p.get(..N)`
+//! succeeded) are the only other indexing. So no input makes it panic or read outside its
+//! frame; nothing is allocated and nothing is written but the returned value.
 //!
 //! It does not know about flows, the catalog, or where the bytes came from. etherparse builds
 //! the packets of the test suite and the generator, and checks this parser in tests; the hot
@@ -14,9 +22,12 @@
 
 mod ip;
 mod link;
+mod numbers;
 mod tunnel;
 
+pub use ip::mapped;
 pub use link::Link;
+pub use numbers::{EtherType, IpProto};
 pub use tunnel::{inner, may_carry, Inner, Tunnel};
 
 /// Where an IP packet's payload stands in a fragmented datagram.
@@ -31,40 +42,76 @@ pub enum Fragment {
     Later(u32),
 }
 
-/// What the decoder found in one packet.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Decoded {
-    /// The outermost 802.1Q/802.1ad VLAN id, 0 when untagged.
-    pub vlan: u16,
-    /// 4 or 6.
-    pub ip_version: u8,
+/// The IP version of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IpVersion {
+    V4,
+    V6,
+}
+
+/// The IP layer of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ip {
+    pub version: IpVersion,
     /// Source address; IPv4 addresses are stored IPv4-mapped (`::ffff:a.b.c.d`).
     pub src: [u8; 16],
     pub dst: [u8; 16],
     /// The upper-layer protocol after IPv6 extension headers (AH and ESP stop the walk).
-    pub proto: u8,
-    /// Whether `src_port`/`dst_port` were read (TCP and UDP with at least 4 header bytes).
-    pub has_ports: bool,
-    pub src_port: u16,
-    pub dst_port: u16,
-    /// TCP flags, when the TCP header reached byte 14; 0 otherwise.
-    pub tcp_flags: u8,
-    /// The ESP security parameters index, 0 for other protocols.
-    pub spi: u32,
-    /// For AH, the protocol it protects; 0 otherwise.
-    pub ah_next: u8,
-    /// For AH, the header's length in bytes (`(payload length + 2) * 4`, RFC 4302), when the
-    /// length byte was captured; 0 otherwise.
-    pub ah_len: u16,
-    /// For GRE, the protocol type of its payload (an ethertype, RFC 2784), when the GRE
-    /// header was captured whole and is version 0 or 1 (PPTP); 0 otherwise.
-    pub gre_proto: u16,
-    /// For GRE, the header's length in bytes (4, plus 4 for each of checksum, key and
-    /// sequence number present, RFC 2890; PPTP's version 1 adds an acknowledgment).
-    pub gre_len: u8,
-    /// For GRE, the flags and version word (bit 0x1000: a sequence number is present).
-    pub gre_flags: u16,
+    pub proto: IpProto,
     pub fragment: Fragment,
+}
+
+/// What the decoder read of the header after IP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upper {
+    /// TCP or UDP whose first four header bytes were captured. `tcp_flags` is 0 for UDP,
+    /// and for a TCP header cut before its flags (byte 13).
+    Ports { src: u16, dst: u16, tcp_flags: u8 },
+    /// ESP, with its security parameters index (0 when cut short).
+    Esp { spi: u32 },
+    /// AH whose first two bytes were captured: the protocol it protects, and the header's
+    /// length in bytes (`(payload length + 2) * 4`, RFC 4302).
+    Ah { next: IpProto, len: u16 },
+    /// GRE of version 0 or 1 (PPTP) whose header was captured whole: the protocol type of
+    /// its payload (RFC 2784), the header's length (4, plus 4 for each of checksum, key and
+    /// sequence number present, RFC 2890; PPTP's version 1 adds an acknowledgment), and
+    /// the flags and version word.
+    Gre {
+        proto: EtherType,
+        len: u8,
+        flags: u16,
+    },
+    /// Nothing read: another protocol, a header cut short, or a later fragment.
+    None,
+}
+
+/// What the decoder found in one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// The outermost 802.1Q/802.1ad VLAN id, 0 when untagged.
+    pub vlan: u16,
+    pub ip: Ip,
+    pub upper: Upper,
+}
+
+impl Decoded {
+    /// The TCP or UDP ports `(source, destination)`, when they were captured.
+    #[inline]
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        match self.upper {
+            Upper::Ports { src, dst, .. } => Some((src, dst)),
+            _ => None,
+        }
+    }
+
+    /// TCP flags, 0 when not read.
+    #[inline]
+    pub fn tcp_flags(&self) -> u8 {
+        match self.upper {
+            Upper::Ports { tcp_flags, .. } => tcp_flags,
+            _ => 0,
+        }
+    }
 }
 
 /// The layer a packet ended at.
@@ -77,6 +124,22 @@ pub enum Layer {
     Ip,
 }
 
+/// What a frame that is not IP carries, in the numbering of the layer that said so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// An ethertype (or, for 802.3 frames, their length field).
+    EtherType(EtherType),
+    /// A BSD loopback address family.
+    AddressFamily(u32),
+    /// A PPP protocol number (LCP, IPCP...).
+    Ppp(u16),
+    /// What AH protects, when it is no packet portscope reads (IPComp's data, for one).
+    IpProto(IpProto),
+    /// A tunnel message that carries no packet: an L2TP control message, a VXLAN header
+    /// without its I flag.
+    TunnelControl,
+}
+
 /// Why a packet yields no IP header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Skip {
@@ -84,9 +147,8 @@ pub enum Skip {
     UnsupportedLink(i32),
     /// The bytes ran out inside this layer.
     Truncated(Layer),
-    /// A well-formed frame carrying something other than IP (ARP, LLDP, STP...), with its
-    /// ethertype (or, for 802.3 frames, their length field).
-    NotIp(u16),
+    /// A well-formed frame carrying something other than IP (ARP, LLDP, STP...).
+    NotIp(Protocol),
     /// An IP header that is not valid (wrong version, header length below minimum).
     BadIp,
 }
@@ -104,54 +166,36 @@ impl Skip {
     }
 }
 
-/// Decodes one frame of the given link type.
-///
-/// # Errors
-/// A [`Skip`] when the frame holds no decodable IP header.
-#[inline]
-pub fn decode(link: Link, frame: &[u8]) -> Result<Decoded, Skip> {
-    decode_payload(link, frame).map(|(d, _)| d)
-}
-
-/// Decodes one frame and returns, beside the headers, the bytes after the last header
-/// decoded: the TCP or UDP payload (what the DCE/RPC, FTP and TFTP parsers read), or the
-/// packet a GRE, AH or IP-in-IP header carries (what [`inner`] decodes). The payload is
-/// bounded by the IP length, so Ethernet padding is not part of it.
-///
-/// # Errors
-/// A [`Skip`] when the frame holds no decodable IP header.
-#[inline]
-pub fn decode_payload(link: Link, frame: &[u8]) -> Result<(Decoded, &[u8]), Skip> {
-    let mut out = Decoded::default();
-    let payload = decode_into(link, frame, &mut out)?;
-    Ok((out, payload))
-}
-
-/// [`decode_payload`] into a caller's `Decoded` (which must be `Decoded::default()`), so
-/// the hot path does not move the struct around.
+/// Decodes one frame of the given link type, and returns, beside the headers, the bytes
+/// after the last header decoded: the TCP or UDP payload (what the DCE/RPC, FTP and TFTP
+/// parsers read), or the packet a GRE, AH or IP-in-IP header carries (what [`inner`]
+/// decodes). The payload is bounded by the IP length, so Ethernet padding is not part of it.
 ///
 /// # Errors
 /// A [`Skip`] when the frame holds no decodable IP header.
 #[inline(always)]
-pub fn decode_into<'a>(link: Link, frame: &'a [u8], out: &mut Decoded) -> Result<&'a [u8], Skip> {
-    let ip = link::strip(link, frame, out)?;
-    ip::decode(ip, out)
+pub fn decode(link: Link, frame: &[u8]) -> Result<(Decoded, &[u8]), Skip> {
+    let mut vlan = 0;
+    let packet = link::strip(link, frame, &mut vlan)?;
+    let (ip, upper, payload) = ip::decode(packet)?;
+    Ok((Decoded { vlan, ip, upper }, payload))
+}
+
+/// The `N` bytes at `at`, as an array: the one length check a header needs. Constant
+/// indices into the array cannot fail, and the compiler checks them.
+#[inline(always)]
+pub(crate) fn array<const N: usize>(b: &[u8], at: usize) -> Option<&[u8; N]> {
+    b.get(at..)?.first_chunk::<N>()
 }
 
 #[inline]
 pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {
-    match b.get(at..at + 2) {
-        Some(&[x, y]) => Some(u16::from_be_bytes([x, y])),
-        _ => None,
-    }
+    array(b, at).map(|&a| u16::from_be_bytes(a))
 }
 
 #[inline]
 pub(crate) fn be32(b: &[u8], at: usize) -> Option<u32> {
-    match b.get(at..at + 4) {
-        Some(&[a, x, y, z]) => Some(u32::from_be_bytes([a, x, y, z])),
-        _ => None,
-    }
+    array(b, at).map(|&a| u32::from_be_bytes(a))
 }
 
 #[cfg(test)]
@@ -176,39 +220,42 @@ mod tests {
     use super::*;
     use etherparse::PacketBuilder;
 
-    fn mapped(v4: [u8; 4]) -> [u8; 16] {
-        let mut a = [0u8; 16];
-        a[10] = 0xff;
-        a[11] = 0xff;
-        a[12..].copy_from_slice(&v4);
-        a
+    use ip::mapped;
+
+    /// Decodes a frame, without its payload.
+    fn d(link: Link, frame: &[u8]) -> Result<Decoded, Skip> {
+        decode(link, frame).map(|(d, _)| d)
+    }
+
+    fn dst_port(link: Link, frame: &[u8]) -> u16 {
+        d(link, frame).unwrap().ports().unwrap().1
     }
 
     #[test]
     fn ethernet_ipv4_tcp() {
         let frame = eth_tcp4(50000, 445, b"hello");
-        let d = decode(Link::Ethernet, &frame).unwrap();
-        assert_eq!(d.ip_version, 4);
-        assert_eq!(d.src, mapped([10, 0, 0, 1]));
-        assert_eq!(d.dst, mapped([10, 0, 0, 2]));
-        assert_eq!(
-            (d.proto, d.has_ports, d.src_port, d.dst_port),
-            (6, true, 50000, 445)
-        );
-        assert_eq!(d.tcp_flags & 0x02, 0x02);
-        assert_eq!(d.fragment, Fragment::None);
+        let d = d(Link::Ethernet, &frame).unwrap();
+        assert_eq!(d.ip.version, IpVersion::V4);
+        assert_eq!(d.ip.src, mapped([10, 0, 0, 1]));
+        assert_eq!(d.ip.dst, mapped([10, 0, 0, 2]));
+        assert_eq!((d.ip.proto, d.ports()), (IpProto::TCP, Some((50000, 445))));
+        assert_eq!(d.tcp_flags() & 0x02, 0x02);
+        assert_eq!(d.ip.fragment, Fragment::None);
     }
 
     #[test]
     fn every_truncation_decodes_as_far_as_it_can() {
         let frame = eth_tcp4(50000, 445, b"");
         for n in 0..frame.len() {
-            let got = decode(Link::Ethernet, &frame[..n]);
+            let got = d(Link::Ethernet, &frame[..n]);
             match n {
                 0..=13 => assert_eq!(got, Err(Skip::Truncated(Layer::Link)), "{n}"),
                 14..=33 => assert_eq!(got, Err(Skip::Truncated(Layer::Ip)), "{n}"),
-                34..=37 => assert!(got.is_ok_and(|d| !d.has_ports && d.proto == 6), "{n}"),
-                _ => assert!(got.is_ok_and(|d| d.has_ports && d.dst_port == 445), "{n}"),
+                34..=37 => assert!(
+                    got.is_ok_and(|d| d.upper == Upper::None && d.ip.proto == IpProto::TCP),
+                    "{n}"
+                ),
+                _ => assert!(got.is_ok_and(|d| d.ports().unwrap().1 == 445), "{n}"),
             }
         }
     }
@@ -224,10 +271,13 @@ mod tests {
             .udp(53000, 53);
         let mut frame = Vec::new();
         b.write(&mut frame, b"q").unwrap();
-        let d = decode(Link::Ethernet, &frame).unwrap();
-        assert_eq!((d.vlan, d.ip_version, d.proto), (100, 6, 17));
-        assert_eq!((d.src_port, d.dst_port), (53000, 53));
-        assert_eq!((d.src, d.dst), ([1; 16], [2; 16]));
+        let d = d(Link::Ethernet, &frame).unwrap();
+        assert_eq!(
+            (d.vlan, d.ip.version, d.ip.proto),
+            (100, IpVersion::V6, IpProto::UDP)
+        );
+        assert_eq!(d.ports(), Some((53000, 53)));
+        assert_eq!((d.ip.src, d.ip.dst), ([1; 16], [2; 16]));
     }
 
     #[test]
@@ -235,21 +285,27 @@ mod tests {
         let mut arp = vec![0u8; 42];
         arp[12] = 0x08;
         arp[13] = 0x06;
-        assert_eq!(decode(Link::Ethernet, &arp), Err(Skip::NotIp(0x0806)));
         assert_eq!(
-            decode(Link::from_dlt(147), &arp),
+            d(Link::Ethernet, &arp),
+            Err(Skip::NotIp(Protocol::EtherType(EtherType::ARP)))
+        );
+        assert_eq!(
+            d(Link::from_dlt(147), &arp),
             Err(Skip::UnsupportedLink(147))
         );
         let mut llc = arp.clone();
         llc[12] = 0x00;
         llc[13] = 0x26;
-        assert_eq!(decode(Link::Ethernet, &llc), Err(Skip::NotIp(0x0026)));
+        assert_eq!(
+            d(Link::Ethernet, &llc),
+            Err(Skip::NotIp(Protocol::EtherType(EtherType(0x0026))))
+        );
         let frame = eth_tcp4(1, 2, b"");
         let mut bad = frame.clone();
         bad[14] = 0x35; // version 3
-        assert_eq!(decode(Link::Ethernet, &bad), Err(Skip::BadIp));
+        assert_eq!(d(Link::Ethernet, &bad), Err(Skip::BadIp));
         bad[14] = 0x44; // IHL 4 < 5
-        assert_eq!(decode(Link::Ethernet, &bad), Err(Skip::BadIp));
+        assert_eq!(d(Link::Ethernet, &bad), Err(Skip::BadIp));
     }
 
     #[test]
@@ -257,25 +313,24 @@ mod tests {
         let frame = eth_tcp4(1234, 3389, b"x");
         let ip = &frame[14..];
         for dlt in [12, 14, 101, 228] {
-            let d = decode(Link::from_dlt(dlt), ip).unwrap();
-            assert_eq!(d.dst_port, 3389, "dlt {dlt}");
+            assert_eq!(dst_port(Link::from_dlt(dlt), ip), 3389, "dlt {dlt}");
         }
         let mut sll = vec![0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
         sll.extend_from_slice(ip);
-        assert_eq!(decode(Link::from_dlt(113), &sll).unwrap().dst_port, 3389);
+        assert_eq!(dst_port(Link::from_dlt(113), &sll), 3389);
         let mut sll2 = vec![
             0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
         ];
         sll2.extend_from_slice(ip);
-        assert_eq!(decode(Link::from_dlt(276), &sll2).unwrap().dst_port, 3389);
+        assert_eq!(dst_port(Link::from_dlt(276), &sll2), 3389);
         for null in [[2u8, 0, 0, 0], [0, 0, 0, 2]] {
             let mut f = null.to_vec();
             f.extend_from_slice(ip);
-            assert_eq!(decode(Link::from_dlt(0), &f).unwrap().dst_port, 3389);
+            assert_eq!(dst_port(Link::from_dlt(0), &f), 3389);
         }
         let mut lo = vec![0, 0, 0, 2];
         lo.extend_from_slice(ip);
-        assert_eq!(decode(Link::from_dlt(108), &lo).unwrap().dst_port, 3389);
+        assert_eq!(dst_port(Link::from_dlt(108), &lo), 3389);
     }
 
     #[test]
@@ -289,30 +344,26 @@ mod tests {
         ] {
             let mut f = header.to_vec();
             f.extend_from_slice(ip);
-            assert_eq!(
-                decode(Link::from_dlt(9), &f).unwrap().dst_port,
-                445,
-                "{header:?}"
-            );
+            assert_eq!(dst_port(Link::from_dlt(9), &f), 445, "{header:?}");
         }
         // PPP carrying MPLS (0x0281), one label, then IPv4.
         let mut f = vec![0xff, 0x03, 0x02, 0x81, 0x00, 0x01, 0x01, 0x40];
         f.extend_from_slice(ip);
-        assert_eq!(decode(Link::from_dlt(9), &f).unwrap().dst_port, 445);
+        assert_eq!(dst_port(Link::from_dlt(9), &f), 445);
         // LCP is not IP.
         assert_eq!(
-            decode(Link::from_dlt(9), &[0xff, 0x03, 0xc0, 0x21, 1, 1, 0, 4]),
-            Err(Skip::NotIp(0xc021))
+            d(Link::from_dlt(9), &[0xff, 0x03, 0xc0, 0x21, 1, 1, 0, 4]),
+            Err(Skip::NotIp(Protocol::Ppp(0xc021)))
         );
         let mut hdlc = vec![0x0f, 0x00, 0x08, 0x00];
         hdlc.extend_from_slice(ip);
-        assert_eq!(decode(Link::from_dlt(104), &hdlc).unwrap().dst_port, 445);
+        assert_eq!(dst_port(Link::from_dlt(104), &hdlc), 445);
         assert_eq!(
-            decode(Link::from_dlt(104), &[0x8f, 0x00, 0x80, 0x35, 0]),
-            Err(Skip::NotIp(0x8035))
+            d(Link::from_dlt(104), &[0x8f, 0x00, 0x80, 0x35, 0]),
+            Err(Skip::NotIp(Protocol::EtherType(EtherType(0x8035))))
         );
         assert_eq!(
-            decode(Link::from_dlt(104), &[0x8f, 0x00]),
+            d(Link::from_dlt(104), &[0x8f, 0x00]),
             Err(Skip::Truncated(Layer::Link))
         );
     }
@@ -324,11 +375,11 @@ mod tests {
         let mut mpls = frame[..12].to_vec();
         mpls.extend_from_slice(&[0x88, 0x47, 0, 0x01, 0x00, 0x40, 0, 0x02, 0x01, 0x40]);
         mpls.extend_from_slice(ip);
-        assert_eq!(decode(Link::Ethernet, &mpls).unwrap().dst_port, 135);
+        assert_eq!(dst_port(Link::Ethernet, &mpls), 135);
         let mut pppoe = frame[..12].to_vec();
         pppoe.extend_from_slice(&[0x88, 0x64, 0x11, 0, 0, 1, 0, 0, 0x00, 0x21]);
         pppoe.extend_from_slice(ip);
-        assert_eq!(decode(Link::Ethernet, &pppoe).unwrap().dst_port, 135);
+        assert_eq!(dst_port(Link::Ethernet, &pppoe), 135);
     }
 
     #[test]
@@ -338,12 +389,18 @@ mod tests {
         frame[18] = 0x12;
         frame[19] = 0x34;
         frame[20] = 0x20;
-        let d = decode(Link::Ethernet, &frame).unwrap();
-        assert_eq!((d.fragment, d.dst_port), (Fragment::First(0x1234), 445));
+        let got = d(Link::Ethernet, &frame).unwrap();
+        assert_eq!(
+            (got.ip.fragment, got.ports().unwrap().1),
+            (Fragment::First(0x1234), 445)
+        );
         frame[20] = 0x00;
         frame[21] = 0x10; // offset 16 * 8
-        let d = decode(Link::Ethernet, &frame).unwrap();
-        assert_eq!((d.fragment, d.has_ports), (Fragment::Later(0x1234), false));
+        let got = d(Link::Ethernet, &frame).unwrap();
+        assert_eq!(
+            (got.ip.fragment, got.upper),
+            (Fragment::Later(0x1234), Upper::None)
+        );
 
         // IHL 6: one 4-byte option (NOPs) before the TCP header.
         let base = eth_tcp4(1234, 445, b"");
@@ -353,8 +410,7 @@ mod tests {
         opt[14] = 0x46;
         let total = u16::try_from(opt.len() - 14).unwrap().to_be_bytes();
         opt[16..18].copy_from_slice(&total);
-        let d = decode(Link::Ethernet, &opt).unwrap();
-        assert_eq!((d.src_port, d.dst_port), (1234, 445));
+        assert_eq!(d(Link::Ethernet, &opt).unwrap().ports(), Some((1234, 445)));
     }
 
     #[test]
@@ -366,15 +422,18 @@ mod tests {
         p.extend_from_slice(&[44, 0, 1, 4, 0, 0, 0, 0]); // HBH -> fragment
         p.extend_from_slice(&[17, 0, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef]); // first, M=1
         p.extend_from_slice(&[0x13, 0x88, 0x00, 0x89, 0, 8, 0, 0]); // UDP 5000 -> 137
-        let d = decode(Link::from_dlt(229), &p).unwrap();
-        assert_eq!((d.proto, d.src_port, d.dst_port), (17, 5000, 137));
-        assert_eq!(d.fragment, Fragment::First(0xdead_beef));
+        let got = d(Link::from_dlt(229), &p).unwrap();
+        assert_eq!(
+            (got.ip.proto, got.ports()),
+            (IpProto::UDP, Some((5000, 137)))
+        );
+        assert_eq!(got.ip.fragment, Fragment::First(0xdead_beef));
         p[50] = 0x01; // offset 32, M=0
         p[51] = 0x00;
-        let d = decode(Link::from_dlt(229), &p).unwrap();
+        let got = d(Link::from_dlt(229), &p).unwrap();
         assert_eq!(
-            (d.proto, d.has_ports, d.fragment),
-            (17, false, Fragment::Later(0xdead_beef))
+            (got.ip.proto, got.upper, got.ip.fragment),
+            (IpProto::UDP, Upper::None, Fragment::Later(0xdead_beef))
         );
     }
 
@@ -388,34 +447,39 @@ mod tests {
             f.extend_from_slice(payload);
             f
         };
-        let d = decode(
-            Link::Ethernet,
-            &ip_with(50, &[0, 0, 0x10, 0x01, 0, 0, 0, 1]),
-        )
-        .unwrap();
-        assert_eq!((d.proto, d.spi, d.has_ports), (50, 0x1001, false));
-        let d = decode(Link::Ethernet, &ip_with(51, &[6, 4, 0, 0, 0, 0, 0, 9])).unwrap();
-        assert_eq!((d.proto, d.ah_next, d.ah_len), (51, 6, 24));
-        let d = decode(Link::Ethernet, &ip_with(47, &[0, 0, 0x08, 0x00])).unwrap();
-        assert_eq!((d.proto, d.gre_proto, d.gre_len), (47, 0x0800, 4));
+        let upper =
+            |proto: u8, payload: &[u8]| d(Link::Ethernet, &ip_with(proto, payload)).unwrap().upper;
+        assert_eq!(
+            upper(50, &[0, 0, 0x10, 0x01, 0, 0, 0, 1]),
+            Upper::Esp { spi: 0x1001 }
+        );
+        assert_eq!(
+            upper(51, &[6, 4, 0, 0, 0, 0, 0, 9]),
+            Upper::Ah {
+                next: IpProto::TCP,
+                len: 24
+            }
+        );
+        let gre = |proto: u16, len: u8, flags: u16| Upper::Gre {
+            proto: EtherType(proto),
+            len,
+            flags,
+        };
+        assert_eq!(upper(47, &[0, 0, 0x08, 0x00]), gre(0x0800, 4, 0));
         // Checksum and key present (RFC 2890): 12 bytes.
-        let d = decode(
-            Link::Ethernet,
-            &ip_with(47, &[0xa0, 0, 0x86, 0xdd, 0, 0, 0, 0, 0, 0, 0, 7]),
-        )
-        .unwrap();
-        assert_eq!((d.gre_proto, d.gre_len), (0x86dd, 12));
+        assert_eq!(
+            upper(47, &[0xa0, 0, 0x86, 0xdd, 0, 0, 0, 0, 0, 0, 0, 7]),
+            gre(0x86dd, 12, 0xa000)
+        );
         // PPTP's enhanced GRE (version 1): key, sequence and acknowledgment: 16 bytes.
         let pptp = [0x30, 0x81, 0x88, 0x0b, 0, 8, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0];
-        let d = decode(Link::Ethernet, &ip_with(47, &pptp)).unwrap();
-        assert_eq!((d.gre_proto, d.gre_len), (0x880b, 16));
+        assert_eq!(upper(47, &pptp), gre(0x880b, 16, 0x3081));
         // Cut short, or an unknown version: the protocol is still GRE, its header unread.
-        let d = decode(Link::Ethernet, &ip_with(47, &[0xa0, 0, 0x86, 0xdd, 0, 0])).unwrap();
-        assert_eq!((d.proto, d.gre_proto, d.gre_len), (47, 0, 0));
-        let d = decode(Link::Ethernet, &ip_with(47, &[0, 7, 0x08, 0x00])).unwrap();
-        assert_eq!((d.proto, d.gre_proto), (47, 0));
-        let d = decode(Link::Ethernet, &ip_with(1, &[8, 0, 0, 0])).unwrap();
-        assert_eq!((d.proto, d.has_ports), (1, false));
+        let cut = d(Link::Ethernet, &ip_with(47, &[0xa0, 0, 0x86, 0xdd, 0, 0])).unwrap();
+        assert_eq!((cut.ip.proto, cut.upper), (IpProto::GRE, Upper::None));
+        assert_eq!(upper(47, &[0, 7, 0x08, 0x00]), Upper::None);
+        let icmp = d(Link::Ethernet, &ip_with(1, &[8, 0, 0, 0])).unwrap();
+        assert_eq!((icmp.ip.proto, icmp.upper), (IpProto::ICMP, Upper::None));
     }
 
     /// Compares the decoder with etherparse on well-formed packets.
@@ -429,22 +493,24 @@ mod tests {
             let mut frame = Vec::new();
             if udp { b.udp(sport, dport).write(&mut frame, &payload).unwrap(); }
             else { b.tcp(sport, dport, 0, 0).write(&mut frame, &payload).unwrap(); }
-            let ours = decode(Link::Ethernet, &frame).unwrap();
+            let ours = d(Link::Ethernet, &frame).unwrap();
             let theirs = etherparse::SlicedPacket::from_ethernet(&frame).unwrap();
             let (s, d) = match theirs.transport {
                 Some(etherparse::TransportSlice::Udp(u)) => (u.source_port(), u.destination_port()),
                 Some(etherparse::TransportSlice::Tcp(t)) => (t.source_port(), t.destination_port()),
                 _ => unreachable!(),
             };
-            prop_assert_eq!((ours.src_port, ours.dst_port), (s, d));
-            prop_assert_eq!(ours.proto, if udp { 17 } else { 6 });
+            prop_assert_eq!(ours.ports(), Some((s, d)));
+            prop_assert_eq!(ours.ip.proto, if udp { IpProto::UDP } else { IpProto::TCP });
         });
     }
 
     #[test]
     fn arbitrary_bytes_never_panic() {
         use proptest::prelude::*;
-        proptest!(|(dlt in prop::sample::select(vec![0, 1, 9, 12, 14, 101, 104, 108, 113, 228, 229, 276, 999]), bytes in prop::collection::vec(any::<u8>(), 0..200))| {
+        let mut dlts = Link::DECODED_DLTS.to_vec();
+        dlts.push(999);
+        proptest!(|(dlt in prop::sample::select(dlts.clone()), bytes in prop::collection::vec(any::<u8>(), 0..200))| {
             let _ = decode(Link::from_dlt(dlt), &bytes);
         });
     }

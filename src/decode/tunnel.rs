@@ -6,7 +6,9 @@
 //! One level only: a tunnel inside a tunnel is reported as the inner packet's own protocol.
 //! ESP is encrypted and has no inner packet to read.
 
-use super::{be16, ip, link, Decoded, Fragment, Link, Skip};
+use super::{
+    be16, ip, link, Decoded, EtherType, Fragment, IpProto, Layer, Link, Protocol, Skip, Upper,
+};
 
 /// A kind of tunnel, as reports name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,22 +22,19 @@ pub enum Tunnel {
     Ah,
 }
 
-const PROTO_UDP: u8 = 17;
-const PROTO_IPIP: u8 = 4;
-const PROTO_IPV6: u8 = 41;
-const PROTO_GRE: u8 = 47;
-const PROTO_AH: u8 = 51;
 const PORT_L2TP: u16 = 1701;
 const PORT_VXLAN: u16 = 4789;
 
+/// The GRE sequence-number flag (RFC 2890): ERSPAN type II has its header when set.
 const GRE_SEQUENCE: u16 = 0x1000;
-const GRE_TEB: u16 = 0x6558;
-const GRE_PPP: u16 = 0x880b;
-const GRE_ERSPAN_2: u16 = 0x88be;
-const GRE_ERSPAN_3: u16 = 0x22eb;
-/// Cisco MetaData (security group tags): in GRE, the payload's ethertype, version, length,
-/// an option and the tag, 8 bytes, then the packet (as Wireshark reads it).
-const GRE_CISCO_METADATA: u16 = 0x8909;
+/// ERSPAN type III's O bit: an 8-byte platform sub-header follows its 12 bytes.
+const ERSPAN_3_LEN: usize = 12;
+const ERSPAN_3_PLATFORM_LEN: usize = 20;
+const ERSPAN_2_LEN: usize = 8;
+const VXLAN_LEN: usize = 8;
+/// Cisco MetaData in GRE: the payload's ethertype, version, length, an option and the tag,
+/// 8 bytes, then the packet (as Wireshark reads it).
+const CISCO_METADATA_LEN: usize = 8;
 
 impl Tunnel {
     pub const ALL: [Tunnel; 7] = [
@@ -61,7 +60,7 @@ impl Tunnel {
         }
     }
 
-    /// A small number for the routed packet (`0` means no tunnel).
+    /// A small number, 1 to 7: an index into per-kind arrays, and part of a tunnel's hash.
     pub fn code(self) -> u8 {
         match self {
             Tunnel::Gre => 1,
@@ -72,20 +71,6 @@ impl Tunnel {
             Tunnel::Vxlan => 6,
             Tunnel::Ah => 7,
         }
-    }
-
-    /// The inverse of [`Tunnel::code`] (run for every inner packet: a match, not a search).
-    pub fn from_code(code: u8) -> Option<Tunnel> {
-        Some(match code {
-            1 => Tunnel::Gre,
-            2 => Tunnel::Pptp,
-            3 => Tunnel::Erspan,
-            4 => Tunnel::IpInIp,
-            5 => Tunnel::L2tp,
-            6 => Tunnel::Vxlan,
-            7 => Tunnel::Ah,
-            _ => return None,
-        })
     }
 }
 
@@ -104,7 +89,7 @@ impl std::fmt::Display for Tunnel {
 /// An inner packet and its payload, or why there is none.
 pub type Inner<'a> = Result<(Decoded, &'a [u8]), Skip>;
 
-/// The packet inside `outer`, given the payload [`super::decode_payload`] returned with it.
+/// The packet inside `outer`, given the payload [`super::decode`] returned with it.
 ///
 /// `None` when `outer` is no tunnel portscope decodes (or a later fragment of one). Otherwise
 /// the tunnel kind and the inner packet, or why it has none (an L2TP control message, PPP's
@@ -117,17 +102,23 @@ pub fn inner<'a>(outer: &Decoded, payload: &'a [u8]) -> Option<(Tunnel, Inner<'a
     if !may_carry(outer) {
         return None;
     }
-    let mut d = Decoded::default();
-    let (tunnel, packet) = match outer.proto {
-        PROTO_IPIP | PROTO_IPV6 => (Tunnel::IpInIp, Ok(payload)),
-        PROTO_GRE => gre(outer, payload, &mut d)?,
-        PROTO_UDP if outer.dst_port == PORT_VXLAN => (Tunnel::Vxlan, vxlan(payload, &mut d)),
-        PROTO_UDP => (Tunnel::L2tp, l2tp(payload, &mut d)),
-        _ => return Some((Tunnel::Ah, ah(outer, payload))),
+    let mut vlan = 0;
+    let (tunnel, packet) = match (outer.ip.proto, outer.upper) {
+        (IpProto::IPIP | IpProto::IPV6, _) => (Tunnel::IpInIp, Ok(payload)),
+        (IpProto::GRE, Upper::Gre { proto, flags, .. }) => gre(proto, flags, payload, &mut vlan),
+        (
+            _,
+            Upper::Ports {
+                dst: PORT_VXLAN, ..
+            },
+        ) => (Tunnel::Vxlan, vxlan(payload, &mut vlan)),
+        (IpProto::UDP, _) => (Tunnel::L2tp, l2tp(payload, &mut vlan)),
+        (_, Upper::Ah { next, .. }) => return Some((Tunnel::Ah, ah(outer, next, payload))),
+        _ => return None,
     };
     let decoded = packet.and_then(|p| {
-        let rest = ip::decode(p, &mut d)?;
-        Ok((d, rest))
+        let (ip, upper, rest) = ip::decode(p)?;
+        Ok((Decoded { vlan, ip, upper }, rest))
     });
     Some((tunnel, decoded))
 }
@@ -137,94 +128,97 @@ pub fn inner<'a>(outer: &Decoded, payload: &'a [u8]) -> Option<(Tunnel, Inner<'a
 #[inline(always)]
 pub fn may_carry(outer: &Decoded) -> bool {
     // One test for the protocols that can carry a tunnel: 4, 17, 41, 47 and 51.
-    const CARRIERS: u64 =
-        1 << PROTO_IPIP | 1 << PROTO_UDP | 1 << PROTO_IPV6 | 1 << PROTO_GRE | 1 << PROTO_AH;
-    if outer.proto >= 64 || CARRIERS >> outer.proto & 1 == 0 {
+    const CARRIERS: u64 = 1 << IpProto::IPIP.0
+        | 1 << IpProto::UDP.0
+        | 1 << IpProto::IPV6.0
+        | 1 << IpProto::GRE.0
+        | 1 << IpProto::AH.0;
+    let proto = outer.ip.proto;
+    if proto.0 >= 64 || CARRIERS >> proto.0 & 1 == 0 {
         return false;
     }
-    if matches!(outer.fragment, Fragment::Later(_)) {
+    if matches!(outer.ip.fragment, Fragment::Later(_)) {
         return false;
     }
-    match outer.proto {
-        PROTO_IPIP | PROTO_IPV6 => true,
-        PROTO_GRE => outer.gre_len != 0,
-        PROTO_UDP => {
-            outer.has_ports
-                && (outer.dst_port == PORT_VXLAN
-                    || outer.src_port == PORT_L2TP
-                    || outer.dst_port == PORT_L2TP)
+    match (proto, outer.upper) {
+        (IpProto::IPIP | IpProto::IPV6, _) => true,
+        (IpProto::GRE, Upper::Gre { .. }) | (IpProto::AH, Upper::Ah { .. }) => true,
+        (IpProto::UDP, Upper::Ports { src, dst, .. }) => {
+            dst == PORT_VXLAN || src == PORT_L2TP || dst == PORT_L2TP
         }
-        PROTO_AH => outer.ah_len != 0,
         _ => false,
     }
 }
 
 fn gre<'a>(
-    outer: &Decoded,
+    proto: EtherType,
+    flags: u16,
     payload: &'a [u8],
-    d: &mut Decoded,
-) -> Option<(Tunnel, Result<&'a [u8], Skip>)> {
-    Some(match outer.gre_proto {
-        GRE_PPP => (Tunnel::Pptp, ppp(payload, d)),
-        GRE_TEB => (Tunnel::Gre, link::strip(Link::Ethernet, payload, d)),
+    vlan: &mut u16,
+) -> (Tunnel, Result<&'a [u8], Skip>) {
+    match proto {
+        EtherType::PPP => (Tunnel::Pptp, ppp(payload, vlan)),
+        EtherType::TEB => (Tunnel::Gre, link::strip(Link::Ethernet, payload, vlan)),
         // Type I has no ERSPAN header; type II has 8 bytes, flagged by the GRE sequence bit.
-        GRE_ERSPAN_2 => {
-            let skip = if outer.gre_flags & GRE_SEQUENCE != 0 {
-                8
+        EtherType::ERSPAN_2 => {
+            let skip = if flags & GRE_SEQUENCE != 0 {
+                ERSPAN_2_LEN
             } else {
                 0
             };
-            (Tunnel::Erspan, ethernet_at(payload, skip, d))
+            (Tunnel::Erspan, ethernet_at(payload, skip, vlan))
         }
         // Type III: 12 bytes, then an 8-byte platform sub-header when the O bit is set.
-        GRE_ERSPAN_3 => {
-            let skip = match payload.get(11) {
-                Some(b) if b & 0x01 != 0 => 20,
-                _ => 12,
+        EtherType::ERSPAN_3 => {
+            let skip = match payload.get(ERSPAN_3_LEN - 1) {
+                Some(b) if b & 0x01 != 0 => ERSPAN_3_PLATFORM_LEN,
+                _ => ERSPAN_3_LEN,
             };
-            (Tunnel::Erspan, ethernet_at(payload, skip, d))
+            (Tunnel::Erspan, ethernet_at(payload, skip, vlan))
         }
-        GRE_CISCO_METADATA => match (be16(payload, 0), payload.get(8..)) {
-            (Some(ethertype), Some(rest)) => {
-                (Tunnel::Gre, link::ethertype_payload(ethertype, rest, d))
-            }
-            _ => (Tunnel::Gre, Err(Skip::Truncated(super::Layer::Link))),
+        EtherType::CISCO_METADATA => match (be16(payload, 0), payload.get(CISCO_METADATA_LEN..)) {
+            (Some(ethertype), Some(rest)) => (
+                Tunnel::Gre,
+                link::ethertype_payload(EtherType(ethertype), rest, vlan),
+            ),
+            _ => (Tunnel::Gre, Err(Skip::Truncated(Layer::Link))),
         },
-        ethertype => (Tunnel::Gre, link::ethertype_payload(ethertype, payload, d)),
-    })
+        ethertype => (
+            Tunnel::Gre,
+            link::ethertype_payload(ethertype, payload, vlan),
+        ),
+    }
 }
 
-fn ethernet_at<'a>(payload: &'a [u8], skip: usize, d: &mut Decoded) -> Result<&'a [u8], Skip> {
-    let frame = payload
-        .get(skip..)
-        .ok_or(Skip::Truncated(super::Layer::Link))?;
-    link::strip(Link::Ethernet, frame, d)
+fn ethernet_at<'a>(payload: &'a [u8], skip: usize, vlan: &mut u16) -> Result<&'a [u8], Skip> {
+    let frame = payload.get(skip..).ok_or(Skip::Truncated(Layer::Link))?;
+    link::strip(Link::Ethernet, frame, vlan)
 }
 
 /// A PPP frame with or without its 0xff 0x03 address and control.
-fn ppp<'a>(frame: &'a [u8], d: &mut Decoded) -> Result<&'a [u8], Skip> {
+fn ppp<'a>(frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip> {
     let rest = match frame {
         [0xff, 0x03, rest @ ..] => rest,
         rest => rest,
     };
-    link::ppp_payload(rest, d)
+    link::ppp_payload(rest, vlan)
 }
 
 /// VXLAN: 8 bytes with the I flag set, then an Ethernet frame.
-fn vxlan<'a>(payload: &'a [u8], d: &mut Decoded) -> Result<&'a [u8], Skip> {
+fn vxlan<'a>(payload: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip> {
     match payload.first() {
-        Some(flags) if flags & 0x08 != 0 => ethernet_at(payload, 8, d),
-        Some(_) => Err(Skip::NotIp(0)),
-        None => Err(Skip::Truncated(super::Layer::Link)),
+        Some(flags) if flags & 0x08 != 0 => ethernet_at(payload, VXLAN_LEN, vlan),
+        Some(_) => Err(Skip::NotIp(Protocol::TunnelControl)),
+        None => Err(Skip::Truncated(Layer::Link)),
     }
 }
 
 /// L2TPv2 (RFC 2661 section 3.1): data messages carry PPP; control messages carry none.
-fn l2tp<'a>(payload: &'a [u8], d: &mut Decoded) -> Result<&'a [u8], Skip> {
-    let truncated = Skip::Truncated(super::Layer::Link);
+fn l2tp<'a>(payload: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip> {
+    let truncated = Skip::Truncated(Layer::Link);
     let flags = be16(payload, 0).ok_or(truncated)?;
     if flags & 0x8000 != 0 || flags & 0x000f != 2 {
-        return Err(Skip::NotIp(0));
+        return Err(Skip::NotIp(Protocol::TunnelControl));
     }
     let mut at = 2;
     if flags & 0x4000 != 0 {
@@ -237,35 +231,41 @@ fn l2tp<'a>(payload: &'a [u8], d: &mut Decoded) -> Result<&'a [u8], Skip> {
     if flags & 0x0200 != 0 {
         at += 2 + usize::from(be16(payload, at).ok_or(truncated)?);
     }
-    ppp(payload.get(at..).ok_or(truncated)?, d)
+    ppp(payload.get(at..).ok_or(truncated)?, vlan)
 }
 
-/// What AH protects: an IP packet in tunnel mode, or in transport mode the upper-layer
-/// header, read as if AH were not there. Other payloads (IPComp's compressed data, for
-/// one) hold no packet to read.
-fn ah<'a>(outer: &Decoded, payload: &'a [u8]) -> Inner<'a> {
-    let mut d = Decoded::default();
-    match outer.ah_next {
-        PROTO_IPIP | PROTO_IPV6 => {
-            let rest = ip::decode(payload, &mut d)?;
-            return Ok((d, rest));
+/// What AH protects (`next`): an IP packet in tunnel mode, or in transport mode the
+/// upper-layer header, read as if AH were not there. Other payloads (IPComp's compressed
+/// data, for one) hold no packet to read.
+fn ah<'a>(outer: &Decoded, next: IpProto, payload: &'a [u8]) -> Inner<'a> {
+    match next {
+        IpProto::IPIP | IpProto::IPV6 => {
+            let (ip, upper, rest) = ip::decode(payload)?;
+            return Ok((Decoded { vlan: 0, ip, upper }, rest));
         }
-        // ICMP, TCP, UDP, GRE, ESP, ICMPv6.
-        1 | 6 | 17 | 47 | 50 | 58 => {}
-        other => return Err(Skip::NotIp(u16::from(other))),
+        IpProto::ICMP
+        | IpProto::TCP
+        | IpProto::UDP
+        | IpProto::GRE
+        | IpProto::ESP
+        | IpProto::ICMPV6 => {}
+        other => return Err(Skip::NotIp(Protocol::IpProto(other))),
     }
-    d.vlan = outer.vlan;
-    d.ip_version = outer.ip_version;
-    d.src = outer.src;
-    d.dst = outer.dst;
-    d.fragment = outer.fragment;
-    let rest = ip::upper(outer.ah_next, payload, &mut d);
+    let (upper, rest) = ip::transport(next, payload);
+    let d = Decoded {
+        vlan: outer.vlan,
+        ip: super::Ip {
+            proto: next,
+            ..outer.ip
+        },
+        upper,
+    };
     Ok((d, rest))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{decode_payload, test_util::eth_tcp4};
+    use super::super::{decode, test_util::eth_tcp4};
     use super::*;
 
     /// An Ethernet/IPv4 frame of `proto` carrying `payload`.
@@ -280,7 +280,7 @@ mod tests {
     }
 
     fn unwrap(frame: &[u8]) -> (Tunnel, Result<Decoded, Skip>) {
-        let (outer, payload) = decode_payload(Link::Ethernet, frame).unwrap();
+        let (outer, payload) = decode(Link::Ethernet, frame).unwrap();
         let (t, d) = inner(&outer, payload).unwrap();
         (t, d.map(|(d, _)| d))
     }
@@ -294,17 +294,17 @@ mod tests {
         let mut gre = vec![0, 0, 0x08, 0x00];
         gre.extend_from_slice(&inner_ip());
         let (t, d) = unwrap(&ipv4_with(47, &gre));
-        assert_eq!((t, d.unwrap().dst_port), (Tunnel::Gre, 445));
+        assert_eq!((t, d.unwrap().ports().unwrap().1), (Tunnel::Gre, 445));
 
         let mut teb = vec![0x20, 0, 0x65, 0x58, 0, 0, 0, 9]; // key present (NVGRE)
         teb.extend_from_slice(&eth_tcp4(50000, 445, b"smb"));
         let (t, d) = unwrap(&ipv4_with(47, &teb));
-        assert_eq!((t, d.unwrap().dst_port), (Tunnel::Gre, 445));
+        assert_eq!((t, d.unwrap().ports().unwrap().1), (Tunnel::Gre, 445));
 
         let mut mpls = vec![0, 0, 0x88, 0x47, 0x00, 0x01, 0x01, 0x40];
         mpls.extend_from_slice(&inner_ip());
         let (t, d) = unwrap(&ipv4_with(47, &mpls));
-        assert_eq!((t, d.unwrap().dst_port), (Tunnel::Gre, 445));
+        assert_eq!((t, d.unwrap().ports().unwrap().1), (Tunnel::Gre, 445));
     }
 
     #[test]
@@ -314,7 +314,7 @@ mod tests {
         pptp.extend_from_slice(&[0xff, 0x03, 0x00, 0x21]);
         pptp.extend_from_slice(&inner_ip());
         let (t, d) = unwrap(&ipv4_with(47, &pptp));
-        assert_eq!((t, d.unwrap().dst_port), (Tunnel::Pptp, 445));
+        assert_eq!((t, d.unwrap().ports().unwrap().1), (Tunnel::Pptp, 445));
         // An acknowledgment-only packet has no PPP frame.
         let ack = [0x20, 0x81, 0x88, 0x0b, 0, 0, 0, 1, 0, 0, 0, 7];
         let (t, d) = unwrap(&ipv4_with(47, &ack));
@@ -335,14 +335,14 @@ mod tests {
         three.extend_from_slice(&eth);
         for gre in [one, two, three] {
             let (t, d) = unwrap(&ipv4_with(47, &gre));
-            assert_eq!((t, d.unwrap().dst_port), (Tunnel::Erspan, 445));
+            assert_eq!((t, d.unwrap().ports().unwrap().1), (Tunnel::Erspan, 445));
         }
     }
 
     #[test]
     fn ip_in_ip_l2tp_vxlan_and_ah() {
         let (t, d) = unwrap(&ipv4_with(4, &inner_ip()));
-        assert_eq!((t, d.unwrap().dst_port), (Tunnel::IpInIp, 445));
+        assert_eq!((t, d.unwrap().ports().unwrap().1), (Tunnel::IpInIp, 445));
 
         let udp = |sport: u16, dport: u16, body: &[u8]| {
             let mut u = sport.to_be_bytes().to_vec();
@@ -358,15 +358,18 @@ mod tests {
         ];
         l2tp.extend_from_slice(&inner_ip());
         let (t, d) = unwrap(&udp(1701, 1701, &l2tp));
-        assert_eq!((t, d.unwrap().dst_port), (Tunnel::L2tp, 445));
+        assert_eq!((t, d.unwrap().ports().unwrap().1), (Tunnel::L2tp, 445));
         let control = [0xc8, 0x02, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0];
         let (t, d) = unwrap(&udp(1701, 1701, &control));
-        assert_eq!((t, d), (Tunnel::L2tp, Err(Skip::NotIp(0))));
+        assert_eq!(
+            (t, d),
+            (Tunnel::L2tp, Err(Skip::NotIp(Protocol::TunnelControl)))
+        );
 
         let mut vx = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
         vx.extend_from_slice(&eth_tcp4(50000, 445, b"smb"));
         let (t, d) = unwrap(&udp(40000, 4789, &vx));
-        assert_eq!((t, d.unwrap().dst_port), (Tunnel::Vxlan, 445));
+        assert_eq!((t, d.unwrap().ports().unwrap().1), (Tunnel::Vxlan, 445));
 
         // AH (24 bytes) in transport mode over TCP: the ports behind it.
         let mut ah = vec![6, 4, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
@@ -374,29 +377,30 @@ mod tests {
         ah.extend_from_slice(&inner_ip()[20..]);
         let (t, d) = unwrap(&ipv4_with(51, &ah));
         let d = d.unwrap();
-        assert_eq!((t, d.proto, d.dst_port), (Tunnel::Ah, 6, 445));
+        assert_eq!(
+            (t, d.ip.proto, d.ports().unwrap().1),
+            (Tunnel::Ah, IpProto::TCP, 445)
+        );
         ah[0] = 4;
         ah.truncate(24);
         ah.extend_from_slice(&inner_ip());
         let (t, d) = unwrap(&ipv4_with(51, &ah));
-        assert_eq!((t, d.unwrap().dst_port), (Tunnel::Ah, 445));
+        assert_eq!((t, d.unwrap().ports().unwrap().1), (Tunnel::Ah, 445));
     }
 
     #[test]
-    fn codes_round_trip() {
-        for t in Tunnel::ALL {
-            assert_eq!(Tunnel::from_code(t.code()), Some(t));
-        }
-        assert_eq!(Tunnel::from_code(0), None);
+    fn codes_are_distinct_and_small() {
+        let codes: std::collections::BTreeSet<u8> = Tunnel::ALL.iter().map(|t| t.code()).collect();
+        assert_eq!(codes, (1..=7).collect());
     }
 
     #[test]
     fn other_packets_are_no_tunnel() {
         let frame = eth_tcp4(1701, 4789, b"x");
-        let (outer, payload) = decode_payload(Link::Ethernet, &frame).unwrap();
+        let (outer, payload) = decode(Link::Ethernet, &frame).unwrap();
         assert!(inner(&outer, payload).is_none());
         let esp = ipv4_with(50, &[0, 0, 0, 1, 0, 0, 0, 1]);
-        let (outer, payload) = decode_payload(Link::Ethernet, &esp).unwrap();
+        let (outer, payload) = decode(Link::Ethernet, &esp).unwrap();
         assert!(inner(&outer, payload).is_none());
     }
 
@@ -405,7 +409,7 @@ mod tests {
         use proptest::prelude::*;
         proptest!(|(proto in prop::sample::select(vec![4u8, 41, 47, 51, 17]), bytes in prop::collection::vec(any::<u8>(), 0..120))| {
             let frame = ipv4_with(proto, &bytes);
-            if let Ok((outer, payload)) = decode_payload(Link::Ethernet, &frame) {
+            if let Ok((outer, payload)) = decode(Link::Ethernet, &frame) {
                 let _ = inner(&outer, payload);
             }
         });

@@ -10,6 +10,7 @@
 
 use super::{Expectations, Key};
 use crate::catalog::Match;
+use crate::decode::IpProto;
 
 /// What an announcement says the expected flow is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,23 +24,6 @@ pub enum Target {
 }
 
 impl Target {
-    /// The routed form: 0 and 1 for FTP data and TFTP, 2 and up for interfaces.
-    pub fn code(self) -> u32 {
-        match self {
-            Target::FtpData => 0,
-            Target::Tftp => 1,
-            Target::Rpc(i) => i.saturating_add(2),
-        }
-    }
-
-    pub fn from_code(code: u32) -> Target {
-        match code {
-            0 => Target::FtpData,
-            1 => Target::Tftp,
-            i => Target::Rpc(i - 2),
-        }
-    }
-
     /// How long the announcement waits for its flow, in capture time: an RPC client may
     /// reconnect to the endpoint it looked up for minutes; FTP and TFTP connect at once.
     pub fn lifetime_ns(self) -> u64 {
@@ -61,7 +45,7 @@ struct ExpectKey {
     listener: [u8; 16],
     other: [u8; 16],
     port: u16,
-    proto: u8,
+    proto: IpProto,
     vlan: u16,
 }
 
@@ -99,7 +83,7 @@ impl Expected {
         listener: [u8; 16],
         port: u16,
         other: [u8; 16],
-        proto: u8,
+        proto: IpProto,
         vlan: u16,
         row: Match,
         once: bool,
@@ -230,7 +214,7 @@ mod tests {
             b: [2; 16],
             a_port: client_port,
             b_port: 49667,
-            proto: 6,
+            proto: IpProto::TCP,
             vlan: 0,
             spi: 0,
         }
@@ -239,13 +223,23 @@ mod tests {
     #[test]
     fn a_flow_to_the_announced_endpoint_takes_the_label_until_it_expires() {
         let mut e = Expected::new(4);
-        e.announce([2; 16], 49667, [1; 16], 6, 0, row(), false, 0, 300 * S);
+        e.announce(
+            [2; 16],
+            49667,
+            [1; 16],
+            IpProto::TCP,
+            0,
+            row(),
+            false,
+            0,
+            300 * S,
+        );
         assert_eq!(e.take(&key(50000), S), Some(row()));
         // Not used up: a second connection matches too.
         assert_eq!(e.take(&key(50001), 2 * S), Some(row()));
         // Another transport, VLAN or client does not.
         let mut other = key(50002);
-        other.proto = 17;
+        other.proto = IpProto::UDP;
         assert_eq!(e.take(&other, 3 * S), None);
         other = key(50002);
         other.a = [3; 16];
@@ -264,7 +258,17 @@ mod tests {
     #[test]
     fn once_is_used_up_and_the_bound_pushes_out_the_oldest() {
         let mut e = Expected::new(2);
-        e.announce([2; 16], 49667, [1; 16], 6, 0, row(), true, 0, 60 * S);
+        e.announce(
+            [2; 16],
+            49667,
+            [1; 16],
+            IpProto::TCP,
+            0,
+            row(),
+            true,
+            0,
+            60 * S,
+        );
         assert_eq!(e.take(&key(50000), S), Some(row()));
         assert_eq!(e.take(&key(50001), S), None);
         for (i, port) in [1000u16, 1001, 1002].into_iter().enumerate() {
@@ -272,7 +276,7 @@ mod tests {
                 [2; 16],
                 port,
                 [1; 16],
-                6,
+                IpProto::TCP,
                 0,
                 row(),
                 true,

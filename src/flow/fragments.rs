@@ -6,6 +6,7 @@
 //! packet: a later fragment without its first is still counted, as unclassified.
 
 use super::Key;
+use crate::decode::IpProto;
 
 /// Linux's default `ipfrag_time` is 30 seconds.
 pub const FRAGMENT_TIMEOUT_NS: u64 = 30_000_000_000;
@@ -16,7 +17,7 @@ pub struct FragmentKey {
     pub src: [u8; 16],
     pub dst: [u8; 16],
     /// 0 for IPv6 (RFC 8200 keys a datagram by addresses and id alone).
-    pub proto: u8,
+    pub proto: IpProto,
     pub id: u32,
 }
 

@@ -1,13 +1,8 @@
 //! The canonical, bidirectional flow key.
 
-use crate::decode::Decoded;
+use crate::decode::{Decoded, IpProto, Upper};
 
 const _: () = assert!(super::SHARDS == 64, "shard_of takes six bits");
-
-/// IP protocol numbers whose flows are keyed by ports.
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
-const PROTO_ESP: u8 = 50;
 
 /// A bidirectional flow: IP protocol, the two endpoints in canonical order, the VLAN, and for
 /// ESP the SPI. TCP and UDP endpoints include ports; GRE, AH, ICMP and other protocols are
@@ -19,8 +14,9 @@ pub struct Key {
     pub b: [u8; 16],
     pub a_port: u16,
     pub b_port: u16,
-    pub proto: u8,
+    pub proto: IpProto,
     pub vlan: u16,
+    /// The ESP security parameters index, 0 for other protocols.
     pub spi: u32,
 }
 
@@ -36,7 +32,7 @@ impl std::hash::Hash for Key {
         state.write_u64(
             u64::from(self.a_port)
                 | u64::from(self.b_port) << 16
-                | u64::from(self.proto) << 32
+                | u64::from(self.proto.0) << 32
                 | u64::from(self.vlan) << 40,
         );
     }
@@ -46,28 +42,29 @@ impl Key {
     /// The key of a decoded packet, and whether the packet was sent by endpoint `a`.
     #[inline]
     pub fn of(d: &Decoded) -> (Key, bool) {
-        let (sp, dp) = if d.has_ports && matches!(d.proto, PROTO_TCP | PROTO_UDP) {
-            (d.src_port, d.dst_port)
-        } else {
-            (0, 0)
-        };
+        // Only TCP and UDP yield ports (in AH's transport mode, the protected header's).
+        let (sp, dp) = d.ports().unwrap_or((0, 0));
+        let ip = &d.ip;
         // Byte-wise order of the addresses, compared as two big-endian numbers rather than
         // byte by byte.
-        let (src, dst) = (u128::from_be_bytes(d.src), u128::from_be_bytes(d.dst));
+        let (src, dst) = (u128::from_be_bytes(ip.src), u128::from_be_bytes(ip.dst));
         let from_a = (src, sp) <= (dst, dp);
         let (a, a_port, b, b_port) = if from_a {
-            (d.src, sp, d.dst, dp)
+            (ip.src, sp, ip.dst, dp)
         } else {
-            (d.dst, dp, d.src, sp)
+            (ip.dst, dp, ip.src, sp)
         };
         let key = Key {
             a,
             b,
             a_port,
             b_port,
-            proto: d.proto,
+            proto: ip.proto,
             vlan: d.vlan,
-            spi: if d.proto == PROTO_ESP { d.spi } else { 0 },
+            spi: match d.upper {
+                Upper::Esp { spi } => spi,
+                _ => 0,
+            },
         };
         (key, from_a)
     }
@@ -77,7 +74,7 @@ impl Key {
 /// the same in both directions, for every fragment of a datagram, and in every run.
 #[inline]
 pub fn shard_of(d: &Decoded) -> u8 {
-    shard_of_pair(&d.src, &d.dst, d.vlan)
+    shard_of_pair(&d.ip.src, &d.ip.dst, d.vlan)
 }
 
 /// The shard of the flows between two addresses on a VLAN, in either direction.
@@ -108,16 +105,23 @@ fn word(bytes: &[u8; 16], at: usize) -> [u8; 8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::{Fragment, Ip, IpVersion};
 
     fn packet(src: u8, sp: u16, dst: u8, dp: u16) -> Decoded {
         Decoded {
-            src: [src; 16],
-            dst: [dst; 16],
-            src_port: sp,
-            dst_port: dp,
-            has_ports: true,
-            proto: PROTO_TCP,
-            ..Decoded::default()
+            vlan: 0,
+            ip: Ip {
+                version: IpVersion::V6,
+                src: [src; 16],
+                dst: [dst; 16],
+                proto: IpProto::TCP,
+                fragment: Fragment::None,
+            },
+            upper: Upper::Ports {
+                src: sp,
+                dst: dp,
+                tcp_flags: 0,
+            },
         }
     }
 
@@ -135,9 +139,8 @@ mod tests {
         let (k, from_a) = Key::of(&packet(1, 9000, 1, 80));
         assert_eq!((k.a_port, k.b_port, from_a), (80, 9000, false));
         let mut esp = packet(1, 0, 2, 0);
-        esp.proto = PROTO_ESP;
-        esp.has_ports = false;
-        esp.spi = 7;
+        esp.ip.proto = IpProto::ESP;
+        esp.upper = Upper::Esp { spi: 7 };
         let (k, _) = Key::of(&esp);
         assert_eq!((k.spi, k.a_port, k.b_port), (7, 0, 0));
     }

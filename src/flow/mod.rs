@@ -15,7 +15,7 @@ pub use key::{shard_of, shard_of_pair, Key};
 pub use table::{Packet, Shard, SHARDS};
 
 use crate::catalog::Match;
-use crate::decode::Tunnel;
+use crate::decode::{IpProto, Tunnel};
 use std::collections::BTreeMap;
 use std::ops::AddAssign;
 
@@ -54,10 +54,10 @@ impl Timeouts {
         }
     }
 
-    fn idle_ns(&self, proto: u8) -> u64 {
+    fn idle_ns(&self, proto: IpProto) -> u64 {
         match proto {
-            6 => self.tcp_ns,
-            17 => self.udp_ns,
+            IpProto::TCP => self.tcp_ns,
+            IpProto::UDP => self.udp_ns,
             _ => self.other_ns,
         }
     }
@@ -122,7 +122,7 @@ impl std::hash::Hash for TunnelEnds {
 /// What a flow table needs of its keys.
 pub trait FlowKey: Copy + Eq + std::hash::Hash {
     /// The IP protocol, which picks the idle timeout.
-    fn proto(&self) -> u8;
+    fn proto(&self) -> IpProto;
     /// The flow's own 5-tuple key.
     fn flow_key(&self) -> Key;
     /// The tunnel the flow is inside, if any.
@@ -131,7 +131,7 @@ pub trait FlowKey: Copy + Eq + std::hash::Hash {
 
 impl FlowKey for Key {
     #[inline]
-    fn proto(&self) -> u8 {
+    fn proto(&self) -> IpProto {
         self.proto
     }
     fn flow_key(&self) -> Key {
@@ -144,7 +144,7 @@ impl FlowKey for Key {
 
 impl FlowKey for InnerKey {
     #[inline]
-    fn proto(&self) -> u8 {
+    fn proto(&self) -> IpProto {
         self.key.proto
     }
     fn flow_key(&self) -> Key {

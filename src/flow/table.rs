@@ -7,6 +7,7 @@
 
 use super::{Counts, FlowKey, FlowRecord, Key, Tally, Timeouts};
 use crate::catalog::Match;
+use crate::decode::IpProto;
 
 /// The number of flow-table shards, fixed so results do not depend on the thread count.
 pub const SHARDS: usize = 64;
@@ -82,7 +83,7 @@ fn record<K: FlowKey>(key: K, s: &Stats, evicted: bool) -> FlowRecord {
 }
 
 /// Whether `s` is over by the time of a packet at `now` with `flags`.
-fn is_over(s: &Stats, proto: u8, now: u64, flags: u8, t: &Timeouts) -> bool {
+fn is_over(s: &Stats, proto: IpProto, now: u64, flags: u8, t: &Timeouts) -> bool {
     let idle = now.saturating_sub(s.last_ns);
     if idle > t.idle_ns(proto) {
         return true;
@@ -212,7 +213,7 @@ fn count<K: FlowKey>(s: &mut Stats, p: &Packet<K>) {
     s.bytes[side] += p.wire_len;
     s.first_ns = s.first_ns.min(p.ts_ns);
     s.last_ns = s.last_ns.max(p.ts_ns);
-    if p.key.proto() == 6 {
+    if p.key.proto() == IpProto::TCP {
         if p.tcp_flags & TCP_RST != 0 {
             s.closed = true;
         }
@@ -237,7 +238,7 @@ mod tests {
                 b: [2; 16],
                 a_port,
                 b_port: 445,
-                proto,
+                proto: IpProto(proto),
                 vlan: 0,
                 spi: 0,
             },

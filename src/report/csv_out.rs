@@ -7,7 +7,6 @@ use std::io::{self, Write};
 
 pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    let io_err = |e: csv::Error| io::Error::other(e.to_string());
     w.write_record([
         "row",
         "transport",
@@ -74,4 +73,14 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         .map_err(io_err)?;
     }
     w.flush()
+}
+
+/// The I/O error inside a CSV error, with its kind: a closed pipe must stay a closed pipe,
+/// so that `| head` ends quietly as it does for the other formats.
+fn io_err(e: csv::Error) -> io::Error {
+    let message = e.to_string();
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        _ => io::Error::other(message),
+    }
 }

@@ -2,7 +2,7 @@
 //! start time so the file is the same for any thread count.
 
 use super::row_key;
-use crate::decode::Tunnel;
+use crate::decode::{IpProto, Tunnel};
 use crate::flow::FlowRecord;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -69,13 +69,13 @@ pub fn write_flows(flows: &mut [FlowRecord], out: &mut dyn Write) -> io::Result<
         let line = Line {
             first: seconds(f.first_ns),
             last: seconds(f.last_ns),
-            proto: k.proto,
+            proto: k.proto.0,
             orig_addr: addr(ends[o].0),
             orig_port: ends[o].1,
             resp_addr: addr(ends[r].0),
             resp_port: ends[r].1,
             vlan: k.vlan,
-            spi: (k.proto == 50).then_some(k.spi),
+            spi: (k.proto == IpProto::ESP).then_some(k.spi),
             row: f.row.map_or_else(
                 || "unclassified".to_string(),
                 |m| row_key(m.transport, m.ports),

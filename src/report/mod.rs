@@ -12,10 +12,10 @@ mod table;
 pub use flows::write_flows;
 pub use live::{write_live_json, write_live_table, LiveDrops};
 
+use crate::capture::InputReport;
 use crate::catalog::{Catalog, Match, MatchKind, PortTable, Transport, INTERFACES_NAME};
 use crate::decode::{Link, Tunnel};
 use crate::flow::{Counts, Expectations, Tally};
-use crate::pipeline::InputReport;
 use serde::Serialize;
 use std::io::{self, Write};
 

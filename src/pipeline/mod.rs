@@ -1,0 +1,261 @@
+//! The threads: one reader fills batches from the sources, N workers decode and classify.
+//!
+//! The reader ([`reader`]) deals batches out to the workers in turn over bounded crossbeam
+//! channels; the worker that gets a batch decodes it, sends it back for reuse, and routes
+//! each record to the worker owning its flow's shard ([`mesh`]). Offline, the reader blocks
+//! when the workers fall behind, so nothing is dropped; live, it sheds, and a reporting
+//! thread gathers each interval ([`live`]). At the end the workers' tallies are merged in
+//! worker order; since every flow lives in exactly one shard, and every shard sees its
+//! packets in capture order with its own clock, the result is the same for any thread
+//! count. A thread that panics fails the run: its share of the packets would be missing.
+
+mod live;
+mod mesh;
+mod reader;
+
+pub use live::{Interval, Live};
+
+use crate::capture::{Batch, InputReport, Source};
+use crate::catalog::PortTable;
+use crate::flow::Tally;
+use crate::worker::{Worker, WorkerConfig};
+use crossbeam_channel::{bounded, unbounded};
+use live::Report;
+use mesh::{mesh, work, Links, Spare};
+use reader::{LiveState, Reader};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Batches in flight per worker before the reader waits.
+const QUEUE: usize = 8;
+/// Live, a deeper queue absorbs bursts (64 batches of 512 frames: about 45 ms at 700k
+/// packets per second) before the reader has to shed.
+const LIVE_QUEUE: usize = 64;
+
+/// What to run with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub worker: WorkerConfig,
+    /// Advanced by the number of captured bytes read, when set.
+    pub progress: Option<indicatif::ProgressBar>,
+}
+
+/// Timings for `--stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    pub elapsed: Duration,
+    /// Time the reader spent filling batches (the rest it waited for workers or batches).
+    pub reader_busy: Duration,
+    /// Time each worker spent on frames, summed over workers.
+    pub workers_busy: Duration,
+    pub workers: usize,
+}
+
+/// The result of a run.
+#[derive(Debug)]
+pub struct Outcome {
+    pub tally: Tally,
+    pub inputs: Vec<InputReport>,
+    pub timings: Timings,
+}
+
+/// An input to read, or the reason it could not be opened.
+pub type Opened<'a> = Result<Box<dyn Source + 'a>, crate::capture::Error>;
+
+/// Reads every source in order and classifies every frame (offline: nothing is dropped).
+///
+/// # Errors
+/// [`Panicked`] when a thread panicked: a bug, whose tally is lost.
+pub fn run<'a>(
+    sources: impl IntoIterator<Item = Opened<'a>>,
+    table: &PortTable,
+    config: &Config,
+) -> Result<Outcome, Panicked> {
+    run_with(sources, table, config, None)
+}
+
+/// As [`run`], for a live capture: batches are shed rather than waited for, and intervals
+/// are reported.
+pub fn run_live<'a>(
+    sources: impl IntoIterator<Item = Opened<'a>>,
+    table: &PortTable,
+    config: &Config,
+    live: Live<'_>,
+) -> Result<Outcome, Panicked> {
+    run_with(sources, table, config, Some(live))
+}
+
+/// A pipeline thread panicked, so the tally lacks what it held.
+#[derive(Debug, thiserror::Error)]
+#[error("internal error: {thread} panicked ({message}); no report, as it would lack that thread's packets")]
+pub struct Panicked {
+    /// `worker N` or `the live reporter`.
+    pub thread: String,
+    pub message: String,
+}
+
+impl Panicked {
+    fn new(thread: String, payload: &(dyn std::any::Any + Send)) -> Panicked {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        Panicked { thread, message }
+    }
+}
+
+fn run_with<'a>(
+    sources: impl IntoIterator<Item = Opened<'a>>,
+    table: &PortTable,
+    config: &Config,
+    live: Option<Live<'_>>,
+) -> Result<Outcome, Panicked> {
+    let started = Instant::now();
+    let workers = config.worker.workers.max(1);
+    let worker_config = WorkerConfig {
+        workers,
+        live: live.is_some(),
+        ..config.worker
+    };
+    std::thread::scope(|scope| {
+        let queue = if live.is_some() { LIVE_QUEUE } else { QUEUE };
+        let (recycle_tx, recycle_rx) = bounded::<Batch>(4 * queue);
+        let (report_tx, report_rx) = unbounded::<Report>();
+        // Parts of decoded batches between workers, and the emptied vectors going back.
+        let (part_tx, part_rx) = mesh(workers);
+        let spare: Vec<Spare> = (0..workers).map(|_| unbounded()).collect();
+        let mut senders = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for (id, (outs, ins)) in part_tx.into_iter().zip(part_rx).enumerate() {
+            let (tx, rx) = bounded::<Batch>(queue);
+            senders.push(tx);
+            let links = Links {
+                batches: rx,
+                recycle: recycle_tx.clone(),
+                parts_out: outs,
+                parts_in: ins,
+                spare_in: spare[id].1.clone(),
+                spare_out: spare.iter().map(|s| s.0.clone()).collect(),
+                reports: report_tx.clone(),
+            };
+            handles.push(scope.spawn(move || work(Worker::new(id, table, worker_config), &links)));
+        }
+        drop(spare);
+        drop(recycle_tx);
+        let reporter = live.as_ref().map(|l| l.interval);
+        let reporter_handle = live.map(|l| {
+            let on_interval = l.on_interval;
+            scope.spawn(move || live::report(&report_rx, workers, on_interval))
+        });
+        let live_state = reporter.map(|interval| LiveState {
+            interval,
+            reports: report_tx.clone(),
+            seq: 0,
+            start: SystemTime::now(),
+            next: Instant::now() + interval,
+            shed: 0,
+        });
+        let mut reader = Reader::new(senders, recycle_rx, config.progress.clone(), live_state);
+        drop(report_tx);
+        let inputs: Vec<InputReport> = sources.into_iter().map(|s| reader.read(s)).collect();
+        let reader_busy = reader.busy;
+        drop(reader);
+        let mut tally = Tally::new(config.worker.keep_flows);
+        let mut workers_busy = Duration::ZERO;
+        let mut panicked = None;
+        for (id, handle) in handles.into_iter().enumerate() {
+            match handle.join() {
+                Ok((part, busy)) => {
+                    tally += part;
+                    workers_busy += busy;
+                }
+                Err(payload) => {
+                    panicked.get_or_insert(Panicked::new(format!("worker {id}"), &*payload));
+                }
+            }
+        }
+        if let Some(Err(payload)) = reporter_handle.map(|h| h.join()) {
+            panicked.get_or_insert(Panicked::new("the live reporter".into(), &*payload));
+        }
+        if let Some(p) = panicked {
+            return Err(p);
+        }
+        Ok(Outcome {
+            tally,
+            inputs,
+            timings: Timings {
+                elapsed: started.elapsed(),
+                reader_busy,
+                workers_busy,
+                workers,
+            },
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::MemorySource;
+    use crate::catalog::Catalog;
+    use crate::decode::test_util::eth_tcp4;
+    use crate::decode::Link;
+
+    fn config(workers: usize, max_flows: usize) -> Config {
+        Config {
+            worker: WorkerConfig {
+                max_flows,
+                max_fragments: 100,
+                keep_flows: true,
+                ..WorkerConfig::new(workers)
+            },
+            progress: None,
+        }
+    }
+
+    #[test]
+    fn thread_count_does_not_change_the_tally() {
+        let (flows, evicted) = same_for_every_thread_count(100_000);
+        assert_eq!((flows, evicted), (700, 0));
+        // With a flow-table bound small enough to evict, still the same for every count.
+        let (flows, evicted) = same_for_every_thread_count(1000);
+        assert!(flows > 700 && evicted > 0, "{flows} {evicted}");
+    }
+
+    fn same_for_every_thread_count(max_flows: usize) -> (usize, u64) {
+        let catalog = Catalog::builtin().unwrap();
+        let table = PortTable::build(&catalog);
+        let frames: Vec<_> = (0..3000u64)
+            .map(|i| {
+                let sport = 40000 + u16::try_from(i % 700).unwrap();
+                let dport = [445, 135, 3389, 50000, 9999][usize::try_from(i % 5).unwrap()];
+                let f = eth_tcp4(sport, dport, &[0; 10]);
+                (i * 1_000_000, u32::try_from(f.len()).unwrap() + 100, f)
+            })
+            .collect();
+        let mut results = Vec::new();
+        for workers in [1, 2, 3, 8] {
+            let src = MemorySource::new("mem", Link::Ethernet, frames.clone());
+            let out = run(
+                [Ok(Box::new(src) as Box<dyn Source>)],
+                &table,
+                &config(workers, max_flows),
+            )
+            .unwrap();
+            let evicted = out.tally.evicted_flows;
+            assert_eq!(out.inputs[0].packets, 3000);
+            let mut rows: Vec<_> = out.tally.rows.into_iter().collect();
+            rows.sort_unstable_by_key(|r| r.0);
+            let mut flows = out.tally.flows;
+            flows.sort_unstable_by_key(|f| (f.first_ns, f.key));
+            results.push((rows, flows, evicted));
+        }
+        let total: u64 = results[0].0.iter().map(|r| r.1.packets).sum();
+        assert_eq!(total, 3000);
+        for r in &results[1..] {
+            assert_eq!(r, &results[0]);
+        }
+        // The source port decides the destination port: 700 flows of 4 or 5 packets.
+        (results[0].1.len(), results[0].2)
+    }
+}

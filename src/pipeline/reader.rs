@@ -1,0 +1,200 @@
+//! The reader: fills batches from each source in turn and deals them to the workers, batch
+//! `b` to worker `b % workers`. Offline it waits for room; live it sheds a batch the next
+//! worker has no room for (counted), and ends an interval with a tick when one is due.
+
+use super::live::Report;
+use super::{Opened, QUEUE};
+use crate::capture::{Batch, Fill, InputReport, Source};
+use crossbeam_channel::{Receiver, Sender};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Batches allocated at most; more are recycled.
+const POOL: usize = 4 * QUEUE;
+
+pub(super) struct LiveState {
+    pub interval: Duration,
+    pub reports: Sender<Report>,
+    pub seq: u64,
+    pub start: SystemTime,
+    pub next: Instant,
+    pub shed: u64,
+}
+
+pub(super) struct Reader {
+    senders: Vec<Sender<Batch>>,
+    /// Batches sent so far: batch `b` goes to worker `b % workers`.
+    sent: usize,
+    /// Batches that were filled but not sent, ready for the next fill.
+    spare: Vec<Batch>,
+    recycle: Receiver<Batch>,
+    allocated: usize,
+    /// Time spent filling batches (the rest it waited for workers or batches).
+    pub busy: Duration,
+    progress: Option<indicatif::ProgressBar>,
+    live: Option<LiveState>,
+}
+
+impl Reader {
+    pub fn new(
+        senders: Vec<Sender<Batch>>,
+        recycle: Receiver<Batch>,
+        progress: Option<indicatif::ProgressBar>,
+        live: Option<LiveState>,
+    ) -> Reader {
+        Reader {
+            senders,
+            sent: 0,
+            spare: Vec::new(),
+            recycle,
+            allocated: 0,
+            busy: Duration::ZERO,
+            progress,
+            live,
+        }
+    }
+
+    fn batch(&mut self) -> Batch {
+        if let Some(b) = self.spare.pop() {
+            return b;
+        }
+        if let Ok(b) = self.recycle.try_recv() {
+            return b;
+        }
+        if self.allocated < POOL || self.live.is_some() {
+            self.allocated += 1;
+            return Batch::default();
+        }
+        self.recycle.recv().unwrap_or_default()
+    }
+
+    /// The queue of the worker that gets the next batch.
+    fn next_queue(&self) -> &Sender<Batch> {
+        &self.senders[self.sent % self.senders.len()]
+    }
+
+    /// Sends a batch to the next worker in turn. Live, a batch that worker has no room for
+    /// is shed (counted) rather than waited for: only this thread sends, so room seen here
+    /// stays.
+    fn send(&mut self, batch: Batch, report: &mut InputReport) {
+        let full = self.next_queue().is_full();
+        if let Some(live) = &mut self.live {
+            if full {
+                live.shed += batch.frames.len() as u64;
+                report.shed += batch.frames.len() as u64;
+                self.keep(batch);
+                return;
+            }
+        }
+        // A worker only goes away on a panic, which the join reports.
+        let _ = self.next_queue().send(batch);
+        self.sent += 1;
+    }
+
+    /// Keeps a batch that was not sent (empty, or shed) for the next fill.
+    fn keep(&mut self, batch: Batch) {
+        self.spare.push(batch);
+    }
+
+    /// Live: ends the current interval when it is due (or `now` is forced at the end).
+    fn tick(&mut self, source: &mut dyn Source, force: bool, report: &mut InputReport) {
+        let full = self.next_queue().is_full();
+        let Some(live) = &mut self.live else { return };
+        if !force && Instant::now() < live.next {
+            return;
+        }
+        // The tick travels as a batch, after the batches before it; a full queue means the
+        // workers are behind, so the tick waits for the next call (unless this is the end).
+        if !force && full {
+            return;
+        }
+        let end = SystemTime::now();
+        let drops = source.drops();
+        report.drops = drops;
+        let _ = live.reports.send(Report::Tick {
+            seq: live.seq,
+            start: live.start,
+            end,
+            shed: live.shed,
+            drops,
+        });
+        let mut batch = self.batch();
+        batch.clear(source.link());
+        let live = self.live.as_mut().map(|l| {
+            batch.tick = Some(l.seq);
+            l.seq += 1;
+            l.start = end;
+            l.next = Instant::now() + l.interval;
+            l.shed = 0;
+        });
+        if live.is_some() {
+            let _ = self.next_queue().send(batch);
+            self.sent += 1;
+        }
+    }
+
+    pub fn read(&mut self, opened: Opened<'_>) -> InputReport {
+        let mut source = match opened {
+            Ok(source) => source,
+            Err(e) => {
+                let (name, message) = e.parts();
+                return InputReport {
+                    name,
+                    link: None,
+                    packets: 0,
+                    bytes: 0,
+                    open_error: Some(message),
+                    read_error: None,
+                    shed: 0,
+                    drops: None,
+                };
+            }
+        };
+        let mut report = InputReport {
+            name: source.name().to_string(),
+            link: Some(source.link()),
+            packets: 0,
+            bytes: 0,
+            open_error: None,
+            read_error: None,
+            shed: 0,
+            drops: None,
+        };
+        loop {
+            let mut batch = self.batch();
+            let start = Instant::now();
+            let fill = source.fill(&mut batch);
+            self.busy += start.elapsed();
+            report.packets += batch.frames.len() as u64;
+            report.bytes += batch
+                .frames
+                .iter()
+                .map(|f| u64::from(f.wire_len))
+                .sum::<u64>();
+            if let Some(bar) = &self.progress {
+                // Record header plus captured bytes: the offset in a classic pcap file.
+                let read: u64 = batch.frames.len() as u64 * 16
+                    + batch
+                        .frames
+                        .iter()
+                        .map(|f| u64::from(f.wire_len.min(262_144)))
+                        .sum::<u64>();
+                bar.inc(read);
+            }
+            if batch.frames.is_empty() {
+                self.keep(batch);
+            } else {
+                self.send(batch, &mut report);
+            }
+            match fill {
+                Fill::More => self.tick(&mut *source, false, &mut report),
+                Fill::Done => break,
+                Fill::Failed(message) => {
+                    report.read_error = Some(message);
+                    break;
+                }
+            }
+        }
+        self.tick(&mut *source, true, &mut report);
+        report
+    }
+}

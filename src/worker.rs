@@ -1,0 +1,640 @@
+//! A worker's two jobs: decode frames and route them to the shard that owns their flow
+//! ([`Worker::route`]), and apply routed records to its own shards' flow tables, classifying
+//! each new flow by the rule in [`crate::classify`] ([`Worker::apply`]); in live mode, also
+//! what each interval report needs ([`Worker::interval`]).
+//!
+//! Every frame is decoded once, by the worker that received its batch. A packet's shard is a
+//! fixed hash of its address pair (and VLAN), so both directions of a flow, and every
+//! fragment of a datagram, meet in one shard, and the fragment table can live beside the
+//! flow table. Shard `s` belongs to worker `s % workers`; each worker applies records in
+//! capture order, so the result does not depend on the number of workers.
+
+use crate::announce::{self, Announcement, What};
+use crate::catalog::{PortTable, Transport};
+use crate::classify::classify;
+use crate::decode::{self, Fragment, IpProto, IpVersion, Link, Skip, Tunnel};
+use crate::flow::{
+    shard_of_pair, Counts, Expectations, Expected, FragmentKey, Fragments, InnerKey, Key, Packet,
+    Shard, Tally, Target, Timeouts, TunnelEnds, SHARDS,
+};
+
+/// The default bound on the flow table (about 160 MiB at worst).
+pub const DEFAULT_MAX_FLOWS: usize = 500_000;
+/// Fragmented datagrams each worker tracks at most.
+pub const DEFAULT_MAX_FRAGMENTS: usize = 65_536;
+/// Expectations each shard keeps at most (64 shards: 4,096 in all).
+const EXPECTATIONS_PER_SHARD: usize = 64;
+
+/// Settings every worker shares. Build it with [`WorkerConfig::new`] and change what differs.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerConfig {
+    pub workers: usize,
+    /// The whole flow-table bound, split evenly over the shards.
+    pub max_flows: usize,
+    pub max_fragments: usize,
+    pub timeouts: Timeouts,
+    /// Keep a record of every finished flow (for `--flows`).
+    pub keep_flows: bool,
+    /// Live mode: keep what each interval report needs.
+    pub live: bool,
+    /// Follow announcements of dynamic ports (endpoint mapper, FTP, TFTP).
+    pub follow: bool,
+}
+
+impl WorkerConfig {
+    /// `workers` workers with the defaults: [`DEFAULT_MAX_FLOWS`],
+    /// [`DEFAULT_MAX_FRAGMENTS`], Zeek's timeouts, no flow records, offline, following
+    /// announcements.
+    pub fn new(workers: usize) -> WorkerConfig {
+        WorkerConfig {
+            workers: workers.max(1),
+            max_flows: DEFAULT_MAX_FLOWS,
+            max_fragments: DEFAULT_MAX_FRAGMENTS,
+            timeouts: Timeouts::ZEEK,
+            keep_flows: false,
+            live: false,
+            follow: true,
+        }
+    }
+}
+
+/// A record on its way to the worker that owns its shard: one cache line.
+#[derive(Clone, Copy, Debug)]
+pub enum Routed {
+    /// A packet, counted in its flow.
+    Packet(RoutedPacket),
+    /// The packet inside a tunnel, counted in the flow inside the tunnel of its outer packet.
+    Inner(InnerPacket),
+    /// An announced flow, for the expectations of its shard.
+    Announce(Announced),
+}
+
+const _: () = assert!(std::mem::size_of::<Routed>() == 64);
+
+/// A decoded packet.
+#[derive(Clone, Copy, Debug)]
+pub struct RoutedPacket {
+    /// For a later fragment, a stand-in: the key comes from the fragment table.
+    pub key: Key,
+    pub ts_ns: u64,
+    pub wire_len: u32,
+    /// The IP identification, for fragments.
+    pub fragment_id: u32,
+    /// The global shard, `0..SHARDS`.
+    pub shard: u8,
+    pub from_a: bool,
+    pub tcp_flags: u8,
+    pub piece: Piece,
+}
+
+/// Where a routed packet stands in a fragmented datagram, and for fragments the IP version
+/// (IPv6 datagrams are keyed without the protocol).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece {
+    Whole,
+    FirstV4,
+    LaterV4,
+    FirstV6,
+    LaterV6,
+}
+
+/// The packet inside a tunnel. Its time, length and shard are its outer packet's.
+#[derive(Clone, Copy, Debug)]
+pub struct InnerPacket {
+    pub key: Key,
+    pub from_a: bool,
+    pub tcp_flags: u8,
+    pub tunnel: Tunnel,
+    /// The index, in the same part, of the outer packet it travels in (always the record
+    /// just before it: both go to the owner of the outer packet's shard).
+    pub outer: u32,
+}
+
+/// An announced flow: `other` will connect to `listener` on `port`.
+#[derive(Clone, Copy, Debug)]
+pub struct Announced {
+    pub listener: [u8; 16],
+    pub other: [u8; 16],
+    pub port: u16,
+    pub proto: IpProto,
+    pub vlan: u16,
+    /// The shard of the address pair.
+    pub shard: u8,
+    pub target: Target,
+    pub ts_ns: u64,
+}
+
+impl RoutedPacket {
+    /// The datagram of a fragment: addresses in the packet's own direction.
+    fn fragment_key(&self) -> FragmentKey {
+        let (src, dst) = if self.from_a {
+            (self.key.a, self.key.b)
+        } else {
+            (self.key.b, self.key.a)
+        };
+        FragmentKey {
+            src,
+            dst,
+            proto: match self.piece {
+                Piece::FirstV6 | Piece::LaterV6 => IpProto(0),
+                _ => self.key.proto,
+            },
+            id: self.fragment_id,
+        }
+    }
+}
+
+/// One vector of routed records per worker, in worker order. There is always one for every
+/// worker, so every shard's owner has one: a record cannot be left without a place to go.
+#[derive(Debug)]
+pub struct Outboxes(Vec<Vec<Routed>>);
+
+impl Outboxes {
+    /// Empty outboxes for `workers` workers (at least one).
+    pub fn new(workers: usize) -> Outboxes {
+        Outboxes((0..workers.max(1)).map(|_| Vec::new()).collect())
+    }
+
+    /// The outbox of the worker that owns `shard`.
+    #[inline]
+    fn for_shard(&mut self, shard: u8) -> &mut Vec<Routed> {
+        let owner = usize::from(shard) % self.0.len();
+        &mut self.0[owner]
+    }
+
+    /// The outbox of worker `worker`.
+    ///
+    /// # Panics
+    /// When there is no such worker: a bug in the caller.
+    pub fn of(&mut self, worker: usize) -> &mut Vec<Routed> {
+        &mut self.0[worker]
+    }
+
+    /// Every outbox, in worker order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Vec<Routed>> {
+        self.0.iter_mut()
+    }
+}
+
+/// A decode-and-classify worker with its own shards and tally.
+#[derive(Debug)]
+pub struct Worker<'t> {
+    id: usize,
+    config: WorkerConfig,
+    table: &'t PortTable,
+    shards: Vec<Shard>,
+    /// Flows inside tunnels, per owned shard (the shard of the outer packet).
+    inner: Vec<Shard<InnerKey>>,
+    /// Announced flows, per owned shard.
+    expected: Vec<Expected>,
+    fragments: Fragments,
+    tally: Tally,
+    /// Live mode: the tally's counters at the last interval report.
+    reported: Tally,
+}
+
+impl<'t> Worker<'t> {
+    pub fn new(id: usize, table: &'t PortTable, config: WorkerConfig) -> Worker<'t> {
+        let workers = config.workers.max(1);
+        let per_shard = config.max_flows.div_ceil(SHARDS);
+        let owned = (id..SHARDS).step_by(workers).count();
+        Worker {
+            id,
+            config: WorkerConfig { workers, ..config },
+            table,
+            shards: (0..owned).map(|_| Shard::<Key>::new(per_shard)).collect(),
+            // Most captures have no tunnels: these tables start empty.
+            inner: (0..owned)
+                .map(|_| Shard::<InnerKey>::with_capacity(per_shard, 0))
+                .collect(),
+            expected: (0..owned)
+                .map(|_| Expected::new(EXPECTATIONS_PER_SHARD))
+                .collect(),
+            fragments: Fragments::new(config.max_fragments),
+            tally: Tally {
+                interval: config.live.then(hashbrown::HashMap::new),
+                interval_tunneled: config.live.then(hashbrown::HashMap::new),
+                ..Tally::new(config.keep_flows)
+            },
+            reported: Tally::default(),
+        }
+    }
+
+    /// Live mode: what this worker counted since the last call (flows are counted in the
+    /// interval they are first seen in), so the intervals add up to the final tally.
+    pub fn interval(&mut self) -> Tally {
+        let mut rows = self
+            .tally
+            .interval
+            .replace(hashbrown::HashMap::new())
+            .unwrap_or_default();
+        for shard in &mut self.shards {
+            shard.report_open(|_, row, delta| *rows.entry(row).or_default() += delta);
+        }
+        let mut tunneled = self
+            .tally
+            .interval_tunneled
+            .replace(hashbrown::HashMap::new())
+            .unwrap_or_default();
+        for shard in &mut self.inner {
+            shard.report_open(|key, row, delta| {
+                *tunneled.entry((key.tunnel.kind, row)).or_default() += delta;
+            });
+        }
+        let mut tunnel_not_ip = self.tally.tunnel_not_ip;
+        for (now, before) in tunnel_not_ip.iter_mut().zip(self.reported.tunnel_not_ip) {
+            *now = now.since(before);
+        }
+        let mut expectations = Expectations::default();
+        for e in &self.expected {
+            expectations += e.counts;
+        }
+        let mut unsupported_links = self.tally.unsupported_links.clone();
+        for (dlt, n) in &mut unsupported_links {
+            *n -= self
+                .reported
+                .unsupported_links
+                .get(dlt)
+                .copied()
+                .unwrap_or(0);
+        }
+        unsupported_links.retain(|_, n| *n > 0);
+        let out = Tally {
+            rows,
+            not_ip: self.tally.not_ip.since(self.reported.not_ip),
+            undecodable: self.tally.undecodable.since(self.reported.undecodable),
+            unsupported_links,
+            evicted_flows: self.tally.evicted_flows - self.reported.evicted_flows,
+            orphan_fragments: self.tally.orphan_fragments - self.reported.orphan_fragments,
+            tunneled,
+            tunnel_not_ip,
+            expectations: expectations.since(self.reported.expectations),
+            ..Tally::default()
+        };
+        self.reported = Tally {
+            not_ip: self.tally.not_ip,
+            undecodable: self.tally.undecodable,
+            unsupported_links: self.tally.unsupported_links.clone(),
+            evicted_flows: self.tally.evicted_flows,
+            orphan_fragments: self.tally.orphan_fragments,
+            tunnel_not_ip: self.tally.tunnel_not_ip,
+            expectations,
+            ..Tally::default()
+        };
+        out
+    }
+
+    /// Decodes a frame and appends it to the outbox of the worker that owns its shard;
+    /// a frame that is no IP packet is counted here. `wire_len` is its length on the wire,
+    /// `data` the bytes captured (possibly fewer).
+    #[inline]
+    pub fn route(
+        &mut self,
+        link: Link,
+        ts_ns: u64,
+        wire_len: u32,
+        data: &[u8],
+        outboxes: &mut Outboxes,
+    ) {
+        let (d, payload) = match decode::decode(link, data) {
+            Ok(decoded) => decoded,
+            Err(skip) => {
+                self.count_skip(skip, u64::from(wire_len));
+                return;
+            }
+        };
+        let (key, from_a) = Key::of(&d);
+        let v6 = d.ip.version == IpVersion::V6;
+        let (piece, fragment_id) = match d.ip.fragment {
+            Fragment::None => (Piece::Whole, 0),
+            Fragment::First(id) => (if v6 { Piece::FirstV6 } else { Piece::FirstV4 }, id),
+            Fragment::Later(id) => (if v6 { Piece::LaterV6 } else { Piece::LaterV4 }, id),
+        };
+        let shard = crate::flow::shard_of(&d);
+        let packet = RoutedPacket {
+            key,
+            ts_ns,
+            wire_len,
+            fragment_id,
+            shard,
+            from_a,
+            tcp_flags: d.tcp_flags(),
+            piece,
+        };
+        let outbox = outboxes.for_shard(shard);
+        let outer = u32::try_from(outbox.len()).unwrap_or(u32::MAX);
+        outbox.push(Routed::Packet(packet));
+        if decode::may_carry(&d) {
+            match decode::inner(&d, payload) {
+                Some((tunnel, Ok((i, _)))) => {
+                    let (key, from_a) = Key::of(&i);
+                    outbox.push(Routed::Inner(InnerPacket {
+                        key,
+                        from_a,
+                        tcp_flags: i.tcp_flags(),
+                        tunnel,
+                        outer,
+                    }));
+                }
+                Some((tunnel, Err(_))) => {
+                    self.tally.tunnel_not_ip[usize::from(tunnel.code())] += Counts {
+                        flows: 0,
+                        packets: 1,
+                        bytes: u64::from(wire_len),
+                    };
+                }
+                None => {}
+            }
+        }
+        if self.config.follow && announce::may_announce(&d) {
+            let table = self.table;
+            announce::announcements(&d, payload, |a| {
+                if let Some(target) = target_of(table, &a) {
+                    let shard = shard_of_pair(&a.listener, &a.other, d.vlan);
+                    outboxes
+                        .for_shard(shard)
+                        .push(announced(&a, target, d.vlan, ts_ns, shard));
+                }
+            });
+        }
+    }
+
+    /// Applies, in order, the records routed to this worker from one batch: packets are
+    /// counted into their flows (fragments joined first), inner packets into the flow inside
+    /// the tunnel of their outer packet, announcements into the expected flows.
+    #[inline]
+    pub fn apply(&mut self, part: &[Routed]) {
+        for r in part {
+            match r {
+                Routed::Packet(p) => self.apply_packet(p),
+                Routed::Inner(i) => match part.get(i.outer as usize) {
+                    Some(Routed::Packet(outer)) => self.apply_inner(i, outer),
+                    other => debug_assert!(false, "inner packet without its outer: {other:?}"),
+                },
+                Routed::Announce(a) => self.apply_announcement(a),
+            }
+        }
+    }
+
+    /// The index among this worker's shards of global shard `shard`, which it owns.
+    #[inline]
+    fn local(&self, shard: u8) -> usize {
+        debug_assert_eq!(usize::from(shard) % self.config.workers, self.id);
+        usize::from(shard) / self.config.workers
+    }
+
+    #[inline]
+    fn apply_packet(&mut self, r: &RoutedPacket) {
+        let local = self.local(r.shard);
+        let mut packet = Packet {
+            key: r.key,
+            from_a: r.from_a,
+            ts_ns: r.ts_ns,
+            wire_len: u64::from(r.wire_len),
+            tcp_flags: r.tcp_flags,
+        };
+        match r.piece {
+            Piece::FirstV4 | Piece::FirstV6 => {
+                let fragment = r.fragment_key();
+                self.fragments
+                    .first(fragment, packet.key, packet.from_a, packet.ts_ns);
+            }
+            Piece::LaterV4 | Piece::LaterV6 => {
+                match self.fragments.later(r.fragment_key(), packet.ts_ns) {
+                    Some((key, from_a)) => {
+                        packet.key = key;
+                        packet.from_a = from_a;
+                    }
+                    None => {
+                        self.tally.orphan_fragments += 1;
+                        self.tally.add_packet(None, packet.wire_len);
+                        return;
+                    }
+                }
+            }
+            Piece::Whole => {}
+        }
+        let table = self.table;
+        let (shard, expected) = (&mut self.shards[local], &mut self.expected[local]);
+        shard.packet(
+            &packet,
+            |k| {
+                expected
+                    .take(k, packet.ts_ns)
+                    .or_else(|| classify(table, k))
+            },
+            &self.config.timeouts,
+            &mut self.tally,
+        );
+    }
+
+    /// An inner packet: counted into its flow inside the tunnel of `outer`.
+    fn apply_inner(&mut self, r: &InnerPacket, outer: &RoutedPacket) {
+        let local = self.local(outer.shard);
+        let packet = Packet {
+            key: InnerKey {
+                tunnel: TunnelEnds {
+                    kind: r.tunnel,
+                    a: outer.key.a,
+                    b: outer.key.b,
+                },
+                key: r.key,
+            },
+            from_a: r.from_a,
+            ts_ns: outer.ts_ns,
+            wire_len: u64::from(outer.wire_len),
+            tcp_flags: r.tcp_flags,
+        };
+        let table = self.table;
+        self.inner[local].packet(
+            &packet,
+            |k| classify(table, &k.key),
+            &self.config.timeouts,
+            &mut self.tally,
+        );
+    }
+
+    fn apply_announcement(&mut self, a: &Announced) {
+        let local = self.local(a.shard);
+        let row = match a.target {
+            Target::Rpc(index) => Some(self.table.epm_row(index, a.port)),
+            Target::FtpData => self.table.expectation_row(Transport::Tcp, 20),
+            Target::Tftp => self.table.expectation_row(Transport::Udp, 69),
+        };
+        if let Some(row) = row {
+            self.expected[local].announce(
+                a.listener,
+                a.port,
+                a.other,
+                a.proto,
+                a.vlan,
+                row,
+                a.target.once(),
+                a.ts_ns,
+                a.target.lifetime_ns(),
+            );
+        }
+    }
+
+    fn count_skip(&mut self, skip: Skip, wire_len: u64) {
+        if skip.is_broken_ip() {
+            self.tally.add_packet(None, wire_len);
+            return;
+        }
+        let counts = if skip.is_not_ip() {
+            &mut self.tally.not_ip
+        } else {
+            &mut self.tally.undecodable
+        };
+        counts.packets += 1;
+        counts.bytes += wire_len;
+        if let Skip::UnsupportedLink(dlt) = skip {
+            *self.tally.unsupported_links.entry(dlt).or_default() += 1;
+        }
+    }
+
+    /// This worker's number.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Ends every open flow and hands over the tally.
+    pub fn finish(mut self) -> Tally {
+        for shard in &mut self.shards {
+            shard.finish(&mut self.tally);
+        }
+        for shard in &mut self.inner {
+            shard.finish(&mut self.tally);
+        }
+        for expected in &mut self.expected {
+            self.tally.expectations += expected.finish();
+        }
+        self.tally
+    }
+}
+
+/// What an announcement will label, if the catalog can name it (an interface the
+/// interface table lacks is not followed).
+fn target_of(table: &PortTable, a: &Announcement) -> Option<Target> {
+    match a.what {
+        What::FtpData => Some(Target::FtpData),
+        What::Tftp => Some(Target::Tftp),
+        What::Rpc(uuid) => table.interface_index(&uuid).map(Target::Rpc),
+    }
+}
+
+/// The routed form of an announcement.
+fn announced(a: &Announcement, target: Target, vlan: u16, ts_ns: u64, shard: u8) -> Routed {
+    Routed::Announce(Announced {
+        listener: a.listener,
+        other: a.other,
+        port: a.port,
+        proto: a.proto,
+        vlan,
+        shard,
+        target,
+        ts_ns,
+    })
+}
+
+/// Classifies frames on one thread with `config.workers` workers, exactly as the pipeline
+/// would: for tests, benches and fuzzing.
+pub fn classify_frames<'a>(
+    table: &PortTable,
+    config: WorkerConfig,
+    link: Link,
+    frames: impl IntoIterator<Item = (u64, u32, &'a [u8])>,
+) -> Tally {
+    let n = config.workers.max(1);
+    let mut workers: Vec<Worker<'_>> = (0..n).map(|id| Worker::new(id, table, config)).collect();
+    let mut outboxes = Outboxes::new(n);
+    for (ts, wire_len, data) in frames {
+        workers[0].route(link, ts, wire_len, data, &mut outboxes);
+        for (w, outbox) in workers.iter_mut().zip(outboxes.iter_mut()) {
+            w.apply(outbox);
+            outbox.clear();
+        }
+    }
+    let mut tally = Tally::new(config.keep_flows);
+    for w in workers {
+        tally += w.finish();
+    }
+    tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use proptest::prelude::*;
+    use std::sync::LazyLock;
+
+    static TABLE: LazyLock<PortTable> =
+        LazyLock::new(|| PortTable::build(&Catalog::builtin().unwrap()));
+
+    /// IPv6: first fragment, then destination options, then UDP 5000 -> 137.
+    fn ipv6_fragment(offset_8: u16, more: bool) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0, 0, 32, 44, 64];
+        p.extend_from_slice(&[1; 16]);
+        p.extend_from_slice(&[2; 16]);
+        let fragment = ((offset_8 << 3) | u16::from(more)).to_be_bytes();
+        p.extend_from_slice(&[60, 0, fragment[0], fragment[1], 0, 0, 0x12, 0x34]);
+        p.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        p.extend_from_slice(&[0x13, 0x88, 0x00, 0x89, 0, 16, 0, 0]);
+        p
+    }
+
+    #[test]
+    fn later_ipv6_fragments_join_their_first_behind_extension_headers() {
+        let (first, later) = (ipv6_fragment(0, true), ipv6_fragment(3, false));
+        let frames = [(1, 100, &first[..]), (2, 60, &later[..])];
+        let tally = classify_frames(&TABLE, config(2), Link::Ipv6, frames);
+        assert_eq!(tally.orphan_fragments, 0);
+        let udp137 = tally
+            .rows
+            .iter()
+            .find(|(m, _)| m.is_some_and(|m| m.ports == Some((137, 137))));
+        assert_eq!(
+            udp137.map(|(_, c)| (c.flows, c.packets, c.bytes)),
+            Some((1, 2, 160))
+        );
+    }
+
+    #[test]
+    fn a_later_fragment_past_the_timeout_is_an_orphan() {
+        let (first, later) = (ipv6_fragment(0, true), ipv6_fragment(3, false));
+        let frames = [(0, 100, &first[..]), (31_000_000_000, 60, &later[..])];
+        assert_eq!(
+            classify_frames(&TABLE, config(1), Link::Ipv6, frames).orphan_fragments,
+            1
+        );
+    }
+
+    fn config(workers: usize) -> WorkerConfig {
+        WorkerConfig {
+            max_flows: 8,
+            max_fragments: 4,
+            ..WorkerConfig::new(workers)
+        }
+    }
+
+    proptest! {
+        /// Whatever the bytes, every frame is counted once, with exactly its wire length.
+        #[test]
+        fn arbitrary_frames_are_each_counted_once(
+            dlt in prop::sample::select({
+                let mut dlts = Link::DECODED_DLTS.to_vec();
+                dlts.push(147);
+                dlts
+            }),
+            frames in prop::collection::vec((prop::collection::vec(any::<u8>(), 0..120), 0u32..3000, 0u64..1_000_000_000_000), 0..64),
+            workers in 1usize..4,
+        ) {
+            let input = frames.iter().map(|(bytes, wire, ts)| (*ts, *wire, &bytes[..]));
+            let tally = classify_frames(&TABLE, config(workers), Link::from_dlt(dlt), input);
+            let total = tally.total();
+            prop_assert_eq!(total.packets, frames.len() as u64);
+            prop_assert_eq!(total.bytes, frames.iter().map(|f| u64::from(f.1)).sum::<u64>());
+        }
+    }
+}
