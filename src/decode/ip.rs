@@ -64,19 +64,20 @@ const GRE_SEQUENCE: u16 = 0x1000;
 const GRE_ACK: u16 = 0x0080;
 const GRE_VERSION: u16 = 0x0007;
 
-/// What an IP packet holds: its IP layer, what follows it, and the bytes after the headers
-/// read (the TCP or UDP payload, the packet behind a GRE or AH header, the inner packet of
-/// IP-in-IP; empty for later fragments and everything else).
-pub(super) type Decoded<'a> = (Ip, Upper, &'a [u8]);
+/// What an IP packet holds, and the bytes after the headers read (the TCP or UDP payload,
+/// the packet behind a GRE or AH header, the inner packet of IP-in-IP; empty for later
+/// fragments and everything else).
+type Decoded<'a> = (super::Decoded, &'a [u8]);
 
-/// Decodes an IP packet.
+/// Decodes an IP packet, found on `vlan`. The result is built in one place, where it is
+/// returned: building parts and assembling them costs moves on the hot path.
 // Always inlined: the hot path (`decode`) and the tunnel path (`tunnel::inner`, itself never
 // inlined) each get their own copy.
 #[inline(always)]
-pub(super) fn decode(packet: &[u8]) -> Result<Decoded<'_>, Skip> {
+pub(super) fn decode(packet: &[u8], vlan: u16) -> Result<Decoded<'_>, Skip> {
     match packet.first().map(|b| b >> 4) {
-        Some(4) => ipv4(packet),
-        Some(6) => ipv6(packet),
+        Some(4) => ipv4(packet, vlan),
+        Some(6) => ipv6(packet, vlan),
         Some(_) => Err(Skip::BadIp),
         None => Err(Skip::Truncated(Layer::Ip)),
     }
@@ -93,7 +94,7 @@ pub fn mapped(v4: [u8; 4]) -> [u8; 16] {
 }
 
 #[inline(always)]
-fn ipv4(p: &[u8]) -> Result<Decoded<'_>, Skip> {
+fn ipv4(p: &[u8], vlan: u16) -> Result<Decoded<'_>, Skip> {
     use field::ipv4::*;
     let h = array::<LEN>(p, 0).ok_or(Skip::Truncated(Layer::Ip))?;
     let header_len = usize::from(h[VER_IHL] & 0x0f) * 4;
@@ -113,7 +114,14 @@ fn ipv4(p: &[u8]) -> Result<Decoded<'_>, Skip> {
     };
     if flags_offset & OFFSET_MASK != 0 {
         ip.fragment = Fragment::Later(id);
-        return Ok((ip, Upper::None, &[]));
+        return Ok((
+            super::Decoded {
+                vlan,
+                ip,
+                upper: Upper::None,
+            },
+            &[],
+        ));
     }
     if flags_offset & MORE_FRAGMENTS != 0 {
         ip.fragment = Fragment::First(id);
@@ -126,16 +134,16 @@ fn ipv4(p: &[u8]) -> Result<Decoded<'_>, Skip> {
     } else {
         p.len()
     };
-    let (upper, rest) = p
-        .get(header_len..end)
-        .map_or((Upper::None, &[][..]), |payload| {
-            transport(ip.proto, payload)
-        });
-    Ok((ip, upper, rest))
+    // A match, not `map_or`: the closure form was not inlined.
+    let (upper, rest) = match p.get(header_len..end) {
+        Some(payload) => transport(ip.proto, payload),
+        None => (Upper::None, &[][..]),
+    };
+    Ok((super::Decoded { vlan, ip, upper }, rest))
 }
 
 #[inline(always)]
-fn ipv6(p: &[u8]) -> Result<Decoded<'_>, Skip> {
+fn ipv6(p: &[u8], vlan: u16) -> Result<Decoded<'_>, Skip> {
     use field::ipv6::*;
     let h = array::<LEN>(p, 0).ok_or(Skip::Truncated(Layer::Ip))?;
     let mut ip = Ip {
@@ -172,7 +180,14 @@ fn ipv6(p: &[u8]) -> Result<Decoded<'_>, Skip> {
             if offset_flags >> 3 != 0 {
                 ip.proto = next;
                 ip.fragment = Fragment::Later(id);
-                return Ok((ip, Upper::None, &[]));
+                return Ok((
+                    super::Decoded {
+                        vlan,
+                        ip,
+                        upper: Upper::None,
+                    },
+                    &[],
+                ));
             }
             if offset_flags & 0x0001 != 0 {
                 ip.fragment = Fragment::First(id);
@@ -191,7 +206,7 @@ fn ipv6(p: &[u8]) -> Result<Decoded<'_>, Skip> {
         rest.get(..len.saturating_sub(consumed)).unwrap_or(rest)
     };
     let (upper, rest) = transport(ip.proto, rest);
-    Ok((ip, upper, rest))
+    Ok((super::Decoded { vlan, ip, upper }, rest))
 }
 
 /// The GRE header (RFC 2784 and 2890; version 1 is PPTP's, RFC 2637): flags, version and

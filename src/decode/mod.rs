@@ -177,8 +177,7 @@ impl Skip {
 pub fn decode(link: Link, frame: &[u8]) -> Result<(Decoded, &[u8]), Skip> {
     let mut vlan = 0;
     let packet = link::strip(link, frame, &mut vlan)?;
-    let (ip, upper, payload) = ip::decode(packet)?;
-    Ok((Decoded { vlan, ip, upper }, payload))
+    ip::decode(packet, vlan)
 }
 
 /// The `N` bytes at `at`, as an array: the one length check a header needs. Constant

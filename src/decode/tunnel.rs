@@ -116,10 +116,7 @@ pub fn inner<'a>(outer: &Decoded, payload: &'a [u8]) -> Option<(Tunnel, Inner<'a
         (_, Upper::Ah { next, .. }) => return Some((Tunnel::Ah, ah(outer, next, payload))),
         _ => return None,
     };
-    let decoded = packet.and_then(|p| {
-        let (ip, upper, rest) = ip::decode(p)?;
-        Ok((Decoded { vlan, ip, upper }, rest))
-    });
+    let decoded = packet.and_then(|p| ip::decode(p, vlan));
     Some((tunnel, decoded))
 }
 
@@ -240,8 +237,7 @@ fn l2tp<'a>(payload: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip> {
 fn ah<'a>(outer: &Decoded, next: IpProto, payload: &'a [u8]) -> Inner<'a> {
     match next {
         IpProto::IPIP | IpProto::IPV6 => {
-            let (ip, upper, rest) = ip::decode(payload)?;
-            return Ok((Decoded { vlan: 0, ip, upper }, rest));
+            return ip::decode(payload, 0);
         }
         IpProto::ICMP
         | IpProto::TCP
