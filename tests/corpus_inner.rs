@@ -13,7 +13,8 @@
 //! so labelled, and totals must not change against `--ports-only`.
 
 use super::corpus::{inputs, shared};
-use super::util::{classify_json, run};
+use super::oracle::Rules;
+use super::util::classify_json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,74 +26,6 @@ const INNER_DISAGREE: &[(&str, u64, &str)] = &[(
     "fuzzed: ethertype IPv4 but version 6; portscope reads the header by its version field \
      (an IPv6 packet, no tunnel), tshark by the ethertype (IPv4 carrying IPv6)",
 )];
-
-/// The catalog's exact ports and ranges per transport, and its IP-protocol transports.
-struct Rules {
-    exact: BTreeMap<String, BTreeSet<u16>>,
-    ranges: BTreeMap<String, Vec<(u16, u16)>>,
-    ip: BTreeSet<String>,
-}
-
-impl Rules {
-    fn load() -> Rules {
-        let dump: serde_json::Value =
-            serde_json::from_slice(&run(&["catalog", "dump", "--format", "json"]).stdout).unwrap();
-        let mut rules = Rules {
-            exact: BTreeMap::new(),
-            ranges: BTreeMap::new(),
-            ip: BTreeSet::new(),
-        };
-        for e in dump.as_array().unwrap() {
-            let t = e["transport"].as_str().unwrap().to_string();
-            match e["ports"].as_array() {
-                None => {
-                    rules.ip.insert(t);
-                }
-                Some(p) => {
-                    let (lo, hi) = (p[0].as_u64().unwrap() as u16, p[1].as_u64().unwrap() as u16);
-                    if lo == hi {
-                        rules.exact.entry(t).or_default().insert(lo);
-                    } else {
-                        rules.ranges.entry(t).or_default().push((lo, hi));
-                    }
-                }
-            }
-        }
-        rules
-    }
-
-    /// The row of a TCP or UDP packet between ports `a` and `b` (the rule in ARCHITECTURE.md).
-    fn ports(&self, t: &str, a: u16, b: u16) -> String {
-        let exact = self.exact.get(t);
-        let has = |p: u16| exact.is_some_and(|e| e.contains(&p));
-        match (has(a), has(b)) {
-            (true, true) => return format!("{t}/{}", a.min(b)),
-            (true, false) => return format!("{t}/{a}"),
-            (false, true) => return format!("{t}/{b}"),
-            _ => {}
-        }
-        let mut fit: Vec<(u16, u16, u16)> = self
-            .ranges
-            .get(t)
-            .into_iter()
-            .flatten()
-            .filter(|(lo, hi)| (*lo..=*hi).contains(&a) && (*lo..=*hi).contains(&b))
-            .map(|&(lo, hi)| (hi - lo, lo, hi))
-            .collect();
-        fit.sort_unstable();
-        fit.first().map_or("unclassified".into(), |&(_, lo, hi)| {
-            format!("{t}/{lo}-{hi}")
-        })
-    }
-
-    fn ip(&self, t: &str) -> String {
-        if self.ip.contains(t) {
-            t.to_string()
-        } else {
-            "unclassified".into()
-        }
-    }
-}
 
 /// tshark's fields of every frame, all occurrences (`,`-separated), tab-separated.
 fn tshark(capture: &Path, fields: &[&str]) -> Vec<Vec<String>> {

@@ -20,6 +20,8 @@ mod corpus;
 mod corpus_inner;
 // `portscope live` on the loopback interface (needs root, as CI has).
 mod live;
+// The tshark oracle: each packet's service row from tshark's dissection and the catalog.
+mod oracle;
 // The block reader against libpcap on every capture.
 mod readers;
 // Broken and hostile input: the whole corpus, floods, bad inputs among good ones.
