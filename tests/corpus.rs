@@ -1,6 +1,7 @@
 //! portscope against an independent decoder: the project's tshark oracle (`oracle.rs`:
-//! tshark's dissection, the same service-row rule) over every capture of the shared corpus
-//! that tshark reads cleanly and whose link type portscope decodes, and over the fixtures.
+//! tshark's dissection, the same service-row rule) over every capture of the corpus in
+//! `tests/corpus/` that tshark reads cleanly and whose link type portscope decodes, and over
+//! the fixtures.
 //!
 //! Asserted: the total packet count is equal on every file libpcap can read whole; at least
 //! 99% of all packets land in the oracle's row; and every file where some packets do not is
@@ -36,14 +37,12 @@ const LIBPCAP_STOPS: &[(&str, u64, &str)] = &[(
     "pcapng in disguise whose second interface has another snapshot length: libpcap refuses it",
 )];
 
-pub fn shared() -> PathBuf {
-    let dir = std::env::var_os("PORTSCOPE_SHARED").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
-        PathBuf::from,
-    );
+/// The third-party captures and their index, in the repository (see its README.md).
+pub fn dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     assert!(
-        dir.join("corpus/INDEX.tsv").is_file(),
-        "the shared corpus is missing: expected {}/corpus/INDEX.tsv (set PORTSCOPE_SHARED)",
+        dir.join("INDEX.tsv").is_file(),
+        "the corpus is missing: expected {}/INDEX.tsv",
         dir.display()
     );
     dir
@@ -84,8 +83,9 @@ fn compare(capture: &Path, rules: &Rules) -> Outcome {
     }
 }
 
-pub fn inputs(shared: &Path) -> Vec<PathBuf> {
-    let index = std::fs::read_to_string(shared.join("corpus/INDEX.tsv")).unwrap();
+pub fn inputs() -> Vec<PathBuf> {
+    let corpus = dir();
+    let index = std::fs::read_to_string(corpus.join("INDEX.tsv")).unwrap();
     let mut lines = index.lines();
     let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
@@ -93,7 +93,7 @@ pub fn inputs(shared: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = lines
         .map(|l| l.split('\t').collect::<Vec<_>>())
         .filter(|c| c[read] == "clean" && DECODED_LINKS.contains(&c[link]))
-        .map(|c| shared.join("corpus").join(c[file]))
+        .map(|c| corpus.join(c[file]))
         .collect();
     let fixtures = super::fixtures::dir();
     for f in super::fixtures::all() {
@@ -104,9 +104,8 @@ pub fn inputs(shared: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn corpus_agrees_with_the_tshark_oracle() {
-    let shared = shared();
     let rules = Rules::load();
-    let files = inputs(&shared);
+    let files = inputs();
     assert!(
         files.len() > 100,
         "only {} corpus files selected",

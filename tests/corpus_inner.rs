@@ -1,4 +1,5 @@
-//! Tunnels and dynamic ports on the shared corpus, checked against what tshark decodes.
+//! Tunnels and dynamic ports on the corpus in `tests/corpus/`, checked against what tshark
+//! decodes.
 //!
 //! Tunnels: for every capture whose index lists an encapsulation (and the tunnel fixture),
 //! tshark's dissection gives each tunneled frame's first inner IP layer and the transport
@@ -12,7 +13,7 @@
 //! interface owned by the service the row names), every flow to an announced port must be
 //! so labelled, and totals must not change against `--ports-only`.
 
-use super::corpus::{inputs, shared};
+use super::corpus::inputs;
 use super::oracle::Rules;
 use super::util::classify_json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -130,8 +131,8 @@ fn inner_oracle(capture: &Path, rules: &Rules) -> BTreeMap<String, u64> {
     rows
 }
 
-fn tunnel_files(shared: &Path) -> Vec<PathBuf> {
-    let index = std::fs::read_to_string(shared.join("corpus/INDEX.tsv")).unwrap();
+fn tunnel_files() -> Vec<PathBuf> {
+    let index = std::fs::read_to_string(super::corpus::dir().join("INDEX.tsv")).unwrap();
     let mut lines = index.lines();
     let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
@@ -146,7 +147,7 @@ fn tunnel_files(shared: &Path) -> Vec<PathBuf> {
         .filter(|c| !c[enc].is_empty() || c[gre] != "0" || c[ah] != "0")
         .map(|c| c[file].to_string())
         .collect();
-    inputs(shared)
+    inputs()
         .into_iter()
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
@@ -157,9 +158,8 @@ fn tunnel_files(shared: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn tunnels_agree_with_tshark() {
-    let shared = shared();
     let rules = Rules::load();
-    let files = tunnel_files(&shared);
+    let files = tunnel_files();
     assert!(files.len() > 40, "only {} files with tunnels", files.len());
     let mut problems = Vec::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -281,18 +281,14 @@ fn interface_services() -> BTreeMap<String, String> {
 
 #[test]
 fn announced_ports_agree_with_tshark() {
-    let shared = shared();
     let services = interface_services();
     let dir = super::util::tmpdir("announced");
     let mut problems = Vec::new();
     let (mut epm_flows, mut expected_flows) = (0, 0);
     // The corpus only: the fixtures' exchanges are checked row by row in `dynamic.rs` (tshark
     // cannot name an interface without the bind the fixture leaves out).
-    let corpus = shared.join("corpus");
-    for f in inputs(&shared)
-        .into_iter()
-        .filter(|f| f.starts_with(&corpus))
-    {
+    let corpus = super::corpus::dir();
+    for f in inputs().into_iter().filter(|f| f.starts_with(&corpus)) {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let flows_path = dir.join("flows.jsonl");
         let (r, _) = classify_json(&["--flows", flows_path.to_str().unwrap(), f.to_str().unwrap()]);

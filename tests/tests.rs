@@ -14,7 +14,7 @@ mod catalog;
 mod classify;
 // Tunnels and dynamic ports on the generated fixtures.
 mod dynamic;
-// portscope against the tshark oracle over the shared corpus and the fixtures.
+// portscope against the tshark oracle over the corpus in tests/corpus/ and the fixtures.
 mod corpus;
 // Tunnels and dynamic ports on the corpus, against tshark.
 mod corpus_inner;
