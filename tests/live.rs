@@ -305,30 +305,63 @@ fn no_permission_says_how_to_grant_it() {
     );
 }
 
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .status()
+        .expect("ip (iproute2)")
+        .success()
+}
+
+/// A veth pair named after this test run (`ps`, the process id in hex, `a` or `b`: at most
+/// 9 bytes, within the 15 an interface name may have), so that two runs on one host do not
+/// take each other's interfaces. Deleted on drop, also when an assertion fails.
+struct Veth {
+    a: String,
+    b: String,
+}
+
+impl Veth {
+    fn new() -> Veth {
+        let id = format!("ps{:x}", std::process::id());
+        let veth = Veth {
+            a: format!("{id}a"),
+            b: format!("{id}b"),
+        };
+        // A pair left by an earlier run with the same process id goes first (quietly: there
+        // is usually none).
+        veth.delete();
+        assert!(ip(&[
+            "link", "add", &veth.a, "type", "veth", "peer", "name", &veth.b
+        ]));
+        assert!(ip(&["link", "set", &veth.a, "up"]) && ip(&["link", "set", &veth.b, "up"]));
+        veth
+    }
+
+    /// Deletes both ends (deleting one takes its peer); quiet if they are already gone.
+    fn delete(&self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.a])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
 /// The interface goes away mid-capture: a final summary, a clear message, exit 1, no hang.
 #[test]
 fn interface_disappearing_ends_with_a_summary() {
-    let ip = |args: &[&str]| {
-        Command::new("ip")
-            .args(args)
-            .status()
-            .expect("ip (iproute2)")
-            .success()
-    };
-    // A pair left over from an interrupted run goes first (quietly: usually there is none).
-    let _ = Command::new("ip")
-        .args(["link", "del", "pstest0"])
-        .stderr(Stdio::null())
-        .status();
-    assert!(ip(&[
-        "link", "add", "pstest0", "type", "veth", "peer", "name", "pstest1"
-    ]));
-    assert!(ip(&["link", "set", "pstest0", "up"]) && ip(&["link", "set", "pstest1", "up"]));
+    let veth = Veth::new();
     let mut child = bin()
         .args([
             "live",
             "-i",
-            "pstest1",
+            &veth.b,
             "--format",
             "json",
             "--interval",
@@ -342,15 +375,15 @@ fn interface_disappearing_ends_with_a_summary() {
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
     assert!(
-        line.starts_with("portscope: capturing on pstest1"),
+        line.starts_with(&format!("portscope: capturing on {}", veth.b)),
         "{line}"
     );
     std::thread::sleep(Duration::from_millis(300));
-    assert!(ip(&["link", "del", "pstest0"]));
+    assert!(ip(&["link", "del", &veth.a]));
     let (lines, status, rest) = finish(child, err, Duration::from_secs(10));
     assert_eq!(status, Some(1));
     assert!(
-        rest.starts_with("portscope: capture on pstest1 stopped: "),
+        rest.starts_with(&format!("portscope: capture on {} stopped: ", veth.b)),
         "{rest}"
     );
     assert_eq!(lines.last().unwrap()["final"], true);
