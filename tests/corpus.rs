@@ -1,15 +1,16 @@
-//! portscope against an independent decoder: `../shared/tools/tshark-oracle` (tshark's
-//! dissection, the same service-row rule) over every capture of the shared corpus that
-//! tshark reads cleanly and whose link type portscope decodes, and over the fixtures.
+//! portscope against an independent decoder: the project's tshark oracle (`oracle.rs`:
+//! tshark's dissection, the same service-row rule) over every capture of the corpus in
+//! `tests/corpus/` that tshark reads cleanly and whose link type portscope decodes, and over
+//! the fixtures.
 //!
 //! Asserted: the total packet count is equal on every file libpcap can read whole; at least
 //! 99% of all packets land in the oracle's row; and every file where some packets do not is
 //! listed below with the number of such packets and the reason.
 
-use super::util::{classify_json, run, tmpdir};
+use super::oracle::{oracle, Rules, NOT_IP, UNCLASSIFIED};
+use super::util::classify_json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Link types (as the corpus index names them) that portscope decodes.
 const DECODED_LINKS: &[&str] = &[
@@ -25,13 +26,9 @@ const DECODED_LINKS: &[&str] = &[
 ];
 
 /// Files where portscope and the oracle put some packets in different rows:
-/// (file, packets in a different row, why).
-const DISAGREE: &[(&str, u64, &str)] = &[
-    ("ndpi__dns_fragmented.pcap", 3, "later IPv6 fragments: portscope follows them to their first fragment's flow (udp/53); the oracle follows IPv4 fragments only"),
-    ("pcpp__ip6_fragments.pcap", 32, "later IPv6 fragments, as above"),
-    ("fragments.pcap", 1, "a later IPv6 fragment, as above"),
-    ("ndpi__fuzz-2006-06-26-2594.pcap", 5, "fuzzed IPv4 ids: the oracle joins a later fragment to any earlier packet with the same id; portscope only to a first fragment (MF set), and counts the rest as orphans"),
-];
+/// (file, packets in a different row, why). None at present: every packet of every file lands
+/// in the oracle's row.
+const DISAGREE: &[(&str, u64, &str)] = &[];
 
 /// Files libpcap cannot read to the end: (file, packets libpcap reads, why).
 const LIBPCAP_STOPS: &[(&str, u64, &str)] = &[(
@@ -40,14 +37,12 @@ const LIBPCAP_STOPS: &[(&str, u64, &str)] = &[(
     "pcapng in disguise whose second interface has another snapshot length: libpcap refuses it",
 )];
 
-pub fn shared() -> PathBuf {
-    let dir = std::env::var_os("PORTSCOPE_SHARED").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
-        PathBuf::from,
-    );
+/// The third-party captures and their index, in the repository (see its README.md).
+pub fn dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     assert!(
-        dir.join("corpus/INDEX.tsv").is_file(),
-        "the shared corpus is missing: expected {}/corpus/INDEX.tsv (set PORTSCOPE_SHARED)",
+        dir.join("INDEX.tsv").is_file(),
+        "the corpus is missing: expected {}/INDEX.tsv",
         dir.display()
     );
     dir
@@ -60,24 +55,8 @@ struct Outcome {
     disagree: u64,
 }
 
-fn oracle(shared: &Path, capture: &Path, catalog: &Path) -> serde_json::Value {
-    let out = Command::new("python3")
-        .arg(shared.join("tools/tshark-oracle"))
-        .arg(capture)
-        .arg(catalog)
-        .output()
-        .expect("python3 runs the oracle");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "oracle failed on {} ({e}); is tshark installed? {}",
-            capture.display(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn compare(shared: &Path, capture: &Path, catalog: &Path) -> Outcome {
-    let theirs = oracle(shared, capture, catalog);
+fn compare(capture: &Path, rules: &Rules) -> Outcome {
+    let theirs = oracle(capture, rules);
     // The oracle knows only the port table: announcements are not followed here (the
     // dynamic-port tests check them against tshark apart).
     let (report, _) = classify_json(&["--threads", "2", "--ports-only", capture.to_str().unwrap()]);
@@ -85,22 +64,17 @@ fn compare(shared: &Path, capture: &Path, catalog: &Path) -> Outcome {
     for r in &report.services {
         ours.insert(r.key(), r.packets);
     }
-    ours.insert("unclassified".into(), report.unclassified.packets);
+    ours.insert(UNCLASSIFIED.into(), report.unclassified.packets);
     ours.insert(
-        "not_ip".into(),
+        NOT_IP.into(),
         report.not_ip.packets + report.undecodable.packets,
     );
-    let rows = theirs["rows"].as_object().cloned().unwrap_or_default();
-    let agree: u64 = rows
+    let agree: u64 = theirs
+        .rows
         .iter()
-        .map(|(k, v)| {
-            v["packets"]
-                .as_u64()
-                .unwrap_or(0)
-                .min(*ours.get(k).unwrap_or(&0))
-        })
+        .map(|(k, c)| c.packets.min(*ours.get(k).unwrap_or(&0)))
         .sum();
-    let oracle_total = theirs["packets"].as_u64().unwrap_or(0);
+    let oracle_total = theirs.packets;
     Outcome {
         file: capture.file_name().unwrap().to_string_lossy().into_owned(),
         ours_total: report.packets,
@@ -109,8 +83,9 @@ fn compare(shared: &Path, capture: &Path, catalog: &Path) -> Outcome {
     }
 }
 
-pub fn inputs(shared: &Path) -> Vec<PathBuf> {
-    let index = std::fs::read_to_string(shared.join("corpus/INDEX.tsv")).unwrap();
+pub fn inputs() -> Vec<PathBuf> {
+    let corpus = dir();
+    let index = std::fs::read_to_string(corpus.join("INDEX.tsv")).unwrap();
     let mut lines = index.lines();
     let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
@@ -118,7 +93,7 @@ pub fn inputs(shared: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = lines
         .map(|l| l.split('\t').collect::<Vec<_>>())
         .filter(|c| c[read] == "clean" && DECODED_LINKS.contains(&c[link]))
-        .map(|c| shared.join("corpus").join(c[file]))
+        .map(|c| corpus.join(c[file]))
         .collect();
     let fixtures = super::fixtures::dir();
     for f in super::fixtures::all() {
@@ -129,12 +104,8 @@ pub fn inputs(shared: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn corpus_agrees_with_the_tshark_oracle() {
-    let shared = shared();
-    let dir = tmpdir("oracle");
-    let catalog = dir.join("catalog.json");
-    let dump = run(&["catalog", "dump", "--format", "json"]);
-    std::fs::write(&catalog, &dump.stdout).unwrap();
-    let files = inputs(&shared);
+    let rules = Rules::load();
+    let files = inputs();
     assert!(
         files.len() > 100,
         "only {} corpus files selected",
@@ -144,7 +115,7 @@ fn corpus_agrees_with_the_tshark_oracle() {
     let (a, b) = files.split_at(half);
     let outcomes: Vec<Outcome> = std::thread::scope(|s| {
         let run_all = |part: &[PathBuf]| -> Vec<Outcome> {
-            part.iter().map(|f| compare(&shared, f, &catalog)).collect()
+            part.iter().map(|f| compare(f, &rules)).collect()
         };
         let h = s.spawn(move || run_all(b));
         let mut first = run_all(a);
@@ -182,5 +153,4 @@ fn corpus_agrees_with_the_tshark_oracle() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let share = 1.0 - disagree as f64 / total as f64;
     assert!(share >= 0.99, "{disagree} of {total} packets disagree");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,4 +1,5 @@
-//! Tunnels and dynamic ports on the shared corpus, checked against what tshark decodes.
+//! Tunnels and dynamic ports on the corpus in `tests/corpus/`, checked against what tshark
+//! decodes.
 //!
 //! Tunnels: for every capture whose index lists an encapsulation (and the tunnel fixture),
 //! tshark's dissection gives each tunneled frame's first inner IP layer and the transport
@@ -12,8 +13,9 @@
 //! interface owned by the service the row names), every flow to an announced port must be
 //! so labelled, and totals must not change against `--ports-only`.
 
-use super::corpus::{inputs, shared};
-use super::util::{classify_json, run};
+use super::corpus::inputs;
+use super::oracle::Rules;
+use super::util::classify_json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,74 +27,6 @@ const INNER_DISAGREE: &[(&str, u64, &str)] = &[(
     "fuzzed: ethertype IPv4 but version 6; portscope reads the header by its version field \
      (an IPv6 packet, no tunnel), tshark by the ethertype (IPv4 carrying IPv6)",
 )];
-
-/// The catalog's exact ports and ranges per transport, and its IP-protocol transports.
-struct Rules {
-    exact: BTreeMap<String, BTreeSet<u16>>,
-    ranges: BTreeMap<String, Vec<(u16, u16)>>,
-    ip: BTreeSet<String>,
-}
-
-impl Rules {
-    fn load() -> Rules {
-        let dump: serde_json::Value =
-            serde_json::from_slice(&run(&["catalog", "dump", "--format", "json"]).stdout).unwrap();
-        let mut rules = Rules {
-            exact: BTreeMap::new(),
-            ranges: BTreeMap::new(),
-            ip: BTreeSet::new(),
-        };
-        for e in dump.as_array().unwrap() {
-            let t = e["transport"].as_str().unwrap().to_string();
-            match e["ports"].as_array() {
-                None => {
-                    rules.ip.insert(t);
-                }
-                Some(p) => {
-                    let (lo, hi) = (p[0].as_u64().unwrap() as u16, p[1].as_u64().unwrap() as u16);
-                    if lo == hi {
-                        rules.exact.entry(t).or_default().insert(lo);
-                    } else {
-                        rules.ranges.entry(t).or_default().push((lo, hi));
-                    }
-                }
-            }
-        }
-        rules
-    }
-
-    /// The row of a TCP or UDP packet between ports `a` and `b` (the rule in ARCHITECTURE.md).
-    fn ports(&self, t: &str, a: u16, b: u16) -> String {
-        let exact = self.exact.get(t);
-        let has = |p: u16| exact.is_some_and(|e| e.contains(&p));
-        match (has(a), has(b)) {
-            (true, true) => return format!("{t}/{}", a.min(b)),
-            (true, false) => return format!("{t}/{a}"),
-            (false, true) => return format!("{t}/{b}"),
-            _ => {}
-        }
-        let mut fit: Vec<(u16, u16, u16)> = self
-            .ranges
-            .get(t)
-            .into_iter()
-            .flatten()
-            .filter(|(lo, hi)| (*lo..=*hi).contains(&a) && (*lo..=*hi).contains(&b))
-            .map(|&(lo, hi)| (hi - lo, lo, hi))
-            .collect();
-        fit.sort_unstable();
-        fit.first().map_or("unclassified".into(), |&(_, lo, hi)| {
-            format!("{t}/{lo}-{hi}")
-        })
-    }
-
-    fn ip(&self, t: &str) -> String {
-        if self.ip.contains(t) {
-            t.to_string()
-        } else {
-            "unclassified".into()
-        }
-    }
-}
 
 /// tshark's fields of every frame, all occurrences (`,`-separated), tab-separated.
 fn tshark(capture: &Path, fields: &[&str]) -> Vec<Vec<String>> {
@@ -197,8 +131,8 @@ fn inner_oracle(capture: &Path, rules: &Rules) -> BTreeMap<String, u64> {
     rows
 }
 
-fn tunnel_files(shared: &Path) -> Vec<PathBuf> {
-    let index = std::fs::read_to_string(shared.join("corpus/INDEX.tsv")).unwrap();
+fn tunnel_files() -> Vec<PathBuf> {
+    let index = std::fs::read_to_string(super::corpus::dir().join("INDEX.tsv")).unwrap();
     let mut lines = index.lines();
     let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
@@ -213,7 +147,7 @@ fn tunnel_files(shared: &Path) -> Vec<PathBuf> {
         .filter(|c| !c[enc].is_empty() || c[gre] != "0" || c[ah] != "0")
         .map(|c| c[file].to_string())
         .collect();
-    inputs(shared)
+    inputs()
         .into_iter()
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
@@ -224,9 +158,8 @@ fn tunnel_files(shared: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn tunnels_agree_with_tshark() {
-    let shared = shared();
     let rules = Rules::load();
-    let files = tunnel_files(&shared);
+    let files = tunnel_files();
     assert!(files.len() > 40, "only {} files with tunnels", files.len());
     let mut problems = Vec::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -348,18 +281,14 @@ fn interface_services() -> BTreeMap<String, String> {
 
 #[test]
 fn announced_ports_agree_with_tshark() {
-    let shared = shared();
     let services = interface_services();
     let dir = super::util::tmpdir("announced");
     let mut problems = Vec::new();
     let (mut epm_flows, mut expected_flows) = (0, 0);
     // The corpus only: the fixtures' exchanges are checked row by row in `dynamic.rs` (tshark
     // cannot name an interface without the bind the fixture leaves out).
-    let corpus = shared.join("corpus");
-    for f in inputs(&shared)
-        .into_iter()
-        .filter(|f| f.starts_with(&corpus))
-    {
+    let corpus = super::corpus::dir();
+    for f in inputs().into_iter().filter(|f| f.starts_with(&corpus)) {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let flows_path = dir.join("flows.jsonl");
         let (r, _) = classify_json(&["--flows", flows_path.to_str().unwrap(), f.to_str().unwrap()]);

@@ -1,13 +1,27 @@
 //! `portscope live` on the loopback interface. Capturing needs root (or CAP_NET_RAW), which CI
-//! has. Each test talks to its own 127.0.0.x address and captures with a filter on it, so
-//! tests running side by side do not see each other's packets.
+//! has. Each test talks to its own loopback address (`local`: one per test and per run) and
+//! captures with a filter on it, so tests running side by side, in one run or in two runs on
+//! the same host, do not see each other's packets.
 
 use super::util::{bin, classify_json, stderr, tmpdir, Report};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// This run's loopback address for one test: 127.X.Y.`test`, with X.Y the low 16 bits of
+/// the process id. Linux delivers all of 127.0.0.0/8 on the loopback interface, so two runs
+/// neither bind the same address and port nor capture each other's traffic.
+fn local(test: u8) -> [u8; 4] {
+    let [_, _, x, y] = std::process::id().to_be_bytes();
+    [127, x, y, test]
+}
+
+/// The capture filter `host ADDRESS`, then `rest`.
+fn host(addr: [u8; 4], rest: &str) -> String {
+    format!("host {}{rest}", Ipv4Addr::from(addr))
+}
 
 const UDP_PORTS: [u16; 9] = [53, 88, 123, 137, 161, 389, 500, 1434, 4500];
 const TCP_PORTS: [u16; 5] = [135, 445, 1433, 3389, 40000];
@@ -133,17 +147,18 @@ fn expected(udp: &[u16], tcp: &[u16]) -> Vec<(String, u64, u64)> {
 
 #[test]
 fn loopback_traffic_gives_exact_rows_and_intervals_add_up() {
+    let addr = local(77);
     let (child, err) = start(&[
         "-i",
         "lo",
         "-f",
-        "host 127.0.0.77",
+        &host(addr, ""),
         "--format",
         "json",
         "--interval",
         "0.3",
     ]);
-    traffic([127, 0, 0, 77], &UDP_PORTS, &TCP_PORTS);
+    traffic(addr, &UDP_PORTS, &TCP_PORTS);
     std::thread::sleep(Duration::from_millis(400));
     interrupt(&child);
     let (lines, status, rest) = finish(child, err, Duration::from_secs(10));
@@ -193,11 +208,12 @@ fn filter_count_and_write() {
     let dir = tmpdir("live-write");
     let file = dir.join("copy.pcap");
     let f = file.to_str().unwrap();
+    let addr = local(78);
     let (child, err) = start(&[
         "-i",
         "lo",
         "-f",
-        "host 127.0.0.78 and udp",
+        &host(addr, " and udp"),
         "--format",
         "json",
         "-w",
@@ -205,7 +221,7 @@ fn filter_count_and_write() {
         "--duration",
         "30",
     ]);
-    traffic([127, 0, 0, 78], &UDP_PORTS, &TCP_PORTS);
+    traffic(addr, &UDP_PORTS, &TCP_PORTS);
     interrupt(&child);
     let (lines, status, rest) = finish(child, err, Duration::from_secs(10));
     assert_eq!(status, Some(0), "{rest}");
@@ -221,17 +237,18 @@ fn filter_count_and_write() {
     );
 
     // --count stops by itself.
+    let addr = local(79);
     let (child, err) = start(&[
         "-i",
         "lo",
         "-f",
-        "host 127.0.0.79",
+        &host(addr, ""),
         "--format",
         "json",
         "--count",
         "3",
     ]);
-    traffic([127, 0, 0, 79], &UDP_PORTS, &[]);
+    traffic(addr, &UDP_PORTS, &[]);
     let (lines, status, _) = finish(child, err, Duration::from_secs(10));
     assert_eq!(status, Some(0));
     assert_eq!(report(lines.last().unwrap()).packets, 3);
@@ -244,7 +261,7 @@ fn duration_stops_a_quiet_capture() {
         "-i",
         "lo",
         "-f",
-        "host 127.0.0.80",
+        &host(local(80), ""),
         "--format",
         "json",
         "--duration",
@@ -305,30 +322,63 @@ fn no_permission_says_how_to_grant_it() {
     );
 }
 
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .status()
+        .expect("ip (iproute2)")
+        .success()
+}
+
+/// A veth pair named after this test run (`ps`, the process id in hex, `a` or `b`: at most
+/// 9 bytes, within the 15 an interface name may have), so that two runs on one host do not
+/// take each other's interfaces. Deleted on drop, also when an assertion fails.
+struct Veth {
+    a: String,
+    b: String,
+}
+
+impl Veth {
+    fn new() -> Veth {
+        let id = format!("ps{:x}", std::process::id());
+        let veth = Veth {
+            a: format!("{id}a"),
+            b: format!("{id}b"),
+        };
+        // A pair left by an earlier run with the same process id goes first (quietly: there
+        // is usually none).
+        veth.delete();
+        assert!(ip(&[
+            "link", "add", &veth.a, "type", "veth", "peer", "name", &veth.b
+        ]));
+        assert!(ip(&["link", "set", &veth.a, "up"]) && ip(&["link", "set", &veth.b, "up"]));
+        veth
+    }
+
+    /// Deletes both ends (deleting one takes its peer); quiet if they are already gone.
+    fn delete(&self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.a])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
 /// The interface goes away mid-capture: a final summary, a clear message, exit 1, no hang.
 #[test]
 fn interface_disappearing_ends_with_a_summary() {
-    let ip = |args: &[&str]| {
-        Command::new("ip")
-            .args(args)
-            .status()
-            .expect("ip (iproute2)")
-            .success()
-    };
-    // A pair left over from an interrupted run goes first (quietly: usually there is none).
-    let _ = Command::new("ip")
-        .args(["link", "del", "pstest0"])
-        .stderr(Stdio::null())
-        .status();
-    assert!(ip(&[
-        "link", "add", "pstest0", "type", "veth", "peer", "name", "pstest1"
-    ]));
-    assert!(ip(&["link", "set", "pstest0", "up"]) && ip(&["link", "set", "pstest1", "up"]));
+    let veth = Veth::new();
     let mut child = bin()
         .args([
             "live",
             "-i",
-            "pstest1",
+            &veth.b,
             "--format",
             "json",
             "--interval",
@@ -342,15 +392,15 @@ fn interface_disappearing_ends_with_a_summary() {
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
     assert!(
-        line.starts_with("portscope: capturing on pstest1"),
+        line.starts_with(&format!("portscope: capturing on {}", veth.b)),
         "{line}"
     );
     std::thread::sleep(Duration::from_millis(300));
-    assert!(ip(&["link", "del", "pstest0"]));
+    assert!(ip(&["link", "del", &veth.a]));
     let (lines, status, rest) = finish(child, err, Duration::from_secs(10));
     assert_eq!(status, Some(1));
     assert!(
-        rest.starts_with("portscope: capture on pstest1 stopped: "),
+        rest.starts_with(&format!("portscope: capture on {} stopped: ", veth.b)),
         "{rest}"
     );
     assert_eq!(lines.last().unwrap()["final"], true);
@@ -360,11 +410,12 @@ fn interface_disappearing_ends_with_a_summary() {
 /// that carries it, and the intervals add up to the final line's `tunneled` rows.
 #[test]
 fn tunnels_in_live_intervals() {
+    let addr = local(92);
     let (child, err) = start(&[
         "-i",
         "lo",
         "-f",
-        "host 127.0.0.92 and proto gre",
+        &host(addr, " and proto gre"),
         "--format",
         "json",
         "--interval",
@@ -372,7 +423,7 @@ fn tunnels_in_live_intervals() {
     ]);
     let gre = Socket::new(Domain::IPV4, Type::RAW, Some(socket2::Protocol::from(47)))
         .expect("a raw GRE socket (needs root)");
-    let to = SockAddr::from(SocketAddr::from(([127, 0, 0, 92], 0)));
+    let to = SockAddr::from(SocketAddr::from((addr, 0)));
     for i in 0..3u8 {
         let mut packet = vec![0, 0, 0x08, 0x00];
         etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)

@@ -1,15 +1,13 @@
 //! The block reader for classic pcap files against libpcap: byte-identical reports, flow
-//! lines, messages and exit codes on every fixture and every capture of the shared corpus.
+//! lines, messages and exit codes on every fixture and every capture of the corpus in
+//! `tests/corpus/`.
 
 use super::util::run;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn captures() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = Vec::new();
-    for dir in [
-        super::fixtures::dir(),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
-    ] {
+    for dir in [super::fixtures::dir(), super::corpus::dir()] {
         let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
             .map(|e| e.unwrap().path())

@@ -34,19 +34,19 @@ fn run_limited(args: &[&str], limit: Duration) -> (Option<i32>, String, String) 
     )
 }
 
-/// Every capture of the shared corpus (a fifth of them malformed, fuzzed or truncated on
-/// purpose) and every fixture: a report with exit 0, a report with a warning and exit 1,
-/// or one error line and exit 2 when libpcap cannot open the file. Never a panic or a hang.
+/// Every capture of the corpus in `tests/corpus/` (a fifth of them malformed, fuzzed or
+/// truncated on purpose): a report with exit 0, a report with a warning and exit 1, or one
+/// error line and exit 2 when libpcap cannot open the file. Never a panic or a hang.
 #[test]
 fn every_corpus_capture_ends_cleanly() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let corpus = super::corpus::dir();
+    // The captures only: the directory also holds the index, a README and LICENSES/.
     let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
-        .expect("the shared corpus")
+        .expect("the corpus")
         .map(|e| e.unwrap().path())
         .filter(|p| {
-            !p.to_string_lossy().ends_with(".out")
-                && !p.to_string_lossy().ends_with(".tsv")
-                && !p.to_string_lossy().ends_with(".md")
+            p.extension()
+                .is_some_and(|x| x == "pcap" || x == "cap" || x == "pcapng")
         })
         .collect();
     files.sort();

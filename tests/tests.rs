@@ -14,12 +14,14 @@ mod catalog;
 mod classify;
 // Tunnels and dynamic ports on the generated fixtures.
 mod dynamic;
-// portscope against the tshark oracle over the shared corpus and the fixtures.
+// portscope against the tshark oracle over the corpus in tests/corpus/ and the fixtures.
 mod corpus;
 // Tunnels and dynamic ports on the corpus, against tshark.
 mod corpus_inner;
 // `portscope live` on the loopback interface (needs root, as CI has).
 mod live;
+// The tshark oracle: each packet's service row from tshark's dissection and the catalog.
+mod oracle;
 // The block reader against libpcap on every capture.
 mod readers;
 // Broken and hostile input: the whole corpus, floods, bad inputs among good ones.
