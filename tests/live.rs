@@ -26,15 +26,42 @@ fn host(addr: [u8; 4], rest: &str) -> String {
 const UDP_PORTS: [u16; 9] = [53, 88, 123, 137, 161, 389, 500, 1434, 4500];
 const TCP_PORTS: [u16; 5] = [135, 445, 1433, 3389, 40000];
 
+/// A running `portscope live`, killed when dropped: a test that fails before it stops the
+/// capture leaves no process behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Already ended, in a test that passed: nothing to kill.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// Starts `portscope live` with `args` and waits until it says it is capturing.
-fn start(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
-    let mut child = bin()
-        .arg("live")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start portscope live");
+fn start(args: &[&str]) -> (Running, BufReader<std::process::ChildStderr>) {
+    let mut child = Running(
+        bin()
+            .arg("live")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start portscope live"),
+    );
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
@@ -47,7 +74,7 @@ fn start(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
 
 /// Waits for the process to end (at most `limit`), returning its NDJSON lines and status.
 fn finish(
-    mut child: Child,
+    mut child: Running,
     mut err: BufReader<std::process::ChildStderr>,
     limit: Duration,
 ) -> (Vec<serde_json::Value>, Option<i32>, String) {
@@ -78,7 +105,7 @@ fn finish(
     (lines, status.code(), rest)
 }
 
-fn interrupt(child: &Child) {
+fn interrupt(child: &Running) {
     let ok = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -374,20 +401,22 @@ impl Drop for Veth {
 #[test]
 fn interface_disappearing_ends_with_a_summary() {
     let veth = Veth::new();
-    let mut child = bin()
-        .args([
-            "live",
-            "-i",
-            &veth.b,
-            "--format",
-            "json",
-            "--interval",
-            "0.2",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        bin()
+            .args([
+                "live",
+                "-i",
+                &veth.b,
+                "--format",
+                "json",
+                "--interval",
+                "0.2",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
