@@ -58,7 +58,7 @@ pub fn announcements(d: &Decoded, payload: &[u8], mut found: impl FnMut(Announce
     if payload.is_empty() || matches!(d.ip.fragment, Fragment::Later(_)) {
         return;
     }
-    let (from, to) = (d.ip.src, d.ip.dst);
+    let (from, to) = (d.ip.src.to_be_bytes(), d.ip.dst.to_be_bytes());
     match (d.ip.proto, src, dst) {
         (IpProto::TCP, PORT_EPM, _) => map_response(payload, |e| {
             found(Announcement {

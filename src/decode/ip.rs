@@ -102,13 +102,16 @@ fn ipv4(p: &[u8], vlan: u16) -> Result<Decoded<'_>, Skip> {
         return Err(Skip::BadIp);
     }
     let word = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
-    let quad = |at: usize| [h[at], h[at + 1], h[at + 2], h[at + 3]];
+    // An IPv4-mapped address, computed in a register.
+    let v4 = |at: usize| {
+        0xffff_u128 << 32 | u128::from(u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]))
+    };
     let id = u32::from(word(IDENT));
     let flags_offset = word(FLAGS_OFFSET);
     let mut ip = Ip {
         version: IpVersion::V4,
-        src: mapped(quad(SRC)),
-        dst: mapped(quad(DST)),
+        src: v4(SRC),
+        dst: v4(DST),
         proto: IpProto(h[PROTOCOL]),
         fragment: Fragment::None,
     };
@@ -148,8 +151,8 @@ fn ipv6(p: &[u8], vlan: u16) -> Result<Decoded<'_>, Skip> {
     let h = array::<LEN>(p, 0).ok_or(Skip::Truncated(Layer::Ip))?;
     let mut ip = Ip {
         version: IpVersion::V6,
-        src: *array::<16>(h, SRC).ok_or(Skip::Truncated(Layer::Ip))?,
-        dst: *array::<16>(h, DST).ok_or(Skip::Truncated(Layer::Ip))?,
+        src: u128::from_be_bytes(*array::<16>(h, SRC).ok_or(Skip::Truncated(Layer::Ip))?),
+        dst: u128::from_be_bytes(*array::<16>(h, DST).ok_or(Skip::Truncated(Layer::Ip))?),
         proto: IpProto(h[NEXT_HEADER]),
         fragment: Fragment::None,
     };

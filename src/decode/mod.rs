@@ -53,9 +53,11 @@ pub enum IpVersion {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ip {
     pub version: IpVersion,
-    /// Source address; IPv4 addresses are stored IPv4-mapped (`::ffff:a.b.c.d`).
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
+    /// The source address as one big-endian number (`u128::from_be_bytes` of its 16
+    /// bytes), so that comparing and ordering it is one operation; IPv4 addresses are
+    /// IPv4-mapped (`::ffff:a.b.c.d`).
+    pub src: u128,
+    pub dst: u128,
     /// The upper-layer protocol after IPv6 extension headers (AH and ESP stop the walk).
     pub proto: IpProto,
     pub fragment: Fragment,
@@ -235,8 +237,8 @@ mod tests {
         let frame = eth_tcp4(50000, 445, b"hello");
         let d = d(Link::Ethernet, &frame).unwrap();
         assert_eq!(d.ip.version, IpVersion::V4);
-        assert_eq!(d.ip.src, mapped([10, 0, 0, 1]));
-        assert_eq!(d.ip.dst, mapped([10, 0, 0, 2]));
+        assert_eq!(d.ip.src.to_be_bytes(), mapped([10, 0, 0, 1]));
+        assert_eq!(d.ip.dst.to_be_bytes(), mapped([10, 0, 0, 2]));
         assert_eq!((d.ip.proto, d.ports()), (IpProto::TCP, Some((50000, 445))));
         assert_eq!(d.tcp_flags() & 0x02, 0x02);
         assert_eq!(d.ip.fragment, Fragment::None);
@@ -276,7 +278,10 @@ mod tests {
             (100, IpVersion::V6, IpProto::UDP)
         );
         assert_eq!(d.ports(), Some((53000, 53)));
-        assert_eq!((d.ip.src, d.ip.dst), ([1; 16], [2; 16]));
+        assert_eq!(
+            (d.ip.src.to_be_bytes(), d.ip.dst.to_be_bytes()),
+            ([1; 16], [2; 16])
+        );
     }
 
     #[test]

@@ -47,16 +47,16 @@ impl Key {
         let ip = &d.ip;
         // Byte-wise order of the addresses, compared as two big-endian numbers rather than
         // byte by byte.
-        let (src, dst) = (u128::from_be_bytes(ip.src), u128::from_be_bytes(ip.dst));
+        let (src, dst) = (ip.src, ip.dst);
         let from_a = (src, sp) <= (dst, dp);
         let (a, a_port, b, b_port) = if from_a {
-            (ip.src, sp, ip.dst, dp)
+            (src, sp, dst, dp)
         } else {
-            (ip.dst, dp, ip.src, sp)
+            (dst, dp, src, sp)
         };
         let key = Key {
-            a,
-            b,
+            a: a.to_be_bytes(),
+            b: b.to_be_bytes(),
             a_port,
             b_port,
             proto: ip.proto,
@@ -74,7 +74,7 @@ impl Key {
 /// the same in both directions, for every fragment of a datagram, and in every run.
 #[inline]
 pub fn shard_of(d: &Decoded) -> u8 {
-    shard_of_pair(&d.ip.src, &d.ip.dst, d.vlan)
+    shard_of_pair(&d.ip.src.to_be_bytes(), &d.ip.dst.to_be_bytes(), d.vlan)
 }
 
 /// The shard of the flows between two addresses on a VLAN, in either direction.
@@ -112,8 +112,8 @@ mod tests {
             vlan: 0,
             ip: Ip {
                 version: IpVersion::V6,
-                src: [src; 16],
-                dst: [dst; 16],
+                src: u128::from_be_bytes([src; 16]),
+                dst: u128::from_be_bytes([dst; 16]),
                 proto: IpProto::TCP,
                 fragment: Fragment::None,
             },
