@@ -14,8 +14,8 @@ use crate::catalog::{PortTable, Transport};
 use crate::classify::classify;
 use crate::decode::{self, Fragment, IpProto, IpVersion, Link, Skip, Tunnel};
 use crate::flow::{
-    shard_of_pair, Counts, Expectations, Expected, FragmentKey, Fragments, InnerKey, Key, Packet,
-    Shard, Tally, Target, Timeouts, TunnelEnds, SHARDS,
+    shard_of_pair, Counts, ExpectKey, Expectations, Expected, FragmentKey, Fragments, InnerKey,
+    Key, Packet, Shard, Tally, Target, Timeouts, TunnelEnds, SHARDS,
 };
 
 /// The default bound on the flow table (about 160 MiB at worst).
@@ -462,17 +462,14 @@ impl<'t> Worker<'t> {
             Target::Tftp => self.table.expectation_row(Transport::Udp, 69),
         };
         if let Some(row) = row {
-            self.expected[local].announce(
-                a.listener,
-                a.port,
-                a.other,
-                a.proto,
-                a.vlan,
-                row,
-                a.target.once(),
-                a.ts_ns,
-                a.target.lifetime_ns(),
-            );
+            let key = ExpectKey {
+                listener: a.listener,
+                other: a.other,
+                port: a.port,
+                proto: a.proto,
+                vlan: a.vlan,
+            };
+            self.expected[local].announce(key, row, a.target, a.ts_ns);
         }
     }
 

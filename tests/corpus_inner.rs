@@ -18,7 +18,6 @@ use super::oracle::Rules;
 use super::util::classify_json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Captures where portscope's inner rows differ from tshark's: (file, packets, why).
 const INNER_DISAGREE: &[(&str, u64, &str)] = &[(
@@ -28,29 +27,10 @@ const INNER_DISAGREE: &[(&str, u64, &str)] = &[(
      (an IPv6 packet, no tunnel), tshark by the ethertype (IPv4 carrying IPv6)",
 )];
 
-/// tshark's fields of every frame, all occurrences (`,`-separated), tab-separated.
+/// tshark's fields of every frame, all occurrences (`,`-separated).
 fn tshark(capture: &Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut cmd = Command::new("tshark");
-    cmd.args(["-n", "-r"]).arg(capture).args([
-        "-o",
-        "ip.defragment:FALSE",
-        "-o",
-        "ipv6.defragment:FALSE",
-        "-T",
-        "fields",
-        "-E",
-        "separator=\t",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=,",
-    ]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().expect("tshark runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
+    let (out, _, _) = super::oracle::tshark_fields(capture, fields, true);
+    out.lines()
         .map(|l| {
             let mut v: Vec<String> = l.split('\t').map(str::to_string).collect();
             v.resize(fields.len(), String::new());

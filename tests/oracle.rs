@@ -174,9 +174,10 @@ impl Frame<'_> {
     }
 }
 
-/// Runs tshark on `capture` with reassembly off (every frame is dissected on its own), the
-/// first occurrence of each field, one tab-separated line per frame.
-fn tshark(capture: &Path) -> String {
+/// Runs tshark on `capture` with IP reassembly off (every frame is dissected on its own):
+/// one tab-separated line per frame of `fields`, each the first occurrence (`all` false) or
+/// every occurrence joined by `,`. Also the tshark run's success and standard error.
+pub fn tshark_fields(capture: &Path, fields: &[&str], all: bool) -> (String, bool, String) {
     let mut cmd = Command::new("tshark");
     cmd.arg("-n").arg("-r").arg(capture).args([
         "-o",
@@ -187,20 +188,28 @@ fn tshark(capture: &Path) -> String {
         "fields",
         "-E",
         "separator=/t",
-        "-E",
-        "occurrence=f",
     ]);
-    for f in FIELDS {
+    if all {
+        cmd.args(["-E", "occurrence=a", "-E", "aggregator=,"]);
+    } else {
+        cmd.args(["-E", "occurrence=f"]);
+    }
+    for f in fields {
         cmd.args(["-e", f]);
     }
     let out = cmd.output().expect("tshark runs (apt-get install tshark)");
-    assert!(
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
         out.status.success(),
-        "tshark failed on {}: {}",
-        capture.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("tshark prints UTF-8")
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// tshark's first occurrence of each of [`FIELDS`] per frame; tshark must succeed.
+fn tshark(capture: &Path) -> String {
+    let (out, ok, err) = tshark_fields(capture, &FIELDS, false);
+    assert!(ok, "tshark failed on {}: {err}", capture.display());
+    out
 }
 
 /// The row of every packet of `capture`, by the rule in the module's comment.

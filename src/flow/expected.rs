@@ -40,13 +40,14 @@ impl Target {
     }
 }
 
+/// An announced flow: `other` will connect to `listener` on `port` over `proto`, on `vlan`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct ExpectKey {
-    listener: [u8; 16],
-    other: [u8; 16],
-    port: u16,
-    proto: IpProto,
-    vlan: u16,
+pub struct ExpectKey {
+    pub listener: [u8; 16],
+    pub other: [u8; 16],
+    pub port: u16,
+    pub proto: IpProto,
+    pub vlan: u16,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -75,29 +76,12 @@ impl Expected {
         }
     }
 
-    /// Records that `other` will connect to `listener` on `port` (transport `proto`, VLAN
-    /// `vlan`), and that the flow is `row`. A newer announcement replaces an older one.
-    #[allow(clippy::too_many_arguments)]
-    pub fn announce(
-        &mut self,
-        listener: [u8; 16],
-        port: u16,
-        other: [u8; 16],
-        proto: IpProto,
-        vlan: u16,
-        row: Match,
-        once: bool,
-        now_ns: u64,
-        lifetime_ns: u64,
-    ) {
+    /// Records that the flow `key` will come, and that it is `row`; `target` says how long
+    /// the announcement waits and whether one flow uses it up. A newer announcement
+    /// replaces an older one.
+    pub fn announce(&mut self, key: ExpectKey, row: Match, target: Target, now_ns: u64) {
         self.counts.announced += 1;
-        let key = ExpectKey {
-            listener,
-            other,
-            port,
-            proto,
-            vlan,
-        };
+        let (once, lifetime_ns) = (target.once(), target.lifetime_ns());
         if !self.entries.contains_key(&key) && self.entries.len() >= self.max {
             self.expire(now_ns);
             if self.entries.len() >= self.max {
@@ -195,6 +179,17 @@ impl Expected {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The flow announced in these tests: 1::1 will connect to 2::2 on `port` over TCP.
+    fn endpoint(port: u16) -> ExpectKey {
+        ExpectKey {
+            listener: [2; 16],
+            other: [1; 16],
+            port,
+            proto: IpProto::TCP,
+            vlan: 0,
+        }
+    }
     use crate::catalog::{MatchKind, SetId, Transport};
 
     const S: u64 = 1_000_000_000;
@@ -223,17 +218,7 @@ mod tests {
     #[test]
     fn a_flow_to_the_announced_endpoint_takes_the_label_until_it_expires() {
         let mut e = Expected::new(4);
-        e.announce(
-            [2; 16],
-            49667,
-            [1; 16],
-            IpProto::TCP,
-            0,
-            row(),
-            false,
-            0,
-            300 * S,
-        );
+        e.announce(endpoint(49667), row(), Target::Rpc(0), 0);
         assert_eq!(e.take(&key(50000), S), Some(row()));
         // Not used up: a second connection matches too.
         assert_eq!(e.take(&key(50001), 2 * S), Some(row()));
@@ -258,31 +243,11 @@ mod tests {
     #[test]
     fn once_is_used_up_and_the_bound_pushes_out_the_oldest() {
         let mut e = Expected::new(2);
-        e.announce(
-            [2; 16],
-            49667,
-            [1; 16],
-            IpProto::TCP,
-            0,
-            row(),
-            true,
-            0,
-            60 * S,
-        );
+        e.announce(endpoint(49667), row(), Target::FtpData, 0);
         assert_eq!(e.take(&key(50000), S), Some(row()));
         assert_eq!(e.take(&key(50001), S), None);
         for (i, port) in [1000u16, 1001, 1002].into_iter().enumerate() {
-            e.announce(
-                [2; 16],
-                port,
-                [1; 16],
-                IpProto::TCP,
-                0,
-                row(),
-                true,
-                i as u64 * S,
-                60 * S,
-            );
+            e.announce(endpoint(port), row(), Target::FtpData, i as u64 * S);
         }
         let mut k = key(50000);
         k.b_port = 1000;

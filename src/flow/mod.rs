@@ -9,7 +9,7 @@ mod fragments;
 mod key;
 mod table;
 
-pub use expected::{Expected, Target};
+pub use expected::{ExpectKey, Expected, Target};
 pub use fragments::{FragmentKey, Fragments};
 pub use key::{shard_of, shard_of_pair, Key};
 pub use table::{Packet, Shard, SHARDS};
