@@ -355,7 +355,7 @@ fn interfaces_lists_the_endpoint_mapper_table() {
     let out = run(&["catalog", "interfaces", "--format", "json"]);
     assert!(out.status.success());
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list.len(), 47);
+    assert_eq!(list.len(), 305);
     let netlogon = list
         .iter()
         .find(|i| i["uuid"] == "12345678-1234-abcd-ef00-01234567cffb")
@@ -368,14 +368,67 @@ fn interfaces_lists_the_endpoint_mapper_table() {
         ),
         (Some("NETLOGON"), Some("Net Logon"), Some("Netlogon"))
     );
-    // Every owner is a catalog service, but the task scheduler, which the seed lacks.
+    // Every owner is a catalog service but these, which the seed lacks and which carry their
+    // own system names.
     let dump: Vec<serde_json::Value> =
         serde_json::from_slice(&run(&["catalog", "dump", "--format", "json"]).stdout).unwrap();
-    for i in &list {
-        let listed = dump.iter().any(|r| r["service"] == i["service"]);
-        assert_eq!(listed, i["service"] != "Task Scheduler", "{i}");
-    }
+    let mut outside: Vec<(&str, &str)> = list
+        .iter()
+        .filter(|i| !dump.iter().any(|r| r["service"] == i["service"]))
+        .map(|i| {
+            (
+                i["service"].as_str().unwrap(),
+                i["system_name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    outside.sort_unstable();
+    outside.dedup();
+    assert_eq!(
+        outside,
+        [
+            ("Background Intelligent Transfer Service", "BITS"),
+            ("COM+ Event System", "EventSystem"),
+            ("Cryptographic Services", "CryptSvc"),
+            ("DFS Replication", "DFSR"),
+            ("DHCP Client", "Dhcp"),
+            ("Distributed Link Tracking Client", "TrkWks"),
+            ("Encrypting File System (EFS)", "EFS"),
+            ("File Server Resource Manager", "SrmSvc"),
+            ("File Server VSS Agent Service", "fssagent"),
+            ("IIS Admin Service", "IISADMIN"),
+            ("IPsec Policy Agent", "PolicyAgent"),
+            ("Local Session Manager", "LSM"),
+            ("Logical Disk Manager Administrative Service", "dmadmin"),
+            ("Microsoft Key Distribution Service", "KdsSvc"),
+            ("Network DDE", "NetDDE"),
+            ("Online Responder Service", "OCSPSvc"),
+            ("Plug and Play", "PlugPlay"),
+            ("Protected Storage", "ProtectedStorage"),
+            ("Remote Access Connection Manager", "RasMan"),
+            ("Remote Desktop Configuration", "SessionEnv"),
+            ("Remote Desktop Gateway", "TSGateway"),
+            ("Remote Registry", "RemoteRegistry"),
+            ("Removable Storage", "NtmsSvc"),
+            ("Secondary Logon", "seclogon"),
+            ("Service Control Manager", "services.exe"),
+            ("Software Protection", "sppsvc"),
+            ("Task Scheduler", "Schedule"),
+            ("Telephony", "TapiSrv"),
+            ("Virtual Disk", "vds"),
+            ("Volume Shadow Copy", "VSS"),
+            ("WebClient", "WebClient"),
+            ("Windows Audio", "AudioSrv"),
+            ("Windows Deployment Services Server", "WDSServer"),
+            ("Windows Firewall", "MpsSvc"),
+            ("Windows Management Instrumentation", "Winmgmt"),
+            ("Windows Start-Up Application", "wininit.exe"),
+            ("Windows System Resource Manager", "WSRM"),
+            ("Wireless Zero Configuration", "WZCSVC"),
+            ("Workstation", "LanmanWorkstation"),
+        ]
+    );
     let table = stdout(&run(&["catalog", "interfaces"]));
     assert!(table.starts_with("UUID "), "{table}");
-    assert_eq!(table.lines().count(), 48);
+    assert_eq!(table.lines().count(), 306);
 }

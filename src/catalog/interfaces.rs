@@ -143,18 +143,99 @@ mod tests {
         assert_eq!(i.service, "Active Directory (Local Security Authority)");
         assert_eq!(i.system_name.as_deref(), Some("LSASS"));
         assert_eq!(format_uuid(&i.uuid), "e3514235-4b06-11d1-ab04-00c04fc2dcd2");
-        // Only the task scheduler is missing from the seed.
-        let outside: Vec<&str> = c
+        // The owners the seed catalog lacks, which therefore carry their own system names.
+        let mut outside: Vec<&str> = c
             .interfaces
             .iter()
             .filter(|i| !c.records.iter().any(|r| r.service == i.service))
-            .map(|i| i.service.as_str())
+            .map(|i| {
+                assert!(i.system_name.is_some(), "{} has no system name", i.service);
+                i.service.as_str()
+            })
             .collect();
-        assert!(
-            outside.iter().all(|s| *s == "Task Scheduler"),
-            "{outside:?}"
+        outside.sort_unstable();
+        outside.dedup();
+        assert_eq!(
+            outside,
+            [
+                "Background Intelligent Transfer Service",
+                "COM+ Event System",
+                "Cryptographic Services",
+                "DFS Replication",
+                "DHCP Client",
+                "Distributed Link Tracking Client",
+                "Encrypting File System (EFS)",
+                "File Server Resource Manager",
+                "File Server VSS Agent Service",
+                "IIS Admin Service",
+                "IPsec Policy Agent",
+                "Local Session Manager",
+                "Logical Disk Manager Administrative Service",
+                "Microsoft Key Distribution Service",
+                "Network DDE",
+                "Online Responder Service",
+                "Plug and Play",
+                "Protected Storage",
+                "Remote Access Connection Manager",
+                "Remote Desktop Configuration",
+                "Remote Desktop Gateway",
+                "Remote Registry",
+                "Removable Storage",
+                "Secondary Logon",
+                "Service Control Manager",
+                "Software Protection",
+                "Task Scheduler",
+                "Telephony",
+                "Virtual Disk",
+                "Volume Shadow Copy",
+                "WebClient",
+                "Windows Audio",
+                "Windows Deployment Services Server",
+                "Windows Firewall",
+                "Windows Management Instrumentation",
+                "Windows Start-Up Application",
+                "Windows System Resource Manager",
+                "Wireless Zero Configuration",
+                "Workstation",
+            ]
         );
-        assert_eq!(c.interfaces.len(), 47);
+        assert_eq!(c.interfaces.len(), 305);
+    }
+
+    #[test]
+    fn the_builtin_table_keeps_its_own_rules() {
+        let c = Catalog::builtin().unwrap();
+        // UUIDs are written in lower case, as `format_uuid` prints them.
+        let written: Vec<&str> = INTERFACES_TEXT
+            .lines()
+            .filter_map(|l| l.strip_prefix("uuid = \""))
+            .map(|l| l.trim_end_matches('"'))
+            .collect();
+        let formatted: Vec<String> = c.interfaces.iter().map(|i| format_uuid(&i.uuid)).collect();
+        assert_eq!(written, formatted);
+        // Names are unique, so the pipe table can refer to an interface by its name.
+        let mut names: Vec<&str> = c.interfaces.iter().map(|i| i.name.as_str()).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before, "an interface name is used twice");
+        // 5a7b91f8 is msgsvcsend ([MS-MSRP]); msgsvc is 17fdd703.
+        let send = parse_uuid("5a7b91f8-ff00-11d0-a9b2-00c04fb6e6fc").unwrap();
+        let send = c.interfaces.iter().find(|i| i.uuid == send).unwrap();
+        assert_eq!(
+            (send.name.as_str(), send.service.as_str()),
+            ("MSGSVCSEND", "Messenger")
+        );
+        let scm = parse_uuid("367abb81-9844-35f1-ad32-98f038001003").unwrap();
+        let scm = c.interfaces.iter().find(|i| i.uuid == scm).unwrap();
+        assert_eq!(
+            (
+                scm.name.as_str(),
+                scm.service.as_str(),
+                scm.system_name.as_deref()
+            ),
+            ("SVCCTL", "Service Control Manager", Some("services.exe"))
+        );
     }
 
     #[test]

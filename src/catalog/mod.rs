@@ -6,12 +6,14 @@
 
 mod interfaces;
 mod load;
+mod pipes;
 mod table;
 
 pub use interfaces::{
     format_uuid, parse_interfaces, parse_uuid, Interface, INTERFACES_NAME, INTERFACES_TEXT,
 };
 pub use load::{load_file, parse, Format, Problem};
+pub use pipes::{parse_pipes, Pipe, PIPES_NAME, PIPES_TEXT};
 pub use table::{Match, MatchKind, PortTable, SetId};
 
 use crate::decode::IpProto;
@@ -132,6 +134,8 @@ pub struct Catalog {
     pub notes: Vec<(String, usize, String)>,
     /// Well-known DCE/RPC interfaces and the services that own them (built in).
     pub interfaces: Vec<Interface>,
+    /// Well-known SMB named pipes and the services that listen on them (built in).
+    pub pipes: Vec<Pipe>,
 }
 
 /// A catalog that could not be read or is not valid.
@@ -176,6 +180,13 @@ impl Catalog {
                 message: p[0].message.clone(),
                 more: p.len() - 1,
             })?;
+        // After the interfaces: a pipe names the interfaces bound over it.
+        catalog.pipes = parse_pipes(PIPES_TEXT, &catalog).map_err(|p| Error::Invalid {
+            path: PIPES_NAME.to_string(),
+            line: p[0].line,
+            message: p[0].message.clone(),
+            more: p.len() - 1,
+        })?;
         Ok(catalog)
     }
 
