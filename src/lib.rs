@@ -12,6 +12,7 @@ pub mod classify;
 pub mod decode;
 pub mod flow;
 pub mod gen;
+pub mod inspect;
 pub mod pipeline;
 pub mod report;
 pub mod worker;

@@ -17,6 +17,7 @@ use crate::flow::{
     shard_of_pair, Counts, ExpectKey, Expectations, Expected, FragmentKey, Fragments, InnerKey,
     Key, Packet, Shard, Tally, Target, Timeouts, TunnelEnds, SHARDS,
 };
+use crate::inspect;
 
 /// The default bound on the flow table (about 160 MiB at worst).
 pub const DEFAULT_MAX_FLOWS: usize = 500_000;
@@ -67,6 +68,8 @@ pub enum Routed {
     Inner(InnerPacket),
     /// An announced flow, for the expectations of its shard.
     Announce(Announced),
+    /// What a packet's payload names (a DCE/RPC interface), for its flow's row.
+    Evidence(Evidence),
 }
 
 const _: () = assert!(std::mem::size_of::<Routed>() == 64);
@@ -108,6 +111,17 @@ pub struct InnerPacket {
     /// The index, in the same part, of the outer packet it travels in (always the record
     /// just before it: both go to the owner of the outer packet's shard).
     pub outer: u32,
+}
+
+/// A DCE/RPC interface the payload of a packet names. Its flow, shard and direction are
+/// the packet's.
+#[derive(Clone, Copy, Debug)]
+pub struct Evidence {
+    pub uuid: [u8; 16],
+    /// Whether the packet went to the server (else it came from it).
+    pub to_server: bool,
+    /// The index, in the same part, of the packet it was found in.
+    pub packet: u32,
 }
 
 /// An announced flow: `other` will connect to `listener` on `port`.
@@ -346,6 +360,16 @@ impl<'t> Worker<'t> {
                 None => {}
             }
         }
+        // Later fragments carry no payload here; first fragments do, with their flow's key.
+        if self.config.follow {
+            if let Some(bound) = inspect::interface(&d, payload) {
+                outbox.push(Routed::Evidence(Evidence {
+                    uuid: bound.uuid,
+                    to_server: bound.to_server,
+                    packet: outer,
+                }));
+            }
+        }
         if self.config.follow && announce::may_announce(&d) {
             let table = self.table;
             announce::announcements(&d, payload, |a| {
@@ -372,6 +396,10 @@ impl<'t> Worker<'t> {
                     other => debug_assert!(false, "inner packet without its outer: {other:?}"),
                 },
                 Routed::Announce(a) => self.apply_announcement(a),
+                Routed::Evidence(e) => match part.get(e.packet as usize) {
+                    Some(Routed::Packet(packet)) => self.apply_evidence(e, packet),
+                    other => debug_assert!(false, "evidence without its packet: {other:?}"),
+                },
             }
         }
     }
@@ -452,6 +480,25 @@ impl<'t> Worker<'t> {
             &self.config.timeouts,
             &mut self.tally,
         );
+    }
+
+    /// A DCE/RPC interface named in `packet`: its flow becomes the interface's row on the
+    /// server's port (a later fragment's stand-in key is never refined: evidence comes
+    /// from whole packets and first fragments only).
+    fn apply_evidence(&mut self, e: &Evidence, packet: &RoutedPacket) {
+        let local = self.local(packet.shard);
+        let k = &packet.key;
+        let Some(transport) = Transport::from_ip_proto(k.proto) else {
+            return;
+        };
+        // The packet's destination is b when a sent it.
+        let server_port = if packet.from_a == e.to_server {
+            k.b_port
+        } else {
+            k.a_port
+        };
+        let row = self.table.rpc_bind_row(transport, server_port, e.uuid);
+        self.shards[local].refine(k, row);
     }
 
     fn apply_announcement(&mut self, a: &Announced) {

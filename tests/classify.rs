@@ -2,7 +2,7 @@
 //! same files independently in `corpus.rs`), determinism, formats, outputs and errors.
 
 use super::util::{
-    bin, classify_json, fixture, flow_lines, run, stderr, stdout, tmpdir, Counts, Report,
+    bin, classify_json, fixture, flow_lines, run, stderr, stdout, tmpdir, Counts, Interface, Report,
 };
 use std::io::Write;
 use std::process::Stdio;
@@ -230,11 +230,27 @@ fn real_captures() {
         (0, 0),
         (0, 0),
     );
-    assert_eq!(r.row("tcp/135").unwrap().services.len(), 18);
+    // The connection to the endpoint mapper binds to it: its row is the mapper's interface,
+    // owned by the RPC service, not the 18 candidates of TCP 135.
+    let epm = r.row("tcp/135").unwrap();
+    assert_eq!(epm.kind, "rpc-bind");
+    assert_eq!(
+        epm.interface,
+        Some(Interface {
+            uuid: "e1af8308-5d1f-11c9-91a4-08002b14a0fa".into(),
+            name: Some("EPMAPPER (endpoint mapper)".into())
+        })
+    );
+    assert_eq!(epm.services.len(), 1);
+    assert_eq!(epm.services[0].name, "Remote Procedure Call (RPC)");
     let netlogon = r.row("tcp/53000").unwrap();
     assert_eq!(
         (netlogon.kind.as_str(), netlogon.services[0].name.as_str()),
         ("epm", "Net Logon")
+    );
+    assert_eq!(
+        netlogon.interface.as_ref().map(|i| i.uuid.as_str()),
+        Some("12345678-1234-abcd-ef00-01234567cffb")
     );
     let (plain, _) = classify_json(&[
         "--ports-only",
@@ -376,14 +392,14 @@ total                                                                           
     let lines: Vec<_> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "row,transport,low_port,high_port,match,protocols,services,flows,packets,bytes,tunnel"
+        "row,transport,low_port,high_port,match,protocols,services,flows,packets,bytes,tunnel,interface"
     );
     assert_eq!(
         lines[3],
-        "icmp,icmp,,,ip-protocol,ICMP (ping),Group Policy,1,2,148,"
+        "icmp,icmp,,,ip-protocol,ICMP (ping),Group Policy,1,2,148,,"
     );
-    assert_eq!(lines[6], "unclassified,,,,,,,1,1,54,");
-    assert_eq!(lines[7], "not_ip,,,,,,,,0,0,");
+    assert_eq!(lines[6], "unclassified,,,,,,,1,1,54,,");
+    assert_eq!(lines[7], "not_ip,,,,,,,,0,0,,");
     assert_eq!(lines.len(), 9);
 }
 

@@ -162,6 +162,90 @@ fn dynamic() -> Fixture {
     }
 }
 
+/// DCE/RPC connections named by their binds (see `tests/rpc.rs` for the rows).
+fn rpc() -> Fixture {
+    use portscope::announce::{map_response_pdu, tower};
+    use portscope::inspect::rpc::{bind_pdu, cl_request};
+    let uuid = |s: &str| portscope::catalog::parse_uuid(s).unwrap();
+    let samr = uuid("12345778-1234-abcd-ef00-0123456789ac");
+    let epmapper = uuid("e1af8308-5d1f-11c9-91a4-08002b14a0fa");
+    let netlogon = uuid("12345678-1234-abcd-ef00-01234567cffb");
+    let lsarpc = uuid("12345778-1234-abcd-ef00-0123456789ab");
+    let unknown = uuid("01234567-89ab-cdef-0123-456789abcdef");
+    let mut at = T0;
+    let mut records = Vec::new();
+    let mut push = |gap_s: u64, ip: Vec<u8>| {
+        at += gap_s * NS;
+        records.push(whole(at, eth_ip(&ip)));
+    };
+    // SAMR on a dynamic port: the handshake, the bind, its ack and a call, five packets.
+    push(1, tcp4(A, 50400, B, 49667, true, 0));
+    push(0, tcp4(B, 49667, A, 50400, true, 0));
+    push(
+        0,
+        tcp4_with(A, 50400, B, 49667, false, &bind_pdu(samr, false)),
+    );
+    push(0, tcp4(B, 49667, A, 50400, false, 100));
+    push(0, tcp4(A, 50400, B, 49667, false, 300));
+    // A bind to the endpoint mapper itself, on TCP 135.
+    push(1, tcp4(A, 50401, B, 135, true, 0));
+    push(
+        0,
+        tcp4_with(A, 50401, B, 135, false, &bind_pdu(epmapper, false)),
+    );
+    push(0, tcp4(B, 135, A, 50401, false, 80));
+    // An alter context first (NETLOGON); a later bind (LSARPC) does not move the connection
+    // again: evidence refines a flow once.
+    push(1, tcp4(A, 50402, B, 49668, true, 0));
+    push(
+        0,
+        tcp4_with(A, 50402, B, 49668, false, &bind_pdu(netlogon, true)),
+    );
+    push(
+        0,
+        tcp4_with(A, 50402, B, 49668, false, &bind_pdu(lsarpc, false)),
+    );
+    // An interface no table knows.
+    push(1, tcp4(A, 50403, B, 49669, true, 0));
+    push(
+        0,
+        tcp4_with(A, 50403, B, 49669, false, &bind_pdu(unknown, false)),
+    );
+    // The endpoint mapper announces LSARPC on 49670; the connection there binds LSARPC and
+    // keeps its announced label.
+    let answer = map_response_pdu(&[tower(lsarpc, 49670, B)]);
+    push(1, tcp4_with(B, 135, A, 50401, false, &answer));
+    push(0, tcp4(A, 50404, B, 49670, true, 0));
+    push(
+        0,
+        tcp4_with(A, 50404, B, 49670, false, &bind_pdu(lsarpc, false)),
+    );
+    // DCE/RPC over UDP: a connectionless request for NETLOGON and its response.
+    push(1, udp4_with(A, 50405, B, 1030, &cl_request(netlogon, 16)));
+    let mut response = cl_request(netlogon, 8);
+    response[1] = 2;
+    push(0, udp4_with(B, 1030, A, 50405, &response));
+    // Not a bind (too short for one context): the connection stays a range match.
+    push(1, tcp4(A, 50406, B, 49671, true, 0));
+    push(
+        0,
+        tcp4_with(
+            A,
+            50406,
+            B,
+            49671,
+            false,
+            &[5, 0, 11, 3, 0x10, 0, 0, 0, 20, 0],
+        ),
+    );
+    Fixture {
+        name: "rpc.pcap",
+        dlt: 1,
+        nano: false,
+        records,
+    }
+}
+
 /// One generated fixture: file name, DLT, nanosecond timestamps, records.
 pub struct Fixture {
     pub name: &'static str,
@@ -656,6 +740,7 @@ pub fn all() -> Vec<Fixture> {
         encapsulations(),
         tunnels(),
         dynamic(),
+        rpc(),
         ip_protocols(),
         fragments(),
         snaplen(),

@@ -18,6 +18,8 @@ mod dynamic;
 mod corpus;
 // Tunnels and dynamic ports on the corpus, against tshark.
 mod corpus_inner;
+// DCE/RPC binds naming their connections: the fixture, and the corpus against tshark.
+mod rpc;
 // `portscope live` on the loopback interface (needs root, as CI has).
 mod live;
 // The tshark oracle: each packet's service row from tshark's dissection and the catalog.

@@ -1,7 +1,7 @@
 //! Running the binary, and the report's JSON as the tests read it.
 
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn fixture(name: &str) -> String {
@@ -27,16 +27,22 @@ pub fn stderr(o: &Output) -> String {
 
 /// Runs `portscope classify --flows FILE` on a fixture and returns the flow lines, parsed.
 pub fn flow_lines(name: &str) -> Vec<serde_json::Value> {
+    flow_lines_of(Path::new(&fixture(name)))
+}
+
+/// Runs `portscope classify --flows FILE` on a capture and returns the flow lines, parsed.
+pub fn flow_lines_of(capture: &Path) -> Vec<serde_json::Value> {
     // Tests run in parallel: one directory per call.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = capture.file_name().unwrap().to_string_lossy();
     let dir = tmpdir(&format!("flows-{call}-{name}"));
     let flows = dir.join("flows.jsonl");
     let out = run(&[
         "classify",
         "--flows",
         flows.to_str().unwrap(),
-        &fixture(name),
+        capture.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = std::fs::read_to_string(&flows)
@@ -73,11 +79,20 @@ pub struct Row {
     pub ports: Option<[u16; 2]>,
     #[serde(rename = "match")]
     pub kind: String,
+    #[serde(default)]
+    pub interface: Option<Interface>,
     pub protocols: Vec<String>,
     pub services: Vec<Service>,
     pub flows: u64,
     pub packets: u64,
     pub bytes: u64,
+}
+
+/// A row's DCE/RPC interface.
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
+pub struct Interface {
+    pub uuid: String,
+    pub name: Option<String>,
 }
 
 impl Row {

@@ -1,5 +1,5 @@
-//! Arbitrary bytes under every link type, through the decoder, the tunnel and announcement
-//! parsers, and a worker's flow tables:
+//! Arbitrary bytes under every link type, through the decoder, the tunnel, announcement and
+//! DCE/RPC bind parsers, and a worker's flow tables:
 //! no panic, and every frame counted once with its wire length.
 #![no_main]
 
@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
             announcements(&i, p, |_| {});
         }
         announcements(&d, payload, |_| {});
+        let _ = portscope::inspect::interface(&d, payload);
     }
     // The same bytes cut into frames (a length byte before each), through a small worker.
     let config = WorkerConfig {

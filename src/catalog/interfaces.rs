@@ -77,6 +77,7 @@ pub fn parse_interfaces(text: &str, catalog: &Catalog) -> Result<Vec<Interface>,
         }]
     })?;
     let mut problems = Vec::new();
+    let services = catalog.services();
     let mut out: Vec<Interface> = Vec::new();
     for entry in raw.interface {
         let line = line_of(text, entry.span().start);
@@ -102,7 +103,7 @@ pub fn parse_interfaces(text: &str, catalog: &Catalog) -> Result<Vec<Interface>,
             });
             continue;
         }
-        let listed = catalog.records.iter().find(|rec| rec.service == r.service);
+        let listed = services.get(r.service.as_str());
         let system_name = match (listed, r.system_name) {
             (Some(_), Some(_)) => {
                 problems.push(Problem {
@@ -114,7 +115,7 @@ pub fn parse_interfaces(text: &str, catalog: &Catalog) -> Result<Vec<Interface>,
                 });
                 continue;
             }
-            (Some(rec), None) => rec.system_name.clone(),
+            (Some(system_name), None) => system_name.map(str::to_string),
             (None, given) => given,
         };
         out.push(Interface {

@@ -14,7 +14,7 @@ pub use interfaces::{
 };
 pub use load::{load_file, parse, Format, Problem};
 pub use pipes::{parse_pipes, Pipe, PIPES_NAME, PIPES_TEXT};
-pub use table::{Match, MatchKind, PortTable, SetId};
+pub use table::{Label, Match, MatchKind, PortTable, SetId};
 
 use crate::decode::IpProto;
 use std::fmt;
@@ -166,6 +166,17 @@ fn more_text(more: usize) -> String {
 }
 
 impl Catalog {
+    /// Each service the catalog lists, with the system name of its first record: for the
+    /// interface and pipe tables, which name services by title.
+    pub fn services(&self) -> std::collections::HashMap<&str, Option<&str>> {
+        let mut out = std::collections::HashMap::new();
+        for r in &self.records {
+            out.entry(r.service.as_str())
+                .or_insert(r.system_name.as_deref());
+        }
+        out
+    }
+
     /// The built-in catalog alone.
     ///
     /// # Errors

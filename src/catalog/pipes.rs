@@ -69,6 +69,7 @@ pub fn parse_pipes(text: &str, catalog: &Catalog) -> Result<Vec<Pipe>, Vec<Probl
         }]
     })?;
     let mut problems = Vec::new();
+    let services = catalog.services();
     let mut out: Vec<Pipe> = Vec::new();
     // Where each accepted name was first listed, to say so for a repeat.
     let mut seen: Vec<(String, usize)> = Vec::new();
@@ -94,7 +95,7 @@ pub fn parse_pipes(text: &str, catalog: &Catalog) -> Result<Vec<Pipe>, Vec<Probl
 
         let service_line = at(&r.service.span());
         let service = r.service.into_inner();
-        let listed = catalog.records.iter().find(|rec| rec.service == service);
+        let listed = services.get(service.as_str());
         if service.trim().is_empty() {
             problems.push(Problem {
                 line: service_line,
@@ -111,7 +112,7 @@ pub fn parse_pipes(text: &str, catalog: &Catalog) -> Result<Vec<Pipe>, Vec<Probl
                 });
                 None
             }
-            (Some(rec), None) => rec.system_name.clone(),
+            (Some(system_name), None) => system_name.map(str::to_string),
             (None, given) => given.map(Spanned::into_inner),
         };
 

@@ -40,6 +40,10 @@ pub enum MatchKind {
     /// A flow another flow announced (FTP data, a TFTP transfer): the record set of the
     /// service's well-known port.
     Expectation,
+    /// A DCE/RPC connection (or connectionless exchange) whose bind, alter context or
+    /// header named its interface: the row's label is the interface, and its candidate
+    /// the service that owns it.
+    RpcBind,
 }
 
 impl MatchKind {
@@ -50,6 +54,7 @@ impl MatchKind {
             MatchKind::Range => "range",
             MatchKind::Epm => "epm",
             MatchKind::Expectation => "expectation",
+            MatchKind::RpcBind => "rpc-bind",
         }
     }
 }
@@ -62,6 +67,29 @@ pub struct Match {
     pub ports: Option<(u16, u16)>,
     pub kind: MatchKind,
     pub set: SetId,
+    /// What the payload or an announcement named beyond the port: rows with different
+    /// labels are different rows.
+    pub label: Label,
+}
+
+/// What names a row beyond its transport, port and kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Label {
+    #[default]
+    None,
+    /// A DCE/RPC interface, by UUID in string order ([`MatchKind::Epm`] and
+    /// [`MatchKind::RpcBind`] rows), known to the interface table or not.
+    Interface([u8; 16]),
+}
+
+impl Label {
+    /// The interface UUID, for rows that name one.
+    pub fn interface(self) -> Option<[u8; 16]> {
+        match self {
+            Label::Interface(u) => Some(u),
+            Label::None => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -231,6 +259,7 @@ impl PortTable {
                 ports: Some((port, port)),
                 kind: MatchKind::Port,
                 set,
+                label: Label::None,
             });
         }
         let (lo, hi) = (a.min(b), a.max(b));
@@ -242,6 +271,7 @@ impl PortTable {
                 ports: Some((r.lo, r.hi)),
                 kind: MatchKind::Range,
                 set: r.set,
+                label: Label::None,
             })
     }
 
@@ -254,6 +284,7 @@ impl PortTable {
             ports: None,
             kind: MatchKind::IpProtocol,
             set,
+            label: Label::None,
         })
     }
 
@@ -274,6 +305,7 @@ impl PortTable {
                 ports: Some((port, port)),
                 kind: MatchKind::Port,
                 set,
+                label: Label::None,
             });
         }
         found.extend(
@@ -285,6 +317,7 @@ impl PortTable {
                     ports: Some((r.lo, r.hi)),
                     kind: MatchKind::Range,
                     set: r.set,
+                    label: Label::None,
                 }),
         );
         found
@@ -303,6 +336,22 @@ impl PortTable {
             ports: Some((port, port)),
             kind: MatchKind::Epm,
             set: SetId(index),
+            label: self
+                .interfaces
+                .get(index as usize)
+                .map_or(Label::None, |u| Label::Interface(*u)),
+        }
+    }
+
+    /// The row of a DCE/RPC connection to server `port` whose bind named `uuid` (which the
+    /// interface table may not know: the row is still the interface's, named by its UUID).
+    pub fn rpc_bind_row(&self, transport: Transport, port: u16, uuid: [u8; 16]) -> Match {
+        Match {
+            transport,
+            ports: Some((port, port)),
+            kind: MatchKind::RpcBind,
+            set: SetId::NONE,
+            label: Label::Interface(uuid),
         }
     }
 
@@ -315,6 +364,7 @@ impl PortTable {
             ports: Some((port, port)),
             kind: MatchKind::Expectation,
             set,
+            label: Label::None,
         })
     }
 

@@ -6,7 +6,7 @@
 //! whatever the number of workers: the output does not depend on `--threads`.
 
 use super::{Counts, FlowKey, FlowRecord, Key, Tally, Timeouts};
-use crate::catalog::Match;
+use crate::catalog::{Match, MatchKind};
 use crate::decode::IpProto;
 
 /// The number of flow-table shards, fixed so results do not depend on the thread count.
@@ -188,6 +188,22 @@ impl<K: FlowKey> Shard<K> {
     pub fn finish(&mut self, tally: &mut Tally) {
         for (key, s) in self.flows.drain() {
             tally.end_flow(&record(key, &s, false));
+        }
+    }
+
+    /// Refines the row of the open flow `key` with payload evidence: a flow the port table
+    /// classified (by port or range) or left unclassified takes `row`, as a whole, the
+    /// packets it already carried included. An announced flow (endpoint mapper, FTP, TFTP)
+    /// keeps its row, and so does one already refined: evidence refines a flow once.
+    pub fn refine(&mut self, key: &K, row: Match) {
+        if let Some(s) = self.flows.get_mut(key) {
+            let refinable = match s.row {
+                None => true,
+                Some(m) => matches!(m.kind, MatchKind::Port | MatchKind::Range),
+            };
+            if refinable {
+                s.row = Some(row);
+            }
         }
     }
 

@@ -19,6 +19,7 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         "packets",
         "bytes",
         "tunnel",
+        "interface",
     ])
     .map_err(io_err)?;
     for r in s.services.iter().chain(&s.tunneled) {
@@ -38,6 +39,9 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
             r.packets.to_string(),
             r.bytes.to_string(),
             r.tunnel.map_or(String::new(), |t| t.to_string()),
+            r.interface
+                .as_ref()
+                .map_or(String::new(), |i| i.uuid.clone()),
         ])
         .map_err(io_err)?;
     }
@@ -68,6 +72,7 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
             flows.map_or(String::new(), |f| f.to_string()),
             packets.to_string(),
             bytes.to_string(),
+            String::new(),
             String::new(),
         ])
         .map_err(io_err)?;

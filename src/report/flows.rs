@@ -2,6 +2,7 @@
 //! start time so the file is the same for any thread count.
 
 use super::row_key;
+use crate::catalog::format_uuid;
 use crate::decode::{IpProto, Tunnel};
 use crate::flow::FlowRecord;
 use serde::Serialize;
@@ -37,6 +38,9 @@ struct Line {
     /// For a flow inside a tunnel (`match` is `inner`): how the inner flow was matched.
     #[serde(skip_serializing_if = "Option::is_none")]
     inner_match: Option<&'static str>,
+    /// For `rpc-bind` and `epm` flows: the DCE/RPC interface's UUID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interface: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -95,6 +99,10 @@ pub fn write_flows(flows: &mut [FlowRecord], out: &mut dyn Write) -> io::Result<
                 outer_b: addr(t.b),
             }),
             inner_match: f.tunnel.and_then(|_| f.row.map(|m| m.kind.as_str())),
+            interface: f
+                .row
+                .and_then(|m| m.label.interface())
+                .map(|u| format_uuid(&u)),
         };
         serde_json::to_writer(&mut *out, &line)?;
         writeln!(out)?;

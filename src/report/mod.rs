@@ -13,7 +13,9 @@ pub use flows::write_flows;
 pub use live::{write_live_json, write_live_table, LiveDrops};
 
 use crate::capture::InputReport;
-use crate::catalog::{Catalog, Match, MatchKind, PortTable, Transport, INTERFACES_NAME};
+use crate::catalog::{
+    format_uuid, Catalog, Match, MatchKind, PortTable, Transport, INTERFACES_NAME,
+};
 use crate::decode::{Link, Tunnel};
 use crate::flow::{Counts, Expectations, Tally};
 use serde::Serialize;
@@ -52,6 +54,9 @@ pub struct Row {
     /// For `inner` rows, how the inner flows were matched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inner_match: Option<&'static str>,
+    /// For `rpc-bind` and `epm` rows, the DCE/RPC interface.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<InterfaceRef>,
     /// Application protocol names of the candidate records, in catalog order.
     pub protocols: Vec<String>,
     /// Every candidate service, in catalog order.
@@ -59,6 +64,15 @@ pub struct Row {
     pub flows: u64,
     pub packets: u64,
     pub bytes: u64,
+}
+
+/// A DCE/RPC interface as a row names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InterfaceRef {
+    /// Lower case, in string order.
+    pub uuid: String,
+    /// The interface table's name for it; `None` for an interface the table does not know.
+    pub name: Option<String>,
 }
 
 impl Row {
@@ -297,6 +311,14 @@ fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
         transport: m.transport,
         ports: m.ports.map(|(lo, hi)| [lo, hi]),
         kind: m.kind.as_str(),
+        interface: m.label.interface().map(|uuid| InterfaceRef {
+            uuid: format_uuid(&uuid),
+            name: catalog
+                .interfaces
+                .iter()
+                .find(|i| i.uuid == uuid)
+                .map(|i| i.name.clone()),
+        }),
         protocols,
         services,
         flows: c.flows,
@@ -307,8 +329,9 @@ fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
 
 /// The distinct protocol names and services of a row's candidate records, in catalog order.
 pub fn candidates(m: &Match, catalog: &Catalog, table: &PortTable) -> (Vec<String>, Vec<Service>) {
-    if m.kind == MatchKind::Epm {
-        return match catalog.interfaces.get(m.set.0 as usize) {
+    if matches!(m.kind, MatchKind::Epm | MatchKind::RpcBind) {
+        let uuid = m.label.interface();
+        return match catalog.interfaces.iter().find(|i| Some(i.uuid) == uuid) {
             Some(i) => (
                 vec![i.name.clone()],
                 vec![Service {

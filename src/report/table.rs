@@ -42,7 +42,11 @@ const COLUMNS: usize = 8;
 const FIRST_NUMBER: usize = 4;
 
 fn service_line(r: &Row, key: String, total_bytes: u64) -> [String; COLUMNS] {
-    let protocols: Vec<&str> = r.protocols.iter().map(String::as_str).collect();
+    let mut protocols: Vec<&str> = r.protocols.iter().map(String::as_str).collect();
+    // An interface the interface table does not know is named by its UUID.
+    if let (true, Some(i)) = (protocols.is_empty(), &r.interface) {
+        protocols.push(&i.uuid);
+    }
     let services: Vec<&str> = r.services.iter().map(|x| x.name.as_str()).collect();
     [
         key,

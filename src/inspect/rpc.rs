@@ -1,0 +1,309 @@
+//! The DCE/RPC interface a packet names: the first presentation context of a
+//! connection-oriented bind or alter context (C706 12.6.4.3 and 12.6.4.1; [MS-RPCE] 2.2.2),
+//! or the interface id of a connectionless request or response header (C706 12.5.2).
+//!
+//! Only the fixed header and the first context are read, with every length checked
+//! against the segment; a PDU that does not look like DCE/RPC (a wrong version, type or
+//! data representation, a length below what it must hold, no context) yields nothing. The
+//! first-fragment flag is not required: a bind is one fragment, and some clients leave the
+//! flag clear (tshark and Suricata read such binds too; the corpus has one).
+
+use crate::decode::{array, Decoded, IpProto, Upper};
+
+/// Byte offsets of the fields read.
+mod field {
+    /// Connection-oriented PDUs (C706 12.6.3.1).
+    pub mod co {
+        pub const VERSION: usize = 0;
+        pub const MINOR: usize = 1;
+        pub const PTYPE: usize = 2;
+        pub const DREP: usize = 4;
+        pub const FRAG_LEN: usize = 8;
+        /// The bind and alter context body: the number of contexts, then the first one's
+        /// id (2 bytes), transfer syntax count and reserved byte, then its abstract syntax.
+        pub const N_CONTEXTS: usize = 24;
+        pub const ABSTRACT_SYNTAX: usize = 32;
+        /// The header, the body to the first context, and the first context's id, counts
+        /// and abstract syntax (UUID and version).
+        pub const MIN_BIND_LEN: usize = 52;
+    }
+    /// Connectionless PDUs (C706 12.5.2): an 80-byte header.
+    pub mod cl {
+        pub const VERSION: usize = 0;
+        pub const PTYPE: usize = 1;
+        pub const DREP: usize = 4;
+        pub const INTERFACE: usize = 24;
+        pub const BODY_LEN: usize = 74;
+        pub const LEN: usize = 80;
+    }
+}
+
+const CO_VERSION: u8 = 5;
+const CL_VERSION: u8 = 4;
+const PTYPE_REQUEST: u8 = 0;
+const PTYPE_RESPONSE: u8 = 2;
+const PTYPE_BIND: u8 = 11;
+const PTYPE_ALTER_CONTEXT: u8 = 14;
+/// The integer representation bits of the data representation's first byte: 0x10 is
+/// little-endian, 0x00 big-endian; the low bits give the character set (ASCII or EBCDIC).
+const DREP_INTEGER: u8 = 0xf0;
+const DREP_LITTLE_ENDIAN: u8 = 0x10;
+
+/// A DCE/RPC interface a packet names, and which side of the packet is the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound {
+    /// The interface UUID in string order (`12345778-1234-abcd-ef00-0123456789ac` is
+    /// `[0x12, 0x34, 0x57, 0x78, ...]`).
+    pub uuid: [u8; 16],
+    /// Whether the packet's destination is the server (a bind, an alter context, a
+    /// connectionless request); false for a connectionless response.
+    pub to_server: bool,
+}
+
+/// The interface a TCP segment or UDP datagram names, if its payload begins with a
+/// connection-oriented bind or alter context (TCP) or a connectionless request or response
+/// (UDP).
+#[inline(always)]
+pub fn interface(d: &Decoded, payload: &[u8]) -> Option<Bound> {
+    // The test every packet with a payload takes: a first byte of 4 or 5 (the versions).
+    match payload.first() {
+        Some(&v) if v & !1 == CL_VERSION => {}
+        _ => return None,
+    }
+    if !matches!(d.upper, Upper::Ports { .. }) {
+        return None;
+    }
+    match (d.ip.proto, payload.first()) {
+        (IpProto::TCP, Some(&CO_VERSION)) => co_bind(payload).map(|uuid| Bound {
+            uuid,
+            to_server: true,
+        }),
+        (IpProto::UDP, Some(&CL_VERSION)) => cl_header(payload),
+        _ => None,
+    }
+}
+
+/// The abstract syntax of the first presentation context of a bind or alter context.
+pub fn co_bind(payload: &[u8]) -> Option<[u8; 16]> {
+    use field::co::*;
+    let h = array::<MIN_BIND_LEN>(payload, 0)?;
+    if h[VERSION] != CO_VERSION
+        || h[MINOR] > 1
+        || !matches!(h[PTYPE], PTYPE_BIND | PTYPE_ALTER_CONTEXT)
+        || h[DREP] & DREP_INTEGER & !DREP_LITTLE_ENDIAN != 0
+    {
+        return None;
+    }
+    let le = h[DREP] & DREP_LITTLE_ENDIAN != 0;
+    let frag_len = usize::from(if le {
+        u16::from_le_bytes([h[FRAG_LEN], h[FRAG_LEN + 1]])
+    } else {
+        u16::from_be_bytes([h[FRAG_LEN], h[FRAG_LEN + 1]])
+    });
+    if frag_len < MIN_BIND_LEN || h[N_CONTEXTS] == 0 {
+        return None;
+    }
+    let uuid = array::<16>(h, ABSTRACT_SYNTAX)?;
+    Some(string_order(*uuid, le))
+}
+
+/// The interface of a connectionless request or response.
+fn cl_header(payload: &[u8]) -> Option<Bound> {
+    use field::cl::*;
+    let h = array::<LEN>(payload, 0)?;
+    let to_server = match h[PTYPE] {
+        PTYPE_REQUEST => true,
+        PTYPE_RESPONSE => false,
+        _ => return None,
+    };
+    if h[VERSION] != CL_VERSION || h[DREP] & DREP_INTEGER & !DREP_LITTLE_ENDIAN != 0 {
+        return None;
+    }
+    let le = h[DREP] & DREP_LITTLE_ENDIAN != 0;
+    let body = [h[BODY_LEN], h[BODY_LEN + 1]];
+    let body = usize::from(if le {
+        u16::from_le_bytes(body)
+    } else {
+        u16::from_be_bytes(body)
+    });
+    // The body follows the header whole, unless the capture cut it short.
+    if body < payload.len() - LEN {
+        return None;
+    }
+    let uuid = string_order(*array::<16>(h, INTERFACE)?, le);
+    (uuid != [0; 16]).then_some(Bound { uuid, to_server })
+}
+
+/// A UUID as NDR sends it (its first three fields in the sender's integer order) in string
+/// order.
+fn string_order(mut u: [u8; 16], le: bool) -> [u8; 16] {
+    if le {
+        u[..4].reverse();
+        u[4..6].reverse();
+        u[6..8].reverse();
+    }
+    u
+}
+
+/// A little-endian bind (or, with `alter`, an alter context) naming `uuid` (string order)
+/// in its one presentation context, with the NDR transfer syntax: for tests and the
+/// fixture generator.
+pub fn bind_pdu(uuid: [u8; 16], alter: bool) -> Vec<u8> {
+    let mut wire = uuid;
+    wire[..4].reverse();
+    wire[4..6].reverse();
+    wire[6..8].reverse();
+    let ptype = if alter {
+        PTYPE_ALTER_CONTEXT
+    } else {
+        PTYPE_BIND
+    };
+    let mut pdu = vec![CO_VERSION, 0, ptype, 0x03, DREP_LITTLE_ENDIAN, 0, 0, 0];
+    pdu.extend_from_slice(&72u16.to_le_bytes());
+    pdu.extend_from_slice(&[0, 0, 1, 0, 0, 0]); // auth length, call id
+    pdu.extend_from_slice(&[0xb8, 0x10, 0xb8, 0x10, 0, 0, 0, 0]); // max frags, group
+    pdu.extend_from_slice(&[1, 0, 0, 0]); // one context
+    pdu.extend_from_slice(&[0, 0, 1, 0]); // context 0, one transfer syntax
+    pdu.extend_from_slice(&wire);
+    pdu.extend_from_slice(&[1, 0, 0, 0]); // interface version 1.0
+                                          // NDR 8a885d04-1ceb-11c9-9fe8-08002b104860 version 2.
+    pdu.extend_from_slice(&[
+        0x04, 0x5d, 0x88, 0x8a, 0xeb, 0x1c, 0xc9, 0x11, 0x9f, 0xe8, 0x08, 0x00, 0x2b, 0x10, 0x48,
+        0x60, 2, 0, 0, 0,
+    ]);
+    pdu
+}
+
+/// A little-endian connectionless request for `uuid` (string order) with a `body`-byte
+/// stub: for tests and the fixture generator.
+pub fn cl_request(uuid: [u8; 16], body: usize) -> Vec<u8> {
+    let mut wire = uuid;
+    wire[..4].reverse();
+    wire[4..6].reverse();
+    wire[6..8].reverse();
+    let mut pdu = vec![
+        CL_VERSION,
+        PTYPE_REQUEST,
+        0x28,
+        0,
+        DREP_LITTLE_ENDIAN,
+        0,
+        0,
+        0,
+    ];
+    pdu.extend_from_slice(&[0; 16]); // object
+    pdu.extend_from_slice(&wire);
+    pdu.extend_from_slice(&[7; 16]); // activity
+    pdu.extend_from_slice(&[0; 4]); // server boot time
+    pdu.extend_from_slice(&[1, 0, 0, 0]); // interface version
+    pdu.extend_from_slice(&[0; 4]); // sequence number
+    pdu.extend_from_slice(&[0, 0, 0xff, 0xff, 0xff, 0xff]); // opnum, hints
+    pdu.extend_from_slice(&u16::try_from(body).unwrap_or(u16::MAX).to_le_bytes());
+    pdu.extend_from_slice(&[0, 0, 0, 0]); // fragment number, auth, serial
+    pdu.resize(field::cl::LEN + body, 0);
+    pdu
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{decode, Link};
+    use etherparse::PacketBuilder;
+
+    const SAMR: [u8; 16] = [
+        0x12, 0x34, 0x57, 0x78, 0x12, 0x34, 0xab, 0xcd, 0xef, 0x00, 0x01, 0x23, 0x45, 0x67, 0x89,
+        0xac,
+    ];
+
+    fn segment(udp: bool, payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64);
+        let mut out = Vec::new();
+        if udp {
+            b.udp(50000, 135).write(&mut out, payload).unwrap();
+        } else {
+            b.tcp(50000, 49667, 1, 1000)
+                .write(&mut out, payload)
+                .unwrap();
+        }
+        out
+    }
+
+    fn bound(frame: &[u8]) -> Option<Bound> {
+        let (d, payload) = decode(Link::Ethernet, frame).unwrap();
+        interface(&d, payload)
+    }
+
+    #[test]
+    fn binds_alter_contexts_and_connectionless_requests_name_their_interface() {
+        let expect = Some(Bound {
+            uuid: SAMR,
+            to_server: true,
+        });
+        assert_eq!(bound(&segment(false, &bind_pdu(SAMR, false))), expect);
+        assert_eq!(bound(&segment(false, &bind_pdu(SAMR, true))), expect);
+        assert_eq!(bound(&segment(true, &cl_request(SAMR, 24))), expect);
+        let mut response = cl_request(SAMR, 0);
+        response[1] = PTYPE_RESPONSE;
+        assert_eq!(
+            bound(&segment(true, &response)),
+            Some(Bound {
+                uuid: SAMR,
+                to_server: false
+            })
+        );
+    }
+
+    #[test]
+    fn big_endian_uuids_are_read_as_sent() {
+        let mut pdu = bind_pdu(SAMR, false);
+        pdu[4] = 0x00;
+        pdu[8..10].copy_from_slice(&72u16.to_be_bytes());
+        pdu[32..48].copy_from_slice(&SAMR);
+        assert_eq!(co_bind(&pdu), Some(SAMR));
+    }
+
+    #[test]
+    fn what_is_not_a_first_bind_is_nothing() {
+        let good = bind_pdu(SAMR, false);
+        let changed = |at: usize, value: u8| {
+            let mut p = good.clone();
+            p[at] = value;
+            co_bind(&p)
+        };
+        assert_eq!(changed(0, 4), None, "version 4 on TCP");
+        assert_eq!(changed(1, 2), None, "minor version 2");
+        assert_eq!(changed(2, 12), None, "a bind ack");
+        assert_eq!(changed(2, 0), None, "a request");
+        assert_eq!(changed(3, 0x00), Some(SAMR), "no first-fragment flag");
+        assert_eq!(changed(4, 0x20), None, "unknown integer representation");
+        assert_eq!(changed(24, 0), None, "no context");
+        assert_eq!(changed(8, 40), None, "a length below one context");
+        for n in 0..MIN_BIND {
+            assert_eq!(co_bind(&good[..n]), None, "cut at {n}");
+        }
+        // The rest of the PDU may be cut by the snapshot length.
+        assert_eq!(co_bind(&good[..MIN_BIND]), Some(SAMR));
+        let mut wrong = cl_request(SAMR, 8);
+        wrong[74] = 4; // says a 4-byte body, 8 follow
+        assert_eq!(bound(&segment(true, &wrong)), None);
+        let zero = cl_request([0; 16], 0);
+        assert_eq!(bound(&segment(true, &zero)), None);
+        // DCE/RPC bytes on the other transport are not read.
+        assert_eq!(bound(&segment(true, &good)), None);
+        assert_eq!(bound(&segment(false, &cl_request(SAMR, 0))), None);
+    }
+
+    const MIN_BIND: usize = field::co::MIN_BIND_LEN;
+
+    #[test]
+    fn arbitrary_payloads_never_panic() {
+        use proptest::prelude::*;
+        proptest!(|(udp: bool, mut bytes in prop::collection::vec(any::<u8>(), 0..160))| {
+            if let Some(first) = bytes.first_mut() {
+                *first = if udp { CL_VERSION } else { CO_VERSION };
+            }
+            let frame = segment(udp, &bytes);
+            let _ = bound(&frame);
+        });
+    }
+}
