@@ -10,7 +10,7 @@
 //! capture order, so the result does not depend on the number of workers.
 
 use crate::announce::{self, Announcement, What};
-use crate::catalog::{PortTable, Transport};
+use crate::catalog::{PortTable, Transport, UNKNOWN_INTERFACES_PER_SHARD};
 use crate::classify::classify;
 use crate::decode::{self, Fragment, IpProto, IpVersion, Link, Skip, Tunnel};
 use crate::flow::{
@@ -201,6 +201,8 @@ pub struct Worker<'t> {
     inner: Vec<Shard<InnerKey>>,
     /// Announced flows, per owned shard.
     expected: Vec<Expected>,
+    /// Interfaces the interface table does not know that each owned shard has named.
+    unknown_interfaces: Vec<Vec<[u8; 16]>>,
     fragments: Fragments,
     tally: Tally,
     /// Live mode: the tally's counters at the last interval report.
@@ -224,6 +226,7 @@ impl<'t> Worker<'t> {
             expected: (0..owned)
                 .map(|_| Expected::new(EXPECTATIONS_PER_SHARD))
                 .collect(),
+            unknown_interfaces: (0..owned).map(|_| Vec::new()).collect(),
             fragments: Fragments::new(config.max_fragments),
             tally: Tally {
                 interval: config.live.then(hashbrown::HashMap::new),
@@ -280,6 +283,7 @@ impl<'t> Worker<'t> {
             unsupported_links,
             evicted_flows: self.tally.evicted_flows - self.reported.evicted_flows,
             orphan_fragments: self.tally.orphan_fragments - self.reported.orphan_fragments,
+            unnamed_binds: self.tally.unnamed_binds - self.reported.unnamed_binds,
             tunneled,
             tunnel_not_ip,
             expectations: expectations.since(self.reported.expectations),
@@ -291,6 +295,7 @@ impl<'t> Worker<'t> {
             unsupported_links: self.tally.unsupported_links.clone(),
             evicted_flows: self.tally.evicted_flows,
             orphan_fragments: self.tally.orphan_fragments,
+            unnamed_binds: self.tally.unnamed_binds,
             tunnel_not_ip: self.tally.tunnel_not_ip,
             expectations,
             ..Tally::default()
@@ -497,7 +502,20 @@ impl<'t> Worker<'t> {
         } else {
             k.a_port
         };
-        let row = self.table.rpc_bind_row(transport, server_port, e.uuid);
+        // An interface the table does not know counts against the shard's bound the first
+        // time the shard names it.
+        if self.table.known_interface(&e.uuid).is_none() {
+            let named = &mut self.unknown_interfaces[local];
+            if !named.contains(&e.uuid) {
+                if named.len() >= UNKNOWN_INTERFACES_PER_SHARD {
+                    self.tally.unnamed_binds += 1;
+                    return;
+                }
+                named.push(e.uuid);
+            }
+        }
+        let id = self.table.interface_id(&e.uuid);
+        let row = self.table.rpc_bind_row(transport, server_port, id);
         self.shards[local].refine(k, row);
     }
 
@@ -557,13 +575,14 @@ impl<'t> Worker<'t> {
     }
 }
 
-/// What an announcement will label, if the catalog can name it (an interface the
-/// interface table lacks is not followed).
+/// What an announcement will label, if the interface table knows the interface: the
+/// announcement is decoded outside its shard's order, so it cannot count against a
+/// shard's bound on unknown interfaces, and an unbounded number of them is not followed.
 fn target_of(table: &PortTable, a: &Announcement) -> Option<Target> {
     match a.what {
         What::FtpData => Some(Target::FtpData),
         What::Tftp => Some(Target::Tftp),
-        What::Rpc(uuid) => table.interface_index(&uuid).map(Target::Rpc),
+        What::Rpc(uuid) => table.known_interface(&uuid).map(Target::Rpc),
     }
 }
 

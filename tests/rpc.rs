@@ -340,3 +340,43 @@ fn corpus_binds_agree_with_tshark() {
         "{named} of {total} bound bytes named"
     );
 }
+
+/// A flood of binds to made-up interfaces names at most 64 per shard (one address pair is
+/// one shard); the rest keep their port rows and are counted, the same at any thread count.
+#[test]
+fn binds_to_unknown_interfaces_are_bounded() {
+    use etherparse::PacketBuilder;
+    use portscope::inspect::rpc::bind_pdu;
+    let dir = super::util::tmpdir("rpc-flood");
+    let capture = dir.join("flood.pcap");
+    let mut records = Vec::new();
+    for i in 0..70u16 {
+        let mut uuid = [0x77; 16];
+        uuid[..2].copy_from_slice(&i.to_be_bytes());
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, 9, 0, 1], [10, 9, 0, 2], 64)
+            .tcp(40_000 + i, 50_000, 1, 1000);
+        let mut frame = Vec::new();
+        b.write(&mut frame, &bind_pdu(uuid, false)).unwrap();
+        let len = u32::try_from(frame.len()).unwrap();
+        records.push((u64::from(i) * 1_000_000, len, frame));
+    }
+    portscope::gen::write_pcap(&capture, 1, false, records).unwrap();
+    let mut reports = Vec::new();
+    for threads in ["1", "2"] {
+        let (r, out) = classify_json(&["--threads", threads, capture.to_str().unwrap()]);
+        let named: u64 = r
+            .services
+            .iter()
+            .filter(|row| row.kind == "rpc-bind")
+            .map(|row| row.flows)
+            .sum();
+        assert_eq!(named, 64);
+        assert_eq!(r.row("tcp/1024-65534").unwrap().flows, 6);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["unnamed_binds"], 6);
+        reports.push(out.stdout);
+    }
+    assert_eq!(reports[0], reports[1]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -14,7 +14,7 @@ pub use interfaces::{
 };
 pub use load::{load_file, parse, Format, Problem};
 pub use pipes::{parse_pipes, Pipe, PIPES_NAME, PIPES_TEXT};
-pub use table::{Label, Match, MatchKind, PortTable, SetId};
+pub use table::{Match, MatchKind, PortTable, SetId, UNKNOWN_INTERFACES_PER_SHARD};
 
 use crate::decode::IpProto;
 use std::fmt;

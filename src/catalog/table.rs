@@ -41,8 +41,8 @@ pub enum MatchKind {
     /// service's well-known port.
     Expectation,
     /// A DCE/RPC connection (or connectionless exchange) whose bind, alter context or
-    /// header named its interface: the row's label is the interface, and its candidate
-    /// the service that owns it.
+    /// header named its interface: the set is the interface's id
+    /// ([`PortTable::interface_id`]), and its candidate the service that owns it.
     RpcBind,
 }
 
@@ -66,29 +66,16 @@ pub struct Match {
     /// `(port, port)` for an exact match, the range for a range match, `None` for IP protocols.
     pub ports: Option<(u16, u16)>,
     pub kind: MatchKind,
+    /// The set of candidate records; for [`MatchKind::Epm`] and [`MatchKind::RpcBind`]
+    /// rows, the interface's id instead ([`PortTable::interface_id`]), so two interfaces
+    /// on one port are two rows.
     pub set: SetId,
-    /// What the payload or an announcement named beyond the port: rows with different
-    /// labels are different rows.
-    pub label: Label,
 }
 
-/// What names a row beyond its transport, port and kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Label {
-    #[default]
-    None,
-    /// A DCE/RPC interface, by UUID in string order ([`MatchKind::Epm`] and
-    /// [`MatchKind::RpcBind`] rows), known to the interface table or not.
-    Interface([u8; 16]),
-}
-
-impl Label {
-    /// The interface UUID, for rows that name one.
-    pub fn interface(self) -> Option<[u8; 16]> {
-        match self {
-            Label::Interface(u) => Some(u),
-            Label::None => None,
-        }
+impl Match {
+    /// The id of the DCE/RPC interface an `epm` or `rpc-bind` row names.
+    pub fn interface(&self) -> Option<u32> {
+        matches!(self.kind, MatchKind::Epm | MatchKind::RpcBind).then_some(self.set.0)
     }
 }
 
@@ -99,8 +86,20 @@ struct RangeEntry {
     set: SetId,
 }
 
+/// How many interfaces the interface table does not know each flow-table shard names at
+/// most (64 shards: 4,096 in a run). Counted per shard, in the shard's capture order, so
+/// which connections are named does not depend on the number of threads.
+pub const UNKNOWN_INTERFACES_PER_SHARD: usize = 64;
+
+/// Interfaces the interface table does not know, in the order first seen.
+#[derive(Debug, Default)]
+struct Unknown {
+    ids: HashMap<[u8; 16], usize>,
+    uuids: Vec<[u8; 16]>,
+}
+
 /// Port and protocol to candidate services, built once from a [`Catalog`].
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct PortTable {
     /// `exact[0]` is TCP, `exact[1]` UDP; 65,536 entries each.
     exact: [Box<[SetId]>; 2],
@@ -110,8 +109,11 @@ pub struct PortTable {
     ip: [SetId; 4],
     /// Record indices of each set, in catalog order; `sets[0]` is empty.
     sets: Vec<Box<[u32]>>,
-    /// The UUIDs of the catalog's DCE/RPC interfaces, in table order.
+    /// The UUIDs of the catalog's DCE/RPC interfaces, in table order, and each one's index.
     interfaces: Vec<[u8; 16]>,
+    interface_ids: HashMap<[u8; 16], u32>,
+    /// Interfaces seen on the wire that the table does not know, numbered after it.
+    unknown_interfaces: std::sync::Mutex<Unknown>,
 }
 
 fn port_slot(t: Transport) -> Option<usize> {
@@ -227,6 +229,13 @@ impl PortTable {
             ip,
             sets: interner.sets,
             interfaces: catalog.interfaces.iter().map(|i| i.uuid).collect(),
+            interface_ids: catalog
+                .interfaces
+                .iter()
+                .zip(0u32..)
+                .map(|(i, n)| (i.uuid, n))
+                .collect(),
+            unknown_interfaces: std::sync::Mutex::default(),
         }
     }
 
@@ -259,7 +268,6 @@ impl PortTable {
                 ports: Some((port, port)),
                 kind: MatchKind::Port,
                 set,
-                label: Label::None,
             });
         }
         let (lo, hi) = (a.min(b), a.max(b));
@@ -271,7 +279,6 @@ impl PortTable {
                 ports: Some((r.lo, r.hi)),
                 kind: MatchKind::Range,
                 set: r.set,
-                label: Label::None,
             })
     }
 
@@ -284,7 +291,6 @@ impl PortTable {
             ports: None,
             kind: MatchKind::IpProtocol,
             set,
-            label: Label::None,
         })
     }
 
@@ -305,7 +311,6 @@ impl PortTable {
                 ports: Some((port, port)),
                 kind: MatchKind::Port,
                 set,
-                label: Label::None,
             });
         }
         found.extend(
@@ -317,16 +322,50 @@ impl PortTable {
                     ports: Some((r.lo, r.hi)),
                     kind: MatchKind::Range,
                     set: r.set,
-                    label: Label::None,
                 }),
         );
         found
     }
 
     /// The index of a DCE/RPC interface in the catalog's interface table.
-    pub fn interface_index(&self, uuid: &[u8; 16]) -> Option<u32> {
-        let i = self.interfaces.iter().position(|u| u == uuid)?;
-        u32::try_from(i).ok()
+    pub fn known_interface(&self, uuid: &[u8; 16]) -> Option<u32> {
+        self.interface_ids.get(uuid).copied()
+    }
+
+    /// The id of a DCE/RPC interface: its index in the catalog's interface table, or, for
+    /// an interface the table does not know, a number after the table's, the same for the
+    /// same UUID all through the run. Ids name rows inside one run only, and which number
+    /// an unknown interface gets may depend on thread timing: reports show the UUID, never
+    /// the id. The lock is taken only for interfaces the table lacks, once per bind naming
+    /// one, never per packet. Callers bound how many unknown interfaces they name (the
+    /// workers: [`UNKNOWN_INTERFACES_PER_SHARD`] per shard).
+    pub fn interface_id(&self, uuid: &[u8; 16]) -> u32 {
+        if let Some(i) = self.known_interface(uuid) {
+            return i;
+        }
+        let mut unknown = self
+            .unknown_interfaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = unknown.uuids.len();
+        let at = *unknown.ids.entry(*uuid).or_insert(next);
+        if at == next {
+            unknown.uuids.push(*uuid);
+        }
+        u32::try_from(self.interfaces.len() + at).unwrap_or(u32::MAX)
+    }
+
+    /// The UUID of interface `id`.
+    pub fn interface_uuid(&self, id: u32) -> Option<[u8; 16]> {
+        let i = id as usize;
+        if let Some(u) = self.interfaces.get(i) {
+            return Some(*u);
+        }
+        let unknown = self
+            .unknown_interfaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        unknown.uuids.get(i - self.interfaces.len()).copied()
     }
 
     /// The row of a flow the endpoint mapper announced for interface `index` on `port`.
@@ -336,22 +375,16 @@ impl PortTable {
             ports: Some((port, port)),
             kind: MatchKind::Epm,
             set: SetId(index),
-            label: self
-                .interfaces
-                .get(index as usize)
-                .map_or(Label::None, |u| Label::Interface(*u)),
         }
     }
 
-    /// The row of a DCE/RPC connection to server `port` whose bind named `uuid` (which the
-    /// interface table may not know: the row is still the interface's, named by its UUID).
-    pub fn rpc_bind_row(&self, transport: Transport, port: u16, uuid: [u8; 16]) -> Match {
+    /// The row of a DCE/RPC connection to server `port` whose bind named interface `id`.
+    pub fn rpc_bind_row(&self, transport: Transport, port: u16, id: u32) -> Match {
         Match {
             transport,
             ports: Some((port, port)),
             kind: MatchKind::RpcBind,
-            set: SetId::NONE,
-            label: Label::Interface(uuid),
+            set: SetId(id),
         }
     }
 
@@ -364,12 +397,11 @@ impl PortTable {
             ports: Some((port, port)),
             kind: MatchKind::Expectation,
             set,
-            label: Label::None,
         })
     }
 
     /// The record indices (into `Catalog::records`) of a set, in catalog order. For
-    /// [`MatchKind::Epm`] rows the set is an interface index instead.
+    /// [`MatchKind::Epm`] and [`MatchKind::RpcBind`] rows the set is an interface id instead.
     pub fn records(&self, set: SetId) -> &[u32] {
         self.sets
             .get(usize::try_from(set.0).unwrap_or(usize::MAX))

@@ -46,7 +46,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     })?;
     if let Some(path) = &a.flows {
         write_output(Some(path), |out| {
-            report::write_flows(&mut outcome.tally.flows, out)
+            report::write_flows(&mut outcome.tally.flows, &table, out)
         })?;
     }
     if a.stats {

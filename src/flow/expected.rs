@@ -190,7 +190,7 @@ mod tests {
             vlan: 0,
         }
     }
-    use crate::catalog::{Label, MatchKind, SetId, Transport};
+    use crate::catalog::{MatchKind, SetId, Transport};
 
     const S: u64 = 1_000_000_000;
 
@@ -200,7 +200,6 @@ mod tests {
             ports: Some((49667, 49667)),
             kind: MatchKind::Epm,
             set: SetId(3),
-            label: Label::None,
         }
     }
 

@@ -190,6 +190,9 @@ pub struct Tally {
     pub evicted_flows: u64,
     /// Later IP fragments whose first fragment was never seen (counted as unclassified).
     pub orphan_fragments: u64,
+    /// DCE/RPC binds to interfaces the interface table does not know, past the bound on
+    /// how many such interfaces a shard names: their connections keep their port rows.
+    pub unnamed_binds: u64,
     /// Finished flows, when kept.
     pub flows: Vec<FlowRecord>,
     pub keep_flows: bool,
@@ -310,6 +313,7 @@ impl AddAssign for Tally {
         }
         self.evicted_flows += other.evicted_flows;
         self.orphan_fragments += other.orphan_fragments;
+        self.unnamed_binds += other.unnamed_binds;
         self.flows.extend(other.flows);
         for (row, counts) in other.tunneled {
             *self.tunneled.entry(row).or_default() += counts;

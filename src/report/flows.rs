@@ -2,7 +2,7 @@
 //! start time so the file is the same for any thread count.
 
 use super::row_key;
-use crate::catalog::format_uuid;
+use crate::catalog::{format_uuid, PortTable};
 use crate::decode::{IpProto, Tunnel};
 use crate::flow::FlowRecord;
 use serde::Serialize;
@@ -64,7 +64,11 @@ fn seconds(ns: u64) -> f64 {
 ///
 /// # Errors
 /// Any error of `out`.
-pub fn write_flows(flows: &mut [FlowRecord], out: &mut dyn Write) -> io::Result<()> {
+pub fn write_flows(
+    flows: &mut [FlowRecord],
+    table: &PortTable,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     flows.sort_unstable_by_key(|f| (f.first_ns, f.tunnel, f.key, f.last_ns));
     for f in flows.iter() {
         let k = &f.key;
@@ -101,7 +105,8 @@ pub fn write_flows(flows: &mut [FlowRecord], out: &mut dyn Write) -> io::Result<
             inner_match: f.tunnel.and_then(|_| f.row.map(|m| m.kind.as_str())),
             interface: f
                 .row
-                .and_then(|m| m.label.interface())
+                .and_then(|m| m.interface())
+                .and_then(|id| table.interface_uuid(id))
                 .map(|u| format_uuid(&u)),
         };
         serde_json::to_writer(&mut *out, &line)?;

@@ -13,9 +13,7 @@ pub use flows::write_flows;
 pub use live::{write_live_json, write_live_table, LiveDrops};
 
 use crate::capture::InputReport;
-use crate::catalog::{
-    format_uuid, Catalog, Match, MatchKind, PortTable, Transport, INTERFACES_NAME,
-};
+use crate::catalog::{format_uuid, Catalog, Match, PortTable, Transport, INTERFACES_NAME};
 use crate::decode::{Link, Tunnel};
 use crate::flow::{Counts, Expectations, Tally};
 use serde::Serialize;
@@ -164,6 +162,9 @@ pub struct Summary {
     pub evicted_flows: u64,
     /// Later IP fragments whose first fragment was not seen (counted as unclassified).
     pub orphan_fragments: u64,
+    /// DCE/RPC binds to unknown interfaces past the bound on naming them (their
+    /// connections keep their port rows).
+    pub unnamed_binds: u64,
     /// Per tunnel kind, most bytes first. These packets are also counted above, under their
     /// outer flows.
     pub tunnels: Vec<TunnelTotal>,
@@ -265,6 +266,7 @@ impl Summary {
             },
             evicted_flows: tally.evicted_flows,
             orphan_fragments: tally.orphan_fragments,
+            unnamed_binds: tally.unnamed_binds,
             tunnels,
             tunneled,
             expectations: tally.expectations,
@@ -296,6 +298,10 @@ fn by_bytes(a: &Row, b: &Row) -> std::cmp::Ordering {
         .then(a.ports.cmp(&b.ports))
         .then(a.kind.cmp(b.kind))
         .then(a.protocols.cmp(&b.protocols))
+        .then_with(|| {
+            let uuid = |r: &Row| r.interface.as_ref().map(|i| i.uuid.clone());
+            uuid(a).cmp(&uuid(b))
+        })
 }
 
 /// The tally's tunnel rows in a fixed order.
@@ -311,13 +317,11 @@ fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
         transport: m.transport,
         ports: m.ports.map(|(lo, hi)| [lo, hi]),
         kind: m.kind.as_str(),
-        interface: m.label.interface().map(|uuid| InterfaceRef {
-            uuid: format_uuid(&uuid),
-            name: catalog
-                .interfaces
-                .iter()
-                .find(|i| i.uuid == uuid)
-                .map(|i| i.name.clone()),
+        interface: m.interface().map(|id| InterfaceRef {
+            uuid: table
+                .interface_uuid(id)
+                .map_or_else(String::new, |u| format_uuid(&u)),
+            name: catalog.interfaces.get(id as usize).map(|i| i.name.clone()),
         }),
         protocols,
         services,
@@ -329,9 +333,8 @@ fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
 
 /// The distinct protocol names and services of a row's candidate records, in catalog order.
 pub fn candidates(m: &Match, catalog: &Catalog, table: &PortTable) -> (Vec<String>, Vec<Service>) {
-    if matches!(m.kind, MatchKind::Epm | MatchKind::RpcBind) {
-        let uuid = m.label.interface();
-        return match catalog.interfaces.iter().find(|i| Some(i.uuid) == uuid) {
+    if let Some(id) = m.interface() {
+        return match catalog.interfaces.get(id as usize) {
             Some(i) => (
                 vec![i.name.clone()],
                 vec![Service {

@@ -218,6 +218,14 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
             thousands(s.orphan_fragments)
         )?;
     }
+    if s.unnamed_binds > 0 {
+        writeln!(
+            out,
+            "note: {} DCE/RPC binds named interfaces past the bound of {} unknown interfaces per shard; their connections keep their port rows",
+            thousands(s.unnamed_binds),
+            crate::catalog::UNKNOWN_INTERFACES_PER_SHARD
+        )?;
+    }
     let e = &s.expectations;
     if e.announced > 0 {
         writeln!(
