@@ -181,11 +181,11 @@ fn unsupported_link_types_are_named() {
             r.undecodable.unsupported_link_types[0].dlt,
             r.undecodable.unsupported_link_types[0].packets
         ),
-        (105, 3)
+        (147, 3)
     );
     let table = stdout(&run(&["classify", &fixture("unsupported_link.pcap")]));
     assert!(
-        table.contains("note: 3 packets of link type 105 (DLT), which portscope does not decode"),
+        table.contains("note: 3 packets of link type 147 (DLT), which portscope does not decode"),
         "{table}"
     );
 }

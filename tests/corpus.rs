@@ -23,6 +23,10 @@ const DECODED_LINKS: &[&str] = &[
     "null(15)",
     "ppp(4)",
     "chdlc(28)",
+    "ieee-802-11(20)",
+    "ieee-802-11-radiotap(23)",
+    "ppi(97)",
+    "nflog(141)",
 ];
 
 /// Files where portscope and the oracle put some packets in different rows:

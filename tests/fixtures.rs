@@ -695,7 +695,7 @@ fn nanosecond() -> Fixture {
     }
 }
 
-/// A link type portscope does not decode (802.11, DLT 105).
+/// A link type portscope does not decode (USER0, DLT 147).
 fn unsupported_link() -> Fixture {
     let frames = (0..3)
         .map(|i| {
@@ -706,7 +706,8 @@ fn unsupported_link() -> Fixture {
         .collect();
     Fixture {
         name: "unsupported_link.pcap",
-        dlt: 105,
+        // LINKTYPE_USER0: private use, which no decoder can know.
+        dlt: 147,
         nano: false,
         records: timed(frames),
     }

@@ -2,6 +2,7 @@
 //!
 //! Link types and their headers follow <https://www.tcpdump.org/linktypes.html>.
 
+use super::wireless;
 use super::{array, be16, EtherType, Layer, Protocol, Skip};
 
 /// The link layers portscope decodes, from a libpcap DLT value.
@@ -24,13 +25,24 @@ pub enum Link {
     Ppp,
     /// Cisco HDLC (DLT 104): address, control, then an ethertype.
     CHdlc,
+    /// IEEE 802.11 (DLT 105): a data frame's header, then LLC/SNAP.
+    Ieee80211,
+    /// Radiotap (DLT 127): a radio header, then an 802.11 frame.
+    Radiotap,
+    /// PPI (DLT 192): a per-packet information header, then the frame of the link type it
+    /// names (802.11 or Ethernet).
+    Ppi,
+    /// Linux NFLOG (DLT 239): a header and TLVs, one of which is the IP packet.
+    Nflog,
     /// Anything else: every frame is a [`Skip::UnsupportedLink`].
     Unsupported(i32),
 }
 
 impl Link {
     /// Every DLT value portscope decodes: what the fuzzer and the property tests draw from.
-    pub const DECODED_DLTS: [i32; 12] = [1, 0, 108, 12, 14, 101, 228, 229, 113, 276, 9, 104];
+    pub const DECODED_DLTS: [i32; 16] = [
+        1, 0, 108, 12, 14, 101, 228, 229, 113, 276, 9, 104, 105, 127, 192, 239,
+    ];
 
     /// Maps a DLT value as libpcap reports it (`pcap_datalink`).
     ///
@@ -48,6 +60,10 @@ impl Link {
             276 => Link::Sll2,
             9 => Link::Ppp,
             104 => Link::CHdlc,
+            105 => Link::Ieee80211,
+            127 => Link::Radiotap,
+            192 => Link::Ppi,
+            239 => Link::Nflog,
             other => Link::Unsupported(other),
         }
     }
@@ -65,6 +81,10 @@ impl Link {
             Link::Sll2 => 276,
             Link::Ppp => 9,
             Link::CHdlc => 104,
+            Link::Ieee80211 => 105,
+            Link::Radiotap => 127,
+            Link::Ppi => 192,
+            Link::Nflog => 239,
             Link::Unsupported(d) => d,
         }
     }
@@ -152,6 +172,10 @@ pub(super) fn strip<'a>(link: Link, frame: &'a [u8], vlan: &mut u16) -> Result<&
             let ethertype = be16(frame, field::CHDLC_PROTOCOL).ok_or(truncated)?;
             ethertype_payload(EtherType(ethertype), &frame[field::CHDLC_LEN..], vlan)
         }
+        Link::Ieee80211 => wireless::ieee80211(frame, vlan),
+        Link::Radiotap => wireless::radiotap(frame, vlan),
+        Link::Ppi => wireless::ppi(frame, vlan),
+        Link::Nflog => wireless::nflog(frame),
         Link::Unsupported(dlt) => Err(Skip::UnsupportedLink(dlt)),
     }
 }

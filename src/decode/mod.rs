@@ -24,6 +24,7 @@ mod ip;
 mod link;
 mod numbers;
 mod tunnel;
+mod wireless;
 
 pub use ip::mapped;
 pub use link::Link;
@@ -140,6 +141,11 @@ pub enum Protocol {
     /// A tunnel message that carries no packet: an L2TP control message, a VXLAN header
     /// without its I flag.
     TunnelControl,
+    /// An 802.11 frame with no readable packet: management, control, null data, protected
+    /// (encrypted), or data that is not LLC/SNAP.
+    Wlan,
+    /// An NFLOG record without a payload TLV.
+    NflogNoPayload,
 }
 
 /// Why a packet yields no IP header.
