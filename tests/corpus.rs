@@ -27,6 +27,11 @@ const DECODED_LINKS: &[&str] = &[
     "ieee-802-11-radiotap(23)",
     "ppi(97)",
     "nflog(141)",
+    "frelay(26)",
+    "arcnet_linux(9)",
+    "ipnet(124)",
+    "ip-ib(180)",
+    "pktap(171)",
 ];
 
 /// Files where portscope and the oracle put some packets in different rows:

@@ -2,8 +2,8 @@
 //!
 //! Link types and their headers follow <https://www.tcpdump.org/linktypes.html>.
 
-use super::wireless;
 use super::{array, be16, EtherType, Layer, Protocol, Skip};
+use super::{rare, wireless};
 
 /// The link layers portscope decodes, from a libpcap DLT value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -34,14 +34,26 @@ pub enum Link {
     Ppi,
     /// Linux NFLOG (DLT 239): a header and TLVs, one of which is the IP packet.
     Nflog,
+    /// Frame relay (DLT 107): a Q.922 address, then an NLPID (RFC 2427) or, as Cisco
+    /// sends it, an ethertype.
+    FrameRelay,
+    /// Linux ARCnet (DLT 129): addresses, an offset, then an RFC 1201 or RFC 1051 protocol.
+    Arcnet,
+    /// Solaris ipnet (DLT 226): a 24-byte header with the address family.
+    Ipnet,
+    /// IP over InfiniBand (DLT 242, RFC 4391): 40 bytes of addresses, then an ethertype.
+    Ipoib,
+    /// Apple's PKTAP (DLT 258): a header naming the link type of the frame after it.
+    Pktap,
     /// Anything else: every frame is a [`Skip::UnsupportedLink`].
     Unsupported(i32),
 }
 
 impl Link {
     /// Every DLT value portscope decodes: what the fuzzer and the property tests draw from.
-    pub const DECODED_DLTS: [i32; 16] = [
-        1, 0, 108, 12, 14, 101, 228, 229, 113, 276, 9, 104, 105, 127, 192, 239,
+    pub const DECODED_DLTS: [i32; 21] = [
+        1, 0, 108, 12, 14, 101, 228, 229, 113, 276, 9, 104, 105, 127, 192, 239, 107, 129, 226, 242,
+        258,
     ];
 
     /// Maps a DLT value as libpcap reports it (`pcap_datalink`).
@@ -64,6 +76,11 @@ impl Link {
             127 => Link::Radiotap,
             192 => Link::Ppi,
             239 => Link::Nflog,
+            107 => Link::FrameRelay,
+            129 => Link::Arcnet,
+            226 => Link::Ipnet,
+            242 => Link::Ipoib,
+            258 => Link::Pktap,
             other => Link::Unsupported(other),
         }
     }
@@ -85,6 +102,11 @@ impl Link {
             Link::Radiotap => 127,
             Link::Ppi => 192,
             Link::Nflog => 239,
+            Link::FrameRelay => 107,
+            Link::Arcnet => 129,
+            Link::Ipnet => 226,
+            Link::Ipoib => 242,
+            Link::Pktap => 258,
             Link::Unsupported(d) => d,
         }
     }
@@ -176,6 +198,11 @@ pub(super) fn strip<'a>(link: Link, frame: &'a [u8], vlan: &mut u16) -> Result<&
         Link::Radiotap => wireless::radiotap(frame, vlan),
         Link::Ppi => wireless::ppi(frame, vlan),
         Link::Nflog => wireless::nflog(frame),
+        Link::FrameRelay => rare::frame_relay(frame, vlan),
+        Link::Arcnet => rare::arcnet(frame),
+        Link::Ipnet => rare::ipnet(frame),
+        Link::Ipoib => rare::ipoib(frame, vlan),
+        Link::Pktap => rare::pktap(frame, vlan),
         Link::Unsupported(dlt) => Err(Skip::UnsupportedLink(dlt)),
     }
 }

@@ -23,6 +23,7 @@
 mod ip;
 mod link;
 mod numbers;
+mod rare;
 mod tunnel;
 mod wireless;
 
@@ -146,6 +147,8 @@ pub enum Protocol {
     Wlan,
     /// An NFLOG record without a payload TLV.
     NflogNoPayload,
+    /// A link layer's own protocol number: frame relay's NLPID, ARCnet's protocol id.
+    LinkProtocol(u16),
 }
 
 /// Why a packet yields no IP header.
