@@ -8,6 +8,7 @@
 //! A tower is a floor count and floors of (left-hand side, right-hand side) octet strings;
 //! floor 1 names the interface, floor 4 the TCP port (big-endian), floor 5 the IPv4 address.
 
+use crate::catalog::swap_uuid_fields;
 use crate::decode::{be16, be32};
 
 /// An endpoint the endpoint mapper announced.
@@ -132,10 +133,7 @@ fn parse_tower(tower: &[u8]) -> Option<Endpoint> {
             (Some(&FLOOR_UUID), _) if uuid.is_none() && lhs.len() >= 17 => {
                 let mut u = [0u8; 16];
                 u.copy_from_slice(&lhs[1..17]);
-                u[..4].reverse();
-                u[4..6].reverse();
-                u[6..8].reverse();
-                uuid = Some(u);
+                uuid = Some(swap_uuid_fields(u));
             }
             (Some(&FLOOR_RPC_CO), _) => connection_oriented = true,
             (Some(&FLOOR_TCP), &[hi, lo]) => port = Some(u16::from_be_bytes([hi, lo])),
@@ -158,12 +156,8 @@ fn parse_tower(tower: &[u8]) -> Option<Endpoint> {
 /// fixture generator.
 pub fn tower(uuid: [u8; 16], port: u16, addr: [u8; 4]) -> Vec<u8> {
     let mut t = vec![5, 0];
-    let mut u = uuid;
-    u[..4].reverse();
-    u[4..6].reverse();
-    u[6..8].reverse();
     t.extend_from_slice(&[19, 0, FLOOR_UUID]);
-    t.extend_from_slice(&u);
+    t.extend_from_slice(&swap_uuid_fields(uuid));
     t.extend_from_slice(&[4, 0, 2, 0, 0, 0]);
     // NDR transfer syntax 8a885d04-1ceb-11c9-9fe8-08002b104860 v2.
     t.extend_from_slice(&[19, 0, FLOOR_UUID]);

@@ -52,6 +52,15 @@ pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
+/// A UUID between string order and the little-endian order NDR sends it in: its first
+/// three fields (4, 2 and 2 bytes) reversed. Its own inverse.
+pub fn swap_uuid_fields(mut u: [u8; 16]) -> [u8; 16] {
+    u[..4].reverse();
+    u[4..6].reverse();
+    u[6..8].reverse();
+    u
+}
+
 /// `e3514235-4b06-11d1-ab04-00c04fc2dcd2`.
 pub fn format_uuid(u: &[u8; 16]) -> String {
     let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();

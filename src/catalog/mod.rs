@@ -10,7 +10,8 @@ mod pipes;
 mod table;
 
 pub use interfaces::{
-    format_uuid, parse_interfaces, parse_uuid, Interface, INTERFACES_NAME, INTERFACES_TEXT,
+    format_uuid, parse_interfaces, parse_uuid, swap_uuid_fields, Interface, INTERFACES_NAME,
+    INTERFACES_TEXT,
 };
 pub use load::{load_file, parse, Format, Problem};
 pub use pipes::{parse_pipes, Pipe, PIPES_NAME, PIPES_TEXT};

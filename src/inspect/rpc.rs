@@ -8,6 +8,7 @@
 //! first-fragment flag is not required: a bind is one fragment, and some clients leave the
 //! flag clear (tshark and Suricata read such binds too; the corpus has one).
 
+use crate::catalog::swap_uuid_fields;
 use crate::decode::{array, Decoded, IpProto, Upper};
 
 /// Byte offsets of the fields read.
@@ -151,23 +152,19 @@ fn cl_header(payload: &[u8]) -> Option<Bound> {
 
 /// A UUID as NDR sends it (its first three fields in the sender's integer order) in string
 /// order.
-fn string_order(mut u: [u8; 16], le: bool) -> [u8; 16] {
+fn string_order(u: [u8; 16], le: bool) -> [u8; 16] {
     if le {
-        u[..4].reverse();
-        u[4..6].reverse();
-        u[6..8].reverse();
+        swap_uuid_fields(u)
+    } else {
+        u
     }
-    u
 }
 
 /// A little-endian bind (or, with `alter`, an alter context) naming `uuid` (string order)
 /// in its one presentation context, with the NDR transfer syntax: for tests and the
 /// fixture generator.
 pub fn bind_pdu(uuid: [u8; 16], alter: bool) -> Vec<u8> {
-    let mut wire = uuid;
-    wire[..4].reverse();
-    wire[4..6].reverse();
-    wire[6..8].reverse();
+    let wire = swap_uuid_fields(uuid);
     let ptype = if alter {
         PTYPE_ALTER_CONTEXT
     } else {
@@ -192,10 +189,7 @@ pub fn bind_pdu(uuid: [u8; 16], alter: bool) -> Vec<u8> {
 /// A little-endian connectionless request for `uuid` (string order) with a `body`-byte
 /// stub: for tests and the fixture generator.
 pub fn cl_request(uuid: [u8; 16], body: usize) -> Vec<u8> {
-    let mut wire = uuid;
-    wire[..4].reverse();
-    wire[4..6].reverse();
-    wire[6..8].reverse();
+    let wire = swap_uuid_fields(uuid);
     let mut pdu = vec![
         CL_VERSION,
         PTYPE_REQUEST,
