@@ -663,3 +663,31 @@ fn a_panicking_worker_fails_the_run() {
         );
     }
 }
+
+/// Shell completions and the man page come from the same clap definitions as the parser.
+#[test]
+fn completions_and_man_page() {
+    let text = |args: &[&str]| {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let bash = text(&["completions", "bash"]);
+    assert!(
+        bash.contains("_portscope()") && bash.contains("--ports-only"),
+        "{bash}"
+    );
+    assert!(text(&["completions", "zsh"]).starts_with("#compdef portscope"));
+    let fish = text(&["completions", "fish"]);
+    assert!(fish.contains("complete -c portscope") && fish.contains("classify"));
+    let man = text(&["man"]);
+    assert!(man.contains(".TH portscope 1"), "{man}");
+    assert!(man.contains("classify"));
+    let bad = run(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("invalid value 'tcsh'"),
+        "{}",
+        stderr(&bad)
+    );
+}

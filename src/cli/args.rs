@@ -27,6 +27,21 @@ pub enum Command {
     Gen(GenArgs),
     /// Measure decode and classification on packets held in memory, at several thread counts.
     Bench(BenchArgs),
+    /// Print a shell completion script (bash, zsh or fish) on standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: ShellArg,
+    },
+    /// Print the man page (roff) on standard output.
+    Man,
+}
+
+/// The shells `portscope completions` writes for.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -32,6 +32,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Live(a) => live_cmd::run(&a),
         Command::Interfaces => live_cmd::interfaces(),
         Command::Bench(b) => bench_cmd::run(&b),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let shell = match shell {
+                args::ShellArg::Bash => clap_complete::Shell::Bash,
+                args::ShellArg::Zsh => clap_complete::Shell::Zsh,
+                args::ShellArg::Fish => clap_complete::Shell::Fish,
+            };
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Args::command(), "portscope", &mut out);
+            write_output(None, |w| w.write_all(&out))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Args::command()).render(&mut out)?;
+            write_output(None, |w| w.write_all(&out))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Gen(g) => {
             let spec = portscope::gen::Spec {
                 packets: g.packets,
