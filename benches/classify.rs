@@ -104,6 +104,7 @@ fn whole_pipeline(c: &mut Criterion) {
                         let cfg = Config {
                             worker: config(threads),
                             progress: None,
+                            max_packets: None,
                         };
                         let source: Box<dyn Source> = Box::new(src);
                         pipeline::run([Ok(source)], &table, &cfg)

@@ -691,3 +691,30 @@ fn completions_and_man_page() {
         stderr(&bad)
     );
 }
+
+/// `-c N` stops after N packets over all inputs, like tcpdump's, and the report covers
+/// exactly those; inputs after the last one read are not opened.
+#[test]
+fn count_stops_after_n_packets() {
+    let demo = fixture("demo.pcap");
+    let (r, out) = classify_json(&["-c", "7", &demo]);
+    assert!(out.status.success());
+    assert_eq!((r.packets, r.inputs.len(), r.inputs[0].packets), (7, 1, 7));
+    // The wire lengths of the file's first seven records (little-endian classic pcap).
+    let file = std::fs::read(&demo).unwrap();
+    let (mut at, mut first_seven) = (24, 0u64);
+    for _ in 0..7 {
+        let word = |o: usize| u32::from_le_bytes(file[at + o..at + o + 4].try_into().unwrap());
+        first_seven += u64::from(word(12));
+        at += 16 + word(8) as usize;
+    }
+    assert_eq!(r.bytes, first_seven);
+    // 500 packets of the first input, then 10 of the second; the third is never opened.
+    let rpc = fixture("rpc.pcap");
+    let (two, _) = classify_json(&["--count", "510", &demo, &rpc, "/nonexistent.pcap"]);
+    let read: Vec<u64> = two.inputs.iter().map(|i| i.packets).collect();
+    assert_eq!((two.packets, read), (510, vec![500, 10]));
+    let zero = run(&["classify", "-c", "0", &demo]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert_eq!(stderr(&zero), "portscope: --count must be at least 1\n");
+}

@@ -134,6 +134,9 @@ pub struct ClassifyArgs {
     /// Print timings and rates to standard error.
     #[arg(long)]
     pub stats: bool,
+    /// Stop after N packets (over all inputs, like tcpdump's -c); the report covers them.
+    #[arg(short = 'c', long, value_name = "N")]
+    pub count: Option<u64>,
     /// `auto` reads classic pcap files in large blocks and everything else through libpcap;
     /// `libpcap` reads everything through libpcap (the two give the same report).
     #[arg(long, value_enum, default_value_t = ReaderArg::Auto)]

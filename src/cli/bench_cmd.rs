@@ -103,6 +103,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         let config = Config {
             worker: WorkerConfig::new(threads),
             progress: None,
+            max_packets: None,
         };
         let mut best = Duration::MAX;
         for _ in 0..a.runs.max(1) {

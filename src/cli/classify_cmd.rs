@@ -10,11 +10,15 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
+    if a.count == Some(0) {
+        anyhow::bail!("--count must be at least 1");
+    }
     let catalog = catalog_cmd::load(&a.catalog)?;
     let table = PortTable::build(&catalog);
     let config = Config {
         worker: super::worker_config(&a.flow, a.flows.is_some())?,
         progress: progress_bar(&a.captures),
+        max_packets: a.count,
     };
     let sources = a.captures.iter().map(|path| match a.reader {
         ReaderArg::Auto => capture::open_file(path),

@@ -57,6 +57,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
     let config = Config {
         worker: super::worker_config(&a.flow, false)?,
         progress: None,
+        max_packets: None,
     };
     let started = SystemTime::now();
     let json = a.format == FormatArg::Json;

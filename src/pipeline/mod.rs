@@ -37,6 +37,9 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Advanced by the number of captured bytes read, when set.
     pub progress: Option<indicatif::ProgressBar>,
+    /// Read at most this many packets, over all inputs (`classify -c`); inputs after the
+    /// last one read are not opened.
+    pub max_packets: Option<u64>,
 }
 
 /// Timings for `--stats`.
@@ -156,8 +159,15 @@ fn run_with<'a>(
             shed: 0,
         });
         let mut reader = Reader::new(senders, recycle_rx, config.progress.clone(), live_state);
+        reader.remaining = config.max_packets;
         drop(report_tx);
-        let inputs: Vec<InputReport> = sources.into_iter().map(|s| reader.read(s)).collect();
+        let mut inputs: Vec<InputReport> = Vec::new();
+        for source in sources {
+            if reader.remaining == Some(0) {
+                break;
+            }
+            inputs.push(reader.read(source));
+        }
         let reader_busy = reader.busy;
         drop(reader);
         let mut tally = Tally::new(config.worker.keep_flows);
@@ -210,6 +220,7 @@ mod tests {
                 ..WorkerConfig::new(workers)
             },
             progress: None,
+            max_packets: None,
         }
     }
 

@@ -30,6 +30,8 @@ pub(super) struct Reader {
     allocated: usize,
     /// Time spent filling batches (the rest it waited for workers or batches).
     pub busy: Duration,
+    /// Packets still to read, when the run is limited to a count.
+    pub remaining: Option<u64>,
     progress: Option<indicatif::ProgressBar>,
     live: Option<LiveState>,
 }
@@ -48,6 +50,7 @@ impl Reader {
             recycle,
             allocated: 0,
             busy: Duration::ZERO,
+            remaining: None,
             progress,
             live,
         }
@@ -162,8 +165,16 @@ impl Reader {
         loop {
             let mut batch = self.batch();
             let start = Instant::now();
-            let fill = source.fill(&mut batch);
+            let mut fill = source.fill(&mut batch);
             self.busy += start.elapsed();
+            if let Some(left) = &mut self.remaining {
+                let keep = usize::try_from(*left).unwrap_or(usize::MAX);
+                if batch.frames.len() >= keep {
+                    batch.frames.truncate(keep);
+                    fill = Fill::Done;
+                }
+                *left -= batch.frames.len() as u64;
+            }
             report.packets += batch.frames.len() as u64;
             report.bytes += batch
                 .frames
