@@ -17,7 +17,7 @@ use crate::flow::{
     shard_of_pair, Counts, ExpectKey, Expectations, Expected, FragmentKey, Fragments, InnerKey,
     Key, Packet, Shard, Tally, Target, Timeouts, TunnelEnds, SHARDS,
 };
-use crate::inspect;
+use crate::inspect::{self, smb};
 
 /// The default bound on the flow table (about 160 MiB at worst).
 pub const DEFAULT_MAX_FLOWS: usize = 500_000;
@@ -70,6 +70,15 @@ pub enum Routed {
     Announce(Announced),
     /// What a packet's payload names (a DCE/RPC interface), for its flow's row.
     Evidence(Evidence),
+    /// What an SMB message in a packet names for the messages after it (a tree's share
+    /// type, a file id, a bind on a pipe).
+    SmbEvent(SmbEvent),
+    /// An SMB create request's file name.
+    SmbOpen(SmbOpen),
+    /// The SMB messages a segment holds, for the part of its connection it goes to.
+    SmbSegment(SmbSegment),
+    /// The last SMB message of a segment, which goes on past it.
+    SmbTail(SmbTail),
 }
 
 const _: () = assert!(std::mem::size_of::<Routed>() == 64);
@@ -122,6 +131,61 @@ pub struct Evidence {
     pub to_server: bool,
     /// The index, in the same part, of the packet it was found in.
     pub packet: u32,
+}
+
+/// What an SMB message of packet `packet` (an index in the same part) names.
+#[derive(Clone, Copy, Debug)]
+pub struct SmbEvent {
+    pub packet: u32,
+    pub what: SmbWhat,
+}
+
+/// [`smb::Event`] without its borrowed name ([`SmbOpen`] carries that).
+#[derive(Clone, Copy, Debug)]
+pub enum SmbWhat {
+    Tree { tree: u32, share: smb::ShareKind },
+    Opened { message: u64, file: u64 },
+    Bind { file: u64, uuid: [u8; 16] },
+}
+
+/// How many bytes of a create request's file name are routed: pipe names are short, and a
+/// longer name is no pipe the table knows.
+pub const NAME_LEN: usize = 32;
+
+/// An SMB create request of packet `packet`: its file name, as [`smb::pipe_name`] writes it.
+#[derive(Clone, Copy, Debug)]
+pub struct SmbOpen {
+    pub packet: u32,
+    pub message: u64,
+    pub tree: u32,
+    pub len: u8,
+    pub name: [u8; NAME_LEN],
+}
+
+/// The SMB messages of packet `packet`'s segment.
+#[derive(Clone, Copy, Debug)]
+pub struct SmbSegment {
+    pub packet: u32,
+    pub seq: u32,
+    /// The TCP payload's length on the wire.
+    pub len: u32,
+    pub segment: SegmentRead,
+}
+
+/// [`smb::Segment`] without its tail (an [`SmbTail`] carries that).
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentRead {
+    /// [`smb::Segment::start`], `u32::MAX` for none.
+    pub start: u32,
+    pub first: smb::Header,
+    pub end: u32,
+}
+
+/// The last SMB message of packet `packet`'s segment, which goes on past it.
+#[derive(Clone, Copy, Debug)]
+pub struct SmbTail {
+    pub packet: u32,
+    pub header: smb::Header,
 }
 
 /// An announced flow: `other` will connect to `listener` on `port`.
@@ -203,6 +267,8 @@ pub struct Worker<'t> {
     expected: Vec<Expected>,
     /// Interfaces the interface table does not know that each owned shard has named.
     unknown_interfaces: Vec<Vec<[u8; 16]>>,
+    /// Pipes the pipe table does not know that each owned shard has named.
+    unknown_pipes: Vec<Vec<u32>>,
     fragments: Fragments,
     tally: Tally,
     /// Live mode: the tally's counters at the last interval report.
@@ -227,6 +293,7 @@ impl<'t> Worker<'t> {
                 .map(|_| Expected::new(EXPECTATIONS_PER_SHARD))
                 .collect(),
             unknown_interfaces: (0..owned).map(|_| Vec::new()).collect(),
+            unknown_pipes: (0..owned).map(|_| Vec::new()).collect(),
             fragments: Fragments::new(config.max_fragments),
             tally: Tally {
                 interval: config.live.then(hashbrown::HashMap::new),
@@ -245,8 +312,9 @@ impl<'t> Worker<'t> {
             .interval
             .replace(hashbrown::HashMap::new())
             .unwrap_or_default();
+        let mut flows = std::mem::take(&mut self.tally.interval_flows);
         for shard in &mut self.shards {
-            shard.report_open(|_, row, delta| *rows.entry(row).or_default() += delta);
+            flows += shard.report_open(|_, row, delta| *rows.entry(row).or_default() += delta);
         }
         let mut tunneled = self
             .tally
@@ -278,6 +346,8 @@ impl<'t> Worker<'t> {
         unsupported_links.retain(|_, n| *n > 0);
         let out = Tally {
             rows,
+            flow_count: flows,
+            smb_forgotten: self.tally.smb_forgotten - self.reported.smb_forgotten,
             not_ip: self.tally.not_ip.since(self.reported.not_ip),
             undecodable: self.tally.undecodable.since(self.reported.undecodable),
             unsupported_links,
@@ -296,6 +366,7 @@ impl<'t> Worker<'t> {
             evicted_flows: self.tally.evicted_flows,
             orphan_fragments: self.tally.orphan_fragments,
             unnamed_binds: self.tally.unnamed_binds,
+            smb_forgotten: self.tally.smb_forgotten,
             tunnel_not_ip: self.tally.tunnel_not_ip,
             expectations,
             ..Tally::default()
@@ -375,6 +446,9 @@ impl<'t> Worker<'t> {
                 }));
             }
         }
+        if self.config.follow && smb::may_carry(&d, payload) {
+            route_smb(&d, wire_len, data, payload, outer, outbox);
+        }
         if self.config.follow && announce::may_announce(&d) {
             let table = self.table;
             announce::announcements(&d, payload, |a| {
@@ -405,6 +479,30 @@ impl<'t> Worker<'t> {
                     Some(Routed::Packet(packet)) => self.apply_evidence(e, packet),
                     other => debug_assert!(false, "evidence without its packet: {other:?}"),
                 },
+                Routed::SmbEvent(e) => {
+                    if let Some(Routed::Packet(p)) = part.get(e.packet as usize) {
+                        self.apply_smb_event(&e.what, p);
+                    }
+                }
+                Routed::SmbOpen(o) => {
+                    if let Some(Routed::Packet(p)) = part.get(o.packet as usize) {
+                        self.apply_smb_open(o, p);
+                    }
+                }
+                Routed::SmbSegment(s) => {
+                    if let Some(Routed::Packet(p)) = part.get(s.packet as usize) {
+                        self.apply_smb_segment(s, p);
+                    }
+                }
+                Routed::SmbTail(t) => {
+                    if let Some(Routed::Packet(p)) = part.get(t.packet as usize) {
+                        let (port, side) = smb_ends(p);
+                        let table = self.table;
+                        if let Some(conn) = self.smb_conn(p) {
+                            conn.tail(side, &t.header, |l| smb_row(table, port, l));
+                        }
+                    }
+                }
             }
         }
     }
@@ -502,21 +600,115 @@ impl<'t> Worker<'t> {
         } else {
             k.a_port
         };
-        // An interface the table does not know counts against the shard's bound the first
-        // time the shard names it.
-        if self.table.known_interface(&e.uuid).is_none() {
-            let named = &mut self.unknown_interfaces[local];
-            if !named.contains(&e.uuid) {
-                if named.len() >= UNKNOWN_INTERFACES_PER_SHARD {
-                    self.tally.unnamed_binds += 1;
-                    return;
-                }
-                named.push(e.uuid);
-            }
-        }
-        let id = self.table.interface_id(&e.uuid);
+        let Some(id) = self.name_interface(local, &e.uuid) else {
+            return;
+        };
         let row = self.table.rpc_bind_row(transport, server_port, id);
         self.shards[local].refine(k, row);
+    }
+
+    /// The SMB connection of a routed packet, if its flow is open (a later fragment's
+    /// stand-in key finds none: SMB comes from whole segments).
+    fn smb_conn(&mut self, p: &RoutedPacket) -> Option<&mut crate::flow::smb::Conn> {
+        if p.piece != Piece::Whole {
+            return None;
+        }
+        let local = self.local(p.shard);
+        self.shards[local].smb(&p.key)
+    }
+
+    fn apply_smb_event(&mut self, what: &SmbWhat, p: &RoutedPacket) {
+        let (port, _) = smb_ends(p);
+        let table = self.table;
+        let local = self.local(p.shard);
+        let interface = match what {
+            SmbWhat::Bind { uuid, .. } => match self.name_interface(local, uuid) {
+                Some(id) => Some(id),
+                None => return,
+            },
+            _ => None,
+        };
+        let Some(conn) = self.smb_conn(p) else {
+            return;
+        };
+        match *what {
+            SmbWhat::Tree { tree, share } => conn.connected(tree, share),
+            SmbWhat::Opened { message, file } => conn.opened(message, file),
+            SmbWhat::Bind { file, .. } => {
+                if let Some(id) = interface {
+                    conn.bound(file, id, |l| smb_row(table, port, l));
+                }
+            }
+        }
+    }
+
+    /// A create request: on a pipe share (or on a tree whose connect was not seen, for a
+    /// name the pipe table knows), the pipe it opens.
+    fn apply_smb_open(&mut self, o: &SmbOpen, p: &RoutedPacket) {
+        let (port, _) = smb_ends(p);
+        let table = self.table;
+        let local = self.local(p.shard);
+        let name = std::str::from_utf8(&o.name[..usize::from(o.len)]).unwrap_or("");
+        let Some(conn) = self.smb_conn(p) else {
+            return;
+        };
+        let pipe = match conn.tree(o.tree) {
+            Some(smb::ShareKind::Pipe) => match table.known_pipe(name) {
+                Some(id) => Some(id),
+                None if name.is_empty() => None,
+                None => {
+                    let id = table.pipe_id(name);
+                    let named = &mut self.unknown_pipes[local];
+                    if named.contains(&id) {
+                        Some(id)
+                    } else if named.len() >= UNKNOWN_INTERFACES_PER_SHARD {
+                        self.tally.smb_forgotten += 1;
+                        None
+                    } else {
+                        named.push(id);
+                        Some(id)
+                    }
+                }
+            },
+            None => table.known_pipe(name),
+            Some(_) => None,
+        };
+        if let (Some(pipe), Some(conn)) = (pipe, self.shards[local].smb(&p.key)) {
+            conn.open(o.message, pipe, |l| smb_row(table, port, l));
+        }
+    }
+
+    fn apply_smb_segment(&mut self, s: &SmbSegment, p: &RoutedPacket) {
+        let (port, side) = smb_ends(p);
+        let table = self.table;
+        let Some(conn) = self.smb_conn(p) else {
+            return;
+        };
+        let segment = smb::Segment {
+            start: (s.segment.start != u32::MAX).then_some(s.segment.start),
+            first: s.segment.first,
+            end: s.segment.end,
+            tail: None,
+        };
+        conn.segment(side, s.seq, s.len, u64::from(p.wire_len), &segment, |l| {
+            smb_row(table, port, l)
+        });
+    }
+
+    /// The id of an interface a bind names, counting an unknown one against the shard's
+    /// bound the first time the shard names it; `None` past the bound.
+    fn name_interface(&mut self, local: usize, uuid: &[u8; 16]) -> Option<u32> {
+        if self.table.known_interface(uuid).is_none() {
+            let named = &mut self.unknown_interfaces[local];
+            if !named.contains(uuid) {
+                if named.len() >= UNKNOWN_INTERFACES_PER_SHARD {
+                    self.tally.unnamed_binds += 1;
+                    return None;
+                }
+                named.push(*uuid);
+            }
+        }
+        Some(self.table.interface_id(uuid))
     }
 
     fn apply_announcement(&mut self, a: &Announced) {
@@ -572,6 +764,90 @@ impl<'t> Worker<'t> {
             self.tally.expectations += expected.finish();
         }
         self.tally
+    }
+}
+
+/// The server port of an SMB packet's connection (445 or 139), and which side sent it
+/// (0 for a).
+fn smb_ends(p: &RoutedPacket) -> (u16, usize) {
+    let k = &p.key;
+    let server_is_b = matches!(k.b_port, smb::SMB_PORT | smb::NETBIOS_SESSION_PORT)
+        && (k.a_port > k.b_port || !matches!(k.a_port, smb::SMB_PORT | smb::NETBIOS_SESSION_PORT));
+    let port = if server_is_b { k.b_port } else { k.a_port };
+    (port, usize::from(!p.from_a))
+}
+
+/// The row of a part of an SMB connection to `port`.
+fn smb_row(table: &PortTable, port: u16, label: crate::flow::smb::Label) -> crate::catalog::Match {
+    use crate::flow::smb::Label;
+    match label {
+        Label::Share(share) => table.smb_share_row(port, share == smb::ShareKind::Print),
+        Label::Pipe { pipe, interface } => table.smb_pipe_row(port, pipe, interface),
+        Label::Sealed => table.smb_encrypted_row(port),
+    }
+}
+
+/// Routes what the SMB messages of a segment say, after its packet (at index `packet` of
+/// `outbox`).
+fn route_smb(
+    d: &decode::Decoded,
+    wire_len: u32,
+    data: &[u8],
+    payload: &[u8],
+    packet: u32,
+    outbox: &mut Vec<Routed>,
+) {
+    // The payload's length on the wire: the capture may have cut it short.
+    let len = if data.len() as u64 >= u64::from(wire_len) {
+        payload.len()
+    } else {
+        let headers = (payload.as_ptr() as usize).saturating_sub(data.as_ptr() as usize);
+        (wire_len as usize).saturating_sub(headers)
+    };
+    let len = u32::try_from(len).unwrap_or(u32::MAX);
+    let segment = smb::segment(payload, len, |e| {
+        outbox.push(match e {
+            smb::Event::Tree { tree, share } => Routed::SmbEvent(SmbEvent {
+                packet,
+                what: SmbWhat::Tree { tree, share },
+            }),
+            smb::Event::Opened { message, file } => Routed::SmbEvent(SmbEvent {
+                packet,
+                what: SmbWhat::Opened { message, file },
+            }),
+            smb::Event::Bind { file, uuid } => Routed::SmbEvent(SmbEvent {
+                packet,
+                what: SmbWhat::Bind { file, uuid },
+            }),
+            smb::Event::Open {
+                message,
+                tree,
+                name,
+            } => {
+                let mut out = [0; NAME_LEN];
+                let n = smb::pipe_name(name, &mut out);
+                Routed::SmbOpen(SmbOpen {
+                    packet,
+                    message,
+                    tree,
+                    len: u8::try_from(n).unwrap_or(0),
+                    name: out,
+                })
+            }
+        });
+    });
+    outbox.push(Routed::SmbSegment(SmbSegment {
+        packet,
+        seq: d.tcp_seq(),
+        len,
+        segment: SegmentRead {
+            start: segment.start.unwrap_or(u32::MAX),
+            first: segment.first,
+            end: segment.end,
+        },
+    }));
+    if let Some(header) = segment.tail {
+        outbox.push(Routed::SmbTail(SmbTail { packet, header }));
     }
 }
 

@@ -246,6 +246,192 @@ fn rpc() -> Fixture {
     }
 }
 
+/// One TCP connection with real sequence numbers, for payload that is read as a stream.
+struct Stream {
+    ends: [([u8; 4], u16); 2],
+    seq: [u32; 2],
+}
+
+impl Stream {
+    fn new(client: ([u8; 4], u16), server: ([u8; 4], u16)) -> Stream {
+        Stream {
+            ends: [client, server],
+            seq: [1_000, 7_000_000],
+        }
+    }
+
+    /// A segment from the client (`side` 0) or the server carrying `payload`.
+    fn segment(&mut self, side: usize, syn: bool, payload: &[u8]) -> Vec<u8> {
+        let ((src, sport), (dst, dport)) = (self.ends[side], self.ends[1 - side]);
+        let mut b = PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, self.seq[side], 8000);
+        b = if syn && side == 0 {
+            b.syn()
+        } else if syn {
+            b.syn().ack(self.seq[0])
+        } else {
+            b.ack(self.seq[1 - side])
+        };
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        self.seq[side] = self.seq[side].wrapping_add(payload.len() as u32 + u32::from(syn));
+        out
+    }
+
+    /// Bytes the capture did not see.
+    fn lose(&mut self, side: usize, n: u32) {
+        self.seq[side] = self.seq[side].wrapping_add(n);
+    }
+}
+
+/// SMB connections split by the trees and pipes their messages address (see `tests/smb.rs`
+/// for the rows).
+fn smb() -> Fixture {
+    use portscope::inspect::rpc::bind_pdu;
+    use portscope::inspect::smb::build::*;
+    let uuid = |s: &str| portscope::catalog::parse_uuid(s).unwrap();
+    let samr = uuid("12345778-1234-abcd-ef00-0123456789ac");
+    let lsarpc = uuid("12345778-1234-abcd-ef00-0123456789ab");
+    let unknown = uuid("01234567-89ab-cdef-0123-456789abcdef");
+    let mut at = T0;
+    let mut records = Vec::new();
+    let mut push = |frame: Vec<u8>| {
+        at += NS / 100;
+        records.push(whole(at, eth_ip(&frame)));
+    };
+    let (c, s) = (0, 1);
+
+    // SMB2 on TCP 445: two pipes with binds, a pipe no table knows, a disk share.
+    let mut t = Stream::new((A, 50500), (B, 445));
+    push(t.segment(c, true, &[]));
+    push(t.segment(s, true, &[]));
+    push(t.segment(c, false, &session(&smb2_plain(0, false, 0, 36))));
+    push(t.segment(s, false, &session(&smb2_plain(0, true, 0, 64))));
+    push(t.segment(c, false, &session(&smb2_plain(3, false, 1, 24))));
+    push(t.segment(s, false, &session(&tree_connect_response(1, 1, 2))));
+    push(t.segment(c, false, &session(&create_request(2, 1, "samr"))));
+    push(t.segment(s, false, &session(&create_response(2, 1, 11))));
+    let bind = bind_pdu(samr, false);
+    push(t.segment(c, false, &session(&write_request(3, 1, 11, &bind))));
+    push(t.segment(s, false, &session(&smb2_plain(9, true, 3, 16))));
+    push(t.segment(c, false, &session(&create_request(4, 1, "spoolss"))));
+    push(t.segment(s, false, &session(&create_response(4, 1, 12))));
+    let bind = bind_pdu(unknown, false);
+    push(t.segment(c, false, &session(&write_request(5, 1, 12, &bind))));
+    push(t.segment(c, false, &session(&create_request(6, 1, "PSEXESVC"))));
+    push(t.segment(s, false, &session(&create_response(6, 1, 13))));
+    push(t.segment(c, false, &session(&read_request(7, 1, 13))));
+    // A disk share, and a READ whose data spans three segments.
+    push(t.segment(c, false, &session(&smb2_plain(3, false, 8, 24))));
+    push(t.segment(s, false, &session(&tree_connect_response(8, 2, 1))));
+    push(t.segment(c, false, &session(&read_request(9, 2, 99))));
+    let read = |message: u64| {
+        let mut m = read_response_header(message, 2);
+        m.resize(m.len() + 3000, 0x33);
+        session(&m)
+    };
+    let data = read(9);
+    push(t.segment(s, false, &data[..1400]));
+    push(t.segment(s, false, &data[1400..2800]));
+    push(t.segment(s, false, &data[2800..]));
+    // A gap inside a message: the segment after it still belongs to the message, whose
+    // length says where it ends.
+    push(t.segment(c, false, &session(&read_request(10, 2, 99))));
+    let data = read(10);
+    push(t.segment(s, false, &data[..1400]));
+    t.lose(s, 1400);
+    push(t.segment(s, false, &data[2800..]));
+    // A gap across a message's start: the segment after it cannot be placed (port row),
+    // and the next response is found again at its header.
+    push(t.segment(c, false, &session(&read_request(11, 2, 99))));
+    t.lose(s, 2800);
+    push(t.segment(s, false, &read(11)[2800..]));
+    push(t.segment(c, false, &session(&read_request(12, 2, 99))));
+    let data = read(12);
+    push(t.segment(s, false, &data[..1400]));
+    push(t.segment(s, false, &data[1400..]));
+    push(t.segment(c, false, &[]));
+
+    // SMB1 over the NetBIOS session service: a pipe with a bind, and a print share.
+    let mut t = Stream::new((A, 50501), (B, 139));
+    push(t.segment(c, true, &[]));
+    push(t.segment(s, true, &[]));
+    let mut request = vec![0x81, 0, 0, 68];
+    request.resize(72, 0x20);
+    push(t.segment(c, false, &request));
+    push(t.segment(s, false, &[0x82, 0, 0, 0]));
+    push(t.segment(
+        c,
+        false,
+        &session(&smb1(0x72, false, 0, 1, &[], b"\x02NT LM 0.12\0")),
+    ));
+    push(t.segment(s, false, &session(&smb1(0x72, true, 0, 1, &[0; 34], &[]))));
+    push(t.segment(
+        c,
+        false,
+        &session(&smb1(
+            0x75,
+            false,
+            0,
+            2,
+            &[0xff, 0, 0, 0, 0, 0, 0, 0],
+            b"\\\\B\\IPC$\0?????\0",
+        )),
+    ));
+    push(t.segment(
+        s,
+        false,
+        &session(&smb1_tree_connect_response(2048, 2, "IPC")),
+    ));
+    push(t.segment(
+        c,
+        false,
+        &session(&smb1_create_request(2048, 3, "\\lsarpc")),
+    ));
+    push(t.segment(s, false, &session(&smb1_create_response(2048, 3, 0x4000))));
+    let bind = bind_pdu(lsarpc, false);
+    push(t.segment(
+        c,
+        false,
+        &session(&smb1_write_request(2048, 4, 0x4000, &bind)),
+    ));
+    push(t.segment(
+        s,
+        false,
+        &session(&smb1(0x2f, true, 2048, 4, &[0; 12], &[])),
+    ));
+    push(t.segment(
+        s,
+        false,
+        &session(&smb1_tree_connect_response(2049, 5, "LPT1:")),
+    ));
+    push(t.segment(
+        c,
+        false,
+        &session(&smb1_write_request(2049, 6, 7, &[0x25; 600])),
+    ));
+    push(t.segment(
+        s,
+        false,
+        &session(&smb1(0x2f, true, 2049, 6, &[0; 12], &[])),
+    ));
+
+    // SMB3 with encryption: after the negotiation, nothing can be read.
+    let mut t = Stream::new((A, 50502), (B, 445));
+    push(t.segment(c, true, &[]));
+    push(t.segment(s, true, &[]));
+    push(t.segment(c, false, &session(&smb2_plain(0, false, 0, 36))));
+    push(t.segment(s, false, &session(&smb2_plain(0, true, 0, 64))));
+    push(t.segment(c, false, &session(&transform(200))));
+    push(t.segment(s, false, &session(&transform(900))));
+    push(t.segment(c, false, &session(&transform(100))));
+    Fixture {
+        name: "smb.pcap",
+        dlt: 1,
+        nano: false,
+        records,
+    }
+}
+
 /// One generated fixture: file name, DLT, nanosecond timestamps, records.
 pub struct Fixture {
     pub name: &'static str,
@@ -742,6 +928,7 @@ pub fn all() -> Vec<Fixture> {
         tunnels(),
         dynamic(),
         rpc(),
+        smb(),
         ip_protocols(),
         fragments(),
         snaplen(),

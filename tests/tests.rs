@@ -20,6 +20,9 @@ mod corpus;
 mod corpus_inner;
 // DCE/RPC binds naming their connections: the fixture, and the corpus against tshark.
 mod rpc;
+// SMB connections split by the trees and pipes their messages address: the fixture, and
+// the corpus against tshark.
+mod smb;
 // `portscope live` on the loopback interface (needs root, as CI has).
 mod live;
 // The tshark oracle: each packet's service row from tshark's dissection and the catalog.

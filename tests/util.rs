@@ -81,6 +81,10 @@ pub struct Row {
     pub kind: String,
     #[serde(default)]
     pub interface: Option<Interface>,
+    #[serde(default)]
+    pub pipe: Option<String>,
+    #[serde(default)]
+    pub share_type: Option<String>,
     pub protocols: Vec<String>,
     pub services: Vec<Service>,
     pub flows: u64,

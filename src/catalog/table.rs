@@ -44,6 +44,15 @@ pub enum MatchKind {
     /// header named its interface: the set is the interface's id
     /// ([`PortTable::interface_id`]), and its candidate the service that owns it.
     RpcBind,
+    /// The part of an SMB connection that addressed a named pipe: the set packs the pipe's
+    /// id ([`PortTable::pipe_id`]) and, once a bind was seen on it, the interface's.
+    SmbPipe,
+    /// The part of an SMB connection that addressed a disk or print share: the set is the
+    /// share type (1 disk, 3 print, as SMB2 numbers them).
+    SmbShare,
+    /// The part of an SMB connection that was encrypted or compressed (SMB3): the set is
+    /// the port's, every candidate, since nothing in the messages can be read.
+    SmbEncrypted,
 }
 
 impl MatchKind {
@@ -55,6 +64,9 @@ impl MatchKind {
             MatchKind::Epm => "epm",
             MatchKind::Expectation => "expectation",
             MatchKind::RpcBind => "rpc-bind",
+            MatchKind::SmbPipe => "smb-pipe",
+            MatchKind::SmbShare => "smb-share",
+            MatchKind::SmbEncrypted => "smb-encrypted",
         }
     }
 }
@@ -73,10 +85,42 @@ pub struct Match {
 }
 
 impl Match {
-    /// The id of the DCE/RPC interface an `epm` or `rpc-bind` row names.
+    /// The id of the DCE/RPC interface an `epm` or `rpc-bind` row names, or that was bound
+    /// over an `smb-pipe` row's pipe.
     pub fn interface(&self) -> Option<u32> {
-        matches!(self.kind, MatchKind::Epm | MatchKind::RpcBind).then_some(self.set.0)
+        match self.kind {
+            MatchKind::Epm | MatchKind::RpcBind => Some(self.set.0),
+            MatchKind::SmbPipe => (self.set.0 >> 16).checked_sub(1),
+            _ => None,
+        }
     }
+
+    /// The id of the pipe an `smb-pipe` row names ([`PortTable::pipe_name`]).
+    pub fn pipe(&self) -> Option<u32> {
+        (self.kind == MatchKind::SmbPipe).then_some(self.set.0 & 0xffff)
+    }
+
+    /// The share type of an `smb-share` row: `disk` or `print`.
+    pub fn share_type(&self) -> Option<&'static str> {
+        match (self.kind, self.set.0) {
+            (MatchKind::SmbShare, SHARE_DISK) => Some("disk"),
+            (MatchKind::SmbShare, _) => Some("print"),
+            _ => None,
+        }
+    }
+}
+
+/// The set of an `smb-share` row of a disk share, and of a print share (SMB2's share types).
+const SHARE_DISK: u32 = 1;
+const SHARE_PRINT: u32 = 3;
+/// At most this many pipe ids, and interface ids bound over pipes, fit an `smb-pipe` set.
+const PIPE_IDS: u32 = 0xffff;
+
+/// Pipes the pipe table does not know, in the order first seen.
+#[derive(Debug, Default)]
+struct UnknownPipes {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -114,6 +158,11 @@ pub struct PortTable {
     interface_ids: HashMap<[u8; 16], u32>,
     /// Interfaces seen on the wire that the table does not know, numbered after it.
     unknown_interfaces: std::sync::Mutex<Unknown>,
+    /// The catalog's pipe names, in table order, and each one's index.
+    pipes: Vec<String>,
+    pipe_ids: HashMap<String, u32>,
+    /// Pipes seen on the wire that the table does not know, numbered after it.
+    unknown_pipes: std::sync::Mutex<UnknownPipes>,
 }
 
 fn port_slot(t: Transport) -> Option<usize> {
@@ -236,6 +285,14 @@ impl PortTable {
                 .map(|(i, n)| (i.uuid, n))
                 .collect(),
             unknown_interfaces: std::sync::Mutex::default(),
+            pipes: catalog.pipes.iter().map(|p| p.name.clone()).collect(),
+            pipe_ids: catalog
+                .pipes
+                .iter()
+                .zip(0u32..)
+                .map(|(p, n)| (p.name.clone(), n))
+                .collect(),
+            unknown_pipes: std::sync::Mutex::default(),
         }
     }
 
@@ -385,6 +442,78 @@ impl PortTable {
             ports: Some((port, port)),
             kind: MatchKind::RpcBind,
             set: SetId(id),
+        }
+    }
+
+    /// The index of a named pipe (lower case, without `\\pipe\\`) in the catalog's pipe
+    /// table.
+    pub fn known_pipe(&self, name: &str) -> Option<u32> {
+        self.pipe_ids.get(name).copied()
+    }
+
+    /// The id of a named pipe: its index in the pipe table, or, for a pipe the table does
+    /// not know, a number after the table's (like [`PortTable::interface_id`]: under a lock
+    /// taken once per create naming such a pipe; callers bound how many they name).
+    pub fn pipe_id(&self, name: &str) -> u32 {
+        if let Some(i) = self.known_pipe(name) {
+            return i;
+        }
+        let mut unknown = self
+            .unknown_pipes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = u32::try_from(self.pipes.len() + unknown.names.len()).unwrap_or(PIPE_IDS);
+        if let Some(&id) = unknown.ids.get(name) {
+            return id;
+        }
+        unknown.ids.insert(name.to_string(), next);
+        unknown.names.push(name.to_string());
+        next.min(PIPE_IDS)
+    }
+
+    /// The name of pipe `id`.
+    pub fn pipe_name(&self, id: u32) -> Option<String> {
+        let i = id as usize;
+        if let Some(p) = self.pipes.get(i) {
+            return Some(p.clone());
+        }
+        let unknown = self
+            .unknown_pipes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        unknown.names.get(i - self.pipes.len()).cloned()
+    }
+
+    /// The row of the part of an SMB connection to server `port` that addressed pipe
+    /// `pipe`, with the interface bound over it if one was.
+    pub fn smb_pipe_row(&self, port: u16, pipe: u32, interface: Option<u32>) -> Match {
+        let interface = interface.map_or(0, |i| i.min(PIPE_IDS - 1) + 1);
+        Match {
+            transport: Transport::Tcp,
+            ports: Some((port, port)),
+            kind: MatchKind::SmbPipe,
+            set: SetId((interface << 16) | pipe.min(PIPE_IDS)),
+        }
+    }
+
+    /// The row of the part of an SMB connection to `port` that addressed a disk (`print`
+    /// false) or print share.
+    pub fn smb_share_row(&self, port: u16, print: bool) -> Match {
+        Match {
+            transport: Transport::Tcp,
+            ports: Some((port, port)),
+            kind: MatchKind::SmbShare,
+            set: SetId(if print { SHARE_PRINT } else { SHARE_DISK }),
+        }
+    }
+
+    /// The row of an SMB connection's encrypted or compressed messages to `port`.
+    pub fn smb_encrypted_row(&self, port: u16) -> Match {
+        Match {
+            transport: Transport::Tcp,
+            ports: Some((port, port)),
+            kind: MatchKind::SmbEncrypted,
+            set: self.exact(Transport::Tcp, port),
         }
     }
 

@@ -30,6 +30,7 @@ mod field {
         pub const IDENT: usize = 4;
     }
     pub mod tcp {
+        pub const SEQ: usize = 4;
         pub const DATA_OFFSET: usize = 12;
         pub const FLAGS: usize = 13;
     }
@@ -257,6 +258,11 @@ pub(super) fn transport(proto: IpProto, payload: &[u8]) -> (Upper, &[u8]) {
                     dst,
                     tcp_flags: if proto == IpProto::TCP {
                         payload.get(field::tcp::FLAGS).copied().unwrap_or(0)
+                    } else {
+                        0
+                    },
+                    seq: if proto == IpProto::TCP {
+                        be32(payload, field::tcp::SEQ).unwrap_or(0)
                     } else {
                         0
                     },

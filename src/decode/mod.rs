@@ -69,8 +69,14 @@ pub struct Ip {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Upper {
     /// TCP or UDP whose first four header bytes were captured. `tcp_flags` is 0 for UDP,
-    /// and for a TCP header cut before its flags (byte 13).
-    Ports { src: u16, dst: u16, tcp_flags: u8 },
+    /// and for a TCP header cut before its flags (byte 13); `seq` is TCP's sequence number
+    /// (0 for UDP, and for a header cut before it).
+    Ports {
+        src: u16,
+        dst: u16,
+        tcp_flags: u8,
+        seq: u32,
+    },
     /// ESP, with its security parameters index (0 when cut short).
     Esp { spi: u32 },
     /// AH whose first two bytes were captured: the protocol it protects, and the header's
@@ -105,6 +111,15 @@ impl Decoded {
         match self.upper {
             Upper::Ports { src, dst, .. } => Some((src, dst)),
             _ => None,
+        }
+    }
+
+    /// TCP's sequence number, 0 when not read.
+    #[inline]
+    pub fn tcp_seq(&self) -> u32 {
+        match self.upper {
+            Upper::Ports { seq, .. } => seq,
+            _ => 0,
         }
     }
 

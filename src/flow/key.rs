@@ -121,6 +121,7 @@ mod tests {
                 src: sp,
                 dst: dp,
                 tcp_flags: 0,
+                seq: 0,
             },
         }
     }

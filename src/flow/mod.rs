@@ -7,6 +7,7 @@
 mod expected;
 mod fragments;
 mod key;
+pub mod smb;
 mod table;
 
 pub use expected::{ExpectKey, Expected, Target};
@@ -155,8 +156,20 @@ impl FlowKey for InnerKey {
     }
 }
 
-/// A finished flow, kept only when `--flows` asks for them.
+/// A part of a finished flow that went to a row of its own (an SMB connection's trees and
+/// pipes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartRecord {
+    pub row: Match,
+    /// Sent by `a` (index 0) and by `b` (index 1).
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    /// What no live interval has reported yet (the part itself, if never reported).
+    pub unreported: Counts,
+}
+
+/// A finished flow, kept only when `--flows` asks for them.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowRecord {
     pub key: Key,
     /// For a flow inside a tunnel, the tunnel.
@@ -167,13 +180,35 @@ pub struct FlowRecord {
     pub last_ns: u64,
     /// Whether endpoint `a` sent the first packet.
     pub a_is_origin: bool,
-    /// Packets and bytes sent by `a` (index 0) and by `b` (index 1).
+    /// Packets and bytes sent by `a` (index 0) and by `b` (index 1), in the flow's own row
+    /// (all but its parts').
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
     /// The flow was ended by the flow-table bound rather than by a timeout or the end of input.
     pub evicted: bool,
-    /// What no live interval has reported yet (the flow itself, if never reported).
+    /// What no live interval has reported yet of the flow's own row (the flow itself, if
+    /// never reported there).
     pub unreported: Counts,
+    /// Live mode: whether an interval counted the flow among its flows.
+    pub counted: bool,
+    /// The parts that went to rows of their own, in the order they began.
+    pub parts: Vec<PartRecord>,
+    /// SMB state the connection's bounds pushed out.
+    pub smb_forgotten: u64,
+}
+
+impl FlowRecord {
+    /// Packets and bytes over the flow's own row and its parts, sent by `a` and by `b`.
+    pub fn totals(&self) -> ([u64; 2], [u64; 2]) {
+        let (mut packets, mut bytes) = (self.packets, self.bytes);
+        for p in &self.parts {
+            for side in 0..2 {
+                packets[side] += p.packets[side];
+                bytes[side] += p.bytes[side];
+            }
+        }
+        (packets, bytes)
+    }
 }
 
 /// What the workers counted; merged with `+=`, so which worker saw what does not matter.
@@ -193,11 +228,19 @@ pub struct Tally {
     /// DCE/RPC binds to interfaces the interface table does not know, past the bound on
     /// how many such interfaces a shard names: their connections keep their port rows.
     pub unnamed_binds: u64,
+    /// Distinct flows ended (outside tunnels): a flow split into parts counts in each
+    /// part's row, and once here.
+    pub flow_count: u64,
+    /// SMB state (trees, open pipes, pending requests, parts) that a connection's bounds
+    /// pushed out: what it would have named stays in the port row.
+    pub smb_forgotten: u64,
     /// Finished flows, when kept.
     pub flows: Vec<FlowRecord>,
     pub keep_flows: bool,
     /// Live mode: what ended or arrived outside flows since the last interval report.
     pub interval: Option<hashbrown::HashMap<Option<Match>, Counts>>,
+    /// Live mode: flows that ended since the last interval report before one counted them.
+    pub interval_flows: u64,
     /// Live mode: the same for flows inside tunnels.
     pub interval_tunneled: Option<hashbrown::HashMap<(Tunnel, Option<Match>), Counts>>,
     /// Flows inside tunnels, per tunnel kind and inner service row (packets are also in
@@ -247,9 +290,10 @@ impl Tally {
         }
     }
 
-    /// Adds a finished flow.
-    pub fn end_flow(&mut self, record: &FlowRecord) {
-        let counts = Counts {
+    /// Adds a finished flow: its own row, and each of its parts' rows (a row that several
+    /// parts of the flow went to counts the flow once).
+    pub fn end_flow(&mut self, record: FlowRecord) {
+        let own = Counts {
             flows: 1,
             packets: record.packets[0] + record.packets[1],
             bytes: record.bytes[0] + record.bytes[1],
@@ -258,21 +302,41 @@ impl Tally {
             self.evicted_flows += 1;
         }
         if let Some(tunnel) = record.tunnel {
-            *self.tunneled.entry((tunnel.kind, record.row)).or_default() += counts;
+            *self.tunneled.entry((tunnel.kind, record.row)).or_default() += own;
             if let Some(interval) = &mut self.interval_tunneled {
                 *interval.entry((tunnel.kind, record.row)).or_default() += record.unreported;
             }
             if self.keep_flows {
-                self.flows.push(*record);
+                self.flows.push(record);
             }
             return;
         }
-        *self.rows.entry(record.row).or_default() += counts;
+        self.flow_count += 1;
+        self.smb_forgotten += record.smb_forgotten;
+        if record.parts.is_empty() || own.packets > 0 {
+            *self.rows.entry(record.row).or_default() += own;
+        }
+        for (i, p) in record.parts.iter().enumerate() {
+            let first = !record.parts[..i].iter().any(|q| q.row == p.row);
+            *self.rows.entry(Some(p.row)).or_default() += Counts {
+                flows: u64::from(first),
+                packets: p.packets[0] + p.packets[1],
+                bytes: p.bytes[0] + p.bytes[1],
+            };
+        }
         if let Some(interval) = &mut self.interval {
-            *interval.entry(record.row).or_default() += record.unreported;
+            if record.unreported != Counts::default() {
+                *interval.entry(record.row).or_default() += record.unreported;
+            }
+            for p in &record.parts {
+                if p.unreported != Counts::default() {
+                    *interval.entry(Some(p.row)).or_default() += p.unreported;
+                }
+            }
+            self.interval_flows += u64::from(!record.counted);
         }
         if self.keep_flows {
-            self.flows.push(*record);
+            self.flows.push(record);
         }
     }
 
@@ -314,6 +378,8 @@ impl AddAssign for Tally {
         self.evicted_flows += other.evicted_flows;
         self.orphan_fragments += other.orphan_fragments;
         self.unnamed_binds += other.unnamed_binds;
+        self.flow_count += other.flow_count;
+        self.smb_forgotten += other.smb_forgotten;
         self.flows.extend(other.flows);
         for (row, counts) in other.tunneled {
             *self.tunneled.entry(row).or_default() += counts;

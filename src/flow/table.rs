@@ -5,7 +5,8 @@
 //! per shard and measured in the shard's own capture time, so a flow ends at the same packet
 //! whatever the number of workers: the output does not depend on `--threads`.
 
-use super::{Counts, FlowKey, FlowRecord, Key, Tally, Timeouts};
+use super::smb::Conn;
+use super::{Counts, FlowKey, FlowRecord, Key, PartRecord, Tally, Timeouts};
 use crate::catalog::{Match, MatchKind};
 use crate::decode::IpProto;
 
@@ -20,7 +21,7 @@ const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 const TCP_ACK: u8 = 0x10;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Stats {
     first_ns: u64,
     last_ns: u64,
@@ -31,20 +32,49 @@ struct Stats {
     /// FIN seen from a (bit 0) and from b (bit 1).
     fins: u8,
     closed: bool,
-    /// Live mode: whether an interval has counted this flow, and the packets and bytes
-    /// intervals have counted.
+    /// Live mode: whether an interval has counted this flow among its flows; whether one
+    /// has counted it in its own row, and the packets and bytes intervals have counted
+    /// there.
+    counted: bool,
     reported: bool,
     reported_packets: u64,
     reported_bytes: u64,
+    /// An SMB connection's state and the parts its packets went to; the flow's own row
+    /// keeps the rest.
+    smb: Option<Box<Conn>>,
 }
 
 impl Stats {
-    fn unreported(&self) -> Counts {
-        Counts {
-            flows: u64::from(!self.reported),
-            packets: self.packets[0] + self.packets[1] - self.reported_packets,
-            bytes: self.bytes[0] + self.bytes[1] - self.reported_bytes,
+    /// The packets and bytes of the flow's own row: all but its parts'.
+    fn own(&self) -> ([u64; 2], [u64; 2]) {
+        let (mut packets, mut bytes) = (self.packets, self.bytes);
+        for p in self.smb.iter().flat_map(|c| &c.parts) {
+            for side in 0..2 {
+                packets[side] -= p.packets[side];
+                bytes[side] -= p.bytes[side];
+            }
         }
+        (packets, bytes)
+    }
+
+    /// What no live interval has counted of the flow's own row (the flow itself, if never
+    /// counted).
+    fn unreported(&self) -> Counts {
+        let (packets, bytes) = self.own();
+        Counts {
+            flows: u64::from(!self.reported && packets[0] + packets[1] > 0),
+            packets: packets[0] + packets[1] - self.reported_packets,
+            bytes: bytes[0] + bytes[1] - self.reported_bytes,
+        }
+    }
+}
+
+/// What no live interval has counted of a part.
+fn part_unreported(p: &super::smb::Part) -> Counts {
+    Counts {
+        flows: u64::from(!p.reported && p.packets[0] + p.packets[1] > 0),
+        packets: p.packets[0] + p.packets[1] - p.reported_packets,
+        bytes: p.bytes[0] + p.bytes[1] - p.reported_bytes,
     }
 }
 
@@ -68,6 +98,7 @@ pub struct Shard<K = Key> {
 }
 
 fn record<K: FlowKey>(key: K, s: &Stats, evicted: bool) -> FlowRecord {
+    let (packets, bytes) = s.own();
     FlowRecord {
         key: key.flow_key(),
         tunnel: key.tunnel(),
@@ -75,10 +106,24 @@ fn record<K: FlowKey>(key: K, s: &Stats, evicted: bool) -> FlowRecord {
         first_ns: s.first_ns,
         last_ns: s.last_ns,
         a_is_origin: s.a_is_origin,
-        packets: s.packets,
-        bytes: s.bytes,
+        packets,
+        bytes,
         evicted,
         unreported: s.unreported(),
+        counted: s.counted,
+        parts: s
+            .smb
+            .iter()
+            .flat_map(|c| &c.parts)
+            .filter(|p| p.packets[0] + p.packets[1] > 0)
+            .map(|p| PartRecord {
+                row: p.row,
+                packets: p.packets,
+                bytes: p.bytes,
+                unreported: part_unreported(p),
+            })
+            .collect(),
+        smb_forgotten: s.smb.as_ref().map_or(0, |c| c.forgotten),
     }
 }
 
@@ -133,7 +178,7 @@ impl<K: FlowKey> Shard<K> {
         };
         if over {
             if let Some(old) = self.flows.remove(&p.key) {
-                tally.end_flow(&record(p.key, &old, false));
+                tally.end_flow(record(p.key, &old, false));
             }
         } else if self.flows.len() >= self.max_flows {
             self.evict(tally);
@@ -147,9 +192,11 @@ impl<K: FlowKey> Shard<K> {
             a_is_origin: p.from_a,
             fins: 0,
             closed: false,
+            counted: false,
             reported: false,
             reported_packets: 0,
             reported_bytes: 0,
+            smb: None,
         };
         count(&mut s, p);
         self.flows.insert(p.key, s);
@@ -160,7 +207,7 @@ impl<K: FlowKey> Shard<K> {
         self.flows.retain(|key, s| {
             let over = is_over(s, key.proto(), now, 0, timeouts);
             if over {
-                tally.end_flow(&record(*key, s, false));
+                tally.end_flow(record(*key, s, false));
             }
             !over
         });
@@ -178,7 +225,7 @@ impl<K: FlowKey> Shard<K> {
         self.flows.retain(|key, s| {
             let evict = s.last_ns <= threshold;
             if evict {
-                tally.end_flow(&record(*key, s, true));
+                tally.end_flow(record(*key, s, true));
             }
             !evict
         });
@@ -187,7 +234,7 @@ impl<K: FlowKey> Shard<K> {
     /// Ends every flow (the input is over).
     pub fn finish(&mut self, tally: &mut Tally) {
         for (key, s) in self.flows.drain() {
-            tally.end_flow(&record(key, &s, false));
+            tally.end_flow(record(key, &s, false));
         }
     }
 
@@ -197,28 +244,50 @@ impl<K: FlowKey> Shard<K> {
     /// keeps its row, and so does one already refined: evidence refines a flow once.
     pub fn refine(&mut self, key: &K, row: Match) {
         if let Some(s) = self.flows.get_mut(key) {
-            let refinable = match s.row {
-                None => true,
-                Some(m) => matches!(m.kind, MatchKind::Port | MatchKind::Range),
-            };
+            let refinable = s.smb.is_none()
+                && match s.row {
+                    None => true,
+                    Some(m) => matches!(m.kind, MatchKind::Port | MatchKind::Range),
+                };
             if refinable {
                 s.row = Some(row);
             }
         }
     }
 
+    /// The SMB state of the open flow `key`, made when it has none; `None` when there is
+    /// no such flow.
+    pub fn smb(&mut self, key: &K) -> Option<&mut Conn> {
+        let s = self.flows.get_mut(key)?;
+        Some(s.smb.get_or_insert_with(Box::default))
+    }
+
     /// Live mode: hands `add` what each open flow carried since the last call (its key,
-    /// row and counts).
-    pub fn report_open(&mut self, mut add: impl FnMut(&K, Option<Match>, Counts)) {
+    /// row and counts; a flow split into parts, each part's); returns how many flows no
+    /// call counted before.
+    pub fn report_open(&mut self, mut add: impl FnMut(&K, Option<Match>, Counts)) -> u64 {
+        let mut new = 0;
         for (key, s) in &mut self.flows {
+            new += u64::from(!s.counted);
+            s.counted = true;
             let delta = s.unreported();
             if delta != Counts::default() {
                 add(key, s.row, delta);
-                s.reported = true;
+                s.reported |= delta.flows > 0;
                 s.reported_packets += delta.packets;
                 s.reported_bytes += delta.bytes;
             }
+            for p in s.smb.iter_mut().flat_map(|c| c.parts.iter_mut()) {
+                let delta = part_unreported(p);
+                if delta != Counts::default() {
+                    add(key, Some(p.row), delta);
+                    p.reported = p.packets[0] + p.packets[1] > 0;
+                    p.reported_packets += delta.packets;
+                    p.reported_bytes += delta.bytes;
+                }
+            }
         }
+        new
     }
 }
 

@@ -6,5 +6,6 @@
 //! allocating or reassembling, and only outer packets are read.
 
 pub mod rpc;
+pub mod smb;
 
 pub use rpc::{interface, Bound};

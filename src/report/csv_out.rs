@@ -20,6 +20,8 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         "bytes",
         "tunnel",
         "interface",
+        "pipe",
+        "share_type",
     ])
     .map_err(io_err)?;
     for r in s.services.iter().chain(&s.tunneled) {
@@ -42,6 +44,8 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
             r.interface
                 .as_ref()
                 .map_or(String::new(), |i| i.uuid.clone()),
+            r.pipe.clone().unwrap_or_default(),
+            r.share_type.unwrap_or_default().to_string(),
         ])
         .map_err(io_err)?;
     }
@@ -72,6 +76,8 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
             flows.map_or(String::new(), |f| f.to_string()),
             packets.to_string(),
             bytes.to_string(),
+            String::new(),
+            String::new(),
             String::new(),
             String::new(),
         ])

@@ -2,7 +2,7 @@
 //! start time so the file is the same for any thread count.
 
 use super::row_key;
-use crate::catalog::{format_uuid, PortTable};
+use crate::catalog::{format_uuid, Match, PortTable};
 use crate::decode::{IpProto, Tunnel};
 use crate::flow::FlowRecord;
 use serde::Serialize;
@@ -41,6 +41,33 @@ struct Line {
     /// For `rpc-bind` and `epm` flows: the DCE/RPC interface's UUID.
     #[serde(skip_serializing_if = "Option::is_none")]
     interface: Option<String>,
+    /// For an SMB connection split by the trees and pipes its messages addressed: the
+    /// parts, in the order they began (`row` and the counts above are the whole flow's;
+    /// what no part took is the row's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<PartLine>,
+}
+
+#[derive(Serialize)]
+struct PartLine {
+    #[serde(rename = "match")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pipe: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    share_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interface: Option<String>,
+    orig_packets: u64,
+    orig_bytes: u64,
+    resp_packets: u64,
+    resp_bytes: u64,
+}
+
+fn interface_uuid(m: &Match, table: &PortTable) -> Option<String> {
+    m.interface()
+        .and_then(|id| table.interface_uuid(id))
+        .map(|u| format_uuid(&u))
 }
 
 #[derive(Serialize)]
@@ -73,6 +100,7 @@ pub fn write_flows(
     for f in flows.iter() {
         let k = &f.key;
         let (o, r) = if f.a_is_origin { (0, 1) } else { (1, 0) };
+        let (packets, bytes) = f.totals();
         let ends = [(k.a, k.a_port), (k.b, k.b_port)];
         let line = Line {
             first: seconds(f.first_ns),
@@ -92,10 +120,10 @@ pub fn write_flows(
                 Some(_) => Some("inner"),
                 None => f.row.map(|m| m.kind.as_str()),
             },
-            orig_packets: f.packets[o],
-            orig_bytes: f.bytes[o],
-            resp_packets: f.packets[r],
-            resp_bytes: f.bytes[r],
+            orig_packets: packets[o],
+            orig_bytes: bytes[o],
+            resp_packets: packets[r],
+            resp_bytes: bytes[r],
             evicted: f.evicted,
             tunnel: f.tunnel.map(|t| TunnelLine {
                 kind: t.kind,
@@ -103,11 +131,21 @@ pub fn write_flows(
                 outer_b: addr(t.b),
             }),
             inner_match: f.tunnel.and_then(|_| f.row.map(|m| m.kind.as_str())),
-            interface: f
-                .row
-                .and_then(|m| m.interface())
-                .and_then(|id| table.interface_uuid(id))
-                .map(|u| format_uuid(&u)),
+            interface: f.row.and_then(|m| interface_uuid(&m, table)),
+            parts: f
+                .parts
+                .iter()
+                .map(|p| PartLine {
+                    kind: p.row.kind.as_str(),
+                    pipe: p.row.pipe().and_then(|id| table.pipe_name(id)),
+                    share_type: p.row.share_type(),
+                    interface: interface_uuid(&p.row, table),
+                    orig_packets: p.packets[o],
+                    orig_bytes: p.bytes[o],
+                    resp_packets: p.packets[r],
+                    resp_bytes: p.bytes[r],
+                })
+                .collect(),
         };
         serde_json::to_writer(&mut *out, &line)?;
         writeln!(out)?;

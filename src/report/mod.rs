@@ -13,7 +13,10 @@ pub use flows::write_flows;
 pub use live::{write_live_json, write_live_table, LiveDrops};
 
 use crate::capture::InputReport;
-use crate::catalog::{format_uuid, Catalog, Match, PortTable, Transport, INTERFACES_NAME};
+use crate::catalog::{
+    format_uuid, Catalog, Match, MatchKind, PortTable, Transport, BUILTIN_NAME, INTERFACES_NAME,
+    PIPES_NAME,
+};
 use crate::decode::{Link, Tunnel};
 use crate::flow::{Counts, Expectations, Tally};
 use serde::Serialize;
@@ -52,9 +55,16 @@ pub struct Row {
     /// For `inner` rows, how the inner flows were matched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inner_match: Option<&'static str>,
-    /// For `rpc-bind` and `epm` rows, the DCE/RPC interface.
+    /// For `rpc-bind` and `epm` rows, and `smb-pipe` rows whose pipe a bind was seen on,
+    /// the DCE/RPC interface.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interface: Option<InterfaceRef>,
+    /// For `smb-pipe` rows, the pipe's name (lower case, without `\pipe\`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipe: Option<String>,
+    /// For `smb-share` rows, `disk` or `print`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_type: Option<&'static str>,
     /// Application protocol names of the candidate records, in catalog order.
     pub protocols: Vec<String>,
     /// Every candidate service, in catalog order.
@@ -165,6 +175,9 @@ pub struct Summary {
     /// DCE/RPC binds to unknown interfaces past the bound on naming them (their
     /// connections keep their port rows).
     pub unnamed_binds: u64,
+    /// SMB state (trees, open pipes, pending requests) that a connection's bounds pushed
+    /// out: what it would have named stays in the port row.
+    pub smb_forgotten: u64,
     /// Per tunnel kind, most bytes first. These packets are also counted above, under their
     /// outer flows.
     pub tunnels: Vec<TunnelTotal>,
@@ -251,7 +264,7 @@ impl Summary {
                 .collect(),
             packets: total.packets,
             bytes: total.bytes,
-            flows: total.flows,
+            flows: tally.flow_count,
             services,
             unclassified: tally.rows.get(&None).copied().unwrap_or_default(),
             not_ip: tally.not_ip.into(),
@@ -267,6 +280,7 @@ impl Summary {
             evicted_flows: tally.evicted_flows,
             orphan_fragments: tally.orphan_fragments,
             unnamed_binds: tally.unnamed_binds,
+            smb_forgotten: tally.smb_forgotten,
             tunnels,
             tunneled,
             expectations: tally.expectations,
@@ -302,6 +316,8 @@ fn by_bytes(a: &Row, b: &Row) -> std::cmp::Ordering {
             let uuid = |r: &Row| r.interface.as_ref().map(|i| i.uuid.clone());
             uuid(a).cmp(&uuid(b))
         })
+        .then_with(|| a.pipe.cmp(&b.pipe))
+        .then(a.share_type.cmp(&b.share_type))
 }
 
 /// The tally's tunnel rows in a fixed order.
@@ -323,6 +339,8 @@ fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
                 .map_or_else(String::new, |u| format_uuid(&u)),
             name: catalog.interfaces.get(id as usize).map(|i| i.name.clone()),
         }),
+        pipe: m.pipe().and_then(|id| table.pipe_name(id)),
+        share_type: m.share_type(),
         protocols,
         services,
         flows: c.flows,
@@ -331,8 +349,60 @@ fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
     }
 }
 
+/// A service of the built-in catalog by its name, with its system name.
+fn builtin_service(catalog: &Catalog, name: &str) -> Service {
+    Service {
+        name: name.to_string(),
+        system_name: catalog
+            .services()
+            .get(name)
+            .copied()
+            .flatten()
+            .map(str::to_string),
+        catalog: BUILTIN_NAME.to_string(),
+    }
+}
+
 /// The distinct protocol names and services of a row's candidate records, in catalog order.
 pub fn candidates(m: &Match, catalog: &Catalog, table: &PortTable) -> (Vec<String>, Vec<Service>) {
+    if m.kind == MatchKind::SmbShare {
+        let service = if m.share_type() == Some("print") {
+            "Print Spooler"
+        } else {
+            "Server"
+        };
+        return (
+            vec!["SMB".to_string()],
+            vec![builtin_service(catalog, service)],
+        );
+    }
+    if let Some(pipe) = m.pipe() {
+        // The interface bound over the pipe names the service; else the pipe table does.
+        if let Some(i) = m
+            .interface()
+            .and_then(|id| catalog.interfaces.get(id as usize))
+        {
+            return (
+                vec![i.name.clone()],
+                vec![Service {
+                    name: i.service.clone(),
+                    system_name: i.system_name.clone(),
+                    catalog: INTERFACES_NAME.to_string(),
+                }],
+            );
+        }
+        return match catalog.pipes.get(pipe as usize) {
+            Some(p) => (
+                vec!["SMB (named pipes)".to_string()],
+                vec![Service {
+                    name: p.service.clone(),
+                    system_name: p.system_name.clone(),
+                    catalog: PIPES_NAME.to_string(),
+                }],
+            ),
+            None => (vec!["SMB (named pipes)".to_string()], Vec::new()),
+        };
+    }
     if let Some(id) = m.interface() {
         return match catalog.interfaces.get(id as usize) {
             Some(i) => (

@@ -47,6 +47,20 @@ fn service_line(r: &Row, key: String, total_bytes: u64) -> [String; COLUMNS] {
     if let (true, Some(i)) = (protocols.is_empty(), &r.interface) {
         protocols.push(&i.uuid);
     }
+    // A pipe row names its pipe, and the interface if the table does not know it; a share
+    // row its type.
+    let pipe;
+    if let Some(name) = &r.pipe {
+        let unknown = r.interface.as_ref().filter(|i| i.name.is_none());
+        pipe = match unknown {
+            Some(i) => format!("\\pipe\\{name} {}", i.uuid),
+            None => format!("\\pipe\\{name}"),
+        };
+        protocols.insert(0, &pipe);
+    }
+    if let Some(share) = r.share_type {
+        protocols.insert(0, share);
+    }
     let services: Vec<&str> = r.services.iter().map(|x| x.name.as_str()).collect();
     [
         key,
@@ -224,6 +238,13 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
             "note: {} DCE/RPC binds named interfaces past the bound of {} unknown interfaces per shard; their connections keep their port rows",
             thousands(s.unnamed_binds),
             crate::catalog::UNKNOWN_INTERFACES_PER_SHARD
+        )?;
+    }
+    if s.smb_forgotten > 0 {
+        writeln!(
+            out,
+            "note: {} SMB trees, open pipes or requests were pushed out of a connection's bounded state; what they would have named stays in the port rows",
+            thousands(s.smb_forgotten),
         )?;
     }
     let e = &s.expectations;

@@ -1,0 +1,331 @@
+//! The SMB state of one TCP connection, and the parts its packets are split into.
+//!
+//! One SMB connection carries many trees (shares) and open files (pipes), so its packets
+//! are attributed per message: each segment goes to the part of the tree or pipe that the
+//! message it begins, continues or completes addresses. The state is small and bounded:
+//! [`MAX_TREES`] trees, [`MAX_FILES`] open pipes, [`MAX_PENDING`] requests awaiting their
+//! response and [`MAX_PARTS`] parts per connection; what a full table pushes out (its oldest
+//! entry) is counted in `forgotten`.
+//!
+//! Per direction, the connection knows where the next message starts in TCP sequence
+//! space. A segment that starts there begins a message; one before it continues the
+//! current message (a message longer than a segment, such as a 1 MB READ, is followed by
+//! its length, not buffered); after a gap, or a segment that does not begin where a message
+//! should, the direction resynchronises on the next SMB header the segment shows, and
+//! what cannot be placed stays in the flow's own row.
+//!
+//! Parts are named by the worker, which owns the tables of pipes and interfaces: this
+//! module sees ids and kinds only.
+
+use crate::catalog::Match;
+use crate::inspect::smb::{Dialect, Header, Segment, ShareKind};
+
+pub const MAX_TREES: usize = 64;
+pub const MAX_FILES: usize = 64;
+pub const MAX_PENDING: usize = 64;
+/// Parts: one per open pipe, plus disk and print shares and sealed messages.
+pub const MAX_PARTS: usize = MAX_FILES + 3;
+
+/// No part: the flow's own (port) row.
+const NONE: u8 = u8::MAX;
+
+/// What a part of a connection is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Label {
+    /// A share of a kind (disk or print).
+    Share(ShareKind),
+    /// An open pipe (the worker's pipe id) and the interface bound over it, once one is.
+    Pipe { pipe: u32, interface: Option<u32> },
+    /// Encrypted or compressed messages.
+    Sealed,
+}
+
+/// The packets and bytes of one part of a connection, by sender (`a` is index 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub label: Label,
+    pub row: Match,
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    /// Live mode: whether an interval counted this part, and what intervals counted.
+    pub reported: bool,
+    pub reported_packets: u64,
+    pub reported_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Direction {
+    synced: bool,
+    /// The sequence number at which the next message begins.
+    next: u32,
+    /// The part of the message that segments before `next` carry.
+    current: u8,
+}
+
+/// The SMB state of one connection.
+#[derive(Clone, Debug, Default)]
+pub struct Conn {
+    directions: [Direction; 2],
+    trees: Vec<(u32, ShareKind)>,
+    /// Open pipes: file id to part.
+    files: Vec<(u64, u8)>,
+    /// Requests whose response goes to a part: message id to part.
+    pending: Vec<(u64, u8)>,
+    pub parts: Vec<Part>,
+    /// Trees, files, pending requests or parts pushed out of full tables, or parts that
+    /// found no room.
+    pub forgotten: u64,
+}
+
+/// Pushes `entry` into a table bounded at `max`, pushing out the oldest; counts it.
+fn bounded<T>(table: &mut Vec<T>, max: usize, entry: T, forgotten: &mut u64) {
+    if table.len() >= max {
+        table.remove(0);
+        *forgotten += 1;
+    }
+    table.push(entry);
+}
+
+/// Whether sequence number `a` is before `b` (RFC 1982 arithmetic).
+fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+impl Conn {
+    /// The kind of share `tree` is, if its tree connect was seen.
+    pub fn tree(&self, tree: u32) -> Option<ShareKind> {
+        self.trees.iter().find(|t| t.0 == tree).map(|t| t.1)
+    }
+
+    /// A tree connect response.
+    pub fn connected(&mut self, tree: u32, share: ShareKind) {
+        if let Some(t) = self.trees.iter_mut().find(|t| t.0 == tree) {
+            t.1 = share;
+        } else {
+            bounded(
+                &mut self.trees,
+                MAX_TREES,
+                (tree, share),
+                &mut self.forgotten,
+            );
+        }
+    }
+
+    /// A create request for pipe `pipe`: the request and its response go to the pipe's
+    /// part, and so will the file it opens.
+    pub fn open(&mut self, message: u64, pipe: u32, row: impl FnOnce(Label) -> Match) {
+        let label = Label::Pipe {
+            pipe,
+            interface: None,
+        };
+        let part = self.part(label, row);
+        if part != NONE {
+            self.expect(message, part);
+        }
+    }
+
+    /// A create response: the file request `message` opened is `file`.
+    pub fn opened(&mut self, message: u64, file: u64) {
+        if let Some(&(_, part)) = self.pending.iter().find(|p| p.0 == message) {
+            if let Some(f) = self.files.iter_mut().find(|f| f.0 == file) {
+                f.1 = part;
+            } else {
+                bounded(
+                    &mut self.files,
+                    MAX_FILES,
+                    (file, part),
+                    &mut self.forgotten,
+                );
+            }
+        }
+    }
+
+    /// A bind written to `file`: its pipe's part takes the interface, unless one was bound
+    /// before (the first bind names the part).
+    pub fn bound(&mut self, file: u64, interface: u32, row: impl FnOnce(Label) -> Match) {
+        let Some(&(_, part)) = self.files.iter().find(|f| f.0 == file) else {
+            return;
+        };
+        let Some(p) = self.parts.get_mut(usize::from(part)) else {
+            return;
+        };
+        if let Label::Pipe {
+            pipe,
+            interface: None,
+        } = p.label
+        {
+            p.label = Label::Pipe {
+                pipe,
+                interface: Some(interface),
+            };
+            p.row = row(p.label);
+        }
+    }
+
+    /// Counts a segment of `len` payload bytes at sequence number `seq`, sent by `side`
+    /// (0 for a), into the part its message goes to; returns whether it went to one.
+    pub fn segment(
+        &mut self,
+        side: usize,
+        seq: u32,
+        len: u32,
+        wire_len: u64,
+        s: &Segment,
+        row: impl FnMut(Label) -> Match,
+    ) -> bool {
+        let d = self.directions[side];
+        let end = seq.wrapping_add(len);
+        let part = if d.synced && seq == d.next {
+            if s.start == Some(0) {
+                let part = self.part_of(&s.first, row);
+                self.resume(side, seq, s, part);
+                part
+            } else {
+                // Not a message where one should begin: lost.
+                self.lost(side, seq, s);
+                NONE
+            }
+        } else if d.synced && before(seq, d.next) && !before(d.next, end) {
+            // Inside the current message (or a retransmission of it).
+            d.current
+        } else if d.synced && before(seq, d.next) && s.start == Some(d.next.wrapping_sub(seq)) {
+            // The current message ends inside this segment and the next begins there: the
+            // segment completes the current one, and goes with it.
+            let current = d.current;
+            let part = self.part_of(&s.first, row);
+            self.resume(side, seq, s, part);
+            current
+        } else {
+            // Not synchronised, a gap, or a message boundary that is not where the segment
+            // says: start over at the first header in the segment.
+            match s.start {
+                Some(0) => {
+                    let part = self.part_of(&s.first, row);
+                    self.resume(side, seq, s, part);
+                    part
+                }
+                _ => {
+                    self.lost(side, seq, s);
+                    NONE
+                }
+            }
+        };
+        let Some(p) = self.parts.get_mut(usize::from(part)) else {
+            return false;
+        };
+        p.packets[side] += 1;
+        p.bytes[side] += wire_len;
+        true
+    }
+
+    /// The last message of a segment goes on past it: the segments after it carry that
+    /// message's part.
+    pub fn tail(&mut self, side: usize, h: &Header, row: impl FnMut(Label) -> Match) {
+        let part = self.part_of(h, row);
+        self.directions[side].current = part;
+    }
+
+    /// After the messages of `s` (the first of which goes to `part`).
+    fn resume(&mut self, side: usize, seq: u32, s: &Segment, part: u8) {
+        self.directions[side] = Direction {
+            synced: true,
+            next: seq.wrapping_add(s.end),
+            // When one message goes on past the segment, segments after it continue it;
+            // a `tail` record says so when it is not the first.
+            current: part,
+        };
+    }
+
+    /// No message begins where the segment starts: synchronise on the first header in it,
+    /// whose part is unknown to the segments that continue it.
+    fn lost(&mut self, side: usize, seq: u32, s: &Segment) {
+        self.directions[side] = match s.start {
+            Some(_) => Direction {
+                synced: true,
+                next: seq.wrapping_add(s.end),
+                current: NONE,
+            },
+            None => Direction::default(),
+        };
+    }
+
+    /// The part a message goes to.
+    fn part_of(&mut self, h: &Header, mut row: impl FnMut(Label) -> Match) -> u8 {
+        match h.dialect {
+            Dialect::Sealed => return self.part(Label::Sealed, row),
+            Dialect::Other => return NONE,
+            Dialect::Smb2 | Dialect::Smb1 => {}
+        }
+        if h.response {
+            if let Some(i) = self.pending.iter().position(|p| p.0 == h.message) {
+                let part = self.pending[i].1;
+                if !h.interim {
+                    self.pending.remove(i);
+                }
+                return part;
+            }
+            return self.tree_part(h.tree, &mut row);
+        }
+        let file = (h.file != 0)
+            .then(|| self.files.iter().find(|f| f.0 == h.file).map(|f| f.1))
+            .flatten();
+        if let Some(part) = file {
+            self.expect(h.message, part);
+            return part;
+        }
+        // A create request on a pipe registered its part before this.
+        if let Some(p) = self.pending.iter().find(|p| p.0 == h.message) {
+            return p.1;
+        }
+        let part = self.tree_part(h.tree, &mut row);
+        if part != NONE {
+            self.expect(h.message, part);
+        }
+        part
+    }
+
+    /// The part of a disk or print share's tree; none for a pipe tree or an unknown one.
+    fn tree_part(&mut self, tree: u32, row: impl FnMut(Label) -> Match) -> u8 {
+        match self.tree(tree) {
+            Some(share @ (ShareKind::Disk | ShareKind::Print)) => {
+                self.part(Label::Share(share), row)
+            }
+            _ => NONE,
+        }
+    }
+
+    /// The response to `message` goes to `part`.
+    fn expect(&mut self, message: u64, part: u8) {
+        if let Some(p) = self.pending.iter_mut().find(|p| p.0 == message) {
+            p.1 = part;
+        } else {
+            bounded(
+                &mut self.pending,
+                MAX_PENDING,
+                (message, part),
+                &mut self.forgotten,
+            );
+        }
+    }
+
+    /// The part labelled `label` (for a pipe, an unbound one), made if there is none.
+    fn part(&mut self, label: Label, row: impl FnOnce(Label) -> Match) -> u8 {
+        if let Some(i) = self.parts.iter().position(|p| p.label == label) {
+            return u8::try_from(i).unwrap_or(NONE);
+        }
+        if self.parts.len() >= MAX_PARTS {
+            self.forgotten += 1;
+            return NONE;
+        }
+        self.parts.push(Part {
+            label,
+            row: row(label),
+            packets: [0; 2],
+            bytes: [0; 2],
+            reported: false,
+            reported_packets: 0,
+            reported_bytes: 0,
+        });
+        u8::try_from(self.parts.len() - 1).unwrap_or(NONE)
+    }
+}

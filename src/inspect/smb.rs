@@ -1,0 +1,813 @@
+//! What one TCP segment of an SMB connection says, read without state: the SMB messages
+//! that begin in it (behind the 4-byte session framing of TCP 445 and of the NetBIOS
+//! session service on TCP 139), where the last of them ends, and the events that name what
+//! a connection's later messages address: a tree connected to a share of some type, a file
+//! created by name, the file id the server gave it, and a DCE/RPC bind written to a pipe.
+//!
+//! SMB2/SMB3 ([MS-SMB2] 2.2), SMB1 ([MS-CIFS] 2.2) and the SMB3 transform and compression
+//! headers (whose messages cannot be read). Every length is checked against the segment;
+//! what does not look like SMB yields nothing. The connection's state (which tree is which
+//! share, which file id is which pipe, where the next message starts) is the flow table's:
+//! see `flow::smb`.
+
+use crate::decode::{array, Decoded, IpProto, Upper};
+use crate::inspect::rpc::co_bind;
+
+/// SMB over TCP ([MS-SMB2] 2.1) and the NetBIOS session service (RFC 1002).
+pub const SMB_PORT: u16 = 445;
+pub const NETBIOS_SESSION_PORT: u16 = 139;
+
+/// The NetBIOS session message type that carries SMB; the others (session request, positive
+/// and negative response, retarget, keep-alive) carry none.
+const SESSION_MESSAGE: u8 = 0x00;
+/// At most this many messages are walked in one segment (a segment holds a few at most;
+/// a flood of tiny ones is cut off, the rest of it counted where its first message goes).
+const MAX_MESSAGES: usize = 16;
+/// At most this many SMB2 commands of one compound message, or SMB1 AndX commands of one
+/// message, are read for events.
+const MAX_CHAIN: usize = 8;
+
+/// Byte offsets of the fields read.
+mod field {
+    pub mod smb2 {
+        pub const HEADER_LEN: usize = 64;
+        pub const STATUS: usize = 8;
+        pub const COMMAND: usize = 12;
+        pub const FLAGS: usize = 16;
+        pub const NEXT_COMMAND: usize = 20;
+        pub const MESSAGE_ID: usize = 24;
+        pub const TREE_ID: usize = 36;
+        /// In a body: where the file id stands, per request command.
+        pub const TREE_CONNECT_SHARE_TYPE: usize = 2;
+        pub const CREATE_NAME_OFFSET: usize = 44;
+        pub const CREATE_NAME_LENGTH: usize = 46;
+        pub const CREATE_RESPONSE_FILE_ID: usize = 64;
+        pub const WRITE_DATA_OFFSET: usize = 2;
+        pub const WRITE_LENGTH: usize = 4;
+        pub const IOCTL_CTL_CODE: usize = 4;
+        pub const IOCTL_INPUT_OFFSET: usize = 24;
+        pub const IOCTL_INPUT_COUNT: usize = 28;
+    }
+    pub mod smb1 {
+        pub const HEADER_LEN: usize = 32;
+        pub const COMMAND: usize = 4;
+        pub const STATUS: usize = 5;
+        pub const FLAGS: usize = 9;
+        pub const FLAGS2: usize = 10;
+        pub const TID: usize = 24;
+        pub const PID: usize = 26;
+        pub const MID: usize = 30;
+        pub const WORD_COUNT: usize = 32;
+        pub const WORDS: usize = 33;
+    }
+}
+
+mod smb2_command {
+    pub const TREE_CONNECT: u16 = 0x03;
+    pub const CREATE: u16 = 0x05;
+    pub const CLOSE: u16 = 0x06;
+    pub const FLUSH: u16 = 0x07;
+    pub const READ: u16 = 0x08;
+    pub const WRITE: u16 = 0x09;
+    pub const LOCK: u16 = 0x0a;
+    pub const IOCTL: u16 = 0x0b;
+    pub const QUERY_DIRECTORY: u16 = 0x0e;
+    pub const CHANGE_NOTIFY: u16 = 0x0f;
+    pub const QUERY_INFO: u16 = 0x10;
+    pub const SET_INFO: u16 = 0x11;
+    pub const OPLOCK_BREAK: u16 = 0x12;
+}
+
+mod smb1_command {
+    pub const CLOSE: u8 = 0x04;
+    pub const TRANSACTION: u8 = 0x25;
+    pub const READ_ANDX: u8 = 0x2e;
+    pub const WRITE_ANDX: u8 = 0x2f;
+    pub const TREE_CONNECT_ANDX: u8 = 0x75;
+    pub const NT_CREATE_ANDX: u8 = 0xa2;
+    /// No further command in an AndX chain.
+    pub const NONE: u8 = 0xff;
+}
+
+const SMB2_FLAG_RESPONSE: u32 = 0x1;
+const SMB2_FLAG_ASYNC: u32 = 0x2;
+const SMB1_FLAG_REPLY: u8 = 0x80;
+const SMB1_FLAGS2_UNICODE: u16 = 0x8000;
+/// STATUS_PENDING: an interim response; the final one follows.
+const STATUS_PENDING: u32 = 0x0000_0103;
+/// FSCTL_PIPE_TRANSCEIVE ([MS-FSCC] 2.3): a write and a read on a pipe in one request.
+const FSCTL_PIPE_TRANSCEIVE: u32 = 0x0011_c017;
+/// TRANSACTION's TransactNmPipe subcommand ([MS-CIFS] 2.2.5.5).
+const TRANS_TRANSACT_NMPIPE: u16 = 0x26;
+/// The "no tree" value of [`Header::tree`] (an SMB2 async header carries none).
+pub const NO_TREE: u32 = u32::MAX;
+
+/// What framing a message has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Smb2,
+    Smb1,
+    /// An SMB3 transform (encrypted) or compression header: its message cannot be read.
+    Sealed,
+    /// A NetBIOS session packet that carries no SMB (session request, keep-alive...), or a
+    /// session message whose bytes are not SMB.
+    Other,
+}
+
+/// The fields of a message that say what it addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub dialect: Dialect,
+    pub response: bool,
+    /// An interim response (STATUS_PENDING): the request's final response is still to come.
+    pub interim: bool,
+    /// The SMB2 command, or the SMB1 command byte.
+    pub command: u16,
+    /// SMB2's TreeId, SMB1's TID; [`NO_TREE`] for SMB2 async messages.
+    pub tree: u32,
+    /// What pairs a response with its request: SMB2's MessageId, SMB1's PID and MID.
+    pub message: u64,
+    /// The file id a request names (0 when it names none); SMB2's two halves folded
+    /// into one word.
+    pub file: u64,
+}
+
+impl Header {
+    const OTHER: Header = Header {
+        dialect: Dialect::Other,
+        response: false,
+        interim: false,
+        command: 0,
+        tree: NO_TREE,
+        message: 0,
+        file: 0,
+    };
+}
+
+/// What a share's type is, from a tree connect response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShareKind {
+    Disk,
+    Pipe,
+    Print,
+}
+
+/// A file name as a create request sends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Name<'a> {
+    pub bytes: &'a [u8],
+    /// UTF-16LE (SMB2 always; SMB1 when its header says Unicode), else 8-bit characters.
+    pub utf16: bool,
+}
+
+/// What a message names for the messages after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A tree connect response: `tree` is a share of this kind.
+    Tree { tree: u32, share: ShareKind },
+    /// A create request for `name` on `tree`.
+    Open {
+        message: u64,
+        tree: u32,
+        name: Name<'a>,
+    },
+    /// A successful create response: the file the request `message` opened is `file`.
+    Opened { message: u64, file: u64 },
+    /// A DCE/RPC bind or alter context written to `file` (a pipe), naming `uuid`.
+    Bind { file: u64, uuid: [u8; 16] },
+}
+
+/// What a segment holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Where the first message the walk read begins: 0 when the segment starts with one;
+    /// else the first place that looks like the start of an SMB message (after a gap in
+    /// the stream, or the end of a message the capture did not show); `None` if none does.
+    pub start: Option<u32>,
+    /// The first message read.
+    pub first: Header,
+    /// Where the walk ended: the offset, from the segment's start, at which the message
+    /// after the last one read begins (beyond the segment when that message goes on).
+    pub end: u32,
+    /// The last message read, if it is not the first and goes on past the segment: what
+    /// the segments after this one carry.
+    pub tail: Option<Header>,
+}
+
+/// Whether a packet may carry SMB: TCP to or from port 445 or 139, with payload.
+#[inline(always)]
+pub fn may_carry(d: &Decoded, payload: &[u8]) -> bool {
+    if payload.is_empty() || d.ip.proto != IpProto::TCP {
+        return false;
+    }
+    match d.upper {
+        Upper::Ports { src, dst, .. } => {
+            matches!(src, SMB_PORT | NETBIOS_SESSION_PORT)
+                || matches!(dst, SMB_PORT | NETBIOS_SESSION_PORT)
+        }
+        _ => false,
+    }
+}
+
+/// Reads the messages that begin in `payload` (a TCP segment of an SMB connection, as far
+/// as it was captured; `len` is its length on the wire), handing each event to `event`.
+pub fn segment<'a>(payload: &'a [u8], len: u32, mut event: impl FnMut(Event<'a>)) -> Segment {
+    let start = if message_at(payload, 0).is_some() {
+        Some(0)
+    } else {
+        find_message(payload)
+    };
+    let Some(start) = start else {
+        return Segment {
+            start: None,
+            first: Header::OTHER,
+            end: 0,
+            tail: None,
+        };
+    };
+    let mut at = start as usize;
+    let mut first = None;
+    let mut last = Header::OTHER;
+    let mut read = 0;
+    for _ in 0..MAX_MESSAGES {
+        let Some((header, total)) = message_at(payload, at) else {
+            break;
+        };
+        let body = payload.get(at + 4..).unwrap_or(&[]);
+        let body = &body[..body.len().min(total - 4)];
+        events(header.dialect, body, &mut event);
+        first.get_or_insert(header);
+        last = header;
+        read += 1;
+        at += total;
+        if at >= payload.len() {
+            break;
+        }
+    }
+    let first = first.unwrap_or(Header::OTHER);
+    let end = u32::try_from(at).unwrap_or(u32::MAX);
+    Segment {
+        start: Some(start),
+        first,
+        end,
+        tail: (end > len && read > 1).then_some(last),
+    }
+}
+
+/// The message whose session header stands at `at`: its header fields and its length with
+/// the 4-byte session header. A session message must hold an SMB header whose protocol id
+/// is captured (unless the capture ends first); other session packet types are accepted
+/// with their length.
+fn message_at(payload: &[u8], at: usize) -> Option<(Header, usize)> {
+    let h = array::<4>(payload, at)?;
+    let length = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+    let total = 4 + length;
+    if h[0] != SESSION_MESSAGE {
+        // Session request 0x81, positive 0x82 and negative 0x83 response, retarget 0x84,
+        // keep-alive 0x85: short, and only from RFC 1002's set.
+        return (matches!(h[0], 0x81..=0x85) && length <= 512).then_some((Header::OTHER, total));
+    }
+    let smb = &payload[at + 4..];
+    let id = smb.get(..4).unwrap_or(smb);
+    let dialect = match id {
+        [0xfe, b'S', b'M', b'B'] => Dialect::Smb2,
+        [0xff, b'S', b'M', b'B'] => Dialect::Smb1,
+        [0xfd | 0xfc, b'S', b'M', b'B'] => Dialect::Sealed,
+        // Cut by the capture right after the session header: its length still frames it.
+        [] => Dialect::Other,
+        _ => return None,
+    };
+    if length < 4 {
+        return None;
+    }
+    let header = match dialect {
+        Dialect::Smb2 => smb2_header(smb).unwrap_or(Header {
+            dialect,
+            ..Header::OTHER
+        }),
+        Dialect::Smb1 => smb1_header(smb).unwrap_or(Header {
+            dialect,
+            ..Header::OTHER
+        }),
+        _ => Header {
+            dialect,
+            ..Header::OTHER
+        },
+    };
+    Some((header, total))
+}
+
+/// The first place in `payload` after offset 0 where an SMB message seems to begin: a
+/// session message header whose SMB protocol id follows in full.
+fn find_message(payload: &[u8]) -> Option<u32> {
+    let finder = memchr::memmem::Finder::new(b"SMB");
+    let mut from = 0;
+    while let Some(i) = finder.find(payload.get(from..)?) {
+        let id = from + i;
+        from = id + 1;
+        // The protocol id's first byte stands before "SMB", the session header before it.
+        let Some(at) = id.checked_sub(5) else {
+            continue;
+        };
+        if matches!(payload[id - 1], 0xfc..=0xff) && message_at(payload, at).is_some() {
+            return u32::try_from(at).ok();
+        }
+    }
+    None
+}
+
+fn le16(b: &[u8], at: usize) -> Option<u16> {
+    array::<2>(b, at).map(|a| u16::from_le_bytes(*a))
+}
+
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    array::<4>(b, at).map(|a| u32::from_le_bytes(*a))
+}
+
+fn le64(b: &[u8], at: usize) -> Option<u64> {
+    array::<8>(b, at).map(|a| u64::from_le_bytes(*a))
+}
+
+/// SMB2's 16-byte file id (persistent and volatile halves) folded into one word; 0 is
+/// kept for "none".
+fn file_id(b: &[u8], at: usize) -> Option<u64> {
+    let persistent = le64(b, at)?;
+    let volatile = le64(b, at + 8)?;
+    Some((persistent ^ volatile.rotate_left(32)).max(1))
+}
+
+fn smb2_header(smb: &[u8]) -> Option<Header> {
+    use field::smb2::*;
+    use smb2_command::*;
+    let h = array::<HEADER_LEN>(smb, 0)?;
+    let flags = le32(h, FLAGS)?;
+    let command = le16(h, COMMAND)?;
+    let response = flags & SMB2_FLAG_RESPONSE != 0;
+    let body = &smb[HEADER_LEN..];
+    // Requests that address an open file, and where its id stands in their bodies.
+    let file_at = match command {
+        _ if response => None,
+        CLOSE | FLUSH | LOCK | IOCTL | QUERY_DIRECTORY | CHANGE_NOTIFY | OPLOCK_BREAK => Some(8),
+        READ | WRITE | SET_INFO => Some(16),
+        QUERY_INFO => Some(24),
+        _ => None,
+    };
+    Some(Header {
+        dialect: Dialect::Smb2,
+        response,
+        interim: response && le32(h, STATUS)? == STATUS_PENDING,
+        command,
+        tree: if flags & SMB2_FLAG_ASYNC != 0 {
+            NO_TREE
+        } else {
+            le32(h, TREE_ID)?
+        },
+        message: le64(h, MESSAGE_ID)?,
+        file: file_at.and_then(|at| file_id(body, at)).unwrap_or(0),
+    })
+}
+
+fn smb1_header(smb: &[u8]) -> Option<Header> {
+    use field::smb1::*;
+    use smb1_command::*;
+    let h = array::<{ HEADER_LEN + 1 }>(smb, 0)?;
+    let command = h[COMMAND];
+    let response = h[FLAGS] & SMB1_FLAG_REPLY != 0;
+    let words = usize::from(h[WORD_COUNT]);
+    let file = if response {
+        None
+    } else {
+        match command {
+            CLOSE => le16(smb, WORDS),
+            READ_ANDX | WRITE_ANDX => le16(smb, WORDS + 4),
+            // TransactNmPipe names the pipe in its second setup word.
+            TRANSACTION if words >= 16 && le16(smb, WORDS + 28) == Some(TRANS_TRANSACT_NMPIPE) => {
+                le16(smb, WORDS + 30)
+            }
+            _ => None,
+        }
+    };
+    Some(Header {
+        dialect: Dialect::Smb1,
+        response,
+        interim: false,
+        command: u16::from(command),
+        tree: u32::from(le16(h, TID)?),
+        message: (u64::from(le16(h, PID)?) << 16) | u64::from(le16(h, MID)?),
+        file: file.map_or(0, |f| u64::from(f) + 1),
+    })
+}
+
+/// The events of one message's SMB bytes.
+fn events<'a>(dialect: Dialect, smb: &'a [u8], event: &mut impl FnMut(Event<'a>)) {
+    match dialect {
+        Dialect::Smb2 => {
+            let mut at = 0;
+            for _ in 0..MAX_CHAIN {
+                let Some(command) = smb.get(at..) else {
+                    return;
+                };
+                smb2_events(command, event);
+                match le32(command, field::smb2::NEXT_COMMAND) {
+                    Some(next) if next >= field::smb2::HEADER_LEN as u32 => at += next as usize,
+                    _ => return,
+                }
+            }
+        }
+        Dialect::Smb1 => smb1_events(smb, event),
+        Dialect::Sealed | Dialect::Other => {}
+    }
+}
+
+/// A slice of `len` bytes at `offset` of `b`, if the message holds it whole; else what of
+/// it was captured (`None` if nothing was).
+fn captured(b: &[u8], offset: usize, len: usize) -> Option<&[u8]> {
+    let rest = b.get(offset..)?;
+    Some(&rest[..rest.len().min(len)])
+}
+
+fn smb2_events<'a>(smb: &'a [u8], event: &mut impl FnMut(Event<'a>)) {
+    use field::smb2::*;
+    use smb2_command::*;
+    let Some(h) = smb2_header(smb) else {
+        return;
+    };
+    let body = &smb[HEADER_LEN..];
+    let ok = || le32(smb, STATUS) == Some(0);
+    match (h.command, h.response) {
+        (TREE_CONNECT, true) if ok() && h.tree != NO_TREE => {
+            let share = match body.get(TREE_CONNECT_SHARE_TYPE) {
+                Some(1) => ShareKind::Disk,
+                Some(2) => ShareKind::Pipe,
+                Some(3) => ShareKind::Print,
+                _ => return,
+            };
+            event(Event::Tree {
+                tree: h.tree,
+                share,
+            });
+        }
+        (CREATE, false) => {
+            let (Some(offset), Some(len)) = (
+                le16(body, CREATE_NAME_OFFSET),
+                le16(body, CREATE_NAME_LENGTH),
+            ) else {
+                return;
+            };
+            if let Some(bytes) = captured(smb, usize::from(offset), usize::from(len)) {
+                event(Event::Open {
+                    message: h.message,
+                    tree: h.tree,
+                    name: Name { bytes, utf16: true },
+                });
+            }
+        }
+        (CREATE, true) if ok() => {
+            if let Some(file) = file_id(body, CREATE_RESPONSE_FILE_ID) {
+                event(Event::Opened {
+                    message: h.message,
+                    file,
+                });
+            }
+        }
+        (WRITE, false) => {
+            let (Some(offset), Some(len)) =
+                (le16(body, WRITE_DATA_OFFSET), le32(body, WRITE_LENGTH))
+            else {
+                return;
+            };
+            bind(smb, usize::from(offset), len as usize, h.file, event);
+        }
+        (IOCTL, false) if le32(body, IOCTL_CTL_CODE) == Some(FSCTL_PIPE_TRANSCEIVE) => {
+            let (Some(offset), Some(len)) = (
+                le32(body, IOCTL_INPUT_OFFSET),
+                le32(body, IOCTL_INPUT_COUNT),
+            ) else {
+                return;
+            };
+            bind(smb, offset as usize, len as usize, h.file, event);
+        }
+        _ => {}
+    }
+}
+
+/// A bind in the data a request writes to `file`.
+fn bind<'a>(smb: &[u8], offset: usize, len: usize, file: u64, event: &mut impl FnMut(Event<'a>)) {
+    if file == 0 {
+        return;
+    }
+    if let Some(uuid) = captured(smb, offset, len).and_then(co_bind) {
+        event(Event::Bind { file, uuid });
+    }
+}
+
+fn smb1_events<'a>(smb: &'a [u8], event: &mut impl FnMut(Event<'a>)) {
+    use field::smb1::*;
+    use smb1_command::*;
+    let Some(h) = smb1_header(smb) else {
+        return;
+    };
+    let ok = le32(smb, STATUS) == Some(0);
+    let unicode = le16(smb, FLAGS2).is_some_and(|f| f & SMB1_FLAGS2_UNICODE != 0);
+    // The first command's block starts at the word count; AndX commands chain to the next
+    // block by offset from the header's start.
+    let mut command = h.command as u8;
+    let mut at = WORD_COUNT;
+    for _ in 0..MAX_CHAIN {
+        let Some(&words) = smb.get(at) else {
+            return;
+        };
+        let w = at + 1;
+        let bytes_at = w + 2 * usize::from(words) + 2;
+        match (command, h.response) {
+            (TREE_CONNECT_ANDX, true) if ok => {
+                // The service: "A:" a disk, "LPT1:" a printer, "IPC" named pipes.
+                let service = smb.get(bytes_at..).unwrap_or(&[]);
+                let share = if service.starts_with(b"A:") {
+                    ShareKind::Disk
+                } else if service.starts_with(b"LPT") {
+                    ShareKind::Print
+                } else if service.starts_with(b"IPC") {
+                    ShareKind::Pipe
+                } else {
+                    return;
+                };
+                event(Event::Tree {
+                    tree: h.tree,
+                    share,
+                });
+            }
+            (NT_CREATE_ANDX, false) if words >= 24 => {
+                let Some(len) = le16(smb, w + 5) else {
+                    return;
+                };
+                // Unicode names are aligned to two bytes from the header's start.
+                let name_at = bytes_at + usize::from(unicode && bytes_at % 2 == 1);
+                if let Some(bytes) = captured(smb, name_at, usize::from(len)) {
+                    event(Event::Open {
+                        message: h.message,
+                        tree: h.tree,
+                        name: Name {
+                            bytes,
+                            utf16: unicode,
+                        },
+                    });
+                }
+            }
+            (NT_CREATE_ANDX, true) if ok && words >= 3 => {
+                if let Some(fid) = le16(smb, w + 5) {
+                    event(Event::Opened {
+                        message: h.message,
+                        file: u64::from(fid) + 1,
+                    });
+                }
+            }
+            (WRITE_ANDX, false) if words >= 12 && h.file != 0 => {
+                if let (Some(len), Some(offset)) = (le16(smb, w + 20), le16(smb, w + 22)) {
+                    bind(smb, usize::from(offset), usize::from(len), h.file, event);
+                }
+            }
+            (TRANSACTION, false) if h.file != 0 && words >= 16 => {
+                if let (Some(len), Some(offset)) = (le16(smb, w + 22), le16(smb, w + 24)) {
+                    bind(smb, usize::from(offset), usize::from(len), h.file, event);
+                }
+            }
+            _ => {}
+        }
+        // AndX commands begin with the next command and the offset of its block.
+        let andx = matches!(
+            command,
+            TREE_CONNECT_ANDX | NT_CREATE_ANDX | READ_ANDX | WRITE_ANDX
+        ) || matches!(command, 0x73 | 0x74);
+        if !andx || words < 2 {
+            return;
+        }
+        let (Some(&next), Some(offset)) = (smb.get(w), le16(smb, w + 2)) else {
+            return;
+        };
+        let offset = usize::from(offset);
+        if next == NONE || offset <= at {
+            return;
+        }
+        command = next;
+        at = offset;
+    }
+}
+
+/// A file name as portscope names pipes: lower case, without leading backslashes or a
+/// `\pipe\` prefix, at most `N` bytes of UTF-8 (characters that do not fit are dropped);
+/// returns the length written.
+pub fn pipe_name<const N: usize>(name: Name<'_>, out: &mut [u8; N]) -> usize {
+    let mut len = 0;
+    let mut push = |c: char| {
+        let c = c.to_ascii_lowercase();
+        let mut buf = [0; 4];
+        let s = c.encode_utf8(&mut buf).as_bytes();
+        if len + s.len() <= N {
+            out[len..len + s.len()].copy_from_slice(s);
+            len += s.len();
+        }
+    };
+    if name.utf16 {
+        let units = name
+            .bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|&u| u != 0);
+        for c in char::decode_utf16(units) {
+            push(c.unwrap_or(char::REPLACEMENT_CHARACTER));
+        }
+    } else {
+        for &b in name.bytes.iter().take_while(|&&b| b != 0) {
+            push(char::from(b));
+        }
+    }
+    // Leading backslashes, then a `pipe\` prefix.
+    let skip = out[..len].iter().take_while(|&&b| b == b'\\').count();
+    let skip = if out[skip..len].starts_with(b"pipe\\") {
+        skip + 5
+    } else {
+        skip
+    };
+    out.copy_within(skip..len, 0);
+    len - skip
+}
+
+/// SMB messages with their session header, for tests and the fixture generator: just the
+/// fields portscope reads, the rest zero.
+pub mod build {
+    use super::field;
+
+    /// A session message around `smb`.
+    pub fn session(smb: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(smb.len()).unwrap_or(0x00ff_ffff);
+        let mut out = vec![0, (len >> 16) as u8, (len >> 8) as u8, len as u8];
+        out.extend_from_slice(smb);
+        out
+    }
+
+    /// An SMB2 header; `tree` `None` writes an async header.
+    pub fn smb2(command: u16, response: bool, message: u64, tree: Option<u32>) -> Vec<u8> {
+        let mut h = vec![0u8; field::smb2::HEADER_LEN];
+        h[..4].copy_from_slice(&[0xfe, b'S', b'M', b'B']);
+        h[4] = 64;
+        h[12..14].copy_from_slice(&command.to_le_bytes());
+        let mut flags = u32::from(response);
+        if tree.is_none() {
+            flags |= 2;
+        }
+        h[16..20].copy_from_slice(&flags.to_le_bytes());
+        h[24..32].copy_from_slice(&message.to_le_bytes());
+        h[36..40].copy_from_slice(&tree.unwrap_or(0).to_le_bytes());
+        h
+    }
+
+    /// SMB2's 16-byte file id for `n`.
+    pub fn file_id(n: u64) -> [u8; 16] {
+        let mut f = [0; 16];
+        f[..8].copy_from_slice(&n.to_le_bytes());
+        f[8..].copy_from_slice(&(n + 0x100).to_le_bytes());
+        f
+    }
+
+    /// A message with no body that matters (negotiate, session setup...) of `body` bytes.
+    pub fn smb2_plain(command: u16, response: bool, message: u64, body: usize) -> Vec<u8> {
+        let mut m = smb2(command, response, message, Some(0));
+        m.resize(m.len() + body, 0);
+        m
+    }
+
+    /// A tree connect response: `tree` is a share of `share_type` (1 disk, 2 pipe, 3 print).
+    pub fn tree_connect_response(message: u64, tree: u32, share_type: u8) -> Vec<u8> {
+        let mut m = smb2(0x03, true, message, Some(tree));
+        m.extend_from_slice(&[16, 0, share_type, 0]);
+        m.extend_from_slice(&[0; 12]);
+        m
+    }
+
+    /// A create request for `name` on `tree`.
+    pub fn create_request(message: u64, tree: u32, name: &str) -> Vec<u8> {
+        let mut m = smb2(0x05, false, message, Some(tree));
+        let mut body = vec![0u8; 56];
+        body[0] = 57;
+        let utf16: Vec<u8> = name.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        body[44..46].copy_from_slice(&120u16.to_le_bytes());
+        body[46..48].copy_from_slice(&(utf16.len() as u16).to_le_bytes());
+        m.extend_from_slice(&body);
+        m.extend_from_slice(&utf16);
+        m
+    }
+
+    /// A successful create response that opened file `file`.
+    pub fn create_response(message: u64, tree: u32, file: u64) -> Vec<u8> {
+        let mut m = smb2(0x05, true, message, Some(tree));
+        let mut body = vec![0u8; 88];
+        body[0] = 89;
+        body[64..80].copy_from_slice(&file_id(file));
+        m.extend_from_slice(&body);
+        m
+    }
+
+    /// A write request of `data` to `file`.
+    pub fn write_request(message: u64, tree: u32, file: u64, data: &[u8]) -> Vec<u8> {
+        let mut m = smb2(0x09, false, message, Some(tree));
+        let mut body = vec![0u8; 48];
+        body[0] = 49;
+        body[2..4].copy_from_slice(&112u16.to_le_bytes());
+        body[4..8].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        body[16..32].copy_from_slice(&file_id(file));
+        m.extend_from_slice(&body);
+        m.extend_from_slice(data);
+        m
+    }
+
+    /// A read request of `file`.
+    pub fn read_request(message: u64, tree: u32, file: u64) -> Vec<u8> {
+        let mut m = smb2(0x08, false, message, Some(tree));
+        let mut body = vec![0u8; 49];
+        body[0] = 49;
+        body[16..32].copy_from_slice(&file_id(file));
+        m.extend_from_slice(&body);
+        m
+    }
+
+    /// A read response carrying `len` bytes of data (the header and body only: the data
+    /// follows in the stream).
+    pub fn read_response_header(message: u64, tree: u32) -> Vec<u8> {
+        let mut m = smb2(0x08, true, message, Some(tree));
+        let mut body = vec![0u8; 16];
+        body[0] = 17;
+        body[2] = 80;
+        m.extend_from_slice(&body);
+        m
+    }
+
+    /// An SMB3 transform header and `len` bytes of ciphertext.
+    pub fn transform(len: usize) -> Vec<u8> {
+        let mut m = vec![0u8; 52];
+        m[..4].copy_from_slice(&[0xfd, b'S', b'M', b'B']);
+        m.resize(52 + len, 0x5a);
+        m
+    }
+
+    /// An SMB1 header with `words` parameter words and `bytes`.
+    pub fn smb1(
+        command: u8,
+        response: bool,
+        tree: u16,
+        mid: u16,
+        words: &[u8],
+        bytes: &[u8],
+    ) -> Vec<u8> {
+        let mut h = vec![0u8; field::smb1::HEADER_LEN];
+        h[..4].copy_from_slice(&[0xff, b'S', b'M', b'B']);
+        h[4] = command;
+        h[9] = if response { 0x80 } else { 0 };
+        h[24..26].copy_from_slice(&tree.to_le_bytes());
+        h[26..28].copy_from_slice(&7u16.to_le_bytes());
+        h[30..32].copy_from_slice(&mid.to_le_bytes());
+        h.push(u8::try_from(words.len() / 2).unwrap_or(0));
+        h.extend_from_slice(words);
+        h.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+        h.extend_from_slice(bytes);
+        h
+    }
+
+    /// An SMB1 tree connect response for a share of `service` ("IPC", "A:", "LPT1:").
+    pub fn smb1_tree_connect_response(tree: u16, mid: u16, service: &str) -> Vec<u8> {
+        let words = [0xff, 0, 0, 0, 0, 0];
+        let mut bytes = service.as_bytes().to_vec();
+        bytes.push(0);
+        smb1(0x75, true, tree, mid, &words, &bytes)
+    }
+
+    /// An SMB1 NT create request for `name` (8-bit characters).
+    pub fn smb1_create_request(tree: u16, mid: u16, name: &str) -> Vec<u8> {
+        let mut words = vec![0u8; 48];
+        words[0] = 0xff;
+        words[5..7].copy_from_slice(&(name.len() as u16).to_le_bytes());
+        smb1(0xa2, false, tree, mid, &words, name.as_bytes())
+    }
+
+    /// An SMB1 NT create response that opened `fid`.
+    pub fn smb1_create_response(tree: u16, mid: u16, fid: u16) -> Vec<u8> {
+        let mut words = vec![0u8; 68];
+        words[0] = 0xff;
+        words[5..7].copy_from_slice(&fid.to_le_bytes());
+        smb1(0xa2, true, tree, mid, &words, &[])
+    }
+
+    /// An SMB1 write request of `data` to `fid`.
+    pub fn smb1_write_request(tree: u16, mid: u16, fid: u16, data: &[u8]) -> Vec<u8> {
+        let mut words = vec![0u8; 28];
+        words[0] = 0xff;
+        words[4..6].copy_from_slice(&fid.to_le_bytes());
+        words[20..22].copy_from_slice(&(data.len() as u16).to_le_bytes());
+        // The data follows the byte count (and one pad byte), from the header's start.
+        let offset = (field::smb1::HEADER_LEN + 1 + 28 + 2 + 1) as u16;
+        words[22..24].copy_from_slice(&offset.to_le_bytes());
+        let mut bytes = vec![0u8];
+        bytes.extend_from_slice(data);
+        smb1(0x2f, false, tree, mid, &words, &bytes)
+    }
+}
