@@ -1,5 +1,5 @@
-//! Arbitrary bytes under every link type, through the decoder, the tunnel, announcement and
-//! DCE/RPC bind parsers, and a worker's flow tables:
+//! Arbitrary bytes under every link type, through the decoder, the tunnel, announcement,
+//! DCE/RPC bind and SMB parsers, and a worker's flow tables (with their SMB state):
 //! no panic, and every frame counted once with its wire length.
 #![no_main]
 
@@ -24,6 +24,10 @@ fuzz_target!(|data: &[u8]| {
         }
         announcements(&d, payload, |_| {});
         let _ = portscope::inspect::interface(&d, payload);
+        if portscope::inspect::smb::may_carry(&d, payload) {
+            let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+            let _ = portscope::inspect::smb::segment(payload, len, |_| {});
+        }
     }
     // The same bytes cut into frames (a length byte before each), through a small worker.
     let config = WorkerConfig {

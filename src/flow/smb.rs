@@ -329,3 +329,82 @@ impl Conn {
         u8::try_from(self.parts.len() - 1).unwrap_or(NONE)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{MatchKind, SetId, Transport};
+    use crate::inspect::smb::{build::*, segment, Event};
+
+    fn row(label: Label) -> Match {
+        Match {
+            transport: Transport::Tcp,
+            ports: Some((445, 445)),
+            kind: MatchKind::SmbShare,
+            set: SetId(match label {
+                Label::Share(ShareKind::Print) => 3,
+                _ => 1,
+            }),
+        }
+    }
+
+    /// Feeds one segment of `side` at `seq` (events first, as the worker does).
+    fn feed(conn: &mut Conn, side: usize, seq: u32, payload: &[u8]) -> bool {
+        let len = u32::try_from(payload.len()).unwrap();
+        let s = segment(payload, len, |e| match e {
+            Event::Tree { tree, share } => conn.connected(tree, share),
+            Event::Opened { message, file } => conn.opened(message, file),
+            _ => {}
+        });
+        let placed = conn.segment(side, seq, len, 100, &s, row);
+        if let Some(t) = s.tail {
+            conn.tail(side, &t, row);
+        }
+        placed
+    }
+
+    #[test]
+    fn a_long_message_is_followed_across_sequence_wrap() {
+        let mut c = Conn::default();
+        assert!(feed(
+            &mut c,
+            1,
+            u32::MAX - 1100,
+            &session(&tree_connect_response(1, 2, 1))
+        ));
+        let mut m = read_response_header(7, 2);
+        m.resize(m.len() + 3000, 0);
+        let m = session(&m);
+        let start = u32::MAX - 1000;
+        assert!(feed(&mut c, 1, start, &m[..1400]));
+        assert!(feed(&mut c, 1, start.wrapping_add(1400), &m[1400..2800]));
+        assert!(feed(&mut c, 1, start.wrapping_add(2800), &m[2800..]));
+        assert_eq!(c.parts[0].packets, [0, 4]);
+        assert_eq!(c.parts[0].bytes, [0, 400]);
+    }
+
+    #[test]
+    fn state_is_bounded_and_what_is_pushed_out_is_counted() {
+        let mut c = Conn::default();
+        let mut seq = 0;
+        for tree in 0..100 {
+            let m = session(&tree_connect_response(tree.into(), tree, 1));
+            feed(&mut c, 1, seq, &m);
+            seq += m.len() as u32;
+        }
+        assert_eq!(c.trees.len(), MAX_TREES);
+        // Each response went to the disk part; 36 trees were pushed out.
+        assert_eq!(c.parts.len(), 1);
+        assert_eq!(c.forgotten, 36);
+        assert_eq!(c.tree(99), Some(ShareKind::Disk));
+        assert_eq!(c.tree(0), None);
+        for message in 0..200u64 {
+            c.expect(message, 0);
+        }
+        assert_eq!(c.pending.len(), MAX_PENDING);
+        for pipe in 0..100 {
+            c.open(1000 + u64::from(pipe), pipe, row);
+        }
+        assert_eq!(c.parts.len(), MAX_PARTS);
+    }
+}

@@ -42,6 +42,8 @@ struct Stats {
     /// An SMB connection's state and the parts its packets went to; the flow's own row
     /// keeps the rest.
     smb: Option<Box<Conn>>,
+    /// An SMB connection that found no room for its state.
+    smb_refused: bool,
 }
 
 impl Stats {
@@ -95,7 +97,15 @@ pub struct Shard<K = Key> {
     max_flows: usize,
     next_sweep_ns: u64,
     scratch: Vec<u64>,
+    /// Open flows that carry SMB state, at most [`SMB_CONNS_PER_SHARD`].
+    smb_conns: usize,
 }
+
+/// Open SMB connections with state per shard (64 shards: 16,384 in all). A connection's
+/// state is a few hundred bytes, and at most about 8 KiB with every table full, so this
+/// bounds it at 128 MiB under the worst flood; a connection past the bound keeps its port
+/// row and counts once in `smb_forgotten`.
+pub const SMB_CONNS_PER_SHARD: usize = 256;
 
 fn record<K: FlowKey>(key: K, s: &Stats, evicted: bool) -> FlowRecord {
     let (packets, bytes) = s.own();
@@ -123,7 +133,7 @@ fn record<K: FlowKey>(key: K, s: &Stats, evicted: bool) -> FlowRecord {
                 unreported: part_unreported(p),
             })
             .collect(),
-        smb_forgotten: s.smb.as_ref().map_or(0, |c| c.forgotten),
+        smb_forgotten: s.smb.as_ref().map_or(0, |c| c.forgotten) + u64::from(s.smb_refused),
     }
 }
 
@@ -151,6 +161,7 @@ impl<K: FlowKey> Shard<K> {
             max_flows,
             next_sweep_ns: 0,
             scratch: Vec::new(),
+            smb_conns: 0,
         }
     }
 
@@ -178,6 +189,7 @@ impl<K: FlowKey> Shard<K> {
         };
         if over {
             if let Some(old) = self.flows.remove(&p.key) {
+                self.smb_conns -= usize::from(old.smb.is_some());
                 tally.end_flow(record(p.key, &old, false));
             }
         } else if self.flows.len() >= self.max_flows {
@@ -197,6 +209,7 @@ impl<K: FlowKey> Shard<K> {
             reported_packets: 0,
             reported_bytes: 0,
             smb: None,
+            smb_refused: false,
         };
         count(&mut s, p);
         self.flows.insert(p.key, s);
@@ -204,13 +217,16 @@ impl<K: FlowKey> Shard<K> {
 
     /// Ends every flow idle past its timeout at capture time `now`.
     fn sweep(&mut self, now: u64, timeouts: &Timeouts, tally: &mut Tally) {
+        let mut freed = 0;
         self.flows.retain(|key, s| {
             let over = is_over(s, key.proto(), now, 0, timeouts);
             if over {
+                freed += usize::from(s.smb.is_some());
                 tally.end_flow(record(*key, s, false));
             }
             !over
         });
+        self.smb_conns -= freed;
     }
 
     /// Ends the longest-idle eighth of the flows to make room; their counts are kept.
@@ -222,13 +238,16 @@ impl<K: FlowKey> Shard<K> {
         }
         let nth = self.scratch.len() / 8;
         let threshold = *self.scratch.select_nth_unstable(nth).1;
+        let mut freed = 0;
         self.flows.retain(|key, s| {
             let evict = s.last_ns <= threshold;
             if evict {
+                freed += usize::from(s.smb.is_some());
                 tally.end_flow(record(*key, s, true));
             }
             !evict
         });
+        self.smb_conns -= freed;
     }
 
     /// Ends every flow (the input is over).
@@ -236,6 +255,7 @@ impl<K: FlowKey> Shard<K> {
         for (key, s) in self.flows.drain() {
             tally.end_flow(record(key, &s, false));
         }
+        self.smb_conns = 0;
     }
 
     /// Refines the row of the open flow `key` with payload evidence: a flow the port table
@@ -256,9 +276,17 @@ impl<K: FlowKey> Shard<K> {
     }
 
     /// The SMB state of the open flow `key`, made when it has none; `None` when there is
-    /// no such flow.
+    /// no such flow, or the shard holds [`SMB_CONNS_PER_SHARD`] connections with state
+    /// already (counted once per connection in `smb_forgotten`).
     pub fn smb(&mut self, key: &K) -> Option<&mut Conn> {
         let s = self.flows.get_mut(key)?;
+        if s.smb.is_none() {
+            if self.smb_conns >= SMB_CONNS_PER_SHARD {
+                s.smb_refused = true;
+                return None;
+            }
+            self.smb_conns += 1;
+        }
         Some(s.smb.get_or_insert_with(Box::default))
     }
 
@@ -396,6 +424,31 @@ mod tests {
             .collect();
         sizes.sort_unstable();
         assert_eq!(sizes, [1, 2, 4]);
+    }
+
+    #[test]
+    fn smb_state_is_bounded_per_shard() {
+        let mut shard: Shard = Shard::new(10_000);
+        let mut tally = Tally::new(false);
+        let n = SMB_CONNS_PER_SHARD as u16 + 10;
+        for port in 0..n {
+            let p = pkt(port, true, 0, TCP_SYN, 6);
+            shard.packet(&p, |_| None, &Timeouts::ZEEK, &mut tally);
+            assert_eq!(
+                shard.smb(&p.key).is_some(),
+                usize::from(port) < SMB_CONNS_PER_SHARD
+            );
+            // Asking again for a refused connection counts it once.
+            let _ = shard.smb(&p.key);
+        }
+        // A flow that ends frees its room.
+        let first = pkt(0, true, 1, TCP_RST, 6);
+        shard.packet(&first, |_| None, &Timeouts::ZEEK, &mut tally);
+        let new = pkt(0, true, 10, TCP_SYN, 6);
+        shard.packet(&new, |_| None, &Timeouts::ZEEK, &mut tally);
+        assert!(shard.smb(&new.key).is_some());
+        shard.finish(&mut tally);
+        assert_eq!(tally.smb_forgotten, 10);
     }
 
     #[test]

@@ -595,16 +595,19 @@ fn smb1_events<'a>(smb: &'a [u8], event: &mut impl FnMut(Event<'a>)) {
 }
 
 /// A file name as portscope names pipes: lower case, without leading backslashes or a
-/// `\pipe\` prefix, at most `N` bytes of UTF-8 (characters that do not fit are dropped);
+/// `\pipe\` prefix, at most `N` bytes of UTF-8 (a longer name is cut at a character);
 /// returns the length written.
 pub fn pipe_name<const N: usize>(name: Name<'_>, out: &mut [u8; N]) -> usize {
+    // Room for the prefix and a name longer than any pipe's, so the cut comes after the
+    // prefix is gone.
+    let mut all = [0u8; 128];
     let mut len = 0;
     let mut push = |c: char| {
         let c = c.to_ascii_lowercase();
         let mut buf = [0; 4];
         let s = c.encode_utf8(&mut buf).as_bytes();
-        if len + s.len() <= N {
-            out[len..len + s.len()].copy_from_slice(s);
+        if len + s.len() <= all.len() {
+            all[len..len + s.len()].copy_from_slice(s);
             len += s.len();
         }
     };
@@ -622,15 +625,17 @@ pub fn pipe_name<const N: usize>(name: Name<'_>, out: &mut [u8; N]) -> usize {
             push(char::from(b));
         }
     }
-    // Leading backslashes, then a `pipe\` prefix.
-    let skip = out[..len].iter().take_while(|&&b| b == b'\\').count();
-    let skip = if out[skip..len].starts_with(b"pipe\\") {
-        skip + 5
-    } else {
-        skip
-    };
-    out.copy_within(skip..len, 0);
-    len - skip
+    let name = &all[..len];
+    let skip = name.iter().take_while(|&&b| b == b'\\').count();
+    let name = &name[skip..];
+    let name = name.strip_prefix(b"pipe\\").unwrap_or(name);
+    // Cut at a character boundary (UTF-8 continuation bytes are 0b10xx_xxxx).
+    let mut n = name.len().min(N);
+    while n > 0 && n < name.len() && name[n] & 0xc0 == 0x80 {
+        n -= 1;
+    }
+    out[..n].copy_from_slice(&name[..n]);
+    n
 }
 
 /// SMB messages with their session header, for tests and the fixture generator: just the
@@ -809,5 +814,124 @@ pub mod build {
         let mut bytes = vec![0u8];
         bytes.extend_from_slice(data);
         smb1(0x2f, false, tree, mid, &words, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn read(payload: &[u8]) -> (Segment, Vec<String>) {
+        let mut events = Vec::new();
+        let len = u32::try_from(payload.len()).unwrap();
+        let s = segment(payload, len, |e| events.push(format!("{e:?}")));
+        (s, events)
+    }
+
+    #[test]
+    fn messages_of_a_segment_and_their_events() {
+        let mut payload = session(&tree_connect_response(1, 5, 2));
+        payload.extend(session(&create_request(2, 5, "\\PIPE\\SamR")));
+        let (s, events) = read(&payload);
+        assert_eq!(s.start, Some(0));
+        assert_eq!(s.first.command, 3);
+        assert!(s.first.response);
+        assert_eq!(s.end as usize, payload.len());
+        assert_eq!(s.tail, None);
+        assert_eq!(events.len(), 2);
+        assert!(events[0].starts_with("Tree { tree: 5, share: Pipe }"));
+        let mut name = [0; 32];
+        let mut open = None;
+        segment(&payload, 0, |e| {
+            if let Event::Open { name: n, .. } = e {
+                open = Some(pipe_name(n, &mut name));
+            }
+        });
+        assert_eq!(&name[..open.unwrap()], b"samr");
+    }
+
+    #[test]
+    fn a_message_longer_than_its_segment_and_one_after_it() {
+        let mut read_response = read_response_header(9, 2);
+        read_response.resize(read_response.len() + 5000, 0);
+        let message = session(&read_response);
+        let (s, _) = read(&message[..1400]);
+        assert_eq!((s.start, s.end), (Some(0), 5084));
+        // A small message, then the start of a long one: the long one is the tail.
+        let mut payload = session(&smb2_plain(9, true, 8, 16));
+        let small = payload.len() as u32;
+        payload.extend_from_slice(&message[..600]);
+        let (s, _) = read(&payload);
+        assert_eq!(s.first.message, 8);
+        assert_eq!(s.end, small + 5084);
+        assert_eq!(s.tail.map(|t| t.message), Some(9));
+        // The end of a message the segment continues, then a header: found by its magic.
+        let mut payload = vec![0x33; 700];
+        payload.extend(session(&read_request(10, 2, 99)));
+        let (s, _) = read(&payload);
+        assert_eq!(s.start, Some(700));
+        assert_eq!(s.first.message, 10);
+        assert_ne!(s.first.file, 0);
+    }
+
+    #[test]
+    fn sealed_smb1_and_what_is_not_smb() {
+        let (s, _) = read(&session(&transform(64)));
+        assert_eq!(s.first.dialect, Dialect::Sealed);
+        let (s, events) = read(&session(&smb1_tree_connect_response(2048, 3, "A:")));
+        assert_eq!((s.first.dialect, s.first.tree), (Dialect::Smb1, 2048));
+        assert!(events[0].contains("share: Disk"));
+        let (s, _) = read(&[0x85, 0, 0, 0]);
+        assert_eq!(
+            (s.start, s.first.dialect, s.end),
+            (Some(0), Dialect::Other, 4)
+        );
+        let (s, _) = read(b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(s.start, None);
+        // A session message that is not SMB, and a length below the protocol id.
+        let (s, _) = read(&[0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(s.start, None);
+        let (s, _) = read(&[0, 0, 0, 2, 0xfe, b'S', b'M', b'B']);
+        assert_eq!(s.start, None);
+    }
+
+    #[test]
+    fn names_are_lower_case_without_prefixes_and_bounded() {
+        let name = |bytes: &[u8], utf16| {
+            let mut out = [0; 8];
+            let n = pipe_name(Name { bytes, utf16 }, &mut out);
+            String::from_utf8(out[..n].to_vec()).unwrap()
+        };
+        assert_eq!(name(b"\\LSARPC\0junk", false), "lsarpc");
+        assert_eq!(name(b"\\pipe\\Spoolss", false), "spoolss");
+        assert_eq!(name(b"abcdefghijkl", false), "abcdefgh");
+        let utf16: Vec<u8> = "Wkssvc".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(name(&utf16, true), "wkssvc");
+        assert_eq!(name(&[0x00, 0xd8, b'a', 0], true), "\u{fffd}a");
+    }
+
+    proptest! {
+        /// Whatever follows a session header and an SMB protocol id, reading never panics,
+        /// and the walk ends inside what the lengths say.
+        #[test]
+        fn arbitrary_smb_never_panics(
+            magic in prop::sample::select(vec![0xfeu8, 0xff, 0xfd, 0xfc]),
+            length in 0u32..0x0100_0000,
+            body in prop::collection::vec(any::<u8>(), 0..400),
+            cut in 0usize..420,
+        ) {
+            let mut payload = vec![0, (length >> 16) as u8, (length >> 8) as u8, length as u8];
+            payload.extend_from_slice(&[magic, b'S', b'M', b'B']);
+            payload.extend_from_slice(&body);
+            payload.truncate(cut.max(1));
+            let mut events = 0;
+            let s = segment(&payload, payload.len() as u32, |_| events += 1);
+            prop_assert!(events <= MAX_MESSAGES * MAX_CHAIN * 2);
+            if let Some(start) = s.start {
+                prop_assert!(start as usize <= payload.len());
+            }
+        }
     }
 }
