@@ -146,6 +146,7 @@ pub enum SmbWhat {
     Tree { tree: u32, share: smb::ShareKind },
     Opened { message: u64, file: u64 },
     Bind { file: u64, uuid: [u8; 16] },
+    Directory { tree: u32 },
 }
 
 /// How many bytes of a create request's file name are routed: pipe names are short, and a
@@ -634,6 +635,7 @@ impl<'t> Worker<'t> {
         match *what {
             SmbWhat::Tree { tree, share } => conn.connected(tree, share),
             SmbWhat::Opened { message, file } => conn.opened(message, file),
+            SmbWhat::Directory { tree } => conn.directory(tree),
             SmbWhat::Bind { file, .. } => {
                 if let Some(id) = interface {
                     conn.bound(file, id, |l| smb_row(table, port, l));
@@ -818,6 +820,10 @@ fn route_smb(
             smb::Event::Bind { file, uuid } => Routed::SmbEvent(SmbEvent {
                 packet,
                 what: SmbWhat::Bind { file, uuid },
+            }),
+            smb::Event::Directory { tree } => Routed::SmbEvent(SmbEvent {
+                packet,
+                what: SmbWhat::Directory { tree },
             }),
             smb::Event::Open {
                 message,

@@ -267,6 +267,8 @@ type Label = String;
 ///   pipe that id was opened as, and any other response that of its request (by message
 ///   id); SMB1 the same, with tree types from tree connect responses' service
 ///   (`IPC`, `A:`, `LPT1:`) and requests paired with responses by PID and MID;
+/// - a tree whose type tshark does not know (its connect is not in the capture) is a disk
+///   share from the first directory listing or change notification on it;
 /// - everything else (negotiation, session setup, tree connects to `IPC$`, bare ACKs, what
 ///   cannot be tied) is no label.
 fn tshark_smb(capture: &std::path::Path) -> (BTreeMap<Label, u64>, BTreeMap<String, String>) {
@@ -293,6 +295,7 @@ fn tshark_smb(capture: &std::path::Path) -> (BTreeMap<Label, u64>, BTreeMap<Stri
         "smb.service",
         "dcerpc.cn_bind_to_uuid",
         "dcerpc.pkt_type",
+        "smb2.tid",
     ];
     let mut cmd = std::process::Command::new("tshark");
     cmd.args(["-2", "-n", "-r"]).arg(capture).args([
@@ -301,7 +304,9 @@ fn tshark_smb(capture: &std::path::Path) -> (BTreeMap<Label, u64>, BTreeMap<Stri
         "-E",
         "separator=/t",
         "-E",
-        "occurrence=f",
+        "occurrence=a",
+        "-E",
+        "aggregator=\u{1f}",
     ]);
     for f in fields {
         cmd.args(["-e", f]);
@@ -319,9 +324,16 @@ fn tshark_smb(capture: &std::path::Path) -> (BTreeMap<Label, u64>, BTreeMap<Stri
     let mut requests: BTreeMap<(String, String), Label> = BTreeMap::new();
     let mut frames: Vec<(String, u64, String, Option<Label>)> = Vec::new();
     let mut binds: BTreeMap<String, String> = BTreeMap::new();
+    let mut inferred: std::collections::BTreeSet<(String, String)> = Default::default();
     for line in text.lines() {
-        let v: Vec<&str> = line.split('\t').collect();
+        let all: Vec<Vec<&str>> = line
+            .split('\t')
+            .map(|f| f.split('\u{1f}').collect())
+            .collect();
+        // The first message's value of each field (field 6 has every command).
+        let v: Vec<&str> = all.iter().map(|f| f[0]).collect();
         let get = |i: usize| v.get(i).copied().unwrap_or("");
+        let commands = all.get(6).cloned().unwrap_or_default();
         let (number, len, stream) = (get(0), get(1).parse::<u64>().unwrap_or(0), get(2));
         let reassembled_in = get(4).to_string();
         let key = |k: &str| (stream.to_string(), k.to_string());
@@ -330,7 +342,19 @@ fn tshark_smb(capture: &std::path::Path) -> (BTreeMap<Label, u64>, BTreeMap<Stri
         if matches!(get(5), "0xfd534d42" | "0xfc534d42") {
             label = Some("encrypted".into());
         } else if !get(6).is_empty() {
-            let (command, msg, share, fid) = (get(6), get(8), get(9), get(11));
+            let (command, msg, fid, tid) = (get(6), get(8), get(11), get(22));
+            // A directory request on a tree whose type tshark does not know: a disk share.
+            if get(9).is_empty()
+                && !response(7)
+                && commands.iter().any(|c| matches!(*c, "14" | "15"))
+            {
+                inferred.insert(key(tid));
+            }
+            let share = if get(9).is_empty() && inferred.contains(&key(tid)) {
+                "0x01"
+            } else {
+                get(9)
+            };
             label = match share {
                 "0x01" => Some("share:disk".into()),
                 "0x03" => Some("share:print".into()),

@@ -111,6 +111,18 @@ impl Conn {
         }
     }
 
+    /// A directory operation on `tree`: a tree whose connect was not seen is a disk share.
+    pub fn directory(&mut self, tree: u32) {
+        if self.tree(tree).is_none() {
+            bounded(
+                &mut self.trees,
+                MAX_TREES,
+                (tree, ShareKind::Disk),
+                &mut self.forgotten,
+            );
+        }
+    }
+
     /// A create request for pipe `pipe`: the request and its response go to the pipe's
     /// part, and so will the file it opens.
     pub fn open(&mut self, message: u64, pipe: u32, row: impl FnOnce(Label) -> Match) {

@@ -175,6 +175,9 @@ pub enum Event<'a> {
     Opened { message: u64, file: u64 },
     /// A DCE/RPC bind or alter context written to `file` (a pipe), naming `uuid`.
     Bind { file: u64, uuid: [u8; 16] },
+    /// A directory listing or change notification on `tree`: only disk shares have
+    /// directories, so a tree whose connect the capture missed is a disk share.
+    Directory { tree: u32 },
 }
 
 /// What a segment holds.
@@ -477,6 +480,9 @@ fn smb2_events<'a>(smb: &'a [u8], event: &mut impl FnMut(Event<'a>)) {
                 return;
             };
             bind(smb, usize::from(offset), len as usize, h.file, event);
+        }
+        (QUERY_DIRECTORY | CHANGE_NOTIFY, false) if h.tree != NO_TREE => {
+            event(Event::Directory { tree: h.tree });
         }
         (IOCTL, false) if le32(body, IOCTL_CTL_CODE) == Some(FSCTL_PIPE_TRANSCEIVE) => {
             let (Some(offset), Some(len)) = (
