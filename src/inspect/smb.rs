@@ -215,7 +215,9 @@ pub fn may_carry(d: &Decoded, payload: &[u8]) -> bool {
 /// Reads the messages that begin in `payload` (a TCP segment of an SMB connection, as far
 /// as it was captured; `len` is its length on the wire), handing each event to `event`.
 pub fn segment<'a>(payload: &'a [u8], len: u32, mut event: impl FnMut(Event<'a>)) -> Segment {
-    let start = if message_at(payload, 0).is_some() {
+    // The message at offset 0 is read once, here and in the walk below.
+    let mut at_zero = message_at(payload, 0);
+    let start = if at_zero.is_some() {
         Some(0)
     } else {
         find_message(payload)
@@ -233,12 +235,14 @@ pub fn segment<'a>(payload: &'a [u8], len: u32, mut event: impl FnMut(Event<'a>)
     let mut last = Header::OTHER;
     let mut read = 0;
     for _ in 0..MAX_MESSAGES {
-        let Some((header, total)) = message_at(payload, at) else {
+        let Some((header, total)) = at_zero.take().or_else(|| message_at(payload, at)) else {
             break;
         };
         let body = payload.get(at + 4..).unwrap_or(&[]);
         let body = &body[..body.len().min(total - 4)];
-        events(header.dialect, body, &mut event);
+        if may_name(&header, body) {
+            events(header.dialect, body, &mut event);
+        }
         first.get_or_insert(header);
         last = header;
         read += 1;
@@ -303,7 +307,9 @@ fn message_at(payload: &[u8], at: usize) -> Option<(Header, usize)> {
 /// The first place in `payload` after offset 0 where an SMB message seems to begin: a
 /// session message header whose SMB protocol id follows in full.
 fn find_message(payload: &[u8]) -> Option<u32> {
-    let finder = memchr::memmem::Finder::new(b"SMB");
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"SMB"));
+    let finder = &*FINDER;
     let mut from = 0;
     while let Some(i) = finder.find(payload.get(from..)?) {
         let id = from + i;
@@ -399,6 +405,27 @@ fn smb1_header(smb: &[u8]) -> Option<Header> {
         message: (u64::from(le16(h, PID)?) << 16) | u64::from(le16(h, MID)?),
         file: file.map_or(0, |f| u64::from(f) + 1),
     })
+}
+
+/// Whether a message can carry an event: most messages (reads, writes of data, their
+/// responses) cannot, and are not read further.
+#[inline]
+fn may_name(h: &Header, smb: &[u8]) -> bool {
+    match h.dialect {
+        Dialect::Smb2 => {
+            use smb2_command::*;
+            let compound = le32(smb, field::smb2::NEXT_COMMAND).is_some_and(|n| n != 0);
+            compound
+                || match (h.command, h.response) {
+                    (TREE_CONNECT, true) | (CREATE, _) => true,
+                    (WRITE | IOCTL | QUERY_DIRECTORY | CHANGE_NOTIFY, false) => true,
+                    _ => false,
+                }
+        }
+        // Session setup can chain a tree connect (AndX).
+        Dialect::Smb1 => matches!(h.command, 0x25 | 0x2f | 0x73 | 0x75 | 0xa2),
+        Dialect::Sealed | Dialect::Other => false,
+    }
 }
 
 /// The events of one message's SMB bytes.
