@@ -29,10 +29,20 @@ pub struct FastPcap {
     link: Link,
     swapped: bool,
     nano: bool,
+    /// Before version 2.3 the captured and wire lengths stood in the other order; in 2.3
+    /// they may (libpcap's rule: a captured length above the wire length means swapped).
+    lengths: Lengths,
     snaplen: u32,
     delivered: u64,
     /// libpcap takes over after an anomaly: `Pending` until the frames before it are out.
     handover: Handover,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lengths {
+    InOrder,
+    Swapped,
+    Maybe,
 }
 
 enum Handover {
@@ -96,10 +106,27 @@ impl FastPcap {
             link: Link::from_dlt(dlt),
             swapped,
             nano,
+            lengths: match version {
+                (2, 0..=2) => Lengths::Swapped,
+                (2, 3) => Lengths::Maybe,
+                _ => Lengths::InOrder,
+            },
             snaplen,
             delivered: 0,
             handover: Handover::None,
         })
+    }
+
+    /// A record header's captured and wire lengths.
+    #[inline]
+    fn lengths_of(&self, header: &[u8]) -> (u32, u32) {
+        let caplen = read_u32(&header[8..12], self.swapped);
+        let wire_len = read_u32(&header[12..16], self.swapped);
+        match self.lengths {
+            Lengths::Swapped => (wire_len, caplen),
+            Lengths::Maybe if caplen > wire_len => (wire_len, caplen),
+            _ => (caplen, wire_len),
+        }
     }
 
     fn hand_over(&mut self, batch: &mut Batch) -> Fill {
@@ -156,7 +183,7 @@ impl Source for FastPcap {
         let mut at = 0;
         let mut anomaly = None;
         while let Some(header) = data[..valid].get(at..at + 16) {
-            let caplen = read_u32(&header[8..12], self.swapped);
+            let (caplen, wire_len) = self.lengths_of(header);
             if caplen > limit && (!stream || caplen > MAX_SNAPLEN) {
                 // libpcap refuses such a record (or, from a file, decides itself).
                 anomaly = Some(format!(
@@ -173,7 +200,7 @@ impl Source for FastPcap {
             let frac = signed(4);
             frames.push(Frame {
                 ts_ns: ts_ns(signed(0), if self.nano { frac } else { frac * 1000 }),
-                wire_len: read_u32(&header[12..16], self.swapped),
+                wire_len,
                 start: u32::try_from(at + 16).unwrap_or(u32::MAX),
                 // Longer than the snapshot length: libpcap keeps the snapshot length.
                 len: caplen.min(limit),
@@ -192,7 +219,7 @@ impl Source for FastPcap {
                     ),
                     _ => format!(
                         "truncated dump file; tried to read {} captured bytes, only got {}",
-                        read_u32(&data[at + 8..at + 12], self.swapped),
+                        self.lengths_of(&data[at..at + 16]).0,
                         rest - 16
                     ),
                 });

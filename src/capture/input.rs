@@ -81,6 +81,8 @@ pub struct Input {
     /// Bytes of the decompressed capture before the current block.
     offset: u64,
     ended: bool,
+    /// A read that failed after some bytes: reported once those are used.
+    error: Option<String>,
 }
 
 impl Input {
@@ -108,7 +110,10 @@ impl Input {
         };
         // The magic is read, then put back in front of the rest of the stream.
         let mut magic = vec![0; 6];
-        let got = read_full(&mut raw, &mut magic).map_err(io_error)?;
+        let (got, error) = read_full(&mut raw, &mut magic);
+        if let Some(e) = error {
+            return Err(io_message(&e));
+        }
         magic.truncate(got);
         let compression = Compression::sniff(&magic);
         let buffered = BufReader::with_capacity(64 * 1024, io::Cursor::new(magic).chain(raw));
@@ -123,9 +128,13 @@ impl Input {
             Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(buffered)),
         };
         let mut head = vec![0; 24];
-        let got =
-            read_full(&mut *reader, &mut head).map_err(|e| decompress_error(compression, e))?;
+        let (got, error) = read_full(&mut *reader, &mut head);
+        let error = error.map(|e| decompress_error(compression, e));
         head.truncate(got);
+        if let (Some(e), true) = (&error, got < 24) {
+            // Not even a file header before the failure.
+            return Err(e.clone());
+        }
         Ok(Input {
             name: path.to_string(),
             compression,
@@ -136,6 +145,7 @@ impl Input {
             carry: Vec::new(),
             offset: 0,
             ended: false,
+            error,
         })
     }
 
@@ -182,12 +192,19 @@ impl Input {
             self.head = Vec::new();
             got = n;
         }
-        if !self.ended {
+        if got == 0 {
+            // The bytes before a failure were used: now the failure.
+            if let Some(e) = self.error.take() {
+                return Err(e);
+            }
+        }
+        if !self.ended && self.error.is_none() {
             let buf = &mut data[carried + got..carried + BLOCK];
-            let n = read_full(&mut *self.reader, buf)
-                .map_err(|e| decompress_error(self.compression, e))?;
+            let (n, error) = read_full(&mut *self.reader, buf);
             got += n;
-            self.ended = n < buf.len();
+            self.error = error.map(|e| decompress_error(self.compression, e));
+            // With a failure pending the input has not ended: the next block reports it.
+            self.ended = n < buf.len() && self.error.is_none();
         }
         Ok((carried + got, self.ended))
     }
@@ -200,18 +217,19 @@ impl Input {
     }
 }
 
-/// Reads until `buf` is full or the input ends; how much it read.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or the input ends; how much it read, and the error that
+/// stopped it, if one did.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return (got, Some(e)),
         }
     }
-    Ok(got)
+    (got, None)
 }
 
 /// The operating system's message without Rust's "(os error N)".
