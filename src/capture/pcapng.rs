@@ -64,6 +64,17 @@ impl Scale {
     }
 }
 
+/// `if_tsresol`'s units per second: 10^n, or 2^n with the top bit set. (pcap-parser's
+/// `ts_resolution` refuses every power of two: it checks the exponent before masking.)
+fn units_per_second(tsresol: u8) -> Option<u64> {
+    let exponent = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 == 0 {
+        10u64.checked_pow(exponent)
+    } else {
+        1u64.checked_shl(exponent).filter(|_| exponent < 64)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Interface {
     /// Index into [`Pcapng::links`].
@@ -181,7 +192,7 @@ impl Pcapng {
                 self.links.len() - 1
             }
         };
-        let Some(scale) = idb.ts_resolution().map(Scale::from_units_per_second) else {
+        let Some(scale) = units_per_second(idb.if_tsresol).map(Scale::from_units_per_second) else {
             return Err(format!(
                 "pcapng interface description at byte {at}: timestamp resolution {:#04x} is out of range",
                 idb.if_tsresol
