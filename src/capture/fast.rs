@@ -68,9 +68,9 @@ impl FastPcap {
     ///
     /// # Errors
     /// The input, when it is not for this reader.
-    pub(super) fn new(input: Input) -> Result<FastPcap, Input> {
+    pub(super) fn new(input: Input) -> Result<FastPcap, Box<Input>> {
         let Some(header) = input.head().get(..24) else {
-            return Err(input);
+            return Err(Box::new(input));
         };
         let magic = [header[0], header[1], header[2], header[3]];
         let (swapped, nano) = match magic {
@@ -78,7 +78,7 @@ impl FastPcap {
             [0x4d, 0x3c, 0xb2, 0xa1] => (false, true),
             [0xa1, 0xb2, 0xc3, 0xd4] => (true, false),
             [0xa1, 0xb2, 0x3c, 0x4d] => (true, true),
-            _ => return Err(input),
+            _ => return Err(Box::new(input)),
         };
         let u16_at = |at: usize| {
             let b = [header[at], header[at + 1]];
@@ -93,10 +93,10 @@ impl FastPcap {
         let linktype = u32_at(20);
         let usual = version == (2, 4) && LINKTYPES.contains(&linktype);
         if input.plain_file && !usual || version.0 != 2 {
-            return Err(input);
+            return Err(Box::new(input));
         }
         let Ok(dlt) = i32::try_from(linktype & 0x03ff_ffff) else {
-            return Err(input);
+            return Err(Box::new(input));
         };
         let snaplen = u32_at(16);
         let mut input = input;
