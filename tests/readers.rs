@@ -1,9 +1,13 @@
-//! The block reader for classic pcap files against libpcap: byte-identical reports, flow
-//! lines, messages and exit codes on every fixture and every capture of the corpus in
-//! `tests/corpus/`.
+//! The readers. The block reader for classic pcap files against libpcap: byte-identical
+//! reports, flow lines, messages and exit codes on every fixture and every classic pcap
+//! capture of the corpus in `tests/corpus/`. Compressed copies (made here with the gzip,
+//! zstd, xz, bzip2 and lz4 tools) against the plain files. The pcapng reader against tshark
+//! on every pcapng of the corpus and on a file mixing link types, and on broken pcapng
+//! files built here.
 
-use super::util::run;
-use std::path::PathBuf;
+use super::util::{run, stderr, tmpdir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn captures() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = Vec::new();
@@ -25,8 +29,9 @@ fn captures() -> Vec<PathBuf> {
 #[test]
 fn block_reader_matches_libpcap_everywhere() {
     let dir = super::util::tmpdir("readers");
-    let files = captures();
-    assert!(files.len() > 200, "{} captures", files.len());
+    // pcapng files (whatever their name) have a reader of their own, checked against tshark.
+    let files: Vec<PathBuf> = captures().into_iter().filter(|f| !is_pcapng(f)).collect();
+    assert!(files.len() > 180, "{} captures", files.len());
     let mut differ = Vec::new();
     for f in &files {
         let name = f.to_str().unwrap();
@@ -53,4 +58,443 @@ fn block_reader_matches_libpcap_everywhere() {
         }
     }
     assert!(differ.is_empty(), "the readers differ on: {differ:?}");
+}
+
+fn is_pcapng(f: &Path) -> bool {
+    std::fs::read(f).is_ok_and(|b| b.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]))
+}
+
+/// `classify --format json --flows` on `inputs`: exit code, report with the input names
+/// taken out, stderr, flow lines.
+fn report(
+    dir: &Path,
+    inputs: &[&str],
+    stdin: Option<&Path>,
+) -> (Option<i32>, String, String, String) {
+    let flows = dir.join("flows.jsonl");
+    let mut cmd = super::util::bin();
+    cmd.args([
+        "classify",
+        "--format",
+        "json",
+        "--flows",
+        flows.to_str().unwrap(),
+    ])
+    .args(inputs);
+    if let Some(f) = stdin {
+        cmd.stdin(std::fs::File::open(f).unwrap());
+    }
+    let out = cmd.output().unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    if let Some(inputs) = json.get_mut("inputs").and_then(|i| i.as_array_mut()) {
+        for i in inputs {
+            i["name"] = "INPUT".into();
+        }
+    }
+    let mut err = stderr(&out);
+    for name in inputs {
+        err = err.replace(name, "INPUT");
+    }
+    let flows = std::fs::read_to_string(&flows).unwrap_or_default();
+    (out.status.code(), json.to_string(), err, flows)
+}
+
+/// Compresses `from` into `to` with a command-line tool reading stdin.
+fn compress(tool: &[&str], from: &Path, to: &Path) {
+    let status = Command::new(tool[0])
+        .args(&tool[1..])
+        .stdin(std::fs::File::open(from).unwrap())
+        .stdout(std::fs::File::create(to).unwrap())
+        .status()
+        .unwrap_or_else(|e| panic!("{}: {e} (.ci/run installs it)", tool[0]));
+    assert!(status.success(), "{tool:?} {}", from.display());
+}
+
+const COMPRESSORS: [(&str, &[&str]); 5] = [
+    ("gz", &["gzip", "-c"]),
+    ("zst", &["zstd", "-q", "-c"]),
+    ("xz", &["xz", "-c"]),
+    ("bz2", &["bzip2", "-c"]),
+    ("lz4", &["lz4", "-q", "-c"]),
+];
+
+/// Every fixture and a sample of the corpus (pcapng, several link types, a truncated file, a
+/// file with records longer than its snapshot length), in every compression, from a file
+/// and (gzip) from standard input, give the plain file's report, flows, messages and exit
+/// status.
+#[test]
+fn compressed_captures_read_as_the_plain_ones() {
+    let dir = tmpdir("compressed");
+    let corpus = super::corpus::dir();
+    let mut files: Vec<PathBuf> = super::fixtures::all()
+        .iter()
+        .map(|f| super::fixtures::dir().join(f.name))
+        .collect();
+    for name in [
+        "arkime__nflog.pcap",
+        "arkime__80211http.pcap",
+        "arkime__wireshark-smb-on-windows10.pcap",
+        "pcpp__sll2.pcap",
+        "pcpp__many_interfaces-1.pcapng",
+        "pcpp__ipv4-malformed.pcap",
+        "samrlab__powershell.exe_ad.pcapng",
+        "ndpi__fuzz-2021-10-13.pcap",
+        "ndpi__dns_fragmented.pcap",
+    ] {
+        files.push(corpus.join(name));
+    }
+    let mut differ = Vec::new();
+    for f in &files {
+        let plain = report(&dir, &[f.to_str().unwrap()], None);
+        assert!(
+            plain.0.is_some() && plain.1.len() > 100,
+            "{}: {plain:?}",
+            f.display()
+        );
+        for (ext, tool) in COMPRESSORS {
+            let packed = dir.join(format!("capture.{ext}"));
+            compress(tool, f, &packed);
+            if report(&dir, &[packed.to_str().unwrap()], None) != plain {
+                differ.push(format!("{} as {ext}", f.display()));
+            }
+            if ext == "gz" && report(&dir, &["-"], Some(&packed)) != plain {
+                differ.push(format!("{} as {ext} on standard input", f.display()));
+            }
+        }
+        // Plain, from standard input: the stream path of the block readers.
+        if report(&dir, &["-"], Some(f)) != plain {
+            differ.push(format!("{} on standard input", f.display()));
+        }
+    }
+    assert!(differ.is_empty(), "compressed reads differ: {differ:#?}");
+}
+
+/// A compressed capture cut short: the packets before the cut are reported, one warning
+/// names the file, exit status 1.
+#[test]
+fn a_truncated_compressed_capture_reports_what_came_before() {
+    let dir = tmpdir("compressed-cut");
+    // Real payloads: half of the compressed file holds many compressor blocks.
+    let demo = super::corpus::dir().join("ndpi__1kxun.pcap");
+    let total = 1723;
+    // Small compressor blocks, so that half of the file holds whole blocks.
+    let small: [(&str, &[&str]); 5] = [
+        ("gz", &["gzip", "-c"]),
+        ("zst", &["zstd", "-q", "-c"]),
+        ("xz", &["xz", "-c", "--block-size=65536"]),
+        ("bz2", &["bzip2", "-1", "-c"]),
+        ("lz4", &["lz4", "-q", "-B4", "-c"]),
+    ];
+    for (ext, tool) in small {
+        let packed = dir.join(format!("demo.pcap.{ext}"));
+        compress(tool, &demo, &packed);
+        let bytes = std::fs::read(&packed).unwrap();
+        let cut = dir.join(format!("cut.pcap.{ext}"));
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let name = cut.to_str().unwrap();
+        let out = run(&["classify", "--format", "json", name]);
+        assert_eq!(out.status.code(), Some(1), "{ext}: {}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let packets = json["packets"].as_u64().unwrap();
+        // Half of the compressed bytes hold a good part of the packets, not all.
+        assert!(packets > 500 && packets < total, "{ext}: {packets} packets");
+        let tool_name = match ext {
+            "gz" => "gzip",
+            "zst" => "zstd",
+            "bz2" => "bzip2",
+            other => other,
+        };
+        let err = stderr(&out);
+        let expected = format!(
+            "portscope: warning: {name}: reading stopped after packet {packets}: the {tool_name} stream is cut short (truncated file)\n"
+        );
+        assert_eq!(err, expected, "{ext}");
+    }
+}
+
+/// tshark's packet count for a capture (what it reads before any error).
+fn tshark_packets(f: &Path) -> u64 {
+    let out = Command::new("tshark")
+        .args([
+            "-n",
+            "-r",
+            f.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ])
+        .output()
+        .expect("tshark");
+    String::from_utf8_lossy(&out.stdout).lines().count() as u64
+}
+
+fn packets(args: &[&str]) -> (u64, serde_json::Value, String, Option<i32>) {
+    let mut all = vec!["classify", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        json["packets"].as_u64().unwrap(),
+        json,
+        stderr(&out),
+        out.status.code(),
+    )
+}
+
+/// Every pcapng file of the corpus (whatever its name): the packets tshark reads.
+#[test]
+fn pcapng_reader_counts_what_tshark_reads() {
+    let mut files: Vec<PathBuf> = captures().into_iter().filter(|f| is_pcapng(f)).collect();
+    files.sort();
+    assert!(files.len() >= 30, "{} pcapng files", files.len());
+    let mut differ = Vec::new();
+    for f in &files {
+        let (ours, _, _, _) = packets(&[f.to_str().unwrap()]);
+        let theirs = tshark_packets(f);
+        if ours != theirs {
+            differ.push(format!("{}: {ours}, tshark {theirs}", f.display()));
+        }
+    }
+    assert!(differ.is_empty(), "{differ:#?}");
+}
+
+/// A pcapng file whose interfaces have different link types (Ethernet, NFLOG, 802.11 with
+/// radiotap, Linux cooked v2), as mergecap writes it and libpcap refuses: every packet read,
+/// and each in the row it has in its own capture.
+#[test]
+fn pcapng_with_several_link_types() {
+    let dir = tmpdir("pcapng-links");
+    let corpus = super::corpus::dir();
+    let parts: Vec<String> = [
+        super::fixtures::dir().join("demo.pcap"),
+        corpus.join("arkime__nflog.pcap"),
+        corpus.join("packetnet__80211_plus_radiotap_header.pcap"),
+        corpus.join("pcpp__sll2.pcap"),
+    ]
+    .iter()
+    .map(|p| p.to_str().unwrap().to_string())
+    .collect();
+    let merged = dir.join("merged.pcapng");
+    let status = Command::new("mergecap")
+        .args(["-F", "pcapng", "-w", merged.to_str().unwrap()])
+        .args(&parts)
+        .status()
+        .expect("mergecap");
+    assert!(status.success());
+    let libpcap = run(&["classify", "--reader", "libpcap", merged.to_str().unwrap()]);
+    assert_eq!(
+        libpcap.status.code(),
+        Some(1),
+        "libpcap reads it after all?"
+    );
+    let (ours, merged_json, err, code) = packets(&[merged.to_str().unwrap()]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    assert_eq!(ours, tshark_packets(&merged));
+    let args: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let (apart, apart_json, _, _) = packets(&args);
+    assert_eq!(ours, apart);
+    // The captures share no flow, so every row is the sum of the rows of its parts.
+    let rows = |j: &serde_json::Value| -> Vec<(String, u64, u64)> {
+        let mut rows: Vec<_> = j["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    format!("{}/{}", r["transport"], r["ports"]),
+                    r["packets"].as_u64().unwrap(),
+                    r["bytes"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(rows(&merged_json), rows(&apart_json));
+    for k in ["unclassified", "not_ip", "undecodable"] {
+        assert_eq!(merged_json[k]["packets"], apart_json[k]["packets"], "{k}");
+    }
+}
+
+/// Little-endian pcapng blocks, built by hand.
+fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+    let padded = body.len().div_ceil(4) * 4;
+    let len = u32::try_from(12 + padded).unwrap();
+    let mut b = Vec::new();
+    b.extend_from_slice(&kind.to_le_bytes());
+    b.extend_from_slice(&len.to_le_bytes());
+    b.extend_from_slice(body);
+    b.resize(8 + padded, 0);
+    b.extend_from_slice(&len.to_le_bytes());
+    b
+}
+
+fn shb() -> Vec<u8> {
+    let mut body = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+    body.extend_from_slice(&1u16.to_le_bytes());
+    body.extend_from_slice(&0u16.to_le_bytes());
+    body.extend_from_slice(&u64::MAX.to_le_bytes());
+    block(0x0a0d_0d0a, &body)
+}
+
+/// An interface description; `options` as (code, value).
+fn idb(link: u16, options: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut body = link.to_le_bytes().to_vec();
+    body.extend_from_slice(&[0, 0]);
+    body.extend_from_slice(&65535u32.to_le_bytes());
+    for (code, value) in options {
+        body.extend_from_slice(&code.to_le_bytes());
+        body.extend_from_slice(&u16::try_from(value.len()).unwrap().to_le_bytes());
+        body.extend_from_slice(value);
+        body.resize(body.len().div_ceil(4) * 4, 0);
+    }
+    if !options.is_empty() {
+        body.extend_from_slice(&[0; 4]);
+    }
+    block(1, &body)
+}
+
+fn epb(interface: u32, units: u64, frame: &[u8]) -> Vec<u8> {
+    let mut body = interface.to_le_bytes().to_vec();
+    body.extend_from_slice(&u32::try_from(units >> 32).unwrap().to_le_bytes());
+    body.extend_from_slice(&u32::try_from(units & 0xffff_ffff).unwrap().to_le_bytes());
+    let len = u32::try_from(frame.len()).unwrap();
+    body.extend_from_slice(&len.to_le_bytes());
+    body.extend_from_slice(&len.to_le_bytes());
+    body.extend_from_slice(frame);
+    block(6, &body)
+}
+
+/// A raw-IP (LINKTYPE_RAW) UDP packet from 10.0.0.1:50000 to 10.0.0.2:`port`.
+fn udp(port: u16) -> Vec<u8> {
+    let mut p = Vec::new();
+    etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(50000, port)
+        .write(&mut p, &[0; 8])
+        .unwrap();
+    p
+}
+
+/// Sections, interfaces of two link types with their own timestamp resolution and offset,
+/// simple packet blocks, unknown blocks and interface statistics, read as tshark does.
+#[test]
+fn pcapng_sections_interfaces_and_statistics() {
+    let dir = tmpdir("pcapng-built");
+    let mut eth = vec![0u8; 12];
+    eth.extend_from_slice(&[0x08, 0x00]);
+    eth.extend_from_slice(&udp(53));
+    let mut f = shb();
+    // Raw IP in nanoseconds, 100 s offset; Ethernet in 2^-10 s.
+    f.extend(idb(101, &[(9, &[9]), (14, &100i64.to_le_bytes())]));
+    f.extend(idb(1, &[(9, &[0x8a])]));
+    f.extend(epb(0, 5_000_000_000, &udp(137)));
+    f.extend(epb(1, 10 * 1024, &eth));
+    f.extend(block(0x0bad_0000, b"unknown block"));
+    // A second section: its interface 0 is Ethernet, read by a simple packet block.
+    f.extend(shb());
+    f.extend(idb(1, &[]));
+    let mut spb = u32::try_from(eth.len()).unwrap().to_le_bytes().to_vec();
+    spb.extend_from_slice(&eth);
+    f.extend(block(3, &spb));
+    // Statistics: 1,000 received, 7 dropped by the interface, 3 by the system.
+    let mut isb = 0u32.to_le_bytes().to_vec();
+    isb.extend_from_slice(&[0; 8]);
+    for (code, v) in [(4u16, 1000u64), (5, 7), (7, 3)] {
+        isb.extend_from_slice(&code.to_le_bytes());
+        isb.extend_from_slice(&8u16.to_le_bytes());
+        isb.extend_from_slice(&v.to_le_bytes());
+    }
+    isb.extend_from_slice(&[0; 4]);
+    f.extend(block(5, &isb));
+    let path = dir.join("built.pcapng");
+    std::fs::write(&path, &f).unwrap();
+    let name = path.to_str().unwrap();
+    assert_eq!(tshark_packets(&path), 3);
+    let flows = dir.join("flows.jsonl");
+    let (n, json, err, code) = packets(&["--flows", flows.to_str().unwrap(), name]);
+    assert_eq!(n, 3);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        err,
+        format!("portscope: note: {name}: the capture's interface statistics count 10 packets dropped (3 by the system, 7 by the interface)\n")
+    );
+    assert_eq!(
+        json["inputs"][0]["drops"],
+        serde_json::json!({"received": 1000, "kernel": 3, "interface": 7})
+    );
+    let row = |port: u64| {
+        json["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["ports"][0] == port)
+            .map(|r| r["packets"].as_u64().unwrap())
+    };
+    assert_eq!((row(137), row(53)), (Some(1), Some(2)));
+    // Times: 100 s + 5 s for the raw-IP packet, 10 s for the first Ethernet one; the simple
+    // packet block, without a time (0), is in the same flow.
+    let text = std::fs::read_to_string(&flows).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = |port: u64| {
+        lines
+            .iter()
+            .find(|l| l["resp_port"] == port)
+            .map(|l| (l["first"].clone(), l["last"].clone()))
+    };
+    let times = |a: f64, b: f64| Some((serde_json::json!(a), serde_json::json!(b)));
+    assert_eq!(first(137), times(105.0, 105.0), "{text}");
+    assert_eq!(first(53), times(0.0, 10.0), "{text}");
+}
+
+/// Broken pcapng: one line naming the file and the block, the packets before it reported,
+/// exit status 1.
+#[test]
+fn broken_pcapng_blocks() {
+    let dir = tmpdir("pcapng-broken");
+    let good = |n: usize| {
+        let mut f = shb();
+        f.extend(idb(101, &[]));
+        for _ in 0..n {
+            f.extend(epb(0, 1_000_000, &udp(445)));
+        }
+        f
+    };
+    let epb_len = epb(0, 0, &udp(445)).len();
+    let header = shb().len() + idb(101, &[]).len();
+    let mut lying = good(3);
+    // The second packet's length field says 4 bytes more than its trailer.
+    let second = header + epb_len;
+    let len = u32::try_from(epb_len + 4).unwrap();
+    lying[second + 4..second + 8].copy_from_slice(&len.to_le_bytes());
+    let mut no_interface = shb();
+    no_interface.extend(epb(0, 0, &udp(445)));
+    let mut missing = good(2);
+    missing.extend(epb(3, 0, &udp(445)));
+    let mut cut = good(2);
+    cut.truncate(cut.len() - 10);
+    let cases: [(&str, Vec<u8>, u64, String); 4] = [
+        // What stands where the trailer would be is the next block's type, 6.
+        ("lying", lying, 1, format!("pcapng block at byte {second} (type 0x6) says it is {} bytes long, but its trailer says 6", epb_len + 4)),
+        ("no-interface", no_interface, 0, format!("pcapng packet block at byte {} names interface 0, but its section (at byte 0) describes no interface", shb().len())),
+        ("missing", missing, 2, format!("pcapng packet block at byte {} names interface 3, but its section (at byte 0) describes only 1", header + 2 * epb_len)),
+        ("cut", cut, 1, format!("the file is cut inside the pcapng block at byte {} ({} bytes of it)", header + epb_len, epb_len - 10)),
+    ];
+    for (what, bytes, before, message) in cases {
+        let path = dir.join(format!("{what}.pcapng"));
+        std::fs::write(&path, &bytes).unwrap();
+        let name = path.to_str().unwrap();
+        let (n, _, err, code) = packets(&[name]);
+        assert_eq!((n, code), (before, Some(1)), "{what}: {err}");
+        assert_eq!(
+            err,
+            format!(
+                "portscope: warning: {name}: reading stopped after packet {before}: {message}\n"
+            ),
+            "{what}"
+        );
+    }
 }

@@ -1,41 +1,48 @@
 //! A fast reader for classic pcap files: large block reads, record headers parsed in place,
 //! and each block handed on whole as a batch's arena, so no frame is copied.
 //!
-//! It reads only what it is sure libpcap would read the same way: a regular file with a
+//! From a regular file it reads only what it is sure libpcap would read the same way: a
 //! classic pcap header (version 2.4, micro- or nanosecond magic, either byte order) of a link
 //! type portscope decodes. At anything unusual (a record longer than the snapshot length,
 //! a file cut short) it hands over to libpcap, positioned after the frames already delivered,
 //! so the frames and the error messages are libpcap's own. A test checks that both readers
 //! give byte-identical reports on every fixture and every capture of the shared corpus.
+//!
+//! A stream (a compressed file, standard input) cannot be reopened, so there it follows
+//! libpcap's rules itself: a record longer than the snapshot length keeps the snapshot
+//! length, one longer than 262,144 bytes or cut short ends the input with libpcap's message.
 
+use super::input::Input;
 use super::offline::PcapFile;
 use super::{ts_ns, Batch, Error, Fill, Frame, Source};
 use crate::decode::Link;
-use std::fs::File;
-use std::io::Read;
-use std::path::Path;
 
-/// Bytes read per block (and so, roughly, per batch).
-const BLOCK: usize = 1 << 20;
 /// libpcap's largest snapshot length for the link types read here.
 const MAX_SNAPLEN: u32 = 262_144;
-/// Link types (as written in the file) read here; anything else goes to libpcap, which
-/// also maps LINKTYPE values to DLT values.
+/// Link types (as written in the file) read here from a plain file; anything else goes to
+/// libpcap, which also maps LINKTYPE values to DLT values.
 const LINKTYPES: [u32; 10] = [1, 0, 108, 101, 228, 229, 113, 276, 9, 104];
 
 /// A classic pcap file read in blocks.
 pub struct FastPcap {
-    name: String,
-    file: File,
+    input: Input,
     link: Link,
     swapped: bool,
     nano: bool,
+    /// Before version 2.3 the captured and wire lengths stood in the other order; in 2.3
+    /// they may (libpcap's rule: a captured length above the wire length means swapped).
+    lengths: Lengths,
     snaplen: u32,
-    /// The start of a record the last block cut.
-    carry: Vec<u8>,
     delivered: u64,
     /// libpcap takes over after an anomaly: `Pending` until the frames before it are out.
     handover: Handover,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lengths {
+    InOrder,
+    Swapped,
+    Maybe,
 }
 
 enum Handover {
@@ -47,19 +54,31 @@ enum Handover {
 impl FastPcap {
     /// Opens `path` if the fast reader can read it; `None` means "use libpcap".
     pub fn open(path: &str) -> Option<FastPcap> {
-        if path == "-" || !Path::new(path).metadata().ok()?.is_file() {
+        let input = Input::open(path).ok()?;
+        if !input.plain_file {
             return None;
         }
-        let mut file = File::open(path).ok()?;
-        let mut header = [0u8; 24];
-        file.read_exact(&mut header).ok()?;
+        FastPcap::new(input).ok()
+    }
+
+    /// Reads `input` if it starts with a classic pcap header. A plain file with anything
+    /// unusual (a version other than 2.4, a link type outside [`LINKTYPES`]) is refused
+    /// (given back) so that libpcap reads it; a stream is read whatever its link type, as
+    /// it cannot be reopened.
+    ///
+    /// # Errors
+    /// The input, when it is not for this reader.
+    pub(super) fn new(input: Input) -> Result<FastPcap, Box<Input>> {
+        let Some(header) = input.head().get(..24) else {
+            return Err(Box::new(input));
+        };
         let magic = [header[0], header[1], header[2], header[3]];
         let (swapped, nano) = match magic {
             [0xd4, 0xc3, 0xb2, 0xa1] => (false, false),
             [0x4d, 0x3c, 0xb2, 0xa1] => (false, true),
             [0xa1, 0xb2, 0xc3, 0xd4] => (true, false),
             [0xa1, 0xb2, 0x3c, 0x4d] => (true, true),
-            _ => return None,
+            _ => return Err(Box::new(input)),
         };
         let u16_at = |at: usize| {
             let b = [header[at], header[at + 1]];
@@ -70,42 +89,48 @@ impl FastPcap {
             }
         };
         let u32_at = |at: usize| read_u32(&header[at..at + 4], swapped);
-        if (u16_at(4), u16_at(6)) != (2, 4) {
-            return None;
-        }
+        let version = (u16_at(4), u16_at(6));
         let linktype = u32_at(20);
-        if !LINKTYPES.contains(&linktype) {
-            return None;
+        let usual = version == (2, 4) && LINKTYPES.contains(&linktype);
+        if input.plain_file && !usual || version.0 != 2 {
+            return Err(Box::new(input));
         }
-        Some(FastPcap {
-            name: path.to_string(),
-            file,
-            link: Link::from_dlt(i32::try_from(linktype).ok()?),
+        let Ok(dlt) = i32::try_from(linktype & 0x03ff_ffff) else {
+            return Err(Box::new(input));
+        };
+        let snaplen = u32_at(16);
+        let mut input = input;
+        input.skip_head(24);
+        Ok(FastPcap {
+            input,
+            link: Link::from_dlt(dlt),
             swapped,
             nano,
-            snaplen: u32_at(16),
-            carry: Vec::new(),
+            lengths: match version {
+                (2, 0..=2) => Lengths::Swapped,
+                (2, 3) => Lengths::Maybe,
+                _ => Lengths::InOrder,
+            },
+            snaplen,
             delivered: 0,
             handover: Handover::None,
         })
     }
 
-    /// Fills `buf` from the file; how much it read (less than asked only at the end).
-    fn read_block(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut got = 0;
-        while got < buf.len() {
-            match self.file.read(&mut buf[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+    /// A record header's captured and wire lengths.
+    #[inline]
+    fn lengths_of(&self, header: &[u8]) -> (u32, u32) {
+        let caplen = read_u32(&header[8..12], self.swapped);
+        let wire_len = read_u32(&header[12..16], self.swapped);
+        match self.lengths {
+            Lengths::Swapped => (wire_len, caplen),
+            Lengths::Maybe if caplen > wire_len => (wire_len, caplen),
+            _ => (caplen, wire_len),
         }
-        Ok(got)
     }
 
     fn hand_over(&mut self, batch: &mut Batch) -> Fill {
-        let mut libpcap = match PcapFile::open(&self.name) {
+        let mut libpcap = match PcapFile::open(&self.input.name) {
             Ok(f) => f,
             Err(Error::Open { message, .. }) => return Fill::Failed(message),
             Err(e) => return Fill::Failed(e.to_string()),
@@ -130,7 +155,7 @@ fn read_u32(b: &[u8], swapped: bool) -> u32 {
 
 impl Source for FastPcap {
     fn name(&self) -> &str {
-        &self.name
+        &self.input.name
     }
 
     fn link(&self) -> Link {
@@ -143,34 +168,27 @@ impl Source for FastPcap {
             Handover::Pending => return self.hand_over(batch),
             Handover::None => {}
         }
-        // The arena keeps its length from batch to batch, so it is zeroed once, when it
-        // grows, and never again: the block is read over whatever it held.
         batch.clear_frames(self.link);
         let (data, frames) = batch.parts_mut();
-        let carried = self.carry.len();
-        if data.len() < carried + BLOCK {
-            data.resize(carried + BLOCK, 0);
-        }
-        data[..carried].copy_from_slice(&self.carry);
-        self.carry.clear();
-        let got = match self.read_block(&mut data[carried..carried + BLOCK]) {
+        let (valid, ended) = match self.input.next_block(data) {
             Ok(got) => got,
-            Err(e) => return Fill::Failed(e.to_string()),
+            Err(message) => return Fill::Failed(message),
         };
-        let ended = got < BLOCK;
-        let valid = carried + got;
         let limit = if self.snaplen == 0 {
             MAX_SNAPLEN
         } else {
             self.snaplen.min(MAX_SNAPLEN)
         };
+        let stream = !self.input.plain_file;
         let mut at = 0;
-        let mut anomaly = false;
+        let mut anomaly = None;
         while let Some(header) = data[..valid].get(at..at + 16) {
-            let caplen = read_u32(&header[8..12], self.swapped);
-            if caplen > limit {
-                // libpcap truncates or refuses such a record: let it decide.
-                anomaly = true;
+            let (caplen, wire_len) = self.lengths_of(header);
+            if caplen > limit && (!stream || caplen > MAX_SNAPLEN) {
+                // libpcap refuses such a record (or, from a file, decides itself).
+                anomaly = Some(format!(
+                    "invalid packet capture length {caplen}, bigger than maximum of {MAX_SNAPLEN}"
+                ));
                 break;
             }
             let end = at + 16 + caplen as usize;
@@ -182,24 +200,44 @@ impl Source for FastPcap {
             let frac = signed(4);
             frames.push(Frame {
                 ts_ns: ts_ns(signed(0), if self.nano { frac } else { frac * 1000 }),
-                wire_len: read_u32(&header[12..16], self.swapped),
+                wire_len,
                 start: u32::try_from(at + 16).unwrap_or(u32::MAX),
-                len: caplen,
+                // Longer than the snapshot length: libpcap keeps the snapshot length.
+                len: caplen.min(limit),
+                link: 0,
             });
             at = end;
         }
         self.delivered += frames.len() as u64;
         let rest = valid - at;
-        if anomaly || (ended && rest > 0) {
+        if anomaly.is_some() || (ended && rest > 0) {
+            if stream {
+                // libpcap's messages, for the same cut or record.
+                let message = anomaly.unwrap_or_else(|| match rest {
+                    ..16 => format!(
+                        "truncated dump file; tried to read 16 header bytes, only got {rest}"
+                    ),
+                    _ => format!(
+                        "truncated dump file; tried to read {} captured bytes, only got {}",
+                        self.lengths_of(&data[at..at + 16]).0,
+                        rest - 16
+                    ),
+                });
+                return Fill::Failed(message);
+            }
             // A record libpcap may read differently, or a file cut inside a record.
             self.handover = Handover::Pending;
             return Fill::More;
         }
-        self.carry.extend_from_slice(&data[at..valid]);
+        self.input.keep(data, at, valid);
         if ended {
             Fill::Done
         } else {
             Fill::More
         }
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.input.consumed())
     }
 }

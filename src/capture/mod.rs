@@ -5,34 +5,56 @@
 //! header. Any reader that can fill a [`Batch`] implements [`Source`].
 
 mod fast;
+mod input;
 mod live;
 mod memory;
 mod offline;
+mod pcapng;
 
 pub use fast::FastPcap;
+pub use input::{Compression, Input};
 pub use live::{interfaces, LiveCapture, LiveOptions};
 pub use memory::MemorySource;
 pub use offline::PcapFile;
+pub use pcapng::Pcapng;
 
-/// Opens a capture file with the fastest reader that reads it exactly as libpcap would:
-/// [`FastPcap`] for classic pcap files, libpcap ([`PcapFile`]) for pcapng, standard input
-/// and anything unusual.
+/// Opens a capture file, or standard input for `-`, compressed or not, with the block
+/// readers: [`FastPcap`] for classic pcap, [`Pcapng`] for pcapng. libpcap ([`PcapFile`])
+/// reads uncompressed files of any other format it knows, and classic pcap files with
+/// something unusual, exactly as before.
 ///
 /// # Errors
-/// libpcap's reason when neither can open it.
+/// The operating system's or the decompressor's reason, `unknown file format` for a stream
+/// that is neither pcap nor pcapng, or libpcap's reason for a file.
 pub fn open_file(path: &str) -> Result<Box<dyn Source>, Error> {
-    match FastPcap::open(path) {
-        Some(fast) => Ok(Box::new(fast)),
-        None => Ok(Box::new(PcapFile::open(path)?)),
+    let open_error = |message: String| Error::Open {
+        path: path.to_string(),
+        message,
+    };
+    let input = Input::open(path).map_err(open_error)?;
+    if Pcapng::recognises(input.head()) {
+        return Ok(Box::new(Pcapng::new(input).map_err(open_error)?));
+    }
+    match FastPcap::new(input) {
+        Ok(fast) => Ok(Box::new(fast)),
+        Err(input) if input.plain_file => Ok(Box::new(PcapFile::open(path)?)),
+        Err(input) if input.head().len() < 24 && input.compression == Compression::None => {
+            Err(open_error(format!(
+                "the capture is too short ({} bytes)",
+                input.head().len()
+            )))
+        }
+        Err(_) => Err(open_error("unknown file format".to_string())),
     }
 }
 
 use crate::decode::Link;
 
-/// How many bytes of each frame are kept: enough for every header portscope reads
-/// (Ethernet, a stack of VLAN tags or MPLS labels, IPv6 with extension headers, and the
-/// first bytes of the transport header). Wire lengths are kept whole.
-pub const HEADER_BYTES: usize = 256;
+/// How many bytes of each frame the libpcap readers keep: a whole Ethernet frame, since the
+/// payload parsers read past the headers (endpoint mapper answers, DCE/RPC binds, SMB
+/// messages, several to a segment), and what they find must not depend on the reader.
+/// Wire lengths are kept whole.
+pub const HEADER_BYTES: usize = 2048;
 
 /// Frames per batch.
 pub const BATCH_FRAMES: usize = 512;
@@ -46,13 +68,18 @@ pub struct Frame {
     pub wire_len: u32,
     start: u32,
     len: u32,
+    /// Index of the frame's link type in [`Batch::links`]: a pcapng file's interfaces may
+    /// differ. It sits in what was padding, so a frame is no larger.
+    link: u16,
 }
 
-/// A batch of frames of one link type: one byte arena plus a frame table. Batches are
-/// recycled, so in steady state the reader allocates nothing.
+/// A batch of frames: one byte arena plus a frame table. Batches are recycled, so in steady
+/// state the reader allocates nothing.
 #[derive(Debug)]
 pub struct Batch {
-    pub link: Link,
+    /// The link types of the batch's frames: `links[0]` unless a frame names another
+    /// (only the pcapng reader does). Never empty.
+    links: Vec<Link>,
     data: Vec<u8>,
     pub frames: Vec<Frame>,
     /// Live captures: after its frames, each worker reports the interval with this number.
@@ -62,7 +89,7 @@ pub struct Batch {
 impl Default for Batch {
     fn default() -> Batch {
         Batch {
-            link: Link::Ethernet,
+            links: vec![Link::Ethernet],
             data: Vec::with_capacity(BATCH_FRAMES * HEADER_BYTES),
             frames: Vec::with_capacity(BATCH_FRAMES),
             tick: None,
@@ -78,17 +105,46 @@ impl Batch {
 
     /// Empties the frame table but leaves the arena as it is, for a reader that reads over it.
     pub(crate) fn clear_frames(&mut self, link: Link) {
-        self.link = link;
+        self.set_link(link);
         self.frames.clear();
         self.tick = None;
     }
 
     /// Empties the batch, keeping its memory.
     pub fn clear(&mut self, link: Link) {
-        self.link = link;
+        self.set_link(link);
         self.data.clear();
         self.frames.clear();
         self.tick = None;
+    }
+
+    fn set_link(&mut self, link: Link) {
+        self.links.clear();
+        self.links.push(link);
+    }
+
+    /// The link types frames may name by index (a reader with several sets them after
+    /// filling the batch). An empty list leaves the first link type.
+    pub(crate) fn set_links(&mut self, links: &[Link]) {
+        if !links.is_empty() {
+            self.links.clear();
+            self.links.extend_from_slice(links);
+        }
+    }
+
+    /// The link type of the batch's first frames (of all of them, for every reader but
+    /// pcapng's).
+    pub fn link(&self) -> Link {
+        self.links[0]
+    }
+
+    /// A frame's link type.
+    #[inline]
+    pub fn link_of(&self, f: &Frame) -> Link {
+        self.links
+            .get(usize::from(f.link))
+            .copied()
+            .unwrap_or(self.links[0])
     }
 
     pub fn is_full(&self) -> bool {
@@ -106,6 +162,7 @@ impl Batch {
             wire_len,
             start,
             len: u32::try_from(kept.len()).unwrap_or(0),
+            link: 0,
         });
     }
 
@@ -136,8 +193,14 @@ pub trait Source {
     fn link(&self) -> Link;
     /// Clears `batch` and fills it with up to [`BATCH_FRAMES`] frames.
     fn fill(&mut self, batch: &mut Batch) -> Fill;
-    /// libpcap's drop counters, for live captures.
+    /// Drop counters: libpcap's for live captures, the interface statistics of a pcapng
+    /// file once it is read.
     fn drops(&mut self) -> Option<Drops> {
+        None
+    }
+    /// Bytes of the input file read so far (compressed bytes, when it is compressed), for
+    /// the progress bar; `None` when the reader cannot tell.
+    fn position(&self) -> Option<u64> {
         None
     }
 }
@@ -188,6 +251,10 @@ impl<S: Source + ?Sized> Source for &mut S {
 
     fn drops(&mut self) -> Option<Drops> {
         (**self).drops()
+    }
+
+    fn position(&self) -> Option<u64> {
+        (**self).position()
     }
 }
 

@@ -43,6 +43,15 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
                 status = ExitCode::from(1);
             }
         }
+        if let Some(d) = input.drops.filter(|d| d.kernel + d.interface > 0) {
+            eprintln!(
+                "portscope: note: {}: the capture's interface statistics count {} packets dropped ({} by the system, {} by the interface)",
+                input.name,
+                d.kernel + d.interface,
+                d.kernel,
+                d.interface
+            );
+        }
     }
     let summary = Summary::new(&outcome.tally, &outcome.inputs, &catalog, &table);
     write_output(a.output.as_deref(), |out| {

@@ -416,11 +416,12 @@ fn may_name(h: &Header, smb: &[u8]) -> bool {
             use smb2_command::*;
             let compound = le32(smb, field::smb2::NEXT_COMMAND).is_some_and(|n| n != 0);
             compound
-                || match (h.command, h.response) {
-                    (TREE_CONNECT, true) | (CREATE, _) => true,
-                    (WRITE | IOCTL | QUERY_DIRECTORY | CHANGE_NOTIFY, false) => true,
-                    _ => false,
-                }
+                || matches!(
+                    (h.command, h.response),
+                    (TREE_CONNECT, true)
+                        | (CREATE, _)
+                        | (WRITE | IOCTL | QUERY_DIRECTORY | CHANGE_NOTIFY, false)
+                )
         }
         // Session setup can chain a tree connect (AndX).
         Dialect::Smb1 => matches!(h.command, 0x25 | 0x2f | 0x73 | 0x75 | 0xa2),

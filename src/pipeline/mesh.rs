@@ -73,7 +73,13 @@ fn decode_batch(
         }
     }
     for f in &batch.frames {
-        worker.route(batch.link, f.ts_ns, f.wire_len, batch.bytes(f), outboxes);
+        worker.route(
+            batch.link_of(f),
+            f.ts_ns,
+            f.wire_len,
+            batch.bytes(f),
+            outboxes,
+        );
     }
     let tick = batch.tick;
     // The pool is full only if the reader is gone; then the batch is simply freed.

@@ -154,7 +154,7 @@ impl Reader {
         };
         let mut report = InputReport {
             name: source.name().to_string(),
-            link: Some(source.link()),
+            link: None,
             packets: 0,
             bytes: 0,
             open_error: None,
@@ -162,6 +162,7 @@ impl Reader {
             shed: 0,
             drops: None,
         };
+        let mut position = 0;
         loop {
             let mut batch = self.batch();
             let start = Instant::now();
@@ -182,13 +183,19 @@ impl Reader {
                 .map(|f| u64::from(f.wire_len))
                 .sum::<u64>();
             if let Some(bar) = &self.progress {
-                // Record header plus captured bytes: the offset in a classic pcap file.
-                let read: u64 = batch.frames.len() as u64 * 16
-                    + batch
-                        .frames
-                        .iter()
-                        .map(|f| u64::from(f.wire_len.min(262_144)))
-                        .sum::<u64>();
+                let read = match source.position() {
+                    // Bytes of the file (compressed, if it is) read so far.
+                    Some(now) => now.saturating_sub(std::mem::replace(&mut position, now)),
+                    // Record header plus captured bytes: the offset in a classic pcap file.
+                    None => {
+                        batch.frames.len() as u64 * 16
+                            + batch
+                                .frames
+                                .iter()
+                                .map(|f| u64::from(f.wire_len.min(262_144)))
+                                .sum::<u64>()
+                    }
+                };
                 bar.inc(read);
             }
             if batch.frames.is_empty() {
@@ -206,6 +213,11 @@ impl Reader {
             }
         }
         self.tick(&mut *source, true, &mut report);
+        // Known once read: a pcapng file's first interface, its statistics blocks' counters.
+        report.link = Some(source.link());
+        if self.live.is_none() {
+            report.drops = source.drops();
+        }
         report
     }
 }

@@ -139,6 +139,10 @@ pub struct Input {
     pub bytes: u64,
     /// Why the input could not be read in full (or at all), if so.
     pub error: Option<String>,
+    /// What the capture itself counted as dropped: a pcapng file's interface statistics
+    /// (summed over its interfaces), or a live capture's counters. Absent when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drops: Option<crate::capture::Drops>,
 }
 
 /// One tunnel kind: every packet of it, and what its inner packets were.
@@ -260,6 +264,7 @@ impl Summary {
                     packets: i.packets,
                     bytes: i.bytes,
                     error: i.open_error.clone().or_else(|| i.read_error.clone()),
+                    drops: i.drops,
                 })
                 .collect(),
             packets: total.packets,
