@@ -47,6 +47,16 @@ pub enum MatchKind {
 }
 
 impl MatchKind {
+    /// Every kind.
+    pub const ALL: [MatchKind; 6] = [
+        MatchKind::Port,
+        MatchKind::IpProtocol,
+        MatchKind::Range,
+        MatchKind::Epm,
+        MatchKind::Expectation,
+        MatchKind::RpcBind,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MatchKind::Port => "port",

@@ -16,6 +16,8 @@ pub struct Args {
 pub enum Command {
     /// Classify the traffic in capture files and print per-service summaries.
     Classify(ClassifyArgs),
+    /// Add classify JSON reports (of separate files or machines) into one report.
+    Merge(MergeArgs),
     /// Show, search and check service catalogs.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -143,6 +145,19 @@ pub struct ClassifyArgs {
     pub reader: ReaderArg,
     #[command(flatten)]
     pub catalog: CatalogOpts,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct MergeArgs {
+    /// Reports written by `classify --format json` (or by `merge`); `-` reads standard input.
+    #[arg(required = true, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// The merged report's format: JSON, as classify writes it, by default.
+    #[arg(long, value_enum, default_value_t = FormatArg::Json)]
+    pub format: FormatArg,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, ClapArgs)]

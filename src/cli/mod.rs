@@ -28,6 +28,7 @@ use std::process::ExitCode;
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Classify(a) => classify_cmd::run(&a),
+        Command::Merge(m) => merge(&m),
         Command::Catalog(c) => catalog_cmd::run(c),
         Command::Live(a) => live_cmd::run(&a),
         Command::Interfaces => live_cmd::interfaces(),
@@ -68,6 +69,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `portscope merge`: every report is read and checked before anything is written.
+fn merge(m: &args::MergeArgs) -> anyhow::Result<ExitCode> {
+    let mut parts = Vec::with_capacity(m.reports.len());
+    for path in &m.reports {
+        let text = if path.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())
+        } else {
+            std::fs::read_to_string(path)
+        }
+        .with_context(|| format!("cannot read {}", path.display()))?;
+        let summary = portscope::report::Summary::from_json(&text)
+            .with_context(|| path.display().to_string())?;
+        parts.push(summary);
+    }
+    let merged = portscope::report::Summary::merge(parts);
+    write_output(m.output.as_deref(), |out| {
+        merged.write(format(m.format), out)
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Worker settings from the flow options.

@@ -64,7 +64,8 @@ impl Timeouts {
 }
 
 /// Flows, packets and bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Counts {
     pub flows: u64,
     pub packets: u64,
@@ -213,7 +214,8 @@ pub struct Tally {
 
 /// What dynamic-port announcements did: how many were seen, how many classified a flow,
 /// how many ran out unused (expired, or pushed out of a full table).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Expectations {
     pub announced: u64,
     pub matched: u64,

@@ -7,16 +7,18 @@
 mod csv_out;
 mod flows;
 mod live;
+mod merge;
 mod table;
 
 pub use flows::write_flows;
 pub use live::{write_live_json, write_live_table, LiveDrops};
+pub use merge::MergeError;
 
 use crate::capture::InputReport;
 use crate::catalog::{format_uuid, Catalog, Match, PortTable, Transport, INTERFACES_NAME};
 use crate::decode::{Link, Tunnel};
 use crate::flow::{Counts, Expectations, Tally};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
 /// Output formats.
@@ -28,7 +30,8 @@ pub enum Format {
 }
 
 /// A service from the catalog, as a row lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Service {
     pub name: String,
     pub system_name: Option<String>,
@@ -37,23 +40,33 @@ pub struct Service {
 }
 
 /// One service row: a transport and port (or range, or IP protocol) with its candidates.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Row {
     /// For rows of flows inside tunnels, the tunnel kind.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "merge::some_tunnel"
+    )]
     pub tunnel: Option<Tunnel>,
+    #[serde(deserialize_with = "merge::transport")]
     pub transport: Transport,
     /// `[low, high]`; `[445, 445]` for one port; `None` for IP-protocol rows.
     pub ports: Option<[u16; 2]>,
     /// How the flows were matched: `port`, `ip-protocol`, `range`, `epm`, `expectation`;
     /// `inner` for rows of flows inside tunnels.
-    #[serde(rename = "match")]
-    pub kind: &'static str,
+    #[serde(rename = "match", deserialize_with = "merge::kind")]
+    pub kind: KindName,
     /// For `inner` rows, how the inner flows were matched.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub inner_match: Option<&'static str>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "merge::some_kind"
+    )]
+    pub inner_match: Option<KindName>,
     /// For `rpc-bind` and `epm` rows, the DCE/RPC interface.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub interface: Option<InterfaceRef>,
     /// Application protocol names of the candidate records, in catalog order.
     pub protocols: Vec<String>,
@@ -64,8 +77,13 @@ pub struct Row {
     pub bytes: u64,
 }
 
+/// A match kind's name (`port`, `inner`). An alias, because serde would otherwise take a
+/// `&'static str` field as borrowed from the input and refuse to read reports it does not own.
+pub type KindName = &'static str;
+
 /// A DCE/RPC interface as a row names it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InterfaceRef {
     /// Lower case, in string order.
     pub uuid: String,
@@ -90,7 +108,8 @@ pub fn row_key(transport: Transport, ports: Option<(u16, u16)>) -> String {
 }
 
 /// Packets and bytes that are not in any flow.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PacketCounts {
     pub packets: u64,
     pub bytes: u64,
@@ -106,21 +125,24 @@ impl From<Counts> for PacketCounts {
 }
 
 /// Undecodable packets, with the link types portscope does not decode.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Undecodable {
     pub packets: u64,
     pub bytes: u64,
     pub unsupported_link_types: Vec<LinkCount>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinkCount {
     pub dlt: i32,
     pub packets: u64,
 }
 
 /// One input as the report lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Input {
     pub name: String,
     pub link_type: Option<i32>,
@@ -132,8 +154,10 @@ pub struct Input {
 }
 
 /// One tunnel kind: every packet of it, and what its inner packets were.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TunnelTotal {
+    #[serde(deserialize_with = "merge::tunnel")]
     pub tunnel: Tunnel,
     /// Inner flows.
     pub flows: u64,
@@ -145,8 +169,9 @@ pub struct TunnelTotal {
     pub not_ip: PacketCounts,
 }
 
-/// Everything a report shows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Everything a report shows; `portscope merge` reads it back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Summary {
     pub inputs: Vec<Input>,
     /// Every record read.
@@ -183,12 +208,11 @@ impl Summary {
         table: &PortTable,
     ) -> Summary {
         let total = tally.total();
-        let mut services: Vec<Row> = tally
+        let services: Vec<Row> = tally
             .rows
             .iter()
             .filter_map(|(m, c)| m.map(|m| row(&m, *c, catalog, table)))
             .collect();
-        services.sort_by(by_bytes);
         let mut tunnels: Vec<TunnelTotal> = Vec::new();
         let mut tunneled: Vec<Row> = Vec::new();
         let total_of = |kind: Tunnel, tunnels: &mut Vec<TunnelTotal>| -> usize {
@@ -233,12 +257,7 @@ impl Summary {
             t.bytes += c.bytes;
             t.not_ip = c.into();
         }
-        tunnels.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.tunnel.cmp(&b.tunnel)));
-        tunneled.sort_by(|a, b| {
-            let rank = |r: &Row| tunnels.iter().position(|t| Some(t.tunnel) == r.tunnel);
-            rank(a).cmp(&rank(b)).then(by_bytes(a, b))
-        });
-        Summary {
+        let mut summary = Summary {
             inputs: inputs
                 .iter()
                 .map(|i| Input {
@@ -270,7 +289,22 @@ impl Summary {
             tunnels,
             tunneled,
             expectations: tally.expectations,
-        }
+        };
+        summary.sort();
+        summary
+    }
+
+    /// Puts rows and tunnels in report order: the order depends on the counts alone, so
+    /// a merged summary sorts like a single run's.
+    fn sort(&mut self) {
+        self.services.sort_by(by_bytes);
+        self.tunnels
+            .sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.tunnel.cmp(&b.tunnel)));
+        let tunnels = &self.tunnels;
+        self.tunneled.sort_by(|a, b| {
+            let rank = |r: &Row| tunnels.iter().position(|t| Some(t.tunnel) == r.tunnel);
+            rank(a).cmp(&rank(b)).then(by_bytes(a, b))
+        });
     }
 
     /// Writes the report in `format`.
