@@ -118,6 +118,24 @@ pub struct FlowOpts {
     pub ports_only: bool,
 }
 
+/// IPFIX export of finished flows: shared by every subcommand that classifies.
+#[derive(Debug, ClapArgs)]
+pub struct ExportOpts {
+    /// Export every flow to this IPFIX collector (repeatable): udp://HOST:PORT (the
+    /// default scheme) or tcp://HOST:PORT.
+    #[arg(long = "ipfix", value_name = "URL")]
+    pub ipfix: Vec<String>,
+    /// Also write the flows as an IPFIX file (RFC 5655).
+    #[arg(long, value_name = "FILE")]
+    pub ipfix_file: Option<PathBuf>,
+    /// The largest UDP message to send, in bytes (512 to 65535).
+    #[arg(long, value_name = "BYTES", default_value_t = portscope::export::DEFAULT_MTU)]
+    pub ipfix_mtu: usize,
+    /// The observation domain ID in every IPFIX message.
+    #[arg(long, value_name = "ID", default_value_t = 1)]
+    pub observation_domain: u32,
+}
+
 #[derive(Debug, ClapArgs)]
 pub struct ClassifyArgs {
     /// Capture files (pcap or pcapng); `-` reads standard input.
@@ -133,6 +151,8 @@ pub struct ClassifyArgs {
     pub flows: Option<PathBuf>,
     #[command(flatten)]
     pub flow: FlowOpts,
+    #[command(flatten)]
+    pub export: ExportOpts,
     /// Print timings and rates to standard error.
     #[arg(long)]
     pub stats: bool,

@@ -92,6 +92,63 @@ fn merge(m: &args::MergeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The collectors of `--ipfix`, parsed and resolved.
+fn export_targets(e: &args::ExportOpts) -> anyhow::Result<Vec<portscope::export::Target>> {
+    if !(512..=65535).contains(&e.ipfix_mtu) {
+        anyhow::bail!("--ipfix-mtu must be between 512 and 65535");
+    }
+    e.ipfix
+        .iter()
+        .map(|url| portscope::export::Target::parse(url).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// Exports finished flows (sorted) to the IPFIX file and collectors; warns on standard
+/// error about records a collector did not get.
+fn export_flows(
+    e: &args::ExportOpts,
+    targets: Vec<portscope::export::Target>,
+    flows: &[portscope::flow::FlowRecord],
+    catalog: &portscope::catalog::Catalog,
+    table: &portscope::catalog::PortTable,
+) -> anyhow::Result<Vec<portscope::export::Delivery>> {
+    use portscope::export;
+    let settings = export::Settings {
+        domain: e.observation_domain,
+        mtu: e.ipfix_mtu,
+    };
+    let (apps, records) = export::records(flows, catalog, table);
+    if let Some(path) = &e.ipfix_file {
+        // A file has no datagrams to fit: the largest messages IPFIX allows.
+        let file_settings = export::Settings {
+            mtu: 65535,
+            ..settings
+        };
+        write_output(Some(path), |out| {
+            export::write_file(&apps, &records, file_settings, out)
+        })?;
+    }
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut exporter = export::Exporter::new(targets, settings)
+        .context("cannot open a socket for IPFIX export")?;
+    exporter.send(&apps, &records);
+    let deliveries = exporter.finish();
+    for d in &deliveries {
+        if d.unsent > 0 {
+            eprintln!(
+                "portscope: warning: IPFIX collector {}: {} of {} flow records not sent ({})",
+                d.url,
+                d.unsent,
+                d.sent + d.unsent,
+                d.error.as_deref().unwrap_or("unknown error")
+            );
+        }
+    }
+    Ok(deliveries)
+}
+
 /// Worker settings from the flow options.
 fn worker_config(f: &args::FlowOpts, keep_flows: bool) -> anyhow::Result<WorkerConfig> {
     let workers = match f.threads {

@@ -171,10 +171,32 @@ pub struct FlowRecord {
     /// Packets and bytes sent by `a` (index 0) and by `b` (index 1).
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
-    /// The flow was ended by the flow-table bound rather than by a timeout or the end of input.
-    pub evicted: bool,
+    /// TCP flags sent by `a` and by `b`, or'ed over the flow.
+    pub tcp_flags: [u8; 2],
+    /// What ended the flow.
+    pub end: FlowEnd,
     /// What no live interval has reported yet (the flow itself, if never reported).
     pub unreported: Counts,
+}
+
+/// What ended a flow (IPFIX's `flowEndReason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowEnd {
+    /// Idle past its timeout.
+    Idle,
+    /// RST, or FIN both ways, then idle past the close delay or a new SYN.
+    Closed,
+    /// Ended early because its flow-table shard was full (its counts are kept).
+    Evicted,
+    /// Still open at the end of the input.
+    Finished,
+}
+
+impl FlowRecord {
+    /// Ended by the flow-table bound rather than by a timeout or the end of input.
+    pub fn evicted(&self) -> bool {
+        self.end == FlowEnd::Evicted
+    }
 }
 
 /// What the workers counted; merged with `+=`, so which worker saw what does not matter.
@@ -256,7 +278,7 @@ impl Tally {
             packets: record.packets[0] + record.packets[1],
             bytes: record.bytes[0] + record.bytes[1],
         };
-        if record.evicted {
+        if record.evicted() {
             self.evicted_flows += 1;
         }
         if let Some(tunnel) = record.tunnel {

@@ -5,7 +5,7 @@
 //! per shard and measured in the shard's own capture time, so a flow ends at the same packet
 //! whatever the number of workers: the output does not depend on `--threads`.
 
-use super::{Counts, FlowKey, FlowRecord, Key, Tally, Timeouts};
+use super::{Counts, FlowEnd, FlowKey, FlowRecord, Key, Tally, Timeouts};
 use crate::catalog::{Match, MatchKind};
 use crate::decode::IpProto;
 
@@ -30,6 +30,8 @@ struct Stats {
     a_is_origin: bool,
     /// FIN seen from a (bit 0) and from b (bit 1).
     fins: u8,
+    /// TCP flags seen from a and from b, or'ed.
+    flags: [u8; 2],
     closed: bool,
     /// Live mode: whether an interval has counted this flow, and the packets and bytes
     /// intervals have counted.
@@ -67,7 +69,12 @@ pub struct Shard<K = Key> {
     scratch: Vec<u64>,
 }
 
-fn record<K: FlowKey>(key: K, s: &Stats, evicted: bool) -> FlowRecord {
+fn record<K: FlowKey>(key: K, s: &Stats, end: FlowEnd) -> FlowRecord {
+    // A flow ended by a timeout after its close is a flow whose end was seen.
+    let end = match end {
+        FlowEnd::Idle | FlowEnd::Finished if s.closed => FlowEnd::Closed,
+        end => end,
+    };
     FlowRecord {
         key: key.flow_key(),
         tunnel: key.tunnel(),
@@ -77,7 +84,8 @@ fn record<K: FlowKey>(key: K, s: &Stats, evicted: bool) -> FlowRecord {
         a_is_origin: s.a_is_origin,
         packets: s.packets,
         bytes: s.bytes,
-        evicted,
+        tcp_flags: s.flags,
+        end,
         unreported: s.unreported(),
     }
 }
@@ -133,7 +141,7 @@ impl<K: FlowKey> Shard<K> {
         };
         if over {
             if let Some(old) = self.flows.remove(&p.key) {
-                tally.end_flow(&record(p.key, &old, false));
+                tally.end_flow(&record(p.key, &old, FlowEnd::Idle));
             }
         } else if self.flows.len() >= self.max_flows {
             self.evict(tally);
@@ -146,6 +154,7 @@ impl<K: FlowKey> Shard<K> {
             row: classify(&p.key),
             a_is_origin: p.from_a,
             fins: 0,
+            flags: [0; 2],
             closed: false,
             reported: false,
             reported_packets: 0,
@@ -160,7 +169,7 @@ impl<K: FlowKey> Shard<K> {
         self.flows.retain(|key, s| {
             let over = is_over(s, key.proto(), now, 0, timeouts);
             if over {
-                tally.end_flow(&record(*key, s, false));
+                tally.end_flow(&record(*key, s, FlowEnd::Idle));
             }
             !over
         });
@@ -178,7 +187,7 @@ impl<K: FlowKey> Shard<K> {
         self.flows.retain(|key, s| {
             let evict = s.last_ns <= threshold;
             if evict {
-                tally.end_flow(&record(*key, s, true));
+                tally.end_flow(&record(*key, s, FlowEnd::Evicted));
             }
             !evict
         });
@@ -187,7 +196,7 @@ impl<K: FlowKey> Shard<K> {
     /// Ends every flow (the input is over).
     pub fn finish(&mut self, tally: &mut Tally) {
         for (key, s) in self.flows.drain() {
-            tally.end_flow(&record(key, &s, false));
+            tally.end_flow(&record(key, &s, FlowEnd::Finished));
         }
     }
 
@@ -230,6 +239,7 @@ fn count<K: FlowKey>(s: &mut Stats, p: &Packet<K>) {
     s.first_ns = s.first_ns.min(p.ts_ns);
     s.last_ns = s.last_ns.max(p.ts_ns);
     if p.key.proto() == IpProto::TCP {
+        s.flags[side] |= p.tcp_flags;
         if p.tcp_flags & TCP_RST != 0 {
             s.closed = true;
         }
@@ -343,6 +353,6 @@ mod tests {
         );
         assert!(t.evicted_flows > 0);
         // The longest-idle flows went first: the newest flow was never evicted.
-        assert!(t.flows.iter().any(|f| f.key.a_port == 99 && !f.evicted));
+        assert!(t.flows.iter().any(|f| f.key.a_port == 99 && !f.evicted()));
     }
 }

@@ -10,12 +10,14 @@ mod live;
 mod merge;
 mod table;
 
-pub use flows::write_flows;
+pub use flows::{sort_flows, write_flows};
 pub use live::{write_live_json, write_live_table, LiveDrops};
 pub use merge::MergeError;
 
 use crate::capture::InputReport;
-use crate::catalog::{format_uuid, Catalog, Match, PortTable, Transport, INTERFACES_NAME};
+use crate::catalog::{
+    format_uuid, Catalog, Match, MatchKind, PortTable, Transport, INTERFACES_NAME,
+};
 use crate::decode::{Link, Tunnel};
 use crate::flow::{Counts, Expectations, Tally};
 use serde::{Deserialize, Serialize};
@@ -363,6 +365,33 @@ fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
         packets: c.packets,
         bytes: c.bytes,
     }
+}
+
+/// A row as IPFIX names it (`applicationName`, `applicationDescription`): the row key, its
+/// match kind unless it is a certain one (`port`, `ip-protocol`), and its DCE/RPC interface
+/// (the table's name, or the UUID); and the candidate services. Only catalogs and stable
+/// names go in, so the same row has the same name in every run and on every sensor.
+pub fn application(m: &Match, catalog: &Catalog, table: &PortTable) -> (String, String) {
+    let mut name = row_key(m.transport, m.ports);
+    if !matches!(m.kind, MatchKind::Port | MatchKind::IpProtocol) {
+        name.push(' ');
+        name.push_str(m.kind.as_str());
+    }
+    if let Some(id) = m.interface() {
+        let interface = catalog.interfaces.get(id as usize).map_or_else(
+            || {
+                table
+                    .interface_uuid(id)
+                    .map_or_else(String::new, |u| format_uuid(&u))
+            },
+            |i| i.name.clone(),
+        );
+        name.push(' ');
+        name.push_str(&interface);
+    }
+    let (_, services) = candidates(m, catalog, table);
+    let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    (name, names.join(", "))
 }
 
 /// The distinct protocol names and services of a row's candidate records, in catalog order.
