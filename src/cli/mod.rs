@@ -186,6 +186,20 @@ fn write_output(
             write(&mut out)?;
             out.flush()?;
         }
+        // A device, a pipe or a symbolic link (`-o /dev/null`, `--flows /dev/stdout`) is
+        // written in place: a rename would put a regular file where it was.
+        Some(path)
+            if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) =>
+        {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            write(&mut out)
+                .and_then(|()| out.flush())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         Some(path) => {
             let mut tmp_name = path.as_os_str().to_owned();
             tmp_name.push(format!(".tmp{}", std::process::id()));
