@@ -729,13 +729,26 @@ fn outputs_through_links_and_devices_stay_what_they_are() {
     std::fs::write(&target, "old").unwrap();
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let demo = fixture("demo.pcap");
-    let out = run(&["classify", &demo, "-o", link.to_str().unwrap(), "--flows", "/dev/null"]);
+    let out = run(&[
+        "classify",
+        &demo,
+        "-o",
+        link.to_str().unwrap(),
+        "--flows",
+        "/dev/null",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     let report = std::fs::read_to_string(&target).unwrap();
     assert!(report.starts_with("ROW "), "{report}");
     assert!(report.lines().last().unwrap().starts_with("total"));
     use std::os::unix::fs::FileTypeExt;
-    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -20,6 +20,8 @@ mod corpus;
 mod corpus_inner;
 // DCE/RPC binds naming their connections: the fixture, and the corpus against tshark.
 mod rpc;
+// IPFIX export against nfcapd/nfdump and ipfixDump; bad collector URLs.
+mod ipfix;
 // `portscope merge`: reports that add up to one run, and bad reports.
 mod merge;
 // `portscope live` on the loopback interface (needs root, as CI has).
