@@ -10,6 +10,7 @@ pub mod capture;
 pub mod catalog;
 pub mod classify;
 pub mod decode;
+pub mod export;
 pub mod flow;
 pub mod gen;
 pub mod inspect;

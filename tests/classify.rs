@@ -733,3 +733,37 @@ fn count_stops_after_n_packets() {
     assert_eq!(zero.status.code(), Some(2));
     assert_eq!(stderr(&zero), "portscope: --count must be at least 1\n");
 }
+
+/// `-o` and `--flows` write a symbolic link's target, a device or a pipe in place: renaming
+/// a temporary file over `/dev/null` or `/dev/stdout` replaced them with regular files.
+#[test]
+fn outputs_through_links_and_devices_stay_what_they_are() {
+    let dir = super::util::tmpdir("output-link");
+    let target = dir.join("report.txt");
+    let link = dir.join("link.txt");
+    std::fs::write(&target, "old").unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let demo = fixture("demo.pcap");
+    let out = run(&[
+        "classify",
+        &demo,
+        "-o",
+        link.to_str().unwrap(),
+        "--flows",
+        "/dev/null",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let report = std::fs::read_to_string(&target).unwrap();
+    assert!(report.starts_with("ROW "), "{report}");
+    assert!(report.lines().last().unwrap().starts_with("total"));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -23,6 +23,10 @@ mod rpc;
 // SMB connections split by the trees and pipes their messages address: the fixture, and
 // the corpus against tshark.
 mod smb;
+// IPFIX export against nfcapd/nfdump and ipfixDump; bad collector URLs.
+mod ipfix;
+// `portscope merge`: reports that add up to one run, and bad reports.
+mod merge;
 // `portscope live` on the loopback interface (needs root, as CI has).
 mod live;
 // The tshark oracle: each packet's service row from tshark's dissection and the catalog.

@@ -226,7 +226,8 @@ pub struct InputReport {
 }
 
 /// libpcap's counters of a live capture (`pcap_stats`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Drops {
     /// Packets the capture received.
     pub received: u64,

@@ -56,6 +56,19 @@ pub enum MatchKind {
 }
 
 impl MatchKind {
+    /// Every kind.
+    pub const ALL: [MatchKind; 9] = [
+        MatchKind::Port,
+        MatchKind::IpProtocol,
+        MatchKind::Range,
+        MatchKind::Epm,
+        MatchKind::Expectation,
+        MatchKind::RpcBind,
+        MatchKind::SmbPipe,
+        MatchKind::SmbShare,
+        MatchKind::SmbEncrypted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MatchKind::Port => "port",

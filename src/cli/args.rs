@@ -16,6 +16,8 @@ pub struct Args {
 pub enum Command {
     /// Classify the traffic in capture files and print per-service summaries.
     Classify(ClassifyArgs),
+    /// Add classify JSON reports (of separate files or machines) into one report.
+    Merge(MergeArgs),
     /// Show, search and check service catalogs.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -116,6 +118,24 @@ pub struct FlowOpts {
     pub ports_only: bool,
 }
 
+/// IPFIX export of finished flows: shared by every subcommand that classifies.
+#[derive(Debug, ClapArgs)]
+pub struct ExportOpts {
+    /// Export every flow to this IPFIX collector (repeatable): udp://HOST:PORT (the
+    /// default scheme) or tcp://HOST:PORT.
+    #[arg(long = "ipfix", value_name = "URL")]
+    pub ipfix: Vec<String>,
+    /// Also write the flows as an IPFIX file (RFC 5655).
+    #[arg(long, value_name = "FILE")]
+    pub ipfix_file: Option<PathBuf>,
+    /// The largest UDP message to send, in bytes (512 to 65535).
+    #[arg(long, value_name = "BYTES", default_value_t = portscope::export::DEFAULT_MTU)]
+    pub ipfix_mtu: usize,
+    /// The observation domain ID in every IPFIX message.
+    #[arg(long, value_name = "ID", default_value_t = 1)]
+    pub observation_domain: u32,
+}
+
 #[derive(Debug, ClapArgs)]
 pub struct ClassifyArgs {
     /// Capture files (pcap or pcapng); `-` reads standard input.
@@ -131,6 +151,8 @@ pub struct ClassifyArgs {
     pub flows: Option<PathBuf>,
     #[command(flatten)]
     pub flow: FlowOpts,
+    #[command(flatten)]
+    pub export: ExportOpts,
     /// Print timings and rates to standard error.
     #[arg(long)]
     pub stats: bool,
@@ -143,6 +165,19 @@ pub struct ClassifyArgs {
     pub reader: ReaderArg,
     #[command(flatten)]
     pub catalog: CatalogOpts,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct MergeArgs {
+    /// Reports written by `classify --format json` (or by `merge`); `-` reads standard input.
+    #[arg(required = true, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// The merged report's format: JSON, as classify writes it, by default.
+    #[arg(long, value_enum, default_value_t = FormatArg::Json)]
+    pub format: FormatArg,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -13,10 +13,13 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     if a.count == Some(0) {
         anyhow::bail!("--count must be at least 1");
     }
+    // Collectors are resolved before any packet is read: a bad URL stops the run here.
+    let targets = super::export_targets(&a.export)?;
+    let exporting = !targets.is_empty() || a.export.ipfix_file.is_some();
     let catalog = catalog_cmd::load(&a.catalog)?;
     let table = PortTable::build(&catalog);
     let config = Config {
-        worker: super::worker_config(&a.flow, a.flows.is_some())?,
+        worker: super::worker_config(&a.flow, a.flows.is_some() || exporting)?,
         progress: progress_bar(&a.captures),
         max_packets: a.count,
     };
@@ -57,13 +60,25 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     write_output(a.output.as_deref(), |out| {
         summary.write(format(a.format), out)
     })?;
+    report::sort_flows(&mut outcome.tally.flows);
     if let Some(path) = &a.flows {
         write_output(Some(path), |out| {
             report::write_flows(&mut outcome.tally.flows, &table, out)
         })?;
     }
+    let deliveries = if exporting {
+        super::export_flows(&a.export, targets, &outcome.tally.flows, &catalog, &table)?
+    } else {
+        Vec::new()
+    };
     if a.stats {
         print_stats(&outcome, &summary);
+        for d in &deliveries {
+            eprintln!(
+                "portscope: IPFIX {}: {} flow records sent, {} not sent",
+                d.url, d.sent, d.unsent
+            );
+        }
     }
     Ok(status)
 }

@@ -28,6 +28,7 @@ use std::process::ExitCode;
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Classify(a) => classify_cmd::run(&a),
+        Command::Merge(m) => merge(&m),
         Command::Catalog(c) => catalog_cmd::run(c),
         Command::Live(a) => live_cmd::run(&a),
         Command::Interfaces => live_cmd::interfaces(),
@@ -70,6 +71,84 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `portscope merge`: every report is read and checked before anything is written.
+fn merge(m: &args::MergeArgs) -> anyhow::Result<ExitCode> {
+    let mut parts = Vec::with_capacity(m.reports.len());
+    for path in &m.reports {
+        let text = if path.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())
+        } else {
+            std::fs::read_to_string(path)
+        }
+        .with_context(|| format!("cannot read {}", path.display()))?;
+        let summary = portscope::report::Summary::from_json(&text)
+            .with_context(|| path.display().to_string())?;
+        parts.push(summary);
+    }
+    let merged = portscope::report::Summary::merge(parts);
+    write_output(m.output.as_deref(), |out| {
+        merged.write(format(m.format), out)
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The collectors of `--ipfix`, parsed and resolved.
+fn export_targets(e: &args::ExportOpts) -> anyhow::Result<Vec<portscope::export::Target>> {
+    if !(512..=65535).contains(&e.ipfix_mtu) {
+        anyhow::bail!("--ipfix-mtu must be between 512 and 65535");
+    }
+    e.ipfix
+        .iter()
+        .map(|url| portscope::export::Target::parse(url).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// Exports finished flows (sorted) to the IPFIX file and collectors; warns on standard
+/// error about records a collector did not get.
+fn export_flows(
+    e: &args::ExportOpts,
+    targets: Vec<portscope::export::Target>,
+    flows: &[portscope::flow::FlowRecord],
+    catalog: &portscope::catalog::Catalog,
+    table: &portscope::catalog::PortTable,
+) -> anyhow::Result<Vec<portscope::export::Delivery>> {
+    use portscope::export;
+    let settings = export::Settings {
+        domain: e.observation_domain,
+        mtu: e.ipfix_mtu,
+    };
+    let (apps, records) = export::records(flows, catalog, table);
+    if let Some(path) = &e.ipfix_file {
+        // A file has no datagrams to fit: the largest messages IPFIX allows.
+        let file_settings = export::Settings {
+            mtu: 65535,
+            ..settings
+        };
+        write_output(Some(path), |out| {
+            export::write_file(&apps, &records, file_settings, out)
+        })?;
+    }
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut exporter = export::Exporter::new(targets, settings)
+        .context("cannot open a socket for IPFIX export")?;
+    exporter.send(&apps, &records);
+    let deliveries = exporter.finish();
+    for d in &deliveries {
+        if d.unsent > 0 {
+            eprintln!(
+                "portscope: warning: IPFIX collector {}: {} of {} flow records not sent ({})",
+                d.url,
+                d.unsent,
+                d.sent + d.unsent,
+                d.error.as_deref().unwrap_or("unknown error")
+            );
+        }
+    }
+    Ok(deliveries)
+}
+
 /// Worker settings from the flow options.
 fn worker_config(f: &args::FlowOpts, keep_flows: bool) -> anyhow::Result<WorkerConfig> {
     let workers = match f.threads {
@@ -106,6 +185,20 @@ fn write_output(
             let mut out = std::io::BufWriter::new(stdout.lock());
             write(&mut out)?;
             out.flush()?;
+        }
+        // A device, a pipe or a symbolic link (`-o /dev/null`, `--flows /dev/stdout`) is
+        // written in place: a rename would put a regular file where it was.
+        Some(path)
+            if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) =>
+        {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            write(&mut out)
+                .and_then(|()| out.flush())
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         Some(path) => {
             let mut tmp_name = path.as_os_str().to_owned();

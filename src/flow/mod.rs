@@ -65,7 +65,8 @@ impl Timeouts {
 }
 
 /// Flows, packets and bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Counts {
     pub flows: u64,
     pub packets: u64,
@@ -184,8 +185,10 @@ pub struct FlowRecord {
     /// (all but its parts').
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
-    /// The flow was ended by the flow-table bound rather than by a timeout or the end of input.
-    pub evicted: bool,
+    /// TCP flags sent by `a` and by `b`, or'ed over the flow.
+    pub tcp_flags: [u8; 2],
+    /// What ended the flow.
+    pub end: FlowEnd,
     /// What no live interval has reported yet of the flow's own row (the flow itself, if
     /// never reported there).
     pub unreported: Counts,
@@ -208,6 +211,26 @@ impl FlowRecord {
             }
         }
         (packets, bytes)
+    }
+}
+
+/// What ended a flow (IPFIX's `flowEndReason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowEnd {
+    /// Idle past its timeout.
+    Idle,
+    /// RST, or FIN both ways, then idle past the close delay or a new SYN.
+    Closed,
+    /// Ended early because its flow-table shard was full (its counts are kept).
+    Evicted,
+    /// Still open at the end of the input.
+    Finished,
+}
+
+impl FlowRecord {
+    /// Ended by the flow-table bound rather than by a timeout or the end of input.
+    pub fn evicted(&self) -> bool {
+        self.end == FlowEnd::Evicted
     }
 }
 
@@ -256,7 +279,8 @@ pub struct Tally {
 
 /// What dynamic-port announcements did: how many were seen, how many classified a flow,
 /// how many ran out unused (expired, or pushed out of a full table).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Expectations {
     pub announced: u64,
     pub matched: u64,
@@ -298,7 +322,7 @@ impl Tally {
             packets: record.packets[0] + record.packets[1],
             bytes: record.bytes[0] + record.bytes[1],
         };
-        if record.evicted {
+        if record.evicted() {
             self.evicted_flows += 1;
         }
         if let Some(tunnel) = record.tunnel {

@@ -6,7 +6,7 @@
 //! whatever the number of workers: the output does not depend on `--threads`.
 
 use super::smb::Conn;
-use super::{Counts, FlowKey, FlowRecord, Key, PartRecord, Tally, Timeouts};
+use super::{Counts, FlowEnd, FlowKey, FlowRecord, Key, PartRecord, Tally, Timeouts};
 use crate::catalog::{Match, MatchKind};
 use crate::decode::IpProto;
 
@@ -31,6 +31,8 @@ struct Stats {
     a_is_origin: bool,
     /// FIN seen from a (bit 0) and from b (bit 1).
     fins: u8,
+    /// TCP flags seen from a and from b, or'ed.
+    flags: [u8; 2],
     closed: bool,
     /// Live mode: whether an interval has counted this flow among its flows; whether one
     /// has counted it in its own row, and the packets and bytes intervals have counted
@@ -107,7 +109,12 @@ pub struct Shard<K = Key> {
 /// row and counts once in `smb_forgotten`.
 pub const SMB_CONNS_PER_SHARD: usize = 256;
 
-fn record<K: FlowKey>(key: K, s: &Stats, evicted: bool) -> FlowRecord {
+fn record<K: FlowKey>(key: K, s: &Stats, end: FlowEnd) -> FlowRecord {
+    // A flow ended by a timeout after its close is a flow whose end was seen.
+    let end = match end {
+        FlowEnd::Idle | FlowEnd::Finished if s.closed => FlowEnd::Closed,
+        end => end,
+    };
     let (packets, bytes) = s.own();
     FlowRecord {
         key: key.flow_key(),
@@ -118,7 +125,8 @@ fn record<K: FlowKey>(key: K, s: &Stats, evicted: bool) -> FlowRecord {
         a_is_origin: s.a_is_origin,
         packets,
         bytes,
-        evicted,
+        tcp_flags: s.flags,
+        end,
         unreported: s.unreported(),
         counted: s.counted,
         parts: s
@@ -190,7 +198,7 @@ impl<K: FlowKey> Shard<K> {
         if over {
             if let Some(old) = self.flows.remove(&p.key) {
                 self.smb_conns -= usize::from(old.smb.is_some());
-                tally.end_flow(record(p.key, &old, false));
+                tally.end_flow(record(p.key, &old, FlowEnd::Idle));
             }
         } else if self.flows.len() >= self.max_flows {
             self.evict(tally);
@@ -203,6 +211,7 @@ impl<K: FlowKey> Shard<K> {
             row: classify(&p.key),
             a_is_origin: p.from_a,
             fins: 0,
+            flags: [0; 2],
             closed: false,
             counted: false,
             reported: false,
@@ -222,7 +231,7 @@ impl<K: FlowKey> Shard<K> {
             let over = is_over(s, key.proto(), now, 0, timeouts);
             if over {
                 freed += usize::from(s.smb.is_some());
-                tally.end_flow(record(*key, s, false));
+                tally.end_flow(record(*key, s, FlowEnd::Idle));
             }
             !over
         });
@@ -243,7 +252,7 @@ impl<K: FlowKey> Shard<K> {
             let evict = s.last_ns <= threshold;
             if evict {
                 freed += usize::from(s.smb.is_some());
-                tally.end_flow(record(*key, s, true));
+                tally.end_flow(record(*key, s, FlowEnd::Evicted));
             }
             !evict
         });
@@ -253,7 +262,7 @@ impl<K: FlowKey> Shard<K> {
     /// Ends every flow (the input is over).
     pub fn finish(&mut self, tally: &mut Tally) {
         for (key, s) in self.flows.drain() {
-            tally.end_flow(record(key, &s, false));
+            tally.end_flow(record(key, &s, FlowEnd::Finished));
         }
         self.smb_conns = 0;
     }
@@ -327,6 +336,7 @@ fn count<K: FlowKey>(s: &mut Stats, p: &Packet<K>) {
     s.first_ns = s.first_ns.min(p.ts_ns);
     s.last_ns = s.last_ns.max(p.ts_ns);
     if p.key.proto() == IpProto::TCP {
+        s.flags[side] |= p.tcp_flags;
         if p.tcp_flags & TCP_RST != 0 {
             s.closed = true;
         }
@@ -465,6 +475,6 @@ mod tests {
         );
         assert!(t.evicted_flows > 0);
         // The longest-idle flows went first: the newest flow was never evicted.
-        assert!(t.flows.iter().any(|f| f.key.a_port == 99 && !f.evicted));
+        assert!(t.flows.iter().any(|f| f.key.a_port == 99 && !f.evicted()));
     }
 }

@@ -87,6 +87,12 @@ fn seconds(ns: u64) -> f64 {
     (ns / 1_000) as f64 / 1e6
 }
 
+/// Puts flows in start-time order, the same for any thread count (`--flows` and IPFIX
+/// export both write them in this order).
+pub fn sort_flows(flows: &mut [FlowRecord]) {
+    flows.sort_unstable_by_key(|f| (f.first_ns, f.tunnel, f.key, f.last_ns));
+}
+
 /// Writes `flows` (sorted in place) as JSON lines.
 ///
 /// # Errors
@@ -96,7 +102,7 @@ pub fn write_flows(
     table: &PortTable,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    flows.sort_unstable_by_key(|f| (f.first_ns, f.tunnel, f.key, f.last_ns));
+    sort_flows(flows);
     for f in flows.iter() {
         let k = &f.key;
         let (o, r) = if f.a_is_origin { (0, 1) } else { (1, 0) };
@@ -124,7 +130,7 @@ pub fn write_flows(
             orig_bytes: bytes[o],
             resp_packets: packets[r],
             resp_bytes: bytes[r],
-            evicted: f.evicted,
+            evicted: f.evicted(),
             tunnel: f.tunnel.map(|t| TunnelLine {
                 kind: t.kind,
                 outer_a: addr(t.a),

@@ -7,10 +7,12 @@
 mod csv_out;
 mod flows;
 mod live;
+mod merge;
 mod table;
 
-pub use flows::write_flows;
+pub use flows::{sort_flows, write_flows};
 pub use live::{write_live_json, write_live_table, LiveDrops};
+pub use merge::MergeError;
 
 use crate::capture::InputReport;
 use crate::catalog::{
@@ -19,7 +21,7 @@ use crate::catalog::{
 };
 use crate::decode::{Link, Tunnel};
 use crate::flow::{Counts, Expectations, Tally};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
 /// Output formats.
@@ -31,7 +33,8 @@ pub enum Format {
 }
 
 /// A service from the catalog, as a row lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Service {
     pub name: String,
     pub system_name: Option<String>,
@@ -40,31 +43,45 @@ pub struct Service {
 }
 
 /// One service row: a transport and port (or range, or IP protocol) with its candidates.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Row {
     /// For rows of flows inside tunnels, the tunnel kind.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "merge::some_tunnel"
+    )]
     pub tunnel: Option<Tunnel>,
+    #[serde(deserialize_with = "merge::transport")]
     pub transport: Transport,
     /// `[low, high]`; `[445, 445]` for one port; `None` for IP-protocol rows.
     pub ports: Option<[u16; 2]>,
     /// How the flows were matched: `port`, `ip-protocol`, `range`, `epm`, `expectation`;
     /// `inner` for rows of flows inside tunnels.
-    #[serde(rename = "match")]
-    pub kind: &'static str,
+    #[serde(rename = "match", deserialize_with = "merge::kind")]
+    pub kind: KindName,
     /// For `inner` rows, how the inner flows were matched.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub inner_match: Option<&'static str>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "merge::some_kind"
+    )]
+    pub inner_match: Option<KindName>,
     /// For `rpc-bind` and `epm` rows, and `smb-pipe` rows whose pipe a bind was seen on,
     /// the DCE/RPC interface.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub interface: Option<InterfaceRef>,
     /// For `smb-pipe` rows, the pipe's name (lower case, without `\pipe\`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pipe: Option<String>,
     /// For `smb-share` rows, `disk` or `print`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub share_type: Option<&'static str>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "merge::some_share_type"
+    )]
+    pub share_type: Option<KindName>,
     /// Application protocol names of the candidate records, in catalog order.
     pub protocols: Vec<String>,
     /// Every candidate service, in catalog order.
@@ -74,8 +91,13 @@ pub struct Row {
     pub bytes: u64,
 }
 
+/// A match kind's name (`port`, `inner`). An alias, because serde would otherwise take a
+/// `&'static str` field as borrowed from the input and refuse to read reports it does not own.
+pub type KindName = &'static str;
+
 /// A DCE/RPC interface as a row names it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InterfaceRef {
     /// Lower case, in string order.
     pub uuid: String,
@@ -100,7 +122,8 @@ pub fn row_key(transport: Transport, ports: Option<(u16, u16)>) -> String {
 }
 
 /// Packets and bytes that are not in any flow.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PacketCounts {
     pub packets: u64,
     pub bytes: u64,
@@ -116,21 +139,24 @@ impl From<Counts> for PacketCounts {
 }
 
 /// Undecodable packets, with the link types portscope does not decode.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Undecodable {
     pub packets: u64,
     pub bytes: u64,
     pub unsupported_link_types: Vec<LinkCount>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinkCount {
     pub dlt: i32,
     pub packets: u64,
 }
 
 /// One input as the report lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Input {
     pub name: String,
     pub link_type: Option<i32>,
@@ -141,13 +167,15 @@ pub struct Input {
     pub error: Option<String>,
     /// What the capture itself counted as dropped: a pcapng file's interface statistics
     /// (summed over its interfaces), or a live capture's counters. Absent when unknown.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub drops: Option<crate::capture::Drops>,
 }
 
 /// One tunnel kind: every packet of it, and what its inner packets were.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TunnelTotal {
+    #[serde(deserialize_with = "merge::tunnel")]
     pub tunnel: Tunnel,
     /// Inner flows.
     pub flows: u64,
@@ -159,8 +187,9 @@ pub struct TunnelTotal {
     pub not_ip: PacketCounts,
 }
 
-/// Everything a report shows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Everything a report shows; `portscope merge` reads it back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Summary {
     pub inputs: Vec<Input>,
     /// Every record read.
@@ -180,7 +209,9 @@ pub struct Summary {
     /// connections keep their port rows).
     pub unnamed_binds: u64,
     /// SMB state (trees, open pipes, pending requests) that a connection's bounds pushed
-    /// out: what it would have named stays in the port row.
+    /// out: what it would have named stays in the port row. (Absent from reports of
+    /// versions before SMB attribution, which merge as 0.)
+    #[serde(default)]
     pub smb_forgotten: u64,
     /// Per tunnel kind, most bytes first. These packets are also counted above, under their
     /// outer flows.
@@ -200,12 +231,11 @@ impl Summary {
         table: &PortTable,
     ) -> Summary {
         let total = tally.total();
-        let mut services: Vec<Row> = tally
+        let services: Vec<Row> = tally
             .rows
             .iter()
             .filter_map(|(m, c)| m.map(|m| row(&m, *c, catalog, table)))
             .collect();
-        services.sort_by(by_bytes);
         let mut tunnels: Vec<TunnelTotal> = Vec::new();
         let mut tunneled: Vec<Row> = Vec::new();
         let total_of = |kind: Tunnel, tunnels: &mut Vec<TunnelTotal>| -> usize {
@@ -250,12 +280,7 @@ impl Summary {
             t.bytes += c.bytes;
             t.not_ip = c.into();
         }
-        tunnels.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.tunnel.cmp(&b.tunnel)));
-        tunneled.sort_by(|a, b| {
-            let rank = |r: &Row| tunnels.iter().position(|t| Some(t.tunnel) == r.tunnel);
-            rank(a).cmp(&rank(b)).then(by_bytes(a, b))
-        });
-        Summary {
+        let mut summary = Summary {
             inputs: inputs
                 .iter()
                 .map(|i| Input {
@@ -289,7 +314,22 @@ impl Summary {
             tunnels,
             tunneled,
             expectations: tally.expectations,
-        }
+        };
+        summary.sort();
+        summary
+    }
+
+    /// Puts rows and tunnels in report order: the order depends on the counts alone, so
+    /// a merged summary sorts like a single run's.
+    fn sort(&mut self) {
+        self.services.sort_by(by_bytes);
+        self.tunnels
+            .sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.tunnel.cmp(&b.tunnel)));
+        let tunnels = &self.tunnels;
+        self.tunneled.sort_by(|a, b| {
+            let rank = |r: &Row| tunnels.iter().position(|t| Some(t.tunnel) == r.tunnel);
+            rank(a).cmp(&rank(b)).then(by_bytes(a, b))
+        });
     }
 
     /// Writes the report in `format`.
@@ -366,6 +406,41 @@ fn builtin_service(catalog: &Catalog, name: &str) -> Service {
             .map(str::to_string),
         catalog: BUILTIN_NAME.to_string(),
     }
+}
+
+/// A row as IPFIX names it (`applicationName`, `applicationDescription`): the row key, its
+/// match kind unless it is a certain one (`port`, `ip-protocol`), and its DCE/RPC interface
+/// (the table's name, or the UUID); and the candidate services. Only catalogs and stable
+/// names go in, so the same row has the same name in every run and on every sensor.
+pub fn application(m: &Match, catalog: &Catalog, table: &PortTable) -> (String, String) {
+    let mut name = row_key(m.transport, m.ports);
+    if !matches!(m.kind, MatchKind::Port | MatchKind::IpProtocol) {
+        name.push(' ');
+        name.push_str(m.kind.as_str());
+    }
+    if let Some(pipe) = m.pipe().and_then(|id| table.pipe_name(id)) {
+        name.push(' ');
+        name.push_str(&pipe);
+    }
+    if let Some(share) = m.share_type() {
+        name.push(' ');
+        name.push_str(share);
+    }
+    if let Some(id) = m.interface() {
+        let interface = catalog.interfaces.get(id as usize).map_or_else(
+            || {
+                table
+                    .interface_uuid(id)
+                    .map_or_else(String::new, |u| format_uuid(&u))
+            },
+            |i| i.name.clone(),
+        );
+        name.push(' ');
+        name.push_str(&interface);
+    }
+    let (_, services) = candidates(m, catalog, table);
+    let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    (name, names.join(", "))
 }
 
 /// The distinct protocol names and services of a row's candidate records, in catalog order.

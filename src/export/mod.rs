@@ -1,0 +1,467 @@
+//! Flow export to the collectors operators already run: the finished flow records that
+//! `--flows` writes, as IPFIX messages to UDP and TCP collectors (`--ipfix URL`) and to an
+//! IPFIX file (`--ipfix-file`, RFC 5655: the messages one after another).
+//!
+//! One record per flow; flows inside tunnels are not exported (their packets are also in
+//! their tunnel's outer flow), so a collector's totals equal portscope's. Each record's
+//! `applicationId` names its service row; options records name the applications, before
+//! the first record and, over UDP, again every so often (a collector may start late).
+
+pub mod ipfix;
+
+use crate::catalog::{Catalog, Match, PortTable};
+use crate::flow::{FlowEnd, FlowRecord};
+use ipfix::{Encoder, EndReason, Record};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The default UDP message size bound.
+pub const DEFAULT_MTU: usize = 1400;
+
+/// Over UDP, templates and application names are sent again after this many messages.
+const RESEND_EVERY: u32 = 256;
+
+/// A TCP collector that went away is tried again after this long, doubling up to the most.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MOST: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A collector URL that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("IPFIX collector {0:?}: expected udp://HOST:PORT or tcp://HOST:PORT")]
+    Unparsable(String),
+    #[error("IPFIX collector {url:?}: unknown scheme {scheme:?} (udp or tcp)")]
+    Scheme { url: String, scheme: String },
+    #[error("IPFIX collector {url:?}: cannot resolve {host:?}: {reason}")]
+    Unresolvable {
+        url: String,
+        host: String,
+        reason: String,
+    },
+}
+
+/// The transport of a collector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// A collector, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub url: String,
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+impl Target {
+    /// Parses and resolves `[udp://|tcp://]HOST:PORT` (an IPv6 address in brackets).
+    ///
+    /// # Errors
+    /// An unknown scheme, no port or a bad one, or a host that does not resolve.
+    pub fn parse(url: &str) -> Result<Target, TargetError> {
+        let (transport, rest) = match url.split_once("://") {
+            None => (Transport::Udp, url),
+            Some(("udp", rest)) => (Transport::Udp, rest),
+            Some(("tcp", rest)) => (Transport::Tcp, rest),
+            Some((scheme, _)) => {
+                return Err(TargetError::Scheme {
+                    url: url.into(),
+                    scheme: scheme.into(),
+                })
+            }
+        };
+        let bad = || TargetError::Unparsable(url.into());
+        let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if port == 0 || host.is_empty() || host.contains(['/', '[', ']']) {
+            return Err(bad());
+        }
+        let unresolvable = |reason: String| TargetError::Unresolvable {
+            url: url.into(),
+            host: host.into(),
+            reason,
+        };
+        let addr = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| unresolvable(e.to_string()))?
+            .next()
+            .ok_or_else(|| unresolvable("no address".into()))?;
+        Ok(Target {
+            url: url.into(),
+            transport,
+            addr,
+        })
+    }
+}
+
+/// How export went for one collector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub url: String,
+    /// Flow records handed to the collector's socket.
+    pub sent: u64,
+    /// Flow records that could not be sent (a TCP collector down), and the last reason.
+    pub unsent: u64,
+    pub error: Option<String>,
+}
+
+/// One application: a service row as IPFIX names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Application {
+    pub selector: u32,
+    /// `tcp/445`, `tcp/1024-65534 range`, `tcp/49667 rpc-bind SAMR`.
+    pub name: String,
+    /// The row's candidate services.
+    pub description: String,
+}
+
+/// Settings of every export.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub domain: u32,
+    /// UDP messages stay within this many bytes.
+    pub mtu: usize,
+}
+
+/// The records of `flows` (outer flows only) and the applications they name, by selector.
+pub fn records(
+    flows: &[FlowRecord],
+    catalog: &Catalog,
+    table: &PortTable,
+) -> (Vec<Application>, Vec<Record>) {
+    let mut apps: BTreeMap<Match, Application> = BTreeMap::new();
+    let mut out = Vec::with_capacity(flows.len());
+    let mut app_of = |m: Option<Match>| {
+        m.map_or(0, |m| {
+            apps.entry(m)
+                .or_insert_with(|| {
+                    let (name, description) = crate::report::application(&m, catalog, table);
+                    Application {
+                        selector: ipfix::selector(&name),
+                        name,
+                        description,
+                    }
+                })
+                .selector
+        })
+    };
+    for f in flows.iter().filter(|f| f.tunnel.is_none()) {
+        // A flow split into parts (an SMB connection's pipes and shares) is one record per
+        // part, and one for what its own row kept.
+        if f.parts.is_empty() || f.packets[0] + f.packets[1] > 0 {
+            out.push(record(f, f.packets, f.bytes, app_of(f.row)));
+        }
+        for p in &f.parts {
+            out.push(record(f, p.packets, p.bytes, app_of(Some(p.row))));
+        }
+    }
+    let mut apps: Vec<Application> = apps.into_values().collect();
+    apps.sort_by(|a, b| a.name.cmp(&b.name));
+    (apps, out)
+}
+
+fn record(f: &FlowRecord, packets: [u64; 2], bytes: [u64; 2], app: u32) -> Record {
+    let k = &f.key;
+    let (o, r) = if f.a_is_origin { (0, 1) } else { (1, 0) };
+    let ends = [(k.a, k.a_port), (k.b, k.b_port)];
+    Record {
+        start_ms: f.first_ns / 1_000_000,
+        end_ms: f.last_ns / 1_000_000,
+        src: ends[o].0,
+        dst: ends[r].0,
+        src_port: ends[o].1,
+        dst_port: ends[r].1,
+        proto: k.proto.0,
+        tcp_flags: [f.tcp_flags[o], f.tcp_flags[r]],
+        vlan: k.vlan,
+        end: match f.end {
+            FlowEnd::Idle => EndReason::IdleTimeout,
+            FlowEnd::Closed => EndReason::EndOfFlow,
+            FlowEnd::Evicted => EndReason::LackOfResources,
+            FlowEnd::Finished => EndReason::ForcedEnd,
+        },
+        packets: [packets[o], packets[r]],
+        octets: [bytes[o], bytes[r]],
+        app,
+    }
+}
+
+fn now_secs() -> u32 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+}
+
+/// Encodes a stream (a file, a connection, UDP messages to a collector): templates and
+/// application names (the preamble), then the records, with the preamble again after
+/// every `resend_every` messages if given. `out` takes each message, its number of data
+/// records, and whether it is a preamble message.
+pub fn encode(
+    apps: &[Application],
+    records: &[Record],
+    settings: Settings,
+    resend_every: Option<u32>,
+    out: &mut impl FnMut(&[u8], u32, bool),
+) {
+    let mut enc = Encoder::new(settings.domain, settings.mtu, now_secs());
+    let preamble = |enc: &mut Encoder, out: &mut dyn FnMut(&[u8], u32, bool)| {
+        let mut out = |m: &[u8], n: u32| out(m, n, true);
+        enc.templates(&mut out);
+        for a in apps {
+            enc.application(a.selector, &a.name, &a.description, &mut out);
+        }
+        enc.flush(&mut out);
+    };
+    preamble(&mut enc, out);
+    let mut since = 0;
+    for r in records {
+        enc.record(r, &mut |m: &[u8], n: u32| {
+            since += 1;
+            out(m, n, false);
+        });
+        if resend_every.is_some_and(|every| since >= every) {
+            since = 0;
+            preamble(&mut enc, out);
+        }
+    }
+    enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
+}
+
+/// Writes an IPFIX file (RFC 5655) of `records`.
+///
+/// # Errors
+/// Any error of `out`.
+pub fn write_file(
+    apps: &[Application],
+    records: &[Record],
+    settings: Settings,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut result = Ok(());
+    encode(apps, records, settings, None, &mut |m: &[u8], _, _| {
+        if result.is_ok() {
+            result = out.write_all(m);
+        }
+    });
+    result
+}
+
+/// A TCP collector: one connection, opened again with backoff when it fails.
+struct TcpCollector {
+    target: Target,
+    stream: Option<TcpStream>,
+    next_try: Instant,
+    backoff: Duration,
+    delivery: Delivery,
+}
+
+impl TcpCollector {
+    /// Sends one message, connecting first when it is time to; counts what is lost.
+    fn send(&mut self, msg: &[u8], records: u32, preamble: &[Vec<u8>]) {
+        if self.stream.is_none() && Instant::now() >= self.next_try {
+            match TcpStream::connect_timeout(&self.target.addr, CONNECT_TIMEOUT) {
+                Ok(mut s) => {
+                    // A new connection is a new transport session: templates first.
+                    let sent = preamble.iter().try_for_each(|m| s.write_all(m));
+                    match sent {
+                        Ok(()) => {
+                            self.stream = Some(s);
+                            self.backoff = BACKOFF_FIRST;
+                        }
+                        Err(e) => self.failed(&e),
+                    }
+                }
+                Err(e) => self.failed(&e),
+            }
+        }
+        let Some(stream) = &mut self.stream else {
+            self.delivery.unsent += u64::from(records);
+            return;
+        };
+        match stream.write_all(msg) {
+            Ok(()) => self.delivery.sent += u64::from(records),
+            Err(e) => {
+                self.failed(&e);
+                self.delivery.unsent += u64::from(records);
+            }
+        }
+    }
+
+    fn failed(&mut self, e: &io::Error) {
+        self.stream = None;
+        self.delivery.error = Some(e.to_string());
+        self.next_try = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MOST);
+    }
+}
+
+/// The network collectors of a run.
+pub struct Exporter {
+    settings: Settings,
+    udp: Option<UdpSocket>,
+    udp_targets: Vec<(Target, Delivery)>,
+    tcp: Vec<TcpCollector>,
+}
+
+impl Exporter {
+    /// Opens sockets for `targets`; a TCP collector that does not answer yet is not an
+    /// error (it is tried again, and what it misses is counted).
+    ///
+    /// # Errors
+    /// No UDP socket could be bound.
+    pub fn new(targets: Vec<Target>, settings: Settings) -> io::Result<Exporter> {
+        let delivery = |t: &Target| Delivery {
+            url: t.url.clone(),
+            sent: 0,
+            unsent: 0,
+            error: None,
+        };
+        let (udp, tcp): (Vec<Target>, Vec<Target>) = targets
+            .into_iter()
+            .partition(|t| t.transport == Transport::Udp);
+        let socket = if udp.is_empty() {
+            None
+        } else {
+            let v6 = udp.iter().any(|t| t.addr.is_ipv6());
+            let socket = UdpSocket::bind(if v6 { "[::]:0" } else { "0.0.0.0:0" })?;
+            Some(socket)
+        };
+        Ok(Exporter {
+            settings,
+            udp: socket,
+            udp_targets: udp
+                .into_iter()
+                .map(|t| {
+                    let d = delivery(&t);
+                    (t, d)
+                })
+                .collect(),
+            tcp: tcp
+                .into_iter()
+                .map(|t| TcpCollector {
+                    delivery: delivery(&t),
+                    target: t,
+                    stream: None,
+                    next_try: Instant::now(),
+                    backoff: BACKOFF_FIRST,
+                })
+                .collect(),
+        })
+    }
+
+    /// Sends `records` to every collector.
+    pub fn send(&mut self, apps: &[Application], records: &[Record]) {
+        if let Some(socket) = &self.udp {
+            let targets = &mut self.udp_targets;
+            let every = Some(RESEND_EVERY);
+            encode(
+                apps,
+                records,
+                self.settings,
+                every,
+                &mut |m: &[u8], n, pre| {
+                    let n = if pre { 0 } else { u64::from(n) };
+                    for (t, d) in targets.iter_mut() {
+                        // An unreachable UDP collector is not an error: nobody would know.
+                        match socket.send_to(m, t.addr) {
+                            Ok(_) => d.sent += n,
+                            Err(e) => {
+                                d.unsent += n;
+                                d.error = Some(e.to_string());
+                            }
+                        }
+                    }
+                },
+            );
+        }
+        if self.tcp.is_empty() {
+            return;
+        }
+        // The preamble comes first; each connection sends it when it opens.
+        let mut preamble: Vec<Vec<u8>> = Vec::new();
+        let tcp = &mut self.tcp;
+        encode(
+            apps,
+            records,
+            self.settings,
+            None,
+            &mut |m: &[u8], n, pre| {
+                if pre {
+                    preamble.push(m.to_vec());
+                    return;
+                }
+                for c in tcp.iter_mut() {
+                    c.send(m, n, &preamble);
+                }
+            },
+        );
+        for c in &mut self.tcp {
+            if let Some(s) = &mut c.stream {
+                if let Err(e) = s.flush() {
+                    c.failed(&e);
+                }
+            }
+        }
+    }
+
+    /// What each collector received, in the order given.
+    pub fn finish(mut self) -> Vec<Delivery> {
+        for c in &mut self.tcp {
+            if let Some(s) = c.stream.take() {
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                // Wait for the collector to close, so that everything sent was read.
+                let mut s = s;
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = io::copy(&mut s, &mut io::sink());
+            }
+        }
+        self.udp_targets
+            .into_iter()
+            .map(|(_, d)| d)
+            .chain(self.tcp.into_iter().map(|c| c.delivery))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let t = Target::parse("127.0.0.1:4739").unwrap();
+        assert_eq!((t.transport, t.addr.port()), (Transport::Udp, 4739));
+        let t = Target::parse("tcp://[::1]:4739").unwrap();
+        assert_eq!(
+            (t.transport, t.addr.to_string()),
+            (Transport::Tcp, "[::1]:4739".into())
+        );
+        let e = |u: &str| Target::parse(u).unwrap_err().to_string();
+        assert_eq!(
+            e("sctp://h:1"),
+            "IPFIX collector \"sctp://h:1\": unknown scheme \"sctp\" (udp or tcp)"
+        );
+        for bad in [
+            "udp://h",
+            "udp://h:x",
+            "udp://:1",
+            "tcp://h:0",
+            "h:70000",
+            "udp://a/b:1",
+        ] {
+            assert_eq!(
+                e(bad),
+                format!("IPFIX collector {bad:?}: expected udp://HOST:PORT or tcp://HOST:PORT")
+            );
+        }
+    }
+}

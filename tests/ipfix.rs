@@ -1,0 +1,416 @@
+//! IPFIX export against real readers: nfdump's `nfcapd` collects what `--ipfix` sends and
+//! `nfdump` reads it back; `ipfixDump` (libfixbuf) reads `--ipfix-file` and what a TCP
+//! collector received. Bad collector URLs stop the run before any packet is read.
+
+use super::util::{run, stderr, stdout, tmpdir, Report};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A port no one listens on right now.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nfcapd on 127.0.0.1, writing into `dir`; started, then waited for until it listens.
+struct Nfcapd {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Nfcapd {
+    fn start(dir: &Path) -> Nfcapd {
+        let port = free_udp_port();
+        let log = std::fs::File::create(dir.join("nfcapd.log")).unwrap();
+        let child = Command::new("nfcapd")
+            .args(["-b", "127.0.0.1", "-p", &port.to_string(), "-w"])
+            .arg(dir)
+            // Offline export sends as fast as it can: a receive buffer for all of it.
+            .args(["-B", "16000000"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("nfcapd (Debian package nfdump) must be installed");
+        let started = Instant::now();
+        while !std::fs::read_to_string(dir.join("nfcapd.log"))
+            .unwrap()
+            .contains("Startup nfcapd.")
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nfcapd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nfcapd {
+            child,
+            dir: dir.to_path_buf(),
+            port,
+        }
+    }
+
+    /// Stops nfcapd (SIGTERM: it writes out its file) and returns the file it wrote.
+    fn stop(mut self) -> PathBuf {
+        // Give the last datagrams time to be read.
+        std::thread::sleep(Duration::from_millis(500));
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        assert!(self.child.wait().unwrap().success());
+        let log = std::fs::read_to_string(self.dir.join("nfcapd.log")).unwrap();
+        assert!(log.contains("Sequence Errors: 0, Bad Packets: 0"), "{log}");
+        std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("nfcapd.2")
+            })
+            .expect("nfcapd wrote no file")
+    }
+}
+
+/// The applicationName portscope gives a row, and nfdump's `%nbnam` of it: name/description.
+fn nbnam(r: &super::util::Row) -> String {
+    let mut name = r.key();
+    if r.kind != "port" && r.kind != "ip-protocol" {
+        name = format!("{name} {}", r.kind);
+    }
+    // An SMB part's pipe or share type (`tcp/445 smb-pipe samr`).
+    if let Some(what) = r.pipe.as_ref().or(r.share_type.as_ref()) {
+        name = format!("{name} {what}");
+    }
+    if let Some(i) = &r.interface {
+        name = format!(
+            "{name} {}",
+            i.name.clone().unwrap_or_else(|| i.uuid.clone())
+        );
+    }
+    let services: Vec<&str> = r.services.iter().map(|s| s.name.as_str()).collect();
+    let cut = |s: &str, n: usize| {
+        let mut end = s.len().min(n);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_string()
+    };
+    format!("{}/{}", cut(&name, 63), cut(&services.join(", "), 187))
+}
+
+/// Packets per application that portscope's report says a collector should see: the rows
+/// and, as `<no info>`, the unclassified flows (packets in no flow, such as later
+/// fragments without their first, are not flows and are not exported).
+fn expected(report: &Report, flows: &Path) -> BTreeMap<String, u64> {
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &report.services {
+        *want.entry(nbnam(r)).or_default() += r.packets;
+    }
+    let unclassified: u64 = std::fs::read_to_string(flows)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|f| f["row"] == "unclassified" && f.get("tunnel").is_none())
+        .map(|f| f["orig_packets"].as_u64().unwrap() + f["resp_packets"].as_u64().unwrap())
+        .sum();
+    assert!(unclassified <= report.unclassified.packets);
+    if unclassified > 0 {
+        want.insert("<no info>".into(), unclassified);
+    }
+    want
+}
+
+/// The fixtures (each its own capture), and the corpus captures with the most packets.
+fn captures() -> Vec<PathBuf> {
+    let fixtures = super::fixtures::dir();
+    let mut out: Vec<PathBuf> = super::fixtures::all()
+        .iter()
+        .filter(|f| f.name != "unsupported_link.pcap")
+        .map(|f| fixtures.join(f.name))
+        .collect();
+    let mut corpus: Vec<(u64, PathBuf)> = super::corpus::inputs()
+        .into_iter()
+        .filter(|p| p.starts_with(super::corpus::dir()))
+        .map(|p| (std::fs::metadata(&p).unwrap().len(), p))
+        .collect();
+    corpus.sort();
+    out.extend(corpus.into_iter().rev().take(8).map(|(_, p)| p));
+    out
+}
+
+#[test]
+fn nfdump_reads_back_the_packets_of_every_row() {
+    let dir = tmpdir("ipfix-nfcapd");
+    let collector = Nfcapd::start(&dir);
+    let url = format!("udp://127.0.0.1:{}", collector.port);
+    let captures = captures();
+    let mut want: Vec<BTreeMap<String, u64>> = Vec::new();
+    let mut flows_of: Vec<u64> = Vec::new();
+    for (i, capture) in captures.iter().enumerate() {
+        // One observation domain per capture: nfcapd numbers its exporters in the order
+        // they appear, so exporter i + 1 is capture i.
+        let flows = dir.join(format!("{i}.jsonl"));
+        let domain = (i + 1).to_string();
+        let out = run(&[
+            "classify",
+            "--format",
+            "json",
+            "--flows",
+            flows.to_str().unwrap(),
+            "--ipfix",
+            &url,
+            "--observation-domain",
+            &domain,
+            capture.to_str().unwrap(),
+        ]);
+        assert!(out.status.code().unwrap() < 2, "{}", stderr(&out));
+        let report: Report = serde_json::from_slice(&out.stdout).unwrap();
+        want.push(expected(&report, &flows));
+        // One record per outer flow, or, for a flow split into parts (SMB), one per part and
+        // one for what its own row kept.
+        let text = std::fs::read_to_string(&flows).unwrap();
+        let mut records = 0u64;
+        for line in text.lines().filter(|l| !l.contains("\"tunnel\":")) {
+            let l: serde_json::Value = serde_json::from_str(line).unwrap();
+            let count = |v: &serde_json::Value| {
+                v["orig_packets"].as_u64().unwrap() + v["resp_packets"].as_u64().unwrap()
+            };
+            let parts = l["parts"].as_array().cloned().unwrap_or_default();
+            let own = count(&l) - parts.iter().map(count).sum::<u64>();
+            records += parts.len() as u64 + u64::from(parts.is_empty() || own > 0);
+        }
+        flows_of.push(records);
+    }
+    let file = collector.stop();
+    let out = Command::new("nfdump")
+        .arg("-r")
+        .arg(&file)
+        .args(["-q", "-N", "-o", "fmt:%exp|%nbid|%nbnam|%ipkt|%opkt"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut got: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); captures.len()];
+    let mut records = vec![0u64; captures.len()];
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert_eq!(f.len(), 5, "{line}");
+        let exporter: usize = f[0].parse().unwrap();
+        let packets: u64 = f[3].parse::<u64>().unwrap() + f[4].parse::<u64>().unwrap();
+        *got[exporter - 1].entry(f[2].to_string()).or_default() += packets;
+        records[exporter - 1] += 1;
+        // One applicationId per application, in every capture: engine 6, or zero.
+        let id = ids
+            .entry(f[2].to_string())
+            .or_insert_with(|| f[1].to_string());
+        assert_eq!(id, f[1], "{line}");
+        assert!(
+            f[1].starts_with(if f[2] == "<no info>" { "0..0" } else { "6.." }),
+            "{line}"
+        );
+    }
+    for (i, capture) in captures.iter().enumerate() {
+        let name = capture.file_name().unwrap().to_string_lossy();
+        assert_eq!(got[i], want[i], "{name}");
+        assert_eq!(records[i], flows_of[i], "{name}");
+    }
+    // The fixtures' applications: the rows of a port, of a range and of an interface.
+    assert!(ids.contains_key("tcp/445/Distributed File System, Fax Service, Group Policy, License Logging, Net Logon, Print Spooler, Remote Procedure Call (RPC) Locator, Server, Terminal Services Licensing"));
+    assert!(ids.keys().any(|k| k.starts_with("tcp/1024-65534 range/")));
+    assert!(ids.keys().any(|k| k.contains(" rpc-bind ")), "{ids:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `ipfixDump -s`: (messages, data records), after checking it read the file cleanly.
+fn ipfix_dump_stats(file: &Path) -> (u64, u64) {
+    let out = Command::new("ipfixDump")
+        .arg("-s")
+        .arg("-i")
+        .arg(file)
+        .output()
+        .expect("ipfixDump (Debian package libfixbuf-tools) must be installed");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let text = stdout(&out);
+    let stats = text
+        .lines()
+        .find(|l| l.starts_with("*** File Stats:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    // *** File Stats: 3 Messages, 86 Data Records, 3 Template Records ***
+    let n: Vec<u64> = stats
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (n[0], n[1])
+}
+
+#[test]
+fn ipfix_dump_reads_the_file_and_a_tcp_stream() {
+    let dir = tmpdir("ipfix-file");
+    let demo = super::util::fixture("demo.pcap");
+    let file = dir.join("demo.ipfix");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("tcp://{}", listener.local_addr().unwrap());
+    let collector = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut bytes = Vec::new();
+        s.read_to_end(&mut bytes).unwrap();
+        bytes
+    });
+    let out = run(&[
+        "classify",
+        "--ipfix-file",
+        file.to_str().unwrap(),
+        "--ipfix",
+        &url,
+        "--stats",
+        &demo,
+        "-o",
+        dir.join("report.txt").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "portscope: IPFIX {url}: 61 flow records sent, 0 not sent\n"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let received = collector.join().unwrap();
+    let stream = dir.join("tcp.ipfix");
+    std::fs::write(&stream, &received).unwrap();
+    // demo.pcap: 61 flows (one unclassified) and 25 rows, each an application named once.
+    let report: Report =
+        serde_json::from_slice(&run(&["classify", "--format", "json", &demo]).stdout).unwrap();
+    assert_eq!((report.flows, report.services.len()), (61, 25));
+    let (_, records) = ipfix_dump_stats(&file);
+    assert_eq!(records, 61 + 25);
+    let (_, records) = ipfix_dump_stats(&stream);
+    assert_eq!(records, 61 + 25);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn udp_messages_stay_within_the_mtu() {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let url = format!("udp://{}", socket.local_addr().unwrap());
+    let out = run(&[
+        "classify",
+        "--ipfix",
+        &url,
+        "--ipfix-mtu",
+        "600",
+        "--observation-domain",
+        "77",
+        &super::util::fixture("demo.pcap"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut buf = [0u8; 65536];
+    let mut next_sequence = 0u32;
+    let mut records = 0;
+    let mut messages = 0;
+    while let Ok(n) = socket.recv(&mut buf) {
+        let m = &buf[..n];
+        assert!(n <= 600, "{n}");
+        assert_eq!(u16::from_be_bytes([m[0], m[1]]), 10);
+        assert_eq!(usize::from(u16::from_be_bytes([m[2], m[3]])), n);
+        assert_eq!(u32::from_be_bytes([m[12], m[13], m[14], m[15]]), 77);
+        assert_eq!(
+            u32::from_be_bytes([m[8], m[9], m[10], m[11]]),
+            next_sequence
+        );
+        // Count the data records of the message's data sets (256 and up).
+        let mut at = 16;
+        while at < n {
+            let id = u16::from_be_bytes([m[at], m[at + 1]]);
+            let len = usize::from(u16::from_be_bytes([m[at + 2], m[at + 3]]));
+            let count = match id {
+                256 => (len - 4) / 74,
+                257 => (len - 4) / 98,
+                258 => 1,
+                _ => 0,
+            };
+            next_sequence += count as u32;
+            records += count;
+            at += len;
+        }
+        messages += 1;
+        if records == 61 + 25 {
+            break;
+        }
+    }
+    // 61 flows and the names of demo.pcap's 25 rows (see above).
+    assert_eq!(records, 61 + 25);
+    assert!(messages > 10, "{messages}");
+}
+
+#[test]
+fn bad_collectors_stop_before_any_packet_is_read() {
+    let demo = super::util::fixture("demo.pcap");
+    for (url, want) in [
+        ("udp://host", "portscope: IPFIX collector \"udp://host\": expected udp://HOST:PORT or tcp://HOST:PORT\n".to_string()),
+        ("udp://[::1:4739", "portscope: IPFIX collector \"udp://[::1:4739\": expected udp://HOST:PORT or tcp://HOST:PORT\n".into()),
+        ("tcp://h:99999", "portscope: IPFIX collector \"tcp://h:99999\": expected udp://HOST:PORT or tcp://HOST:PORT\n".into()),
+        ("sctp://h:4739", "portscope: IPFIX collector \"sctp://h:4739\": unknown scheme \"sctp\" (udp or tcp)\n".into()),
+    ] {
+        let out = run(&["classify", "--ipfix", url, &demo]);
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        assert_eq!(stderr(&out), want);
+        assert!(out.stdout.is_empty(), "{url}: a report was printed");
+    }
+    // The resolver's own words end the line; they differ between resolvers.
+    let out = run(&[
+        "classify",
+        "--ipfix",
+        "udp://no-such-host.invalid:4739",
+        &demo,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("portscope: IPFIX collector \"udp://no-such-host.invalid:4739\": cannot resolve \"no-such-host.invalid\": "),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn unreachable_collectors_do_not_stop_the_report() {
+    let demo = super::util::fixture("demo.pcap");
+    // Nothing listens on these ports: UDP is fire and forget, TCP is retried and counted.
+    let udp = format!("udp://127.0.0.1:{}", free_udp_port());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let out = run(&["classify", "--ipfix", &udp, &demo]);
+    assert!(out.status.success());
+    assert_eq!(stderr(&out), "");
+    assert!(stdout(&out).contains("total"));
+    let out = run(&["classify", "--ipfix", &tcp, &demo]);
+    assert!(out.status.success());
+    assert_eq!(
+        stderr(&out),
+        format!("portscope: warning: IPFIX collector {tcp}: 61 of 61 flow records not sent (Connection refused (os error 111))\n")
+    );
+    assert!(stdout(&out).contains("total"));
+}
