@@ -8,6 +8,7 @@
 //! so the frames and the error messages are libpcap's own. A test checks that both readers
 //! give byte-identical reports on every fixture and every capture of the shared corpus.
 
+use super::filter::{Filtered, Program};
 use super::offline::PcapFile;
 use super::{ts_ns, Batch, Error, Fill, Frame, Source};
 use crate::decode::Link;
@@ -33,7 +34,10 @@ pub struct FastPcap {
     snaplen: u32,
     /// The start of a record the last block cut.
     carry: Vec<u8>,
+    /// Records read so far (passed or filtered out): where libpcap takes over.
     delivered: u64,
+    /// `classify -f`: frames it rejects are skipped in place (and counted).
+    filter: Option<Program>,
     /// libpcap takes over after an anomaly: `Pending` until the frames before it are out.
     handover: Handover,
 }
@@ -86,8 +90,14 @@ impl FastPcap {
             snaplen: u32_at(16),
             carry: Vec::new(),
             delivered: 0,
+            filter: None,
             handover: Handover::None,
         })
+    }
+
+    /// Keeps only the frames `filter` passes (compiled for this file's link type).
+    pub fn set_filter(&mut self, filter: Program) {
+        self.filter = Some(filter);
     }
 
     /// Fills `buf` from the file; how much it read (less than asked only at the end).
@@ -113,6 +123,9 @@ impl FastPcap {
         if let Err(message) = libpcap.skip(self.delivered) {
             return Fill::Failed(message);
         }
+        if let Some(filter) = self.filter.take() {
+            libpcap.set_filter(filter);
+        }
         let fill = libpcap.fill(batch);
         self.handover = Handover::Libpcap(Box::new(libpcap));
         fill
@@ -135,6 +148,13 @@ impl Source for FastPcap {
 
     fn link(&self) -> Link {
         self.link
+    }
+
+    fn filtered(&self) -> Option<Filtered> {
+        match &self.handover {
+            Handover::Libpcap(libpcap) => libpcap.filtered(),
+            _ => self.filter.as_ref().map(|f| f.filtered),
+        }
     }
 
     fn fill(&mut self, batch: &mut Batch) -> Fill {
@@ -177,18 +197,25 @@ impl Source for FastPcap {
             if end > valid {
                 break;
             }
+            let start = at + 16;
+            at = end;
+            self.delivered += 1;
+            let wire_len = read_u32(&header[12..16], self.swapped);
+            if let Some(filter) = &mut self.filter {
+                if !filter.pass(&data[start..end], wire_len) {
+                    continue;
+                }
+            }
             // The file's fields are signed 32-bit (bpf_int32), converted as libpcap does.
             let signed = |at: usize| i64::from(read_u32(&header[at..at + 4], self.swapped) as i32);
             let frac = signed(4);
             frames.push(Frame {
                 ts_ns: ts_ns(signed(0), if self.nano { frac } else { frac * 1000 }),
-                wire_len: read_u32(&header[12..16], self.swapped),
-                start: u32::try_from(at + 16).unwrap_or(u32::MAX),
+                wire_len,
+                start: u32::try_from(start).unwrap_or(u32::MAX),
                 len: caplen,
             });
-            at = end;
         }
-        self.delivered += frames.len() as u64;
         let rest = valid - at;
         if anomaly || (ended && rest > 0) {
             // A record libpcap may read differently, or a file cut inside a record.

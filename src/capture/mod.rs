@@ -5,11 +5,13 @@
 //! header. Any reader that can fill a [`Batch`] implements [`Source`].
 
 mod fast;
+mod filter;
 mod live;
 mod memory;
 mod offline;
 
 pub use fast::FastPcap;
+pub use filter::{Filter, Filtered, Program};
 pub use live::{interfaces, LiveCapture, LiveOptions};
 pub use memory::MemorySource;
 pub use offline::PcapFile;
@@ -18,13 +20,33 @@ pub use offline::PcapFile;
 /// [`FastPcap`] for classic pcap files, libpcap ([`PcapFile`]) for pcapng, standard input
 /// and anything unusual.
 ///
+/// With `filter`, only the frames it passes are kept (the others are counted).
+///
 /// # Errors
-/// libpcap's reason when neither can open it.
-pub fn open_file(path: &str) -> Result<Box<dyn Source>, Error> {
+/// libpcap's reason when neither can open it; [`Error::Filter`] when the filter does not
+/// compile for the file's link type.
+pub fn open_file(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Source>, Error> {
     match FastPcap::open(path) {
-        Some(fast) => Ok(Box::new(fast)),
-        None => Ok(Box::new(PcapFile::open(path)?)),
+        Some(mut fast) => {
+            if let Some(f) = filter {
+                fast.set_filter(f.compile(fast.link().dlt())?);
+            }
+            Ok(Box::new(fast))
+        }
+        None => open_libpcap(path, filter),
     }
+}
+
+/// Opens a capture file with libpcap alone (`--reader libpcap`), filtered as [`open_file`].
+///
+/// # Errors
+/// As [`open_file`].
+pub fn open_libpcap(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Source>, Error> {
+    let mut file = PcapFile::open(path)?;
+    if let Some(f) = filter {
+        file.set_filter(f.compile(file.dlt())?);
+    }
+    Ok(Box::new(file))
 }
 
 use crate::decode::Link;
@@ -140,6 +162,10 @@ pub trait Source {
     fn drops(&mut self) -> Option<Drops> {
         None
     }
+    /// What a filter dropped so far, when the source has one (`classify -f`).
+    fn filtered(&self) -> Option<Filtered> {
+        None
+    }
 }
 
 /// What became of one input.
@@ -160,6 +186,8 @@ pub struct InputReport {
     pub shed: u64,
     /// Live mode: libpcap's counters at the end.
     pub drops: Option<Drops>,
+    /// `classify -f`: frames read but dropped by the filter (not in `packets`).
+    pub filtered: Option<Filtered>,
 }
 
 /// libpcap's counters of a live capture (`pcap_stats`).
@@ -188,6 +216,10 @@ impl<S: Source + ?Sized> Source for &mut S {
 
     fn drops(&mut self) -> Option<Drops> {
         (**self).drops()
+    }
+
+    fn filtered(&self) -> Option<Filtered> {
+        (**self).filtered()
     }
 }
 

@@ -134,6 +134,10 @@ pub struct ClassifyArgs {
     /// Print timings and rates to standard error.
     #[arg(long)]
     pub stats: bool,
+    /// Keep only the packets this BPF filter expression passes, as tcpdump takes it (the
+    /// others are counted apart: `filtered` in JSON, a note in the table).
+    #[arg(short = 'f', long, value_name = "EXPR")]
+    pub filter: Option<String>,
     /// Stop after N packets (over all inputs, like tcpdump's -c); the report covers them.
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<u64>,

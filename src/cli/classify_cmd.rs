@@ -2,7 +2,7 @@
 
 use super::args::{ClassifyArgs, ReaderArg};
 use super::{catalog_cmd, format, write_output};
-use portscope::capture::{self, PcapFile, Source};
+use portscope::capture::{self, Filter};
 use portscope::catalog::PortTable;
 use portscope::pipeline::{self, Config, Outcome};
 use portscope::report::{self, Summary};
@@ -13,6 +13,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     if a.count == Some(0) {
         anyhow::bail!("--count must be at least 1");
     }
+    let filter = a.filter.as_deref().map(Filter::new).transpose()?;
     let catalog = catalog_cmd::load(&a.catalog)?;
     let table = PortTable::build(&catalog);
     let config = Config {
@@ -21,8 +22,8 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         max_packets: a.count,
     };
     let sources = a.captures.iter().map(|path| match a.reader {
-        ReaderArg::Auto => capture::open_file(path),
-        ReaderArg::Libpcap => PcapFile::open(path).map(|f| Box::new(f) as Box<dyn Source>),
+        ReaderArg::Auto => capture::open_file(path, filter.as_ref()),
+        ReaderArg::Libpcap => capture::open_libpcap(path, filter.as_ref()),
     });
     let mut outcome = pipeline::run(sources, &table, &config)?;
     if let Some(bar) = &config.progress {

@@ -71,6 +71,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         read_error: None,
         shed: 0,
         drops: None,
+        filtered: None,
     };
     let mut running = Tally::default();
     let mut failed = None;

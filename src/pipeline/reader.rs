@@ -149,6 +149,7 @@ impl Reader {
                     read_error: None,
                     shed: 0,
                     drops: None,
+                    filtered: None,
                 };
             }
         };
@@ -161,6 +162,7 @@ impl Reader {
             read_error: None,
             shed: 0,
             drops: None,
+            filtered: None,
         };
         loop {
             let mut batch = self.batch();
@@ -206,6 +208,7 @@ impl Reader {
             }
         }
         self.tick(&mut *source, true, &mut report);
+        report.filtered = source.filtered();
         report
     }
 }

@@ -129,6 +129,9 @@ pub struct Input {
     pub bytes: u64,
     /// Why the input could not be read in full (or at all), if so.
     pub error: Option<String>,
+    /// `classify -f`: what the filter left out (read, but in no count of the report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filtered: Option<PacketCounts>,
 }
 
 /// One tunnel kind: every packet of it, and what its inner packets were.
@@ -247,6 +250,10 @@ impl Summary {
                     packets: i.packets,
                     bytes: i.bytes,
                     error: i.open_error.clone().or_else(|| i.read_error.clone()),
+                    filtered: i.filtered.map(|f| PacketCounts {
+                        packets: f.packets,
+                        bytes: f.bytes,
+                    }),
                 })
                 .collect(),
             packets: total.packets,

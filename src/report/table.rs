@@ -196,6 +196,18 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         header[0] = "INSIDE TUNNELS";
         print_block(out, header, &lines)?;
     }
+    let filtered: Vec<_> = s.inputs.iter().filter_map(|i| i.filtered).collect();
+    if !filtered.is_empty() {
+        let (packets, bytes) = filtered
+            .iter()
+            .fold((0, 0), |(p, b), f| (p + f.packets, b + f.bytes));
+        writeln!(
+            out,
+            "note: the filter (-f) left out {} packets ({}), which are not counted above",
+            thousands(packets),
+            human_bytes(bytes)
+        )?;
+    }
     for link in &s.undecodable.unsupported_link_types {
         writeln!(
             out,
