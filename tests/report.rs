@@ -81,7 +81,7 @@ fn filter_gives_the_rows_of_a_capture_tcpdump_filtered() {
         failures
     });
     assert!(failures.is_empty(), "{failures:#?}");
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -112,4 +112,278 @@ fn bad_filter_is_one_line_and_exit_2() {
         "portscope: bad filter \"tcp port\": can't parse filter expression: syntax error\n"
     );
     assert!(out.stdout.is_empty());
+}
+
+/// The JSON lines of `classify --interval STEP --format json`, parsed.
+fn interval_lines(capture: &str, step: &str) -> Vec<serde_json::Value> {
+    // Three workers for two cores: parts of intervals cross between workers.
+    let out = run(&[
+        "classify",
+        "--threads",
+        "3",
+        "--format",
+        "json",
+        "--interval",
+        step,
+        capture,
+    ]);
+    assert!(out.status.code() != Some(2), "{capture}: {}", stderr(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// tshark's frames and bytes per interval (`-q -z io,stat,STEP`), in order.
+fn tshark_io_stat(capture: &str, step: &str) -> Vec<(u64, u64)> {
+    let out = Command::new("tshark")
+        .args(["-n", "-r", capture, "-q", "-z", &format!("io,stat,{step}")])
+        .output()
+        .expect("tshark runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("<>"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[2].parse().unwrap(), cells[3].parse().unwrap())
+        })
+        .collect()
+}
+
+/// tshark's time (ns since the epoch) and length of every frame.
+fn frame_times(capture: &Path) -> Vec<(i128, u64)> {
+    let (fields, _, _) =
+        super::oracle::tshark_fields(capture, &["frame.time_epoch", "frame.len"], false);
+    fields
+        .lines()
+        .filter_map(|l| {
+            let (t, len) = l.split_once('\t')?;
+            let (s, frac) = t.split_once('.').unwrap_or((t, "0"));
+            let frac = format!("{frac:0<9}");
+            let ns = s.parse::<i128>().ok()? * 1_000_000_000 + frac[..9].parse::<i128>().ok()?;
+            Some((ns, len.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Packets and bytes per interval by portscope's rule, from tshark's frame times: intervals
+/// of `step_ns` from the first frame; a frame earlier than the current interval (time going
+/// backwards) counts in the current one.
+fn by_rule(frames: &[(i128, u64)], step_ns: i128) -> Vec<(u64, u64)> {
+    let Some(&(t0, _)) = frames.first() else {
+        return Vec::new();
+    };
+    let mut bins: Vec<(u64, u64)> = vec![(0, 0)];
+    for &(t, len) in frames {
+        let k = usize::try_from((t - t0).div_euclid(step_ns)).unwrap_or(0);
+        if k >= bins.len() {
+            bins.resize(k + 1, (0, 0));
+        }
+        let last = bins.last_mut().unwrap();
+        last.0 += 1;
+        last.1 += len;
+    }
+    bins
+}
+
+/// Captures whose timestamps tshark reads otherwise than libpcap: (file, why).
+const OTHER_TIMES: &[(&str, &str)] = &[(
+    "tcpdump__timestamp_invalid_micro.pcap",
+    "microsecond fields of a million and more: libpcap passes them on (portscope adds them \
+     to the seconds), wiretap does not",
+)];
+
+/// How a capture's intervals compared.
+enum Compared {
+    /// With tshark's io,stat table.
+    IoStat,
+    /// With the rule alone: time goes backwards (tshark bins such frames in past intervals,
+    /// which a report written as the capture is read cannot), or tshark prints no table (a
+    /// capture of one instant).
+    RuleOnly,
+}
+
+/// The intervals' packets and bytes are tshark's frames and bytes per interval, and the
+/// final line is the report without `--interval`.
+fn intervals_match_tshark(capture: &Path) -> Result<Compared, String> {
+    let name = capture.to_str().unwrap();
+    if OTHER_TIMES.iter().any(|(f, _)| name.ends_with(f)) {
+        return Ok(Compared::RuleOnly);
+    }
+    let frames = frame_times(capture);
+    let first = frames.first().map_or(0, |f| f.0);
+    let span = frames.iter().map(|f| f.0).max().unwrap_or(0) - first;
+    let monotonic = frames.windows(2).all(|w| w[0].0 <= w[1].0);
+    // The first of 1 ms, 10 ms, ... that gives at most 40 intervals.
+    let (step, step_ns) = [
+        ("0.001", 1_000_000i128),
+        ("0.01", 10_000_000),
+        ("0.1", 100_000_000),
+        ("1", 1_000_000_000),
+        ("10", 10_000_000_000),
+        ("100", 100_000_000_000),
+        ("1000", 1_000_000_000_000),
+        ("100000", 100_000_000_000_000),
+        ("10000000", 10_000_000_000_000_000),
+    ]
+    .into_iter()
+    .find(|(_, ns)| span / ns < 40)
+    .unwrap_or(("1000000000", 1_000_000_000_000_000_000));
+    let lines = interval_lines(name, step);
+    let Some((last, intervals)) = lines.split_last() else {
+        return Err(format!("{name}: no lines"));
+    };
+    if last["inputs"][0]["error"] != serde_json::Value::Null {
+        // libpcap stops early where tshark reads on (tests/corpus.rs names them).
+        return Ok(Compared::RuleOnly);
+    }
+    let ours: Vec<(u64, u64)> = intervals
+        .iter()
+        .map(|l| (l["packets"].as_u64().unwrap(), l["bytes"].as_u64().unwrap()))
+        .collect();
+    let rule = by_rule(&frames, step_ns);
+    if ours != rule {
+        return Err(format!(
+            "{name} every {step} s: ours {ours:?}, by the rule {rule:?}"
+        ));
+    }
+    if intervals.iter().any(|l| l["final"] != false) || last["final"] != true {
+        return Err(format!("{name}: final flags"));
+    }
+    let mut last = last.clone();
+    for k in ["interval_start", "interval_end", "drops", "final"] {
+        last.as_object_mut().unwrap().remove(k);
+    }
+    let plain = run(&["classify", "--format", "json", name]);
+    if last != serde_json::from_slice::<serde_json::Value>(&plain.stdout).unwrap() {
+        return Err(format!("{name}: the final line is not the report"));
+    }
+    if !monotonic || span == 0 {
+        return Ok(Compared::RuleOnly);
+    }
+    let theirs = tshark_io_stat(name, step);
+    // tshark prints ceil(duration / interval) intervals, so a last packet exactly on an
+    // interval's start is in no line of its table; portscope gives it its interval.
+    let on_boundary = span % step_ns == 0;
+    let shown = if on_boundary && ours.len() == theirs.len() + 1 {
+        &ours[..theirs.len()]
+    } else {
+        &ours[..]
+    };
+    if shown != theirs {
+        return Err(format!(
+            "{name} every {step} s: ours {ours:?}, tshark {theirs:?}"
+        ));
+    }
+    Ok(Compared::IoStat)
+}
+
+#[test]
+fn intervals_count_what_tshark_io_stat_counts() {
+    let files = captures();
+    let (a, b) = files.split_at(files.len() / 2);
+    let (failures, io_stat): (Vec<String>, usize) = std::thread::scope(|s| {
+        let check = move |part: &[PathBuf]| -> (Vec<String>, usize) {
+            let mut failures = Vec::new();
+            let mut n = 0;
+            for f in part {
+                match intervals_match_tshark(f) {
+                    Ok(Compared::IoStat) => n += 1,
+                    Ok(Compared::RuleOnly) => {}
+                    Err(e) => failures.push(e),
+                }
+            }
+            (failures, n)
+        };
+        let h = s.spawn(move || check(b));
+        let (mut failures, n) = check(a);
+        let (theirs, m) = h.join().unwrap();
+        failures.extend(theirs);
+        (failures, n + m)
+    });
+    assert!(failures.is_empty(), "{failures:#?}");
+    // Most captures go forward in time and span more than an instant: tshark's table.
+    assert!(
+        io_stat > files.len() * 3 / 4,
+        "{io_stat} of {}",
+        files.len()
+    );
+}
+
+#[test]
+fn interval_lines_of_a_fixture() {
+    // 25 packets in the first 11 s, one 130 s after the first: empty intervals between.
+    let lines = interval_lines(&fixture("dynamic.pcap"), "30");
+    let spans: Vec<(f64, f64, u64, u64, bool)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["interval_start"].as_f64().unwrap() - 1_700_000_000.0,
+                l["interval_end"].as_f64().unwrap() - 1_700_000_000.0,
+                l["packets"].as_u64().unwrap(),
+                l["bytes"].as_u64().unwrap(),
+                l["final"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            (1.0, 31.0, 25, 3076, false),
+            (31.0, 61.0, 0, 0, false),
+            (61.0, 91.0, 0, 0, false),
+            (91.0, 121.0, 0, 0, false),
+            (121.0, 151.0, 1, 558, false),
+            (1.0, 151.0, 26, 3634, true),
+        ]
+    );
+    let out = run(&["classify", "--interval", "30", &fixture("dynamic.pcap")]);
+    let text = super::util::stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[1],
+        "SECONDS          ROW             MATCH        PACKETS  BYTES"
+    );
+    assert_eq!(
+        lines[2],
+        "0.000-30.000     tcp/20          expectation        4  716 B"
+    );
+    assert_eq!(
+        lines[25],
+        "120.000-150.000  udp/1024-65534  range              1  558 B"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("30.000-60.000 "))
+            .count(),
+        5
+    );
+}
+
+#[test]
+fn bad_intervals_are_one_line_and_exit_2() {
+    for bad in ["0", "-1", "nan"] {
+        let arg = format!("--interval={bad}");
+        let out = run(&["classify", &arg, &fixture("demo.pcap")]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert_eq!(
+            stderr(&out),
+            "portscope: --interval must be a positive number of seconds\n"
+        );
+    }
+    let out = run(&[
+        "classify",
+        "--interval",
+        "1",
+        "--format",
+        "csv",
+        &fixture("demo.pcap"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "portscope: --interval writes JSON lines or a table: use --format json or --format table\n"
+    );
 }

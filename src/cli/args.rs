@@ -134,6 +134,11 @@ pub struct ClassifyArgs {
     /// Print timings and rates to standard error.
     #[arg(long)]
     pub stats: bool,
+    /// Also report every SECS seconds of capture time, from the first packet (empty
+    /// intervals included): JSON lines as `live --format json` writes them, or a table line
+    /// per interval per top row.
+    #[arg(long, value_name = "SECS")]
+    pub interval: Option<f64>,
     /// Keep only the packets this BPF filter expression passes, as tcpdump takes it (the
     /// others are counted apart: `filtered` in JSON, a note in the table).
     #[arg(short = 'f', long, value_name = "EXPR")]

@@ -1,17 +1,27 @@
 //! `portscope classify`: captures in, per-service summary out.
 
-use super::args::{ClassifyArgs, ReaderArg};
+use super::args::{ClassifyArgs, FormatArg, ReaderArg};
 use super::{catalog_cmd, format, write_output};
 use portscope::capture::{self, Filter};
 use portscope::catalog::PortTable;
-use portscope::pipeline::{self, Config, Outcome};
-use portscope::report::{self, Summary};
+use portscope::pipeline::{self, Config, Interval, Live, Outcome};
+use portscope::report::{self, LiveDrops, Summary};
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     if a.count == Some(0) {
         anyhow::bail!("--count must be at least 1");
+    }
+    let interval = a
+        .interval
+        .map(|s| super::live_cmd::seconds("--interval", s))
+        .transpose()?;
+    if interval.is_some() && a.format == FormatArg::Csv {
+        anyhow::bail!(
+            "--interval writes JSON lines or a table: use --format json or --format table"
+        );
     }
     let filter = a.filter.as_deref().map(Filter::new).transpose()?;
     let catalog = catalog_cmd::load(&a.catalog)?;
@@ -25,7 +35,22 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         ReaderArg::Auto => capture::open_file(path, filter.as_ref()),
         ReaderArg::Libpcap => capture::open_libpcap(path, filter.as_ref()),
     });
-    let mut outcome = pipeline::run(sources, &table, &config)?;
+    let mut intervals: Vec<((SystemTime, SystemTime), Summary)> = Vec::new();
+    let mut outcome = match interval {
+        None => pipeline::run(sources, &table, &config)?,
+        Some(interval) => {
+            let mut on_interval = |i: Interval| {
+                let summary = Summary::new(&i.tally, &[], &catalog, &table);
+                intervals.push(((i.start, i.end), summary));
+            };
+            let live = Live {
+                interval,
+                capture_time: true,
+                on_interval: &mut on_interval,
+            };
+            pipeline::run_live(sources, &table, &config, live)?
+        }
+    };
     if let Some(bar) = &config.progress {
         bar.finish_and_clear();
     }
@@ -46,8 +71,21 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let summary = Summary::new(&outcome.tally, &outcome.inputs, &catalog, &table);
-    write_output(a.output.as_deref(), |out| {
-        summary.write(format(a.format), out)
+    write_output(a.output.as_deref(), |out| match interval {
+        None => summary.write(format(a.format), out),
+        Some(_) if a.format == FormatArg::Table => {
+            report::write_interval_table(&intervals, &summary, out)
+        }
+        Some(_) => {
+            for (span, s) in &intervals {
+                report::write_live_json(s, *span, LiveDrops::default(), false, out)?;
+            }
+            let whole = match (intervals.first(), intervals.last()) {
+                (Some(((start, _), _)), Some(((_, end), _))) => (*start, *end),
+                _ => (SystemTime::UNIX_EPOCH, SystemTime::UNIX_EPOCH),
+            };
+            report::write_live_json(&summary, whole, LiveDrops::default(), true, out)
+        }
     })?;
     if let Some(path) = &a.flows {
         write_output(Some(path), |out| {

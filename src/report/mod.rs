@@ -10,7 +10,9 @@ mod live;
 mod table;
 
 pub use flows::write_flows;
-pub use live::{write_live_json, write_live_table, LiveDrops};
+pub use live::{
+    write_interval_table, write_live_json, write_live_table, LiveDrops, INTERVAL_TOP_ROWS,
+};
 
 use crate::capture::InputReport;
 use crate::catalog::{format_uuid, Catalog, Match, PortTable, Transport, INTERFACES_NAME};
