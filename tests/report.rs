@@ -387,3 +387,207 @@ fn bad_intervals_are_one_line_and_exit_2() {
         "portscope: --interval writes JSON lines or a table: use --format json or --format table\n"
     );
 }
+
+/// tshark's SYN-ACKs of outer TCP (no tunnel, no ICMP quote): (source address, port).
+fn syn_acks(capture: &Path) -> Vec<(String, u16)> {
+    let out = Command::new("tshark")
+        .arg("-n")
+        .arg("-r")
+        .arg(capture)
+        .args([
+            "-Y",
+            "tcp.flags.syn == 1 && tcp.flags.ack == 1 && !icmp && !icmpv6",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=,",
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "tcp.srcport",
+        ])
+        .output()
+        .expect("tshark runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('\t').collect();
+            let (v4, v6, port) = (cells.first()?, cells.get(1)?, cells.get(2)?);
+            // One IP header and one TCP header: not inside a tunnel.
+            let addr = match (v4.is_empty(), v6.is_empty()) {
+                (false, true) if !v4.contains(',') => v4,
+                (true, false) if !v6.contains(',') => v6,
+                _ => return None,
+            };
+            Some((addr.to_string(), port.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The servers of a report: (address, row key) of every server row.
+fn servers(report: &serde_json::Value) -> std::collections::BTreeSet<(String, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    for s in report["servers"].as_array().unwrap() {
+        for r in s["rows"].as_array().unwrap() {
+            let row: super::util::Row = serde_json::from_value(r.clone()).unwrap();
+            out.insert((s["address"].as_str().unwrap().to_string(), row.key()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_answered_handshake_on_a_catalogued_port_names_its_server() {
+    let rules = super::oracle::Rules::load();
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for f in captures() {
+        let answers = syn_acks(&f);
+        if answers.is_empty() {
+            continue;
+        }
+        let out = run(&[
+            "classify",
+            "--servers",
+            "--format",
+            "json",
+            f.to_str().unwrap(),
+        ]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ours = servers(&report);
+        for (addr, port) in answers {
+            let row = format!("tcp/{port}");
+            if rules.ports("tcp", port, port) != row {
+                continue;
+            }
+            checked += 1;
+            if !ours.contains(&(addr.clone(), row.clone())) {
+                missing.push(format!("{}: {addr} {row}", f.display()));
+            }
+        }
+    }
+    missing.dedup();
+    assert!(missing.is_empty(), "{missing:#?}");
+    assert!(checked > 100, "{checked} SYN-ACKs checked");
+}
+
+/// (address, flows, packets, bytes, [(row key, match, packets)]) of each server.
+type ServerRows = Vec<(String, u64, u64, u64, Vec<(String, String, u64)>)>;
+
+fn server_rows(report: &serde_json::Value) -> ServerRows {
+    report["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let rows = s["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let row: super::util::Row = serde_json::from_value(r.clone()).unwrap();
+                    (row.key(), row.kind, row.packets)
+                })
+                .collect();
+            (
+                s["address"].as_str().unwrap().to_string(),
+                s["flows"].as_u64().unwrap(),
+                s["packets"].as_u64().unwrap(),
+                s["bytes"].as_u64().unwrap(),
+                rows,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn servers_of_fixtures() {
+    let json = |name: &str, extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["classify", "--format", "json", "--servers"];
+        args.extend_from_slice(extra);
+        let f = fixture(name);
+        args.push(&f);
+        let out = run(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let s = |v: &str| v.to_string();
+    // An SMB session: the file server answered on 445, the other host on 139.
+    let smb = json("real_smb_windows10.pcap", &["--top", "1"]);
+    assert_eq!(
+        server_rows(&smb),
+        [
+            (
+                s("192.168.199.133"),
+                6,
+                90,
+                21694,
+                vec![(s("tcp/445"), s("port"), 90)]
+            ),
+            (
+                s("192.168.199.1"),
+                2,
+                35,
+                5425,
+                vec![(s("tcp/139"), s("port"), 35)]
+            ),
+        ]
+    );
+    assert_eq!(
+        smb["services"][0]["top_pairs"],
+        serde_json::json!([{"a": "192.168.199.132", "b": "192.168.199.133", "flows": 6, "packets": 90, "bytes": 21694}])
+    );
+    // DCE/RPC: one server offers the endpoint mapper and the interfaces bound or announced.
+    let rpc = json("rpc.pcap", &[]);
+    assert_eq!(
+        server_rows(&rpc),
+        [(
+            s("10.1.1.2"),
+            6,
+            18,
+            2196,
+            vec![
+                (s("tcp/49667"), s("rpc-bind"), 5),
+                (s("tcp/135"), s("rpc-bind"), 4),
+                (s("tcp/49668"), s("rpc-bind"), 3),
+                (s("udp/1030"), s("rpc-bind"), 2),
+                (s("tcp/49669"), s("rpc-bind"), 2),
+                (s("tcp/49670"), s("epm"), 2),
+            ]
+        )]
+    );
+    // The table prints a block per server; CSV adds a `server` column.
+    let out = run(&["classify", "--servers", &fixture("real_smb_windows10.pcap")]);
+    let text = super::util::stdout(&out);
+    assert!(text.contains("\nSERVER 192.168.199.133  MATCH"), "{text}");
+    assert!(
+        text.contains("\n  tcp/445               port   SMB, SMB (named pipes)"),
+        "{text}"
+    );
+    let out = run(&[
+        "classify",
+        "--servers",
+        "--format",
+        "csv",
+        &fixture("real_smb_windows10.pcap"),
+    ]);
+    let text = super::util::stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].ends_with(",tunnel,interface,server"));
+    assert!(
+        lines[3].starts_with("tcp/445,tcp,445,445,port,")
+            && lines[3].ends_with(",6,90,21694,,,192.168.199.133")
+    );
+    // Without --servers, no `servers` key.
+    let (plain, _) = classify_json(&[&fixture("rpc.pcap")]);
+    assert!(plain.services.iter().all(|r| r.packets > 0));
+    let out = run(&["classify", "--format", "json", &fixture("rpc.pcap")]);
+    assert!(!super::util::stdout(&out).contains("\"servers\""));
+    let out = run(&["classify", "--top", "0", &fixture("rpc.pcap")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out), "portscope: --top must be at least 1\n");
+}

@@ -134,6 +134,13 @@ pub struct ClassifyArgs {
     /// Print timings and rates to standard error.
     #[arg(long)]
     pub stats: bool,
+    /// Also list the server hosts and the rows of the flows each served (for TCP the side
+    /// that answered the handshake, otherwise the endpoint on the row's port).
+    #[arg(long)]
+    pub servers: bool,
+    /// List, under each row, the N host pairs with most bytes.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
     /// Also report every SECS seconds of capture time, from the first packet (empty
     /// intervals included): JSON lines as `live --format json` writes them, or a table line
     /// per interval per top row.

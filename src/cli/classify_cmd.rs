@@ -6,6 +6,7 @@ use portscope::capture::{self, Filter};
 use portscope::catalog::PortTable;
 use portscope::pipeline::{self, Config, Interval, Live, Outcome};
 use portscope::report::{self, LiveDrops, Summary};
+use portscope::worker::WorkerConfig;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -26,8 +27,15 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     let filter = a.filter.as_deref().map(Filter::new).transpose()?;
     let catalog = catalog_cmd::load(&a.catalog)?;
     let table = PortTable::build(&catalog);
+    if a.top == Some(0) {
+        anyhow::bail!("--top must be at least 1");
+    }
     let config = Config {
-        worker: super::worker_config(&a.flow, a.flows.is_some())?,
+        worker: WorkerConfig {
+            hosts: a.servers,
+            top: a.top.unwrap_or(0),
+            ..super::worker_config(&a.flow, a.flows.is_some())?
+        },
         progress: progress_bar(&a.captures),
         max_packets: a.count,
     };

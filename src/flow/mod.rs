@@ -6,11 +6,13 @@
 
 mod expected;
 mod fragments;
+mod hosts;
 mod key;
 mod table;
 
 pub use expected::{ExpectKey, Expected, Target};
 pub use fragments::{FragmentKey, Fragments};
+pub use hosts::{server_of, Hosts};
 pub use key::{shard_of, shard_of_pair, Key};
 pub use table::{Packet, Shard, SHARDS};
 
@@ -174,6 +176,8 @@ pub struct FlowRecord {
     pub evicted: bool,
     /// What no live interval has reported yet (the flow itself, if never reported).
     pub unreported: Counts,
+    /// TCP: whether `a` (true) or `b` answered the handshake with a SYN-ACK, if one was seen.
+    pub syn_ack_from_a: Option<bool>,
 }
 
 /// What the workers counted; merged with `+=`, so which worker saw what does not matter.
@@ -209,6 +213,8 @@ pub struct Tally {
     /// tunnel's most common packet).
     pub tunnel_not_ip: [Counts; 8],
     pub expectations: Expectations,
+    /// `--servers`, `--top`: the hosts behind the rows, when kept.
+    pub hosts: Option<Box<Hosts>>,
 }
 
 /// What dynamic-port announcements did: how many were seen, how many classified a flow,
@@ -268,6 +274,9 @@ impl Tally {
             return;
         }
         *self.rows.entry(record.row).or_default() += counts;
+        if let Some(hosts) = &mut self.hosts {
+            hosts.add(record, counts);
+        }
         if let Some(interval) = &mut self.interval {
             *interval.entry(record.row).or_default() += record.unreported;
         }
@@ -322,5 +331,10 @@ impl AddAssign for Tally {
             *mine += theirs;
         }
         self.expectations += other.expectations;
+        match (&mut self.hosts, other.hosts) {
+            (Some(mine), Some(theirs)) => **mine += *theirs,
+            (None, theirs) => self.hosts = theirs,
+            _ => {}
+        }
     }
 }

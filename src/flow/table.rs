@@ -28,7 +28,7 @@ struct Stats {
     bytes: [u64; 2],
     row: Option<Match>,
     a_is_origin: bool,
-    /// FIN seen from a (bit 0) and from b (bit 1).
+    /// FIN seen from a (bit 0) and from b (bit 1); SYN-ACK from a (bit 2) and from b (bit 3).
     fins: u8,
     closed: bool,
     /// Live mode: whether an interval has counted this flow, and the packets and bytes
@@ -79,6 +79,10 @@ fn record<K: FlowKey>(key: K, s: &Stats, evicted: bool) -> FlowRecord {
         bytes: s.bytes,
         evicted,
         unreported: s.unreported(),
+        syn_ack_from_a: match s.fins & 0b1100 {
+            0 => None,
+            bits => Some(bits & 0b0100 != 0),
+        },
     }
 }
 
@@ -235,7 +239,10 @@ fn count<K: FlowKey>(s: &mut Stats, p: &Packet<K>) {
         }
         if p.tcp_flags & TCP_FIN != 0 {
             s.fins |= if p.from_a { 1 } else { 2 };
-            s.closed |= s.fins == 3;
+            s.closed |= s.fins & 3 == 3;
+        }
+        if p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK && s.fins & 0b1100 == 0 {
+            s.fins |= if p.from_a { 0b0100 } else { 0b1000 };
         }
     }
 }

@@ -17,9 +17,10 @@ pub use live::{
 use crate::capture::InputReport;
 use crate::catalog::{format_uuid, Catalog, Match, PortTable, Transport, INTERFACES_NAME};
 use crate::decode::{Link, Tunnel};
-use crate::flow::{Counts, Expectations, Tally};
+use crate::flow::{Counts, Expectations, Hosts, Tally};
 use serde::Serialize;
 use std::io::{self, Write};
+use std::net::IpAddr;
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +65,37 @@ pub struct Row {
     pub flows: u64,
     pub packets: u64,
     pub bytes: u64,
+    /// `--top N`: the N host pairs with most bytes in this row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_pairs: Option<Vec<Pair>>,
+}
+
+/// Two hosts and what their flows of one row carried.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pair {
+    /// The lower address first.
+    pub a: IpAddr,
+    pub b: IpAddr,
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// A server host and the rows of the flows it served (`--servers`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Server {
+    pub address: IpAddr,
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Most bytes first.
+    pub rows: Vec<Row>,
+}
+
+/// An address as reports show it: IPv4 for IPv4-mapped addresses.
+pub fn ip_addr(bytes: [u8; 16]) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(bytes);
+    v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
 }
 
 /// A DCE/RPC interface as a row names it.
@@ -177,6 +209,9 @@ pub struct Summary {
     pub tunneled: Vec<Row>,
     /// Announced flows (endpoint mapper, FTP, TFTP).
     pub expectations: Expectations,
+    /// `--servers`: the server hosts, most bytes first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub servers: Option<Vec<Server>>,
 }
 
 impl Summary {
@@ -188,11 +223,20 @@ impl Summary {
         table: &PortTable,
     ) -> Summary {
         let total = tally.total();
+        let hosts = tally.hosts.as_deref();
         let mut services: Vec<Row> = tally
             .rows
             .iter()
-            .filter_map(|(m, c)| m.map(|m| row(&m, *c, catalog, table)))
+            .filter_map(|(m, c)| {
+                let m = (*m)?;
+                let mut r = row(&m, *c, catalog, table);
+                r.top_pairs = hosts
+                    .filter(|h| h.top > 0)
+                    .map(|h| top_pairs(h, Some(m), h.top));
+                Some(r)
+            })
             .collect();
+        let servers = hosts.map(|h| servers_of(h, catalog, table));
         services.sort_by(by_bytes);
         let mut tunnels: Vec<TunnelTotal> = Vec::new();
         let mut tunneled: Vec<Row> = Vec::new();
@@ -279,6 +323,7 @@ impl Summary {
             tunnels,
             tunneled,
             expectations: tally.expectations,
+            servers,
         }
     }
 
@@ -337,7 +382,55 @@ fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
         flows: c.flows,
         packets: c.packets,
         bytes: c.bytes,
+        top_pairs: None,
     }
+}
+
+/// The `n` host pairs of row `m` with most bytes (then most packets, then by address).
+fn top_pairs(hosts: &Hosts, m: Option<Match>, n: usize) -> Vec<Pair> {
+    let mut pairs: Vec<Pair> = hosts
+        .pairs
+        .iter()
+        .filter(|((row, _, _), _)| *row == m)
+        .map(|(&(_, a, b), c)| Pair {
+            a: ip_addr(a),
+            b: ip_addr(b),
+            flows: c.flows,
+            packets: c.packets,
+            bytes: c.bytes,
+        })
+        .collect();
+    pairs.sort_by(|x, y| {
+        (y.bytes, y.packets)
+            .cmp(&(x.bytes, x.packets))
+            .then((x.a, x.b).cmp(&(y.a, y.b)))
+    });
+    pairs.truncate(n);
+    pairs
+}
+
+/// Server hosts with their rows, most bytes first (then by address).
+fn servers_of(hosts: &Hosts, catalog: &Catalog, table: &PortTable) -> Vec<Server> {
+    let mut by_address: std::collections::BTreeMap<[u8; 16], Server> = Default::default();
+    for (&(m, address), &c) in &hosts.servers {
+        let s = by_address.entry(address).or_insert_with(|| Server {
+            address: ip_addr(address),
+            flows: 0,
+            packets: 0,
+            bytes: 0,
+            rows: Vec::new(),
+        });
+        s.flows += c.flows;
+        s.packets += c.packets;
+        s.bytes += c.bytes;
+        s.rows.push(row(&m, c, catalog, table));
+    }
+    let mut servers: Vec<Server> = by_address.into_values().collect();
+    for s in &mut servers {
+        s.rows.sort_by(by_bytes);
+    }
+    servers.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.address.cmp(&b.address)));
+    servers
 }
 
 /// The distinct protocol names and services of a row's candidate records, in catalog order.
