@@ -591,3 +591,201 @@ fn servers_of_fixtures() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out), "portscope: --top must be at least 1\n");
 }
+
+/// The text of every `<td class="NAME">` in `html`, in order, as numbers.
+fn cells(html: &str, name: &str) -> Vec<u64> {
+    let open = format!("<td class=\"{name}\">");
+    html.split(&open)
+        .skip(1)
+        .map(|rest| {
+            let text = &rest[..rest.find("</td>").unwrap()];
+            text.replace(',', "").parse().unwrap()
+        })
+        .collect()
+}
+
+/// The part of `html` from `start` to the next `end`.
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html.find(start).unwrap_or_else(|| panic!("no {start}"));
+    let rest = &html[from..];
+    &rest[..rest.find(end).unwrap()]
+}
+
+/// Renders `page` in headless Chromium: the DOM after parsing, and a screenshot.
+fn chromium(page: &Path, dir: &Path) -> String {
+    let url = format!("file://{}", page.display());
+    let profile = format!("--user-data-dir={}", dir.join("profile").display());
+    let common = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        profile.as_str(),
+    ];
+    let shot = dir.join("page.png");
+    let out = Command::new("chromium")
+        .args(common)
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1200,4000")
+        .arg(&url)
+        .output()
+        .expect("chromium runs (apt-get install chromium)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        png.len() > 20_000,
+        "a blank screenshot? {} bytes",
+        png.len()
+    );
+    let out = Command::new("chromium")
+        .args(common)
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .expect("chromium runs");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn html_report_renders_in_chromium_with_the_json_numbers() {
+    for name in ["demo.pcap", "tunnels.pcap", "rpc.pcap", "dynamic.pcap"] {
+        let dir = tmpdir(&format!("html-{name}"));
+        let page = dir.join("report.html");
+        let capture = fixture(name);
+        let out = run(&[
+            "classify",
+            "--format",
+            "html",
+            "-o",
+            page.to_str().unwrap(),
+            &capture,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let file = std::fs::read_to_string(&page).unwrap();
+        // Self-contained: nothing to fetch, nothing to run.
+        for banned in ["http:", "https:", "//", "<script", "<link", "<img"] {
+            assert!(!file.contains(banned), "{name}: {banned}");
+        }
+        let json = run(&["classify", "--format", "json", "--servers", &capture]);
+        let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        let n = |v: &serde_json::Value| v.as_u64().unwrap();
+        let dom = chromium(&page, &dir);
+        // Totals.
+        let total = between(&dom, "<tr id=\"total\">", "</tr>");
+        assert_eq!(
+            (
+                cells(total, "flows"),
+                cells(total, "packets"),
+                cells(total, "bytes")
+            ),
+            (
+                vec![n(&report["flows"])],
+                vec![n(&report["packets"])],
+                vec![n(&report["bytes"])]
+            ),
+            "{name}"
+        );
+        let unclassified = between(&dom, "<tr id=\"unclassified\">", "</tr>");
+        assert_eq!(
+            cells(unclassified, "packets"),
+            [n(&report["unclassified"]["packets"])]
+        );
+        let not_ip = between(&dom, "<tr id=\"not-ip\">", "</tr>");
+        assert_eq!(cells(not_ip, "bytes"), [n(&report["not_ip"]["bytes"])]);
+        // Every service row, in the report's order.
+        let table = between(&dom, "<table class=\"services\">", "</table>");
+        let services = report["services"].as_array().unwrap();
+        let rows: Vec<String> = table
+            .split("<tr class=\"service\" data-row=\"")
+            .skip(1)
+            .map(|r| r[..r.find('"').unwrap()].to_string())
+            .collect();
+        let keys: Vec<String> = services
+            .iter()
+            .map(|r| {
+                serde_json::from_value::<super::util::Row>(r.clone())
+                    .unwrap()
+                    .key()
+            })
+            .collect();
+        assert_eq!(rows, keys, "{name}");
+        for (field, column) in [
+            ("flows", "flows"),
+            ("packets", "packets"),
+            ("bytes", "bytes"),
+        ] {
+            let ours: Vec<u64> = services.iter().map(|r| n(&r[field])).collect();
+            assert_eq!(cells(table, column), ours, "{name} {field}");
+        }
+        // Servers: each one's address and numbers.
+        let servers = report["servers"].as_array().unwrap();
+        let sections: Vec<&str> = dom
+            .split("<section class=\"server\"")
+            .skip(1)
+            .map(|s| &s[..s.find("</section>").unwrap()])
+            .collect();
+        assert_eq!(sections.len(), servers.len(), "{name}");
+        for (section, s) in sections.iter().zip(servers) {
+            assert!(section.starts_with(&format!(
+                " data-address=\"{}\"",
+                s["address"].as_str().unwrap()
+            )));
+            let rows = s["rows"].as_array().unwrap();
+            let ours: Vec<u64> = rows.iter().map(|r| n(&r["bytes"])).collect();
+            assert_eq!(cells(section, "bytes"), ours, "{name}");
+        }
+        // Tunnels.
+        for t in report["tunnels"].as_array().unwrap() {
+            let row = between(
+                &dom,
+                &format!(
+                    "<tr class=\"tunnel\" data-tunnel=\"{}\">",
+                    t["tunnel"].as_str().unwrap()
+                ),
+                "</tr>",
+            );
+            assert_eq!(cells(row, "packets"), [n(&t["packets"])], "{name}");
+        }
+        // The chart over time: its intervals hold every packet.
+        let intervals = between(&dom, "<table class=\"intervals\">", "</table>");
+        assert_eq!(
+            cells(intervals, "packets").iter().sum::<u64>(),
+            n(&report["packets"])
+        );
+        // Announcements.
+        let e = &report["expectations"];
+        assert!(dom.contains(&format!(
+            "<span class=\"announced\">{}</span>",
+            n(&e["announced"])
+        )));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn html_to_a_terminal_needs_a_file() {
+    // `script` gives portscope a terminal for its standard output.
+    let dir = tmpdir("html-tty");
+    let log = dir.join("typescript");
+    let command = format!(
+        "{} classify --format html {}",
+        env!("CARGO_BIN_EXE_portscope"),
+        fixture("demo.pcap")
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &command, log.to_str().unwrap()])
+        .output()
+        .expect("script runs (util-linux)");
+    assert_eq!(out.status.code(), Some(2));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(
+        "portscope: --format html writes a file: give it with -o FILE (or redirect the output)"
+    ));
+    assert!(!text.contains("<html"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

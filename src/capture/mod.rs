@@ -51,6 +51,23 @@ pub fn open_libpcap(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Sourc
 
 use crate::decode::Link;
 
+/// The first frame's capture time and the latest, reading `source` to its end (to choose
+/// intervals that fit a capture before reading it for the report); `None` without frames.
+pub fn time_span(source: &mut dyn Source) -> Option<(u64, u64)> {
+    let mut batch = Batch::default();
+    let mut span: Option<(u64, u64)> = None;
+    loop {
+        let fill = source.fill(&mut batch);
+        for f in &batch.frames {
+            let (first, last) = span.get_or_insert((f.ts_ns, f.ts_ns));
+            *last = (*last).max(f.ts_ns).max(*first);
+        }
+        if fill != Fill::More {
+            return span;
+        }
+    }
+}
+
 /// How many bytes of each frame are kept: enough for every header portscope reads
 /// (Ethernet, a stack of VLAN tags or MPLS labels, IPv6 with extension headers, and the
 /// first bytes of the transport header). Wire lengths are kept whole.

@@ -82,6 +82,17 @@ pub enum FormatArg {
     Csv,
 }
 
+/// `classify`'s formats: the others', and a page to look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClassifyFormat {
+    Table,
+    Json,
+    Csv,
+    /// One self-contained HTML page (charts as inline SVG, no script, nothing fetched);
+    /// needs `-o` when standard output is a terminal.
+    Html,
+}
+
 /// Options of every subcommand that classifies.
 #[derive(Debug, ClapArgs)]
 pub struct CatalogOpts {
@@ -121,8 +132,8 @@ pub struct ClassifyArgs {
     /// Capture files (pcap or pcapng); `-` reads standard input.
     #[arg(required = true, value_name = "CAPTURE")]
     pub captures: Vec<String>,
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    #[arg(long, value_enum, default_value_t = ClassifyFormat::Table)]
+    pub format: ClassifyFormat,
     /// Write the report to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -1,30 +1,37 @@
 //! `portscope classify`: captures in, per-service summary out.
 
-use super::args::{ClassifyArgs, FormatArg, ReaderArg};
-use super::{catalog_cmd, format, write_output};
+use super::args::{ClassifyArgs, ClassifyFormat, ReaderArg};
+use super::{catalog_cmd, write_output};
 use portscope::capture::{self, Filter};
 use portscope::catalog::PortTable;
 use portscope::pipeline::{self, Config, Interval, Live, Outcome};
-use portscope::report::{self, LiveDrops, Summary};
+use portscope::report::{self, Format, LiveDrops, Summary};
 use portscope::worker::WorkerConfig;
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     if a.count == Some(0) {
         anyhow::bail!("--count must be at least 1");
     }
-    let interval = a
+    let mut interval = a
         .interval
         .map(|s| super::live_cmd::seconds("--interval", s))
         .transpose()?;
-    if interval.is_some() && a.format == FormatArg::Csv {
+    let html = a.format == ClassifyFormat::Html;
+    if interval.is_some() && a.format == ClassifyFormat::Csv {
         anyhow::bail!(
             "--interval writes JSON lines or a table: use --format json or --format table"
         );
     }
+    if html && a.output.is_none() && std::io::stdout().is_terminal() {
+        anyhow::bail!("--format html writes a file: give it with -o FILE (or redirect the output)");
+    }
     let filter = a.filter.as_deref().map(Filter::new).transpose()?;
+    if html && interval.is_none() {
+        interval = Some(fitting_interval(&a.captures, filter.as_ref()));
+    }
     let catalog = catalog_cmd::load(&a.catalog)?;
     let table = PortTable::build(&catalog);
     if a.top == Some(0) {
@@ -32,7 +39,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     }
     let config = Config {
         worker: WorkerConfig {
-            hosts: a.servers,
+            hosts: a.servers || html,
             top: a.top.unwrap_or(0),
             ..super::worker_config(&a.flow, a.flows.is_some())?
         },
@@ -79,12 +86,13 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let summary = Summary::new(&outcome.tally, &outcome.inputs, &catalog, &table);
-    write_output(a.output.as_deref(), |out| match interval {
-        None => summary.write(format(a.format), out),
-        Some(_) if a.format == FormatArg::Table => {
-            report::write_interval_table(&intervals, &summary, out)
-        }
-        Some(_) => {
+    write_output(a.output.as_deref(), |out| match (a.format, interval) {
+        (ClassifyFormat::Html, _) => report::write_html(&summary, &intervals, out),
+        (ClassifyFormat::Table, None) => summary.write(Format::Table, out),
+        (ClassifyFormat::Json, None) => summary.write(Format::Json, out),
+        (ClassifyFormat::Csv, _) => summary.write(Format::Csv, out),
+        (ClassifyFormat::Table, Some(_)) => report::write_interval_table(&intervals, &summary, out),
+        (ClassifyFormat::Json, Some(_)) => {
             for (span, s) in &intervals {
                 report::write_live_json(s, *span, LiveDrops::default(), false, out)?;
             }
@@ -104,6 +112,36 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         print_stats(&outcome, &summary);
     }
     Ok(status)
+}
+
+/// Intervals for `--format html`'s chart over time: about 40 across the span of the captures
+/// (read once beforehand for their first and latest times), a round number of seconds or
+/// of a power of ten of them (1, 2 or 5 times), at least 1 ms; a minute for standard input.
+fn fitting_interval(captures: &[String], filter: Option<&Filter>) -> Duration {
+    if captures.iter().any(|c| c == "-") {
+        return Duration::from_secs(60);
+    }
+    let mut span: Option<(u64, u64)> = None;
+    for path in captures {
+        if let Ok(mut source) = capture::open_file(path, filter) {
+            if let Some((first, last)) = capture::time_span(&mut *source) {
+                let whole = span.get_or_insert((first, last));
+                whole.1 = whole.1.max(last);
+            }
+        }
+    }
+    let width = span.map_or(0, |(first, last)| last.saturating_sub(first)) / 40;
+    let mut step: u64 = 1_000_000;
+    'out: loop {
+        for m in [1, 2, 5] {
+            if step.saturating_mul(m) >= width {
+                step = step.saturating_mul(m);
+                break 'out;
+            }
+        }
+        step = step.saturating_mul(10);
+    }
+    Duration::from_nanos(step)
 }
 
 /// A progress bar on standard error when it is a terminal and the inputs are files.

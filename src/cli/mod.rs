@@ -13,9 +13,8 @@ mod live_cmd;
 pub use args::Args;
 
 use anyhow::Context;
-use args::{Command, FormatArg};
+use args::Command;
 use portscope::flow::Timeouts;
-use portscope::report::Format;
 use portscope::worker::WorkerConfig;
 use std::io::Write;
 use std::path::Path;
@@ -84,14 +83,6 @@ fn worker_config(f: &args::FlowOpts, keep_flows: bool) -> anyhow::Result<WorkerC
         follow: !f.ports_only,
         ..WorkerConfig::new(workers)
     })
-}
-
-fn format(f: FormatArg) -> Format {
-    match f {
-        FormatArg::Table => Format::Table,
-        FormatArg::Json => Format::Json,
-        FormatArg::Csv => Format::Csv,
-    }
 }
 
 /// Writes through `write` to `path` (via a temporary file renamed into place, so an

@@ -6,10 +6,12 @@
 
 mod csv_out;
 mod flows;
+mod html;
 mod live;
 mod table;
 
 pub use flows::write_flows;
+pub use html::{match_words, write_html};
 pub use live::{
     write_interval_table, write_live_json, write_live_table, LiveDrops, INTERVAL_TOP_ROWS,
 };
