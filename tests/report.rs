@@ -587,6 +587,26 @@ fn servers_of_fixtures() {
     assert!(plain.services.iter().all(|r| r.packets > 0));
     let out = run(&["classify", "--format", "json", &fixture("rpc.pcap")]);
     assert!(!super::util::stdout(&out).contains("\"servers\""));
+    // The same for any number of threads.
+    let demo = fixture("demo.pcap");
+    let by_threads: Vec<Vec<u8>> = ["1", "3"]
+        .iter()
+        .map(|t| {
+            let args = [
+                "classify",
+                "--format",
+                "json",
+                "--servers",
+                "--top",
+                "3",
+                "--threads",
+                t,
+                &demo,
+            ];
+            run(&args).stdout
+        })
+        .collect();
+    assert_eq!(by_threads[0], by_threads[1]);
     let out = run(&["classify", "--top", "0", &fixture("rpc.pcap")]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out), "portscope: --top must be at least 1\n");

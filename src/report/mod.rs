@@ -226,15 +226,16 @@ impl Summary {
     ) -> Summary {
         let total = tally.total();
         let hosts = tally.hosts.as_deref();
+        let mut pairs = hosts.filter(|h| h.top > 0).map(top_pairs);
         let mut services: Vec<Row> = tally
             .rows
             .iter()
             .filter_map(|(m, c)| {
                 let m = (*m)?;
                 let mut r = row(&m, *c, catalog, table);
-                r.top_pairs = hosts
-                    .filter(|h| h.top > 0)
-                    .map(|h| top_pairs(h, Some(m), h.top));
+                r.top_pairs = pairs
+                    .as_mut()
+                    .map(|p| p.remove(&Some(m)).unwrap_or_default());
                 Some(r)
             })
             .collect();
@@ -388,27 +389,28 @@ fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
     }
 }
 
-/// The `n` host pairs of row `m` with most bytes (then most packets, then by address).
-fn top_pairs(hosts: &Hosts, m: Option<Match>, n: usize) -> Vec<Pair> {
-    let mut pairs: Vec<Pair> = hosts
-        .pairs
-        .iter()
-        .filter(|((row, _, _), _)| *row == m)
-        .map(|(&(_, a, b), c)| Pair {
+/// Per row, the `hosts.top` host pairs with most bytes (then most packets, then by
+/// address), in one pass over the pairs.
+fn top_pairs(hosts: &Hosts) -> hashbrown::HashMap<Option<Match>, Vec<Pair>> {
+    let mut by_row: hashbrown::HashMap<Option<Match>, Vec<Pair>> = hashbrown::HashMap::new();
+    for (&(m, a, b), c) in &hosts.pairs {
+        by_row.entry(m).or_default().push(Pair {
             a: ip_addr(a),
             b: ip_addr(b),
             flows: c.flows,
             packets: c.packets,
             bytes: c.bytes,
-        })
-        .collect();
-    pairs.sort_by(|x, y| {
-        (y.bytes, y.packets)
-            .cmp(&(x.bytes, x.packets))
-            .then((x.a, x.b).cmp(&(y.a, y.b)))
-    });
-    pairs.truncate(n);
-    pairs
+        });
+    }
+    for pairs in by_row.values_mut() {
+        pairs.sort_by(|x, y| {
+            (y.bytes, y.packets)
+                .cmp(&(x.bytes, x.packets))
+                .then((x.a, x.b).cmp(&(y.a, y.b)))
+        });
+        pairs.truncate(hosts.top);
+    }
+    by_row
 }
 
 /// Server hosts with their rows, most bytes first (then by address).
