@@ -20,17 +20,25 @@ pub struct Filtered {
 }
 
 impl Filter {
-    /// Checks the expression's syntax (compiled for Ethernet, where every primitive is
-    /// valid), so a typo is one error before any input is opened.
+    /// Checks the expression, so a typo is one error before any input is opened: it must
+    /// compile for one of the usual link types (Ethernet, 802.11 with or without radiotap,
+    /// Linux cooked, raw IP); each input then compiles it for its own.
     ///
     /// # Errors
-    /// [`Error::Filter`] with libpcap's message.
+    /// [`Error::Filter`] with libpcap's message for Ethernet.
     pub fn new(expr: &str) -> Result<Filter, Error> {
         let filter = Filter {
             expr: expr.to_string(),
         };
-        filter.compile(1)?;
-        Ok(filter)
+        let ethernet = filter.compile(1);
+        if ethernet.is_ok()
+            || [127, 105, 113, 12]
+                .iter()
+                .any(|&dlt| filter.compile(dlt).is_ok())
+        {
+            return Ok(filter);
+        }
+        ethernet.map(|_| filter)
     }
 
     pub fn expr(&self) -> &str {
@@ -109,5 +117,8 @@ mod tests {
         // Valid, but not for raw IP, which has no Ethernet header.
         let f = Filter::new("ether host 1:2:3:4:5:6").unwrap();
         assert!(f.compile(12).is_err());
+        // Valid for 802.11 only: accepted, and compiled for each input's own link type.
+        let f = Filter::new("wlan type data").unwrap();
+        assert!(f.compile(127).is_ok());
     }
 }

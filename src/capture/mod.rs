@@ -51,14 +51,21 @@ pub fn open_libpcap(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Sourc
 
 use crate::decode::Link;
 
-/// The first frame's capture time and the latest, reading `source` to its end (to choose
-/// intervals that fit a capture before reading it for the report); `None` without frames.
-pub fn time_span(source: &mut dyn Source) -> Option<(u64, u64)> {
+/// The first frame's capture time and the latest, reading `source` to its end or for
+/// `*limit` frames (counted down; `classify -c`), to choose intervals that fit a capture
+/// before reading it for the report; `None` without frames.
+pub fn time_span(source: &mut dyn Source, limit: &mut Option<u64>) -> Option<(u64, u64)> {
     let mut batch = Batch::default();
     let mut span: Option<(u64, u64)> = None;
     loop {
         let fill = source.fill(&mut batch);
         for f in &batch.frames {
+            if let Some(left) = limit {
+                if *left == 0 {
+                    return span;
+                }
+                *left -= 1;
+            }
             let (first, last) = span.get_or_insert((f.ts_ns, f.ts_ns));
             *last = (*last).max(f.ts_ns).max(*first);
         }

@@ -30,7 +30,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     }
     let filter = a.filter.as_deref().map(Filter::new).transpose()?;
     if html && interval.is_none() {
-        interval = Some(fitting_interval(&a.captures, filter.as_ref()));
+        interval = Some(fitting_interval(&a.captures, filter.as_ref(), a.count));
     }
     let catalog = catalog_cmd::load(&a.catalog)?;
     let table = PortTable::build(&catalog);
@@ -117,14 +117,19 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
 /// Intervals for `--format html`'s chart over time: about 40 across the span of the captures
 /// (read once beforehand for their first and latest times), a round number of seconds or
 /// of a power of ten of them (1, 2 or 5 times), at least 1 ms; a minute for standard input.
-fn fitting_interval(captures: &[String], filter: Option<&Filter>) -> Duration {
+/// With `-c`, only the packets the report will cover.
+fn fitting_interval(captures: &[String], filter: Option<&Filter>, count: Option<u64>) -> Duration {
     if captures.iter().any(|c| c == "-") {
         return Duration::from_secs(60);
     }
     let mut span: Option<(u64, u64)> = None;
+    let mut left = count;
     for path in captures {
+        if left == Some(0) {
+            break;
+        }
         if let Ok(mut source) = capture::open_file(path, filter) {
-            if let Some((first, last)) = capture::time_span(&mut *source) {
+            if let Some((first, last)) = capture::time_span(&mut *source, &mut left) {
                 let whole = span.get_or_insert((first, last));
                 whole.1 = whole.1.max(last);
             }

@@ -14,6 +14,8 @@ use std::time::SystemTime;
 
 /// Rows the bar chart shows at most (the table lists them all).
 const CHART_ROWS: usize = 25;
+/// Servers the page shows at most, most bytes first (the JSON report lists them all).
+const PAGE_SERVERS: usize = 100;
 const COLORS: [&str; 6] = [
     "#3367d6", "#e8710a", "#1e8e3e", "#d93025", "#9334e6", "#80868b",
 ];
@@ -188,7 +190,9 @@ fn time_chart(out: &mut String, intervals: &[((SystemTime, SystemTime), Summary)
         left - 4.0,
         top_m + h
     );
-    for i in [0, n / 2, n - 1] {
+    let mut ticks = vec![0, n / 2, n - 1];
+    ticks.dedup();
+    for i in ticks {
         let _ = writeln!(
             out,
             "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{:.3} s</text>",
@@ -349,7 +353,7 @@ pub fn write_html(
     h.push_str("</table>\n");
     if let Some(servers) = &s.servers {
         h.push_str("<h2>Servers</h2>\n<p>For a TCP connection, the host that answered the handshake; otherwise the host on the row's port.</p>\n");
-        for v in servers {
+        for v in servers.iter().take(PAGE_SERVERS) {
             let _ = writeln!(
                 h,
                 "<section class=\"server\" data-address=\"{}\"><h3>{}</h3><p><span class=\"flows\">{}</span> flows, <span class=\"packets\">{}</span> packets, <span class=\"bytes\">{}</span> bytes ({})</p><table>",
@@ -365,6 +369,13 @@ pub fn write_html(
                 row_html(&mut h, r, v.bytes);
             }
             h.push_str("</table></section>\n");
+        }
+        if servers.len() > PAGE_SERVERS {
+            let _ = writeln!(
+                h,
+                "<p>and {} more servers, in the JSON report (<code>--servers --format json</code>).</p>",
+                servers.len() - PAGE_SERVERS
+            );
         }
     }
     h.push_str("<h2>Tunnels</h2>\n");
