@@ -40,6 +40,10 @@ pub struct WorkerConfig {
     pub live: bool,
     /// Follow announcements of dynamic ports (endpoint mapper, FTP, TFTP).
     pub follow: bool,
+    /// Keep the hosts behind the rows (`--servers`); with `top` > 0, every host pair too,
+    /// for the `top` pairs of each row (`--top`).
+    pub hosts: bool,
+    pub top: usize,
 }
 
 impl WorkerConfig {
@@ -55,6 +59,8 @@ impl WorkerConfig {
             keep_flows: false,
             live: false,
             follow: true,
+            hosts: false,
+            top: 0,
         }
     }
 }
@@ -299,6 +305,8 @@ impl<'t> Worker<'t> {
             tally: Tally {
                 interval: config.live.then(hashbrown::HashMap::new),
                 interval_tunneled: config.live.then(hashbrown::HashMap::new),
+                hosts: (config.hosts || config.top > 0)
+                    .then(|| Box::new(crate::flow::Hosts::new(config.top))),
                 ..Tally::new(config.keep_flows)
             },
             reported: Tally::default(),

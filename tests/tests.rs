@@ -33,5 +33,7 @@ mod live;
 mod oracle;
 // The block reader against libpcap on every capture.
 mod readers;
+// The analyst's report: filters, intervals, servers, HTML.
+mod report;
 // Broken and hostile input: the whole corpus, floods, bad inputs among good ones.
 mod robustness;

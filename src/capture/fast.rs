@@ -12,6 +12,7 @@
 //! libpcap's rules itself: a record longer than the snapshot length keeps the snapshot
 //! length, one longer than 262,144 bytes or cut short ends the input with libpcap's message.
 
+use super::filter::{Filtered, Program};
 use super::input::Input;
 use super::offline::PcapFile;
 use super::{ts_ns, Batch, Error, Fill, Frame, Source};
@@ -33,7 +34,10 @@ pub struct FastPcap {
     /// they may (libpcap's rule: a captured length above the wire length means swapped).
     lengths: Lengths,
     snaplen: u32,
+    /// Records read so far (passed or filtered out): where libpcap takes over.
     delivered: u64,
+    /// `classify -f`: frames it rejects are skipped in place (and counted).
+    filter: Option<Program>,
     /// libpcap takes over after an anomaly: `Pending` until the frames before it are out.
     handover: Handover,
 }
@@ -113,8 +117,14 @@ impl FastPcap {
             },
             snaplen,
             delivered: 0,
+            filter: None,
             handover: Handover::None,
         })
+    }
+
+    /// Keeps only the frames `filter` passes (compiled for this file's link type).
+    pub fn set_filter(&mut self, filter: Program) {
+        self.filter = Some(filter);
     }
 
     /// A record header's captured and wire lengths.
@@ -138,6 +148,9 @@ impl FastPcap {
         if let Err(message) = libpcap.skip(self.delivered) {
             return Fill::Failed(message);
         }
+        if let Some(filter) = self.filter.take() {
+            libpcap.set_filter(filter);
+        }
         let fill = libpcap.fill(batch);
         self.handover = Handover::Libpcap(Box::new(libpcap));
         fill
@@ -160,6 +173,13 @@ impl Source for FastPcap {
 
     fn link(&self) -> Link {
         self.link
+    }
+
+    fn filtered(&self) -> Option<Filtered> {
+        match &self.handover {
+            Handover::Libpcap(libpcap) => libpcap.filtered(),
+            _ => self.filter.as_ref().map(|f| f.filtered),
+        }
     }
 
     fn fill(&mut self, batch: &mut Batch) -> Fill {
@@ -195,20 +215,28 @@ impl Source for FastPcap {
             if end > valid {
                 break;
             }
+            let start = at + 16;
+            // Longer than the snapshot length: libpcap keeps the snapshot length.
+            let len = caplen.min(limit);
             // The file's fields are signed 32-bit (bpf_int32), converted as libpcap does.
             let signed = |at: usize| i64::from(read_u32(&header[at..at + 4], self.swapped) as i32);
             let frac = signed(4);
+            let ts = ts_ns(signed(0), if self.nano { frac } else { frac * 1000 });
+            at = end;
+            self.delivered += 1;
+            if let Some(filter) = &mut self.filter {
+                if !filter.pass(&data[start..start + len as usize], wire_len) {
+                    continue;
+                }
+            }
             frames.push(Frame {
-                ts_ns: ts_ns(signed(0), if self.nano { frac } else { frac * 1000 }),
+                ts_ns: ts,
                 wire_len,
-                start: u32::try_from(at + 16).unwrap_or(u32::MAX),
-                // Longer than the snapshot length: libpcap keeps the snapshot length.
-                len: caplen.min(limit),
+                start: u32::try_from(start).unwrap_or(u32::MAX),
+                len,
                 link: 0,
             });
-            at = end;
         }
-        self.delivered += frames.len() as u64;
         let rest = valid - at;
         if anomaly.is_some() || (ended && rest > 0) {
             if stream {

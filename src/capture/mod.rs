@@ -5,6 +5,7 @@
 //! header. Any reader that can fill a [`Batch`] implements [`Source`].
 
 mod fast;
+mod filter;
 mod input;
 mod live;
 mod memory;
@@ -12,6 +13,7 @@ mod offline;
 mod pcapng;
 
 pub use fast::FastPcap;
+pub use filter::{Filter, Filtered, Program};
 pub use input::{Compression, Input};
 pub use live::{interfaces, LiveCapture, LiveOptions};
 pub use memory::MemorySource;
@@ -23,21 +25,33 @@ pub use pcapng::Pcapng;
 /// reads uncompressed files of any other format it knows, and classic pcap files with
 /// something unusual, exactly as before.
 ///
+/// With `filter`, only the frames it passes are kept (the others are counted).
+///
 /// # Errors
 /// The operating system's or the decompressor's reason, `unknown file format` for a stream
-/// that is neither pcap nor pcapng, or libpcap's reason for a file.
-pub fn open_file(path: &str) -> Result<Box<dyn Source>, Error> {
+/// that is neither pcap nor pcapng, or libpcap's reason for a file; [`Error::Filter`] when
+/// the filter does not compile for the file's link type.
+pub fn open_file(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Source>, Error> {
     let open_error = |message: String| Error::Open {
         path: path.to_string(),
         message,
     };
     let input = Input::open(path).map_err(open_error)?;
     if Pcapng::recognises(input.head()) {
-        return Ok(Box::new(Pcapng::new(input).map_err(open_error)?));
+        let mut pcapng = Pcapng::new(input).map_err(open_error)?;
+        if let Some(f) = filter {
+            pcapng.set_filter(f.clone());
+        }
+        return Ok(Box::new(pcapng));
     }
     match FastPcap::new(input) {
-        Ok(fast) => Ok(Box::new(fast)),
-        Err(input) if input.plain_file => Ok(Box::new(PcapFile::open(path)?)),
+        Ok(mut fast) => {
+            if let Some(f) = filter {
+                fast.set_filter(f.compile(fast.link().dlt())?);
+            }
+            Ok(Box::new(fast))
+        }
+        Err(input) if input.plain_file => open_libpcap(path, filter),
         Err(input) if input.head().len() < 24 && input.compression == Compression::None => {
             Err(open_error(format!(
                 "the capture is too short ({} bytes)",
@@ -48,7 +62,43 @@ pub fn open_file(path: &str) -> Result<Box<dyn Source>, Error> {
     }
 }
 
+/// Opens a capture file with libpcap alone (`--reader libpcap`), filtered as [`open_file`].
+///
+/// # Errors
+/// As [`open_file`].
+pub fn open_libpcap(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Source>, Error> {
+    let mut file = PcapFile::open(path)?;
+    if let Some(f) = filter {
+        file.set_filter(f.compile(file.dlt())?);
+    }
+    Ok(Box::new(file))
+}
+
 use crate::decode::Link;
+
+/// The first frame's capture time and the latest, reading `source` to its end or for
+/// `*limit` frames (counted down; `classify -c`), to choose intervals that fit a capture
+/// before reading it for the report; `None` without frames.
+pub fn time_span(source: &mut dyn Source, limit: &mut Option<u64>) -> Option<(u64, u64)> {
+    let mut batch = Batch::default();
+    let mut span: Option<(u64, u64)> = None;
+    loop {
+        let fill = source.fill(&mut batch);
+        for f in &batch.frames {
+            if let Some(left) = limit {
+                if *left == 0 {
+                    return span;
+                }
+                *left -= 1;
+            }
+            let (first, last) = span.get_or_insert((f.ts_ns, f.ts_ns));
+            *last = (*last).max(f.ts_ns).max(*first);
+        }
+        if fill != Fill::More {
+            return span;
+        }
+    }
+}
 
 /// How many bytes of each frame the libpcap readers keep: a whole Ethernet frame, since the
 /// payload parsers read past the headers (endpoint mapper answers, DCE/RPC binds, SMB
@@ -203,6 +253,11 @@ pub trait Source {
     fn position(&self) -> Option<u64> {
         None
     }
+
+    /// What a filter dropped so far, when the source has one (`classify -f`).
+    fn filtered(&self) -> Option<Filtered> {
+        None
+    }
 }
 
 /// What became of one input.
@@ -223,6 +278,8 @@ pub struct InputReport {
     pub shed: u64,
     /// Live mode: libpcap's counters at the end.
     pub drops: Option<Drops>,
+    /// `classify -f`: frames read but dropped by the filter (not in `packets`).
+    pub filtered: Option<Filtered>,
 }
 
 /// libpcap's counters of a live capture (`pcap_stats`).
@@ -256,6 +313,10 @@ impl<S: Source + ?Sized> Source for &mut S {
 
     fn position(&self) -> Option<u64> {
         (**self).position()
+    }
+
+    fn filtered(&self) -> Option<Filtered> {
+        (**self).filtered()
     }
 }
 

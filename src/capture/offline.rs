@@ -1,6 +1,7 @@
 //! Capture files read through libpcap: classic pcap (micro- or nanosecond) and pcapng,
 //! or standard input when the path is `-`.
 
+use super::filter::{Filtered, Program};
 use super::{ts_ns, Batch, Error, Fill, Source};
 use crate::decode::Link;
 use pcap::{Capture, Offline, Precision};
@@ -10,6 +11,9 @@ pub struct PcapFile {
     name: String,
     link: Link,
     capture: Capture<Offline>,
+    /// `classify -f`: frames it rejects are read and counted, not kept. (Not libpcap's own
+    /// filter on the handle, which would drop them unseen.)
+    filter: Option<Program>,
 }
 
 impl PcapFile {
@@ -27,7 +31,18 @@ impl PcapFile {
             name: path.to_string(),
             link: Link::from_dlt(capture.get_datalink().0),
             capture,
+            filter: None,
         })
+    }
+
+    /// The file's link type as libpcap reports it (a DLT value), to compile filters for.
+    pub fn dlt(&self) -> i32 {
+        self.capture.get_datalink().0
+    }
+
+    /// Keeps only the frames `filter` passes (compiled for [`PcapFile::dlt`]).
+    pub fn set_filter(&mut self, filter: Program) {
+        self.filter = Some(filter);
     }
 }
 
@@ -65,15 +80,26 @@ impl Source for PcapFile {
         self.link
     }
 
+    fn filtered(&self) -> Option<Filtered> {
+        self.filter.as_ref().map(|f| f.filtered)
+    }
+
     fn fill(&mut self, batch: &mut Batch) -> Fill {
         batch.clear(self.link);
         while !batch.is_full() {
             match self.capture.next_packet() {
-                Ok(p) => batch.push(
-                    ts_ns(p.header.ts.tv_sec, p.header.ts.tv_usec),
-                    p.header.len,
-                    p.data,
-                ),
+                Ok(p) => {
+                    if let Some(filter) = &mut self.filter {
+                        if !filter.pass(p.data, p.header.len) {
+                            continue;
+                        }
+                    }
+                    batch.push(
+                        ts_ns(p.header.ts.tv_sec, p.header.ts.tv_usec),
+                        p.header.len,
+                        p.data,
+                    );
+                }
                 Err(pcap::Error::NoMorePackets) => return Fill::Done,
                 Err(e) => return Fill::Failed(pcap_message(&e, &self.name)),
             }

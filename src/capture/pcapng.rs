@@ -11,6 +11,7 @@
 //! interface its section does not describe, or a file cut inside a block ends the input
 //! with one message naming the block's offset; the packets before it are delivered.
 
+use super::filter::{Filter, Filtered, Program};
 use super::input::Input;
 use super::{Batch, Drops, Fill, Frame, Source};
 use crate::decode::Link;
@@ -106,6 +107,10 @@ pub struct Pcapng {
     links: Vec<Link>,
     stats: Vec<Stats>,
     failed: bool,
+    /// `classify -f`, compiled for each link type as its first interface appears (indexed
+    /// like `links`); frames it rejects are skipped in place (and counted).
+    filter: Option<Filter>,
+    programs: Vec<Program>,
 }
 
 impl Pcapng {
@@ -137,6 +142,8 @@ impl Pcapng {
             links: Vec::new(),
             stats: Vec::new(),
             failed: false,
+            filter: None,
+            programs: Vec::new(),
         })
     }
 
@@ -173,6 +180,20 @@ impl Pcapng {
         Ok(())
     }
 
+    /// Keeps only the frames `filter` passes.
+    pub fn set_filter(&mut self, filter: Filter) {
+        self.filter = Some(filter);
+    }
+
+    /// Whether the frame `bytes` of link index `link` passes the filter (no filter: yes).
+    #[inline]
+    fn passes(&mut self, link: u16, bytes: &[u8], wire_len: u32) -> bool {
+        match self.programs.get_mut(usize::from(link)) {
+            Some(p) => p.pass(bytes, wire_len),
+            None => true,
+        }
+    }
+
     fn interface(&mut self, block: &[u8], at: u64) -> Result<(), String> {
         let parsed = if self.big_endian {
             parse_interfacedescriptionblock_be(block)
@@ -188,6 +209,10 @@ impl Pcapng {
         let index = match self.links.iter().position(|&l| l == link) {
             Some(i) => i,
             None => {
+                if let Some(f) = &self.filter {
+                    self.programs
+                        .push(f.compile(idb.linktype.0).map_err(|e| e.to_string())?);
+                }
                 self.links.push(link);
                 self.links.len() - 1
             }
@@ -322,13 +347,17 @@ impl Pcapng {
                             "pcapng packet block at byte {pos} captures {caplen} bytes, more than its {len}-byte block holds"
                         ));
                     }
-                    frames.push(Frame {
-                        ts_ns: iface.scale.ns(units).saturating_add_signed(iface.offset_ns),
-                        wire_len: self.u32_at(block, 24),
-                        start: u32::try_from(at + 28).unwrap_or(u32::MAX),
-                        len: caplen,
-                        link: iface.link,
-                    });
+                    let wire_len = self.u32_at(block, 24);
+                    let bytes = &block[28..28 + caplen as usize];
+                    if self.passes(iface.link, bytes, wire_len) {
+                        frames.push(Frame {
+                            ts_ns: iface.scale.ns(units).saturating_add_signed(iface.offset_ns),
+                            wire_len,
+                            start: u32::try_from(at + 28).unwrap_or(u32::MAX),
+                            len: caplen,
+                            link: iface.link,
+                        });
+                    }
                 }
                 SPB => {
                     if len < 16 {
@@ -341,13 +370,16 @@ impl Pcapng {
                         caplen = caplen.min(iface.snaplen);
                     }
                     // A simple packet block has no timestamp.
-                    frames.push(Frame {
-                        ts_ns: 0,
-                        wire_len,
-                        start: u32::try_from(at + 12).unwrap_or(u32::MAX),
-                        len: caplen,
-                        link: iface.link,
-                    });
+                    let bytes = &block[12..12 + caplen as usize];
+                    if self.passes(iface.link, bytes, wire_len) {
+                        frames.push(Frame {
+                            ts_ns: 0,
+                            wire_len,
+                            start: u32::try_from(at + 12).unwrap_or(u32::MAX),
+                            len: caplen,
+                            link: iface.link,
+                        });
+                    }
                 }
                 ISB => self.statistics(block),
                 _ => {}
@@ -366,6 +398,16 @@ impl Source for Pcapng {
     /// The first interface's link type (frames carry their own).
     fn link(&self) -> Link {
         self.links.first().copied().unwrap_or(Link::Ethernet)
+    }
+
+    fn filtered(&self) -> Option<Filtered> {
+        self.filter.as_ref()?;
+        let mut total = Filtered::default();
+        for p in &self.programs {
+            total.packets += p.filtered.packets;
+            total.bytes += p.filtered.bytes;
+        }
+        Some(total)
     }
 
     fn fill(&mut self, batch: &mut Batch) -> Fill {

@@ -84,6 +84,17 @@ pub enum FormatArg {
     Csv,
 }
 
+/// `classify`'s formats: the others', and a page to look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClassifyFormat {
+    Table,
+    Json,
+    Csv,
+    /// One self-contained HTML page (charts as inline SVG, no script, nothing fetched);
+    /// needs `-o` when standard output is a terminal.
+    Html,
+}
+
 /// Options of every subcommand that classifies.
 #[derive(Debug, ClapArgs)]
 pub struct CatalogOpts {
@@ -141,8 +152,8 @@ pub struct ClassifyArgs {
     /// Capture files (pcap or pcapng); `-` reads standard input.
     #[arg(required = true, value_name = "CAPTURE")]
     pub captures: Vec<String>,
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    #[arg(long, value_enum, default_value_t = ClassifyFormat::Table)]
+    pub format: ClassifyFormat,
     /// Write the report to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -156,6 +167,22 @@ pub struct ClassifyArgs {
     /// Print timings and rates to standard error.
     #[arg(long)]
     pub stats: bool,
+    /// Also list the server hosts and the rows of the flows each served (for TCP the side
+    /// that answered the handshake, otherwise the endpoint on the row's port).
+    #[arg(long)]
+    pub servers: bool,
+    /// List, under each row, the N host pairs with most bytes.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Also report every SECS seconds of capture time, from the first packet (empty
+    /// intervals included): JSON lines as `live --format json` writes them, or a table line
+    /// per interval per top row.
+    #[arg(long, value_name = "SECS")]
+    pub interval: Option<f64>,
+    /// Keep only the packets this BPF filter expression passes, as tcpdump takes it (the
+    /// others are counted apart: `filtered` in JSON, a note in the table).
+    #[arg(short = 'f', long, value_name = "EXPR")]
+    pub filter: Option<String>,
     /// Stop after N packets (over all inputs, like tcpdump's -c); the report covers them.
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<u64>,

@@ -46,7 +46,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     let table = PortTable::build(&catalog);
     let frames: Vec<(u64, u32, Vec<u8>)> = match &a.file {
         Some(path) => {
-            let mut opened = capture::open_file(path)?;
+            let mut opened = capture::open_file(path, None)?;
             let link = opened.link();
             if link != Link::Ethernet {
                 bail!(

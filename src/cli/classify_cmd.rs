@@ -1,13 +1,15 @@
 //! `portscope classify`: captures in, per-service summary out.
 
-use super::args::{ClassifyArgs, ReaderArg};
-use super::{catalog_cmd, format, write_output};
-use portscope::capture::{self, PcapFile, Source};
+use super::args::{ClassifyArgs, ClassifyFormat, ReaderArg};
+use super::{catalog_cmd, write_output};
+use portscope::capture::{self, Filter};
 use portscope::catalog::PortTable;
-use portscope::pipeline::{self, Config, Outcome};
-use portscope::report::{self, Summary};
+use portscope::pipeline::{self, Config, Interval, Live, Outcome};
+use portscope::report::{self, Format, LiveDrops, Summary};
+use portscope::worker::WorkerConfig;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
 
 pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     if a.count == Some(0) {
@@ -16,18 +18,57 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     // Collectors are resolved before any packet is read: a bad URL stops the run here.
     let targets = super::export_targets(&a.export)?;
     let exporting = !targets.is_empty() || a.export.ipfix_file.is_some();
+    let mut interval = a
+        .interval
+        .map(|s| super::live_cmd::seconds("--interval", s))
+        .transpose()?;
+    let html = a.format == ClassifyFormat::Html;
+    if interval.is_some() && a.format == ClassifyFormat::Csv {
+        anyhow::bail!(
+            "--interval writes JSON lines or a table: use --format json or --format table"
+        );
+    }
+    if html && a.output.is_none() && std::io::stdout().is_terminal() {
+        anyhow::bail!("--format html writes a file: give it with -o FILE (or redirect the output)");
+    }
+    let filter = a.filter.as_deref().map(Filter::new).transpose()?;
+    if html && interval.is_none() {
+        interval = Some(fitting_interval(&a.captures, filter.as_ref(), a.count));
+    }
     let catalog = catalog_cmd::load(&a.catalog)?;
     let table = PortTable::build(&catalog);
+    if a.top == Some(0) {
+        anyhow::bail!("--top must be at least 1");
+    }
     let config = Config {
-        worker: super::worker_config(&a.flow, a.flows.is_some() || exporting)?,
+        worker: WorkerConfig {
+            hosts: a.servers || html,
+            top: a.top.unwrap_or(0),
+            ..super::worker_config(&a.flow, a.flows.is_some() || exporting)?
+        },
         progress: progress_bar(&a.captures),
         max_packets: a.count,
     };
     let sources = a.captures.iter().map(|path| match a.reader {
-        ReaderArg::Auto => capture::open_file(path),
-        ReaderArg::Libpcap => PcapFile::open(path).map(|f| Box::new(f) as Box<dyn Source>),
+        ReaderArg::Auto => capture::open_file(path, filter.as_ref()),
+        ReaderArg::Libpcap => capture::open_libpcap(path, filter.as_ref()),
     });
-    let mut outcome = pipeline::run(sources, &table, &config)?;
+    let mut intervals: Vec<((SystemTime, SystemTime), Summary)> = Vec::new();
+    let mut outcome = match interval {
+        None => pipeline::run(sources, &table, &config)?,
+        Some(interval) => {
+            let mut on_interval = |i: Interval| {
+                let summary = Summary::new(&i.tally, &[], &catalog, &table);
+                intervals.push(((i.start, i.end), summary));
+            };
+            let live = Live {
+                interval,
+                capture_time: true,
+                on_interval: &mut on_interval,
+            };
+            pipeline::run_live(sources, &table, &config, live)?
+        }
+    };
     if let Some(bar) = &config.progress {
         bar.finish_and_clear();
     }
@@ -57,8 +98,22 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let summary = Summary::new(&outcome.tally, &outcome.inputs, &catalog, &table);
-    write_output(a.output.as_deref(), |out| {
-        summary.write(format(a.format), out)
+    write_output(a.output.as_deref(), |out| match (a.format, interval) {
+        (ClassifyFormat::Html, _) => report::write_html(&summary, &intervals, out),
+        (ClassifyFormat::Table, None) => summary.write(Format::Table, out),
+        (ClassifyFormat::Json, None) => summary.write(Format::Json, out),
+        (ClassifyFormat::Csv, _) => summary.write(Format::Csv, out),
+        (ClassifyFormat::Table, Some(_)) => report::write_interval_table(&intervals, &summary, out),
+        (ClassifyFormat::Json, Some(_)) => {
+            for (span, s) in &intervals {
+                report::write_live_json(s, *span, LiveDrops::default(), false, out)?;
+            }
+            let whole = match (intervals.first(), intervals.last()) {
+                (Some(((start, _), _)), Some(((_, end), _))) => (*start, *end),
+                _ => (SystemTime::UNIX_EPOCH, SystemTime::UNIX_EPOCH),
+            };
+            report::write_live_json(&summary, whole, LiveDrops::default(), true, out)
+        }
     })?;
     report::sort_flows(&mut outcome.tally.flows);
     if let Some(path) = &a.flows {
@@ -81,6 +136,41 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(status)
+}
+
+/// Intervals for `--format html`'s chart over time: about 40 across the span of the captures
+/// (read once beforehand for their first and latest times), a round number of seconds or
+/// of a power of ten of them (1, 2 or 5 times), at least 1 ms; a minute for standard input.
+/// With `-c`, only the packets the report will cover.
+fn fitting_interval(captures: &[String], filter: Option<&Filter>, count: Option<u64>) -> Duration {
+    if captures.iter().any(|c| c == "-") {
+        return Duration::from_secs(60);
+    }
+    let mut span: Option<(u64, u64)> = None;
+    let mut left = count;
+    for path in captures {
+        if left == Some(0) {
+            break;
+        }
+        if let Ok(mut source) = capture::open_file(path, filter) {
+            if let Some((first, last)) = capture::time_span(&mut *source, &mut left) {
+                let whole = span.get_or_insert((first, last));
+                whole.1 = whole.1.max(last);
+            }
+        }
+    }
+    let width = span.map_or(0, |(first, last)| last.saturating_sub(first)) / 40;
+    let mut step: u64 = 1_000_000;
+    'out: loop {
+        for m in [1, 2, 5] {
+            if step.saturating_mul(m) >= width {
+                step = step.saturating_mul(m);
+                break 'out;
+            }
+        }
+        step = step.saturating_mul(10);
+    }
+    Duration::from_nanos(step)
 }
 
 /// A progress bar on standard error when it is a terminal and the inputs are files.

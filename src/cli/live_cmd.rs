@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
+pub(super) fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
     if !(value > 0.0 && value.is_finite()) {
         bail!("{name} must be a positive number of seconds");
     }
@@ -71,6 +71,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         read_error: None,
         shed: 0,
         drops: None,
+        filtered: None,
     };
     let mut running = Tally::default();
     let mut failed = None;
@@ -101,6 +102,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
     };
     let live = Live {
         interval,
+        capture_time: false,
         on_interval: &mut on_interval,
     };
     let source: Box<dyn Source + '_> = Box::new(&mut capture);

@@ -13,9 +13,8 @@ mod live_cmd;
 pub use args::Args;
 
 use anyhow::Context;
-use args::{Command, FormatArg};
+use args::Command;
 use portscope::flow::Timeouts;
-use portscope::report::Format;
 use portscope::worker::WorkerConfig;
 use std::io::Write;
 use std::path::Path;
@@ -86,9 +85,12 @@ fn merge(m: &args::MergeArgs) -> anyhow::Result<ExitCode> {
         parts.push(summary);
     }
     let merged = portscope::report::Summary::merge(parts);
-    write_output(m.output.as_deref(), |out| {
-        merged.write(format(m.format), out)
-    })?;
+    let format = match m.format {
+        args::FormatArg::Table => portscope::report::Format::Table,
+        args::FormatArg::Json => portscope::report::Format::Json,
+        args::FormatArg::Csv => portscope::report::Format::Csv,
+    };
+    write_output(m.output.as_deref(), |out| merged.write(format, out))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -163,14 +165,6 @@ fn worker_config(f: &args::FlowOpts, keep_flows: bool) -> anyhow::Result<WorkerC
         follow: !f.ports_only,
         ..WorkerConfig::new(workers)
     })
-}
-
-fn format(f: FormatArg) -> Format {
-    match f {
-        FormatArg::Table => Format::Table,
-        FormatArg::Json => Format::Json,
-        FormatArg::Csv => Format::Csv,
-    }
 }
 
 /// Writes through `write` to `path` (via a temporary file renamed into place, so an

@@ -6,12 +6,14 @@
 
 mod expected;
 mod fragments;
+mod hosts;
 mod key;
 pub mod smb;
 mod table;
 
 pub use expected::{ExpectKey, Expected, Target};
 pub use fragments::{FragmentKey, Fragments};
+pub use hosts::{server_of, Hosts};
 pub use key::{shard_of, shard_of_pair, Key};
 pub use table::{Packet, Shard, SHARDS};
 
@@ -198,6 +200,8 @@ pub struct FlowRecord {
     pub parts: Vec<PartRecord>,
     /// SMB state the connection's bounds pushed out.
     pub smb_forgotten: u64,
+    /// TCP: whether `a` (true) or `b` answered the handshake with a SYN-ACK, if one was seen.
+    pub syn_ack_from_a: Option<bool>,
 }
 
 impl FlowRecord {
@@ -275,6 +279,8 @@ pub struct Tally {
     /// tunnel's most common packet).
     pub tunnel_not_ip: [Counts; 8],
     pub expectations: Expectations,
+    /// `--servers`, `--top`: the hosts behind the rows, when kept.
+    pub hosts: Option<Box<Hosts>>,
 }
 
 /// What dynamic-port announcements did: how many were seen, how many classified a flow,
@@ -339,14 +345,21 @@ impl Tally {
         self.smb_forgotten += record.smb_forgotten;
         if record.parts.is_empty() || own.packets > 0 {
             *self.rows.entry(record.row).or_default() += own;
+            if let Some(hosts) = &mut self.hosts {
+                hosts.add(&record, record.row, own);
+            }
         }
         for (i, p) in record.parts.iter().enumerate() {
             let first = !record.parts[..i].iter().any(|q| q.row == p.row);
-            *self.rows.entry(Some(p.row)).or_default() += Counts {
+            let counts = Counts {
                 flows: u64::from(first),
                 packets: p.packets[0] + p.packets[1],
                 bytes: p.bytes[0] + p.bytes[1],
             };
+            *self.rows.entry(Some(p.row)).or_default() += counts;
+            if let Some(hosts) = &mut self.hosts {
+                hosts.add(&record, Some(p.row), counts);
+            }
         }
         if let Some(interval) = &mut self.interval {
             if record.unreported != Counts::default() {
@@ -412,5 +425,10 @@ impl AddAssign for Tally {
             *mine += theirs;
         }
         self.expectations += other.expectations;
+        match (&mut self.hosts, other.hosts) {
+            (Some(mine), Some(theirs)) => **mine += *theirs,
+            (None, theirs) => self.hosts = theirs,
+            _ => {}
+        }
     }
 }

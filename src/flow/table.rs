@@ -29,7 +29,7 @@ struct Stats {
     bytes: [u64; 2],
     row: Option<Match>,
     a_is_origin: bool,
-    /// FIN seen from a (bit 0) and from b (bit 1).
+    /// FIN seen from a (bit 0) and from b (bit 1); SYN-ACK from a (bit 2) and from b (bit 3).
     fins: u8,
     /// TCP flags seen from a and from b, or'ed.
     flags: [u8; 2],
@@ -142,6 +142,10 @@ fn record<K: FlowKey>(key: K, s: &Stats, end: FlowEnd) -> FlowRecord {
             })
             .collect(),
         smb_forgotten: s.smb.as_ref().map_or(0, |c| c.forgotten) + u64::from(s.smb_refused),
+        syn_ack_from_a: match s.fins & 0b1100 {
+            0 => None,
+            bits => Some(bits & 0b0100 != 0),
+        },
     }
 }
 
@@ -342,7 +346,10 @@ fn count<K: FlowKey>(s: &mut Stats, p: &Packet<K>) {
         }
         if p.tcp_flags & TCP_FIN != 0 {
             s.fins |= if p.from_a { 1 } else { 2 };
-            s.closed |= s.fins == 3;
+            s.closed |= s.fins & 3 == 3;
+        }
+        if p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK && s.fins & 0b1100 == 0 {
+            s.fins |= if p.from_a { 0b0100 } else { 0b1000 };
         }
     }
 }

@@ -8,9 +8,12 @@ use crossbeam_channel::Receiver;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-/// Live mode: report every `interval`, and never block the reader.
+/// Report every `interval`: live, of wall-clock time, never blocking the reader; or, with
+/// `capture_time` (`classify --interval`), of capture time from the first packet, with
+/// nothing shed and each packet in the interval its timestamp falls in.
 pub struct Live<'h> {
     pub interval: Duration,
+    pub capture_time: bool,
     /// Called on a reporting thread with each interval, in order; the last one covers the
     /// tail of the capture, so the intervals add up to the final tally.
     pub on_interval: &'h mut (dyn FnMut(Interval) + Send),

@@ -55,10 +55,14 @@ pub(super) struct Links {
     pub spare_in: Receiver<Vec<Routed>>,
     pub spare_out: Vec<Sender<Vec<Routed>>>,
     pub reports: Sender<Report>,
+    /// How many of its own batches this worker may decode ahead: [`AHEAD`], or 0 with
+    /// intervals of capture time, where what decoding counts itself (frames that are not
+    /// IP, undecodable ones) must fall in the interval of the batch it decodes.
+    pub ahead: usize,
 }
 
 /// How many of its own batches a worker may decode ahead of the batch it applies.
-const AHEAD: usize = 4;
+pub(super) const AHEAD: usize = 4;
 
 /// Decodes one of this worker's batches: sends each other worker its part, returns its own.
 fn decode_batch(
@@ -132,7 +136,7 @@ pub(super) fn work(mut worker: Worker<'_>, links: &Links) -> (Tally, Duration) {
                 break;
             };
             let received = loop {
-                if !batches_open || own.len() >= AHEAD {
+                if !batches_open || own.len() >= links.ahead {
                     break inbox.recv().ok();
                 }
                 crossbeam_channel::select! {

@@ -21,8 +21,8 @@ use crate::flow::Tally;
 use crate::worker::{Worker, WorkerConfig};
 use crossbeam_channel::{bounded, unbounded};
 use live::Report;
-use mesh::{mesh, work, Links, Spare};
-use reader::{LiveState, Reader};
+use mesh::{mesh, work, Links, Spare, AHEAD};
+use reader::{CaptureClock, LiveState, Reader};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Batches in flight per worker before the reader waits.
@@ -76,8 +76,8 @@ pub fn run<'a>(
     run_with(sources, table, config, None)
 }
 
-/// As [`run`], for a live capture: batches are shed rather than waited for, and intervals
-/// are reported.
+/// As [`run`], reporting intervals (see [`Live`]); for a live capture, batches are shed
+/// rather than waited for.
 pub fn run_live<'a>(
     sources: impl IntoIterator<Item = Opened<'a>>,
     table: &PortTable,
@@ -121,7 +121,9 @@ fn run_with<'a>(
         ..config.worker
     };
     std::thread::scope(|scope| {
-        let queue = if live.is_some() { LIVE_QUEUE } else { QUEUE };
+        let sheds = live.as_ref().is_some_and(|l| !l.capture_time);
+        let exact_intervals = live.as_ref().is_some_and(|l| l.capture_time);
+        let queue = if sheds { LIVE_QUEUE } else { QUEUE };
         let (recycle_tx, recycle_rx) = bounded::<Batch>(4 * queue);
         let (report_tx, report_rx) = unbounded::<Report>();
         // Parts of decoded batches between workers, and the emptied vectors going back.
@@ -140,23 +142,30 @@ fn run_with<'a>(
                 spare_in: spare[id].1.clone(),
                 spare_out: spare.iter().map(|s| s.0.clone()).collect(),
                 reports: report_tx.clone(),
+                ahead: if exact_intervals { 0 } else { AHEAD },
             };
             handles.push(scope.spawn(move || work(Worker::new(id, table, worker_config), &links)));
         }
         drop(spare);
         drop(recycle_tx);
-        let reporter = live.as_ref().map(|l| l.interval);
+        let reporter = live.as_ref().map(|l| (l.interval, l.capture_time));
         let reporter_handle = live.map(|l| {
             let on_interval = l.on_interval;
             scope.spawn(move || live::report(&report_rx, workers, on_interval))
         });
-        let live_state = reporter.map(|interval| LiveState {
+        let live_state = reporter.map(|(interval, capture_time)| LiveState {
             interval,
             reports: report_tx.clone(),
             seq: 0,
             start: SystemTime::now(),
             next: Instant::now() + interval,
             shed: 0,
+            capture: capture_time.then(|| CaptureClock {
+                step_ns: u64::try_from(interval.as_nanos())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+                span: None,
+            }),
         });
         let mut reader = Reader::new(senders, recycle_rx, config.progress.clone(), live_state);
         reader.remaining = config.max_packets;
@@ -168,6 +177,7 @@ fn run_with<'a>(
             }
             inputs.push(reader.read(source));
         }
+        reader.finish();
         let reader_busy = reader.busy;
         drop(reader);
         let mut tally = Tally::new(config.worker.keep_flows);

@@ -1,6 +1,8 @@
 //! The reader: fills batches from each source in turn and deals them to the workers, batch
 //! `b` to worker `b % workers`. Offline it waits for room; live it sheds a batch the next
 //! worker has no room for (counted), and ends an interval with a tick when one is due.
+//! With intervals of capture time (`classify --interval`) it never sheds, and cuts batches
+//! where an interval ends, so every packet is reported in the interval of its timestamp.
 
 use super::live::Report;
 use super::{Opened, QUEUE};
@@ -18,6 +20,21 @@ pub(super) struct LiveState {
     pub start: SystemTime,
     pub next: Instant,
     pub shed: u64,
+    /// Intervals of capture time instead of wall-clock time.
+    pub capture: Option<CaptureClock>,
+}
+
+/// Intervals of capture time: the first starts at the first packet's time, each lasts
+/// `step_ns`, and empty ones are reported too (as tshark's `io,stat` counts them). A packet
+/// earlier than the current interval (time going backwards) counts in the current one.
+pub(super) struct CaptureClock {
+    pub step_ns: u64,
+    /// The current interval's start and end, once the first packet is seen.
+    pub span: Option<(u64, u64)>,
+}
+
+fn at(ns: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
 pub(super) struct Reader {
@@ -63,7 +80,8 @@ impl Reader {
         if let Ok(b) = self.recycle.try_recv() {
             return b;
         }
-        if self.allocated < POOL || self.live.is_some() {
+        let sheds = self.live.as_ref().is_some_and(|l| l.capture.is_none());
+        if self.allocated < POOL || sheds {
             self.allocated += 1;
             return Batch::default();
         }
@@ -80,7 +98,7 @@ impl Reader {
     /// stays.
     fn send(&mut self, batch: Batch, report: &mut InputReport) {
         let full = self.next_queue().is_full();
-        if let Some(live) = &mut self.live {
+        if let Some(live) = self.live.as_mut().filter(|l| l.capture.is_none()) {
             if full {
                 live.shed += batch.frames.len() as u64;
                 report.shed += batch.frames.len() as u64;
@@ -98,10 +116,89 @@ impl Reader {
         self.spare.push(batch);
     }
 
+    /// Sends a batch cut at the ends of intervals of capture time: the frames before an
+    /// interval's end go (copied into a batch of their own), the interval's tick follows
+    /// (and those of empty intervals after it), and the rest of the batch goes on.
+    fn send_by_capture_time(&mut self, mut batch: Batch, report: &mut InputReport) {
+        loop {
+            let Some(clock) = self.live.as_mut().and_then(|l| l.capture.as_mut()) else {
+                return self.send(batch, report);
+            };
+            let Some(first) = batch.frames.first() else {
+                return self.keep(batch);
+            };
+            let (_, end) = *clock
+                .span
+                .get_or_insert((first.ts_ns, first.ts_ns.saturating_add(clock.step_ns)));
+            let Some(cut) = batch.frames.iter().position(|f| f.ts_ns >= end) else {
+                return self.send(batch, report);
+            };
+            if cut > 0 {
+                let mut head = self.batch();
+                head.clear(batch.link());
+                for f in &batch.frames[..cut] {
+                    head.push(f.ts_ns, f.wire_len, batch.bytes(f));
+                }
+                self.send(head, report);
+                batch.frames.drain(..cut);
+            }
+            let next = batch.frames[0].ts_ns;
+            while self
+                .live
+                .as_ref()
+                .and_then(|l| l.capture.as_ref())
+                .and_then(|c| c.span)
+                .is_some_and(|(_, end)| next >= end)
+            {
+                self.capture_tick(batch.link());
+            }
+        }
+    }
+
+    /// Ends the current interval of capture time and starts the next.
+    fn capture_tick(&mut self, link: crate::decode::Link) {
+        let Some(live) = &mut self.live else { return };
+        let Some(clock) = &mut live.capture else {
+            return;
+        };
+        let Some((start, end)) = clock.span else {
+            return;
+        };
+        clock.span = Some((end, end.saturating_add(clock.step_ns)));
+        let _ = live.reports.send(Report::Tick {
+            seq: live.seq,
+            start: at(start),
+            end: at(end),
+            shed: 0,
+            drops: None,
+        });
+        let seq = live.seq;
+        live.seq += 1;
+        let mut batch = self.batch();
+        batch.clear(link);
+        batch.tick = Some(seq);
+        let _ = self.next_queue().send(batch);
+        self.sent += 1;
+    }
+
+    /// Intervals of capture time: ends the last interval, after every input.
+    pub fn finish(&mut self) {
+        let started = self
+            .live
+            .as_ref()
+            .and_then(|l| l.capture.as_ref())
+            .is_some_and(|c| c.span.is_some());
+        if started {
+            self.capture_tick(crate::decode::Link::Ethernet);
+        }
+    }
+
     /// Live: ends the current interval when it is due (or `now` is forced at the end).
     fn tick(&mut self, source: &mut dyn Source, force: bool, report: &mut InputReport) {
         let full = self.next_queue().is_full();
-        let Some(live) = &mut self.live else { return };
+        let Some(live) = self.live.as_mut().filter(|l| l.capture.is_none()) else {
+            return;
+        };
         if !force && Instant::now() < live.next {
             return;
         }
@@ -149,6 +246,7 @@ impl Reader {
                     read_error: None,
                     shed: 0,
                     drops: None,
+                    filtered: None,
                 };
             }
         };
@@ -161,6 +259,7 @@ impl Reader {
             read_error: None,
             shed: 0,
             drops: None,
+            filtered: None,
         };
         let mut position = 0;
         loop {
@@ -201,7 +300,7 @@ impl Reader {
             if batch.frames.is_empty() {
                 self.keep(batch);
             } else {
-                self.send(batch, &mut report);
+                self.send_by_capture_time(batch, &mut report);
             }
             match fill {
                 Fill::More => self.tick(&mut *source, false, &mut report),
@@ -215,9 +314,11 @@ impl Reader {
         self.tick(&mut *source, true, &mut report);
         // Known once read: a pcapng file's first interface, its statistics blocks' counters.
         report.link = Some(source.link());
-        if self.live.is_none() {
+        // Offline (intervals of capture time included): the file's own drop counters.
+        if !self.live.as_ref().is_some_and(|l| l.capture.is_none()) {
             report.drops = source.drops();
         }
+        report.filtered = source.filtered();
         report
     }
 }

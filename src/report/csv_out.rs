@@ -7,46 +7,72 @@ use std::io::{self, Write};
 
 pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record([
-        "row",
-        "transport",
-        "low_port",
-        "high_port",
-        "match",
-        "protocols",
-        "services",
-        "flows",
-        "packets",
-        "bytes",
-        "tunnel",
-        "interface",
-        "pipe",
-        "share_type",
-    ])
+    // `--servers` adds a last column, `server`: empty on the report's own rows, the server's
+    // address on the rows of each server that follow them.
+    let servers = s.servers.as_deref();
+    let extra = |mut record: Vec<String>, server: &str| {
+        if servers.is_some() {
+            record.push(server.to_string());
+        }
+        record
+    };
+    w.write_record(extra(
+        [
+            "row",
+            "transport",
+            "low_port",
+            "high_port",
+            "match",
+            "protocols",
+            "services",
+            "flows",
+            "packets",
+            "bytes",
+            "tunnel",
+            "interface",
+            "pipe",
+            "share_type",
+        ]
+        .map(String::from)
+        .to_vec(),
+        "server",
+    ))
     .map_err(io_err)?;
-    for r in s.services.iter().chain(&s.tunneled) {
+    let rows = s
+        .services
+        .iter()
+        .chain(&s.tunneled)
+        .map(|r| (r, String::new()));
+    let served = servers
+        .into_iter()
+        .flatten()
+        .flat_map(|v| v.rows.iter().map(|r| (r, v.address.to_string())));
+    for (r, server) in rows.chain(served) {
         let (lo, hi) = r.ports.map_or((String::new(), String::new()), |[lo, hi]| {
             (lo.to_string(), hi.to_string())
         });
         let services: Vec<&str> = r.services.iter().map(|x| x.name.as_str()).collect();
-        w.write_record([
-            r.key(),
-            r.transport.to_string(),
-            lo,
-            hi,
-            r.kind.to_string(),
-            r.protocols.join("; "),
-            services.join("; "),
-            r.flows.to_string(),
-            r.packets.to_string(),
-            r.bytes.to_string(),
-            r.tunnel.map_or(String::new(), |t| t.to_string()),
-            r.interface
-                .as_ref()
-                .map_or(String::new(), |i| i.uuid.clone()),
-            r.pipe.clone().unwrap_or_default(),
-            r.share_type.unwrap_or_default().to_string(),
-        ])
+        w.write_record(extra(
+            vec![
+                r.key(),
+                r.transport.to_string(),
+                lo,
+                hi,
+                r.kind.to_string(),
+                r.protocols.join("; "),
+                services.join("; "),
+                r.flows.to_string(),
+                r.packets.to_string(),
+                r.bytes.to_string(),
+                r.tunnel.map_or(String::new(), |t| t.to_string()),
+                r.interface
+                    .as_ref()
+                    .map_or(String::new(), |i| i.uuid.clone()),
+                r.pipe.clone().unwrap_or_default(),
+                r.share_type.unwrap_or_default().to_string(),
+            ],
+            &server,
+        ))
         .map_err(io_err)?;
     }
     let others = [
@@ -65,22 +91,25 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         ),
     ];
     for (name, flows, packets, bytes) in others {
-        w.write_record([
-            name.to_string(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            flows.map_or(String::new(), |f| f.to_string()),
-            packets.to_string(),
-            bytes.to_string(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ])
+        w.write_record(extra(
+            vec![
+                name.to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                flows.map_or(String::new(), |f| f.to_string()),
+                packets.to_string(),
+                bytes.to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+            "",
+        ))
         .map_err(io_err)?;
     }
     w.flush()

@@ -104,3 +104,92 @@ pub fn write_live_table(
     }
     out.flush()
 }
+
+/// How many of the report's top rows `write_interval_table` follows.
+pub const INTERVAL_TOP_ROWS: usize = 5;
+
+/// Whether two rows are the same service row (the counts aside).
+pub(super) fn same_row(a: &super::Row, b: &super::Row) -> bool {
+    a.transport == b.transport
+        && a.ports == b.ports
+        && a.kind == b.kind
+        && a.tunnel == b.tunnel
+        && a.interface.as_ref().map(|i| &i.uuid) == b.interface.as_ref().map(|i| &i.uuid)
+        && a.protocols == b.protocols
+}
+
+/// `classify --interval` as a table: one compact line per interval per top row of `total`
+/// (its [`INTERVAL_TOP_ROWS`] rows with most bytes), times in seconds since the first
+/// packet, then the report of the whole capture.
+///
+/// # Errors
+/// Any error of `out`.
+pub fn write_interval_table(
+    intervals: &[((SystemTime, SystemTime), Summary)],
+    total: &Summary,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let Some(((first, _), _)) = intervals.first() else {
+        return super::table::write(total, out);
+    };
+    let rel = |t: &SystemTime| t.duration_since(*first).unwrap_or_default().as_secs_f64();
+    let top: Vec<&super::Row> = total.services.iter().take(INTERVAL_TOP_ROWS).collect();
+    writeln!(
+        out,
+        "intervals from the first packet at {:.6} s since the epoch; the top {} rows of the capture in each",
+        seconds(*first),
+        top.len()
+    )?;
+    let mut lines = Vec::new();
+    for ((start, end), s) in intervals {
+        let span = format!("{:.3}-{:.3}", rel(start), rel(end));
+        if top.is_empty() {
+            lines.push([
+                span.clone(),
+                String::new(),
+                String::new(),
+                s.packets.to_string(),
+                super::human_bytes(s.bytes),
+            ]);
+        }
+        for r in &top {
+            let (packets, bytes) = s
+                .services
+                .iter()
+                .find(|x| same_row(x, r))
+                .map_or((0, 0), |x| (x.packets, x.bytes));
+            lines.push([
+                span.clone(),
+                r.key(),
+                r.kind.to_string(),
+                super::thousands(packets),
+                super::human_bytes(bytes),
+            ]);
+        }
+    }
+    let header = ["SECONDS", "ROW", "MATCH", "PACKETS", "BYTES"];
+    let mut widths = header.map(str::len);
+    for l in &lines {
+        for (w, c) in widths.iter_mut().zip(l) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for l in std::iter::once(&header.map(str::to_string)).chain(&lines) {
+        let text = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}",
+            l[0],
+            l[1],
+            l[2],
+            l[3],
+            l[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+            w4 = widths[4]
+        );
+        writeln!(out, "{}", text.trim_end())?;
+    }
+    writeln!(out, "\nthe whole capture:")?;
+    super::table::write(total, out)
+}

@@ -23,6 +23,10 @@ pub enum MergeError {
     Json(#[from] serde_json::Error),
     #[error("not a consistent report: its rows, unclassified, not IP and undecodable add up to {sum} packets, not its {packets}")]
     Inconsistent { sum: u64, packets: u64 },
+    #[error(
+        "a report with servers or host pairs (--servers, --top): merge adds reports without them"
+    )]
+    Hosts,
 }
 
 impl Summary {
@@ -42,6 +46,10 @@ impl Summary {
                 packets: s.packets,
             });
         }
+        // Servers and host pairs cut to the top N do not add up exactly across reports.
+        if s.servers.is_some() || s.services.iter().any(|r| r.top_pairs.is_some()) {
+            return Err(MergeError::Hosts);
+        }
         Ok(s)
     }
 
@@ -60,6 +68,7 @@ impl Summary {
             orphan_fragments: 0,
             unnamed_binds: 0,
             smb_forgotten: 0,
+            servers: None,
             tunnels: Vec::new(),
             tunneled: Vec::new(),
             expectations: Default::default(),

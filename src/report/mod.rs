@@ -6,12 +6,16 @@
 
 mod csv_out;
 mod flows;
+mod html;
 mod live;
 mod merge;
 mod table;
 
 pub use flows::{sort_flows, write_flows};
-pub use live::{write_live_json, write_live_table, LiveDrops};
+pub use html::{match_words, write_html};
+pub use live::{
+    write_interval_table, write_live_json, write_live_table, LiveDrops, INTERVAL_TOP_ROWS,
+};
 pub use merge::MergeError;
 
 use crate::capture::InputReport;
@@ -20,9 +24,10 @@ use crate::catalog::{
     PIPES_NAME,
 };
 use crate::decode::{Link, Tunnel};
-use crate::flow::{Counts, Expectations, Tally};
+use crate::flow::{Counts, Expectations, Hosts, Tally};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
+use std::net::IpAddr;
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +94,39 @@ pub struct Row {
     pub flows: u64,
     pub packets: u64,
     pub bytes: u64,
+    /// `--top N`: the N host pairs with most bytes in this row.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub top_pairs: Option<Vec<Pair>>,
+}
+
+/// Two hosts and what their flows of one row carried.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pair {
+    /// The lower address first.
+    pub a: IpAddr,
+    pub b: IpAddr,
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// A server host and the rows of the flows it served (`--servers`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub address: IpAddr,
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Most bytes first.
+    pub rows: Vec<Row>,
+}
+
+/// An address as reports show it: IPv4 for IPv4-mapped addresses.
+pub fn ip_addr(bytes: [u8; 16]) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(bytes);
+    v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
 }
 
 /// A match kind's name (`port`, `inner`). An alias, because serde would otherwise take a
@@ -169,6 +207,9 @@ pub struct Input {
     /// (summed over its interfaces), or a live capture's counters. Absent when unknown.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub drops: Option<crate::capture::Drops>,
+    /// `classify -f`: what the filter left out (read, but in no count of the report).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub filtered: Option<PacketCounts>,
 }
 
 /// One tunnel kind: every packet of it, and what its inner packets were.
@@ -220,6 +261,9 @@ pub struct Summary {
     pub tunneled: Vec<Row>,
     /// Announced flows (endpoint mapper, FTP, TFTP).
     pub expectations: Expectations,
+    /// `--servers`: the server hosts, most bytes first.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub servers: Option<Vec<Server>>,
 }
 
 impl Summary {
@@ -231,11 +275,22 @@ impl Summary {
         table: &PortTable,
     ) -> Summary {
         let total = tally.total();
-        let services: Vec<Row> = tally
+        let hosts = tally.hosts.as_deref();
+        let mut pairs = hosts.filter(|h| h.top > 0).map(top_pairs);
+        let mut services: Vec<Row> = tally
             .rows
             .iter()
-            .filter_map(|(m, c)| m.map(|m| row(&m, *c, catalog, table)))
+            .filter_map(|(m, c)| {
+                let m = (*m)?;
+                let mut r = row(&m, *c, catalog, table);
+                r.top_pairs = pairs
+                    .as_mut()
+                    .map(|p| p.remove(&Some(m)).unwrap_or_default());
+                Some(r)
+            })
             .collect();
+        let servers = hosts.map(|h| servers_of(h, catalog, table));
+        services.sort_by(by_bytes);
         let mut tunnels: Vec<TunnelTotal> = Vec::new();
         let mut tunneled: Vec<Row> = Vec::new();
         let total_of = |kind: Tunnel, tunnels: &mut Vec<TunnelTotal>| -> usize {
@@ -290,6 +345,10 @@ impl Summary {
                     bytes: i.bytes,
                     error: i.open_error.clone().or_else(|| i.read_error.clone()),
                     drops: i.drops,
+                    filtered: i.filtered.map(|f| PacketCounts {
+                        packets: f.packets,
+                        bytes: f.bytes,
+                    }),
                 })
                 .collect(),
             packets: total.packets,
@@ -314,6 +373,7 @@ impl Summary {
             tunnels,
             tunneled,
             expectations: tally.expectations,
+            servers,
         };
         summary.sort();
         summary
@@ -391,6 +451,7 @@ fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
         flows: c.flows,
         packets: c.packets,
         bytes: c.bytes,
+        top_pairs: None,
     }
 }
 
@@ -441,6 +502,54 @@ pub fn application(m: &Match, catalog: &Catalog, table: &PortTable) -> (String, 
     let (_, services) = candidates(m, catalog, table);
     let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
     (name, names.join(", "))
+}
+
+/// Per row, the `hosts.top` host pairs with most bytes (then most packets, then by
+/// address), in one pass over the pairs.
+fn top_pairs(hosts: &Hosts) -> hashbrown::HashMap<Option<Match>, Vec<Pair>> {
+    let mut by_row: hashbrown::HashMap<Option<Match>, Vec<Pair>> = hashbrown::HashMap::new();
+    for (&(m, a, b), c) in &hosts.pairs {
+        by_row.entry(m).or_default().push(Pair {
+            a: ip_addr(a),
+            b: ip_addr(b),
+            flows: c.flows,
+            packets: c.packets,
+            bytes: c.bytes,
+        });
+    }
+    for pairs in by_row.values_mut() {
+        pairs.sort_by(|x, y| {
+            (y.bytes, y.packets)
+                .cmp(&(x.bytes, x.packets))
+                .then((x.a, x.b).cmp(&(y.a, y.b)))
+        });
+        pairs.truncate(hosts.top);
+    }
+    by_row
+}
+
+/// Server hosts with their rows, most bytes first (then by address).
+fn servers_of(hosts: &Hosts, catalog: &Catalog, table: &PortTable) -> Vec<Server> {
+    let mut by_address: std::collections::BTreeMap<[u8; 16], Server> = Default::default();
+    for (&(m, address), &c) in &hosts.servers {
+        let s = by_address.entry(address).or_insert_with(|| Server {
+            address: ip_addr(address),
+            flows: 0,
+            packets: 0,
+            bytes: 0,
+            rows: Vec::new(),
+        });
+        s.flows += c.flows;
+        s.packets += c.packets;
+        s.bytes += c.bytes;
+        s.rows.push(row(&m, c, catalog, table));
+    }
+    let mut servers: Vec<Server> = by_address.into_values().collect();
+    for s in &mut servers {
+        s.rows.sort_by(by_bytes);
+    }
+    servers.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.address.cmp(&b.address)));
+    servers
 }
 
 /// The distinct protocol names and services of a row's candidate records, in catalog order.

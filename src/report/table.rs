@@ -74,6 +74,19 @@ fn service_line(r: &Row, key: String, total_bytes: u64) -> [String; COLUMNS] {
     ]
 }
 
+/// `--top`: the row's host pairs, under it (shares of the row's bytes).
+fn pair_lines(r: &Row, lines: &mut Vec<[String; COLUMNS]>) {
+    for p in r.top_pairs.iter().flatten() {
+        lines.push(other_line(
+            &format!("  {} <-> {}", p.a, p.b),
+            Some(p.flows),
+            p.packets,
+            p.bytes,
+            r.bytes,
+        ));
+    }
+}
+
 fn other_line(
     name: &str,
     flows: Option<u64>,
@@ -137,6 +150,7 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     let mut lines: Vec<[String; COLUMNS]> = Vec::with_capacity(s.services.len() + 4);
     for r in &s.services {
         lines.push(service_line(r, r.key(), s.bytes));
+        pair_lines(r, &mut lines);
     }
     lines.push(other_line(
         "unclassified",
@@ -208,6 +222,36 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         }
         let mut header = header;
         header[0] = "INSIDE TUNNELS";
+        print_block(out, header, &lines)?;
+    }
+    let filtered: Vec<_> = s.inputs.iter().filter_map(|i| i.filtered).collect();
+    if !filtered.is_empty() {
+        let (packets, bytes) = filtered
+            .iter()
+            .fold((0, 0), |(p, b), f| (p + f.packets, b + f.bytes));
+        writeln!(
+            out,
+            "note: the filter (-f) left out {} packets ({}), which are not counted above",
+            thousands(packets),
+            human_bytes(bytes)
+        )?;
+    }
+    for server in s.servers.iter().flatten() {
+        writeln!(out)?;
+        let mut lines: Vec<[String; COLUMNS]> = Vec::new();
+        for r in &server.rows {
+            lines.push(service_line(r, format!("  {}", r.key()), server.bytes));
+        }
+        lines.push(other_line(
+            "  total",
+            Some(server.flows),
+            server.packets,
+            server.bytes,
+            server.bytes,
+        ));
+        let title = format!("SERVER {}", server.address);
+        let mut header = header;
+        header[0] = &title;
         print_block(out, header, &lines)?;
     }
     for link in &s.undecodable.unsupported_link_types {

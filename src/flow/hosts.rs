@@ -1,0 +1,79 @@
+//! Hosts behind the rows (`--servers`, `--top`): which endpoint of each finished flow served
+//! it, and the host pairs of each row. Kept only when asked for: the pairs grow with the
+//! number of distinct host pairs (at most one entry per flow).
+
+use super::{Counts, FlowRecord};
+use crate::catalog::{Match, MatchKind};
+use crate::decode::IpProto;
+use std::ops::AddAssign;
+
+/// A row and a host pair (the lower address first).
+pub type PairKey = (Option<Match>, [u8; 16], [u8; 16]);
+
+/// Per row, the server hosts and the host pairs, of outer flows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hosts {
+    /// (row, server address) → what the flows it served carried.
+    pub servers: hashbrown::HashMap<(Match, [u8; 16]), Counts>,
+    /// (row, lower address, higher address) → the pair's flows; only when `top` > 0.
+    pub pairs: hashbrown::HashMap<PairKey, Counts>,
+    /// How many pairs per row the report lists (`--top N`).
+    pub top: usize,
+}
+
+/// The address of the endpoint that served a flow, if one can be told:
+/// - TCP: the side that answered the handshake (sent SYN-ACK);
+/// - otherwise, on a row of one port (a port record, or a port the endpoint mapper, FTP or
+///   TFTP announced, or a DCE/RPC bind's server port): the endpoint on that port (the one
+///   that did not send first, when both are);
+/// - range and IP-protocol rows, and unclassified flows, without a handshake: none.
+pub fn server_of(r: &FlowRecord) -> Option<[u8; 16]> {
+    let k = &r.key;
+    if k.proto == IpProto::TCP {
+        if let Some(a) = r.syn_ack_from_a {
+            return Some(if a { k.a } else { k.b });
+        }
+    }
+    let m = r.row?;
+    let (lo, hi) = m.ports?;
+    if lo != hi || m.kind == MatchKind::Range {
+        return None;
+    }
+    match (k.a_port == lo, k.b_port == lo) {
+        (true, true) => Some(if r.a_is_origin { k.b } else { k.a }),
+        (true, false) => Some(k.a),
+        (false, true) => Some(k.b),
+        (false, false) => None,
+    }
+}
+
+impl Hosts {
+    pub fn new(top: usize) -> Hosts {
+        Hosts {
+            top,
+            ..Hosts::default()
+        }
+    }
+
+    /// Adds a finished outer flow.
+    pub fn add(&mut self, r: &FlowRecord, row: Option<Match>, c: Counts) {
+        if let (Some(m), Some(server)) = (row, server_of(r)) {
+            *self.servers.entry((m, server)).or_default() += c;
+        }
+        if self.top > 0 {
+            *self.pairs.entry((row, r.key.a, r.key.b)).or_default() += c;
+        }
+    }
+}
+
+impl AddAssign for Hosts {
+    fn add_assign(&mut self, o: Hosts) {
+        for (k, c) in o.servers {
+            *self.servers.entry(k).or_default() += c;
+        }
+        for (k, c) in o.pairs {
+            *self.pairs.entry(k).or_default() += c;
+        }
+        self.top = self.top.max(o.top);
+    }
+}
