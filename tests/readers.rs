@@ -498,3 +498,76 @@ fn broken_pcapng_blocks() {
         );
     }
 }
+
+/// A directory: every capture under it (recursively) in the order of its first packet, so
+/// a capture split into a ring of files gives the whole capture's report and flows; a file
+/// that is no capture is named, and the exit status is 2.
+#[test]
+fn a_directory_of_ring_files_is_the_whole_capture() {
+    let dir = super::util::tmpdir("ring");
+    let whole = super::corpus::dir().join("suricata__dcerpc-smb-test-01__input.pcap");
+    let ring = dir.join("ring");
+    std::fs::create_dir_all(ring.join("older")).unwrap();
+    let split = std::process::Command::new("editcap")
+        .args(["-c", "40"])
+        .arg(&whole)
+        .arg(ring.join("part.pcap"))
+        .status()
+        .expect("editcap runs (it comes with tshark)");
+    assert!(split.success());
+    // One file in a subdirectory, and a name that sorts before its time.
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(&ring)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    parts.sort();
+    assert_eq!(parts.len(), 5);
+    std::fs::rename(&parts[3], ring.join("older").join("a-first.pcap")).unwrap();
+    let flows = |name: &str| dir.join(name);
+    let classify = |input: &Path, flows: &Path| {
+        run(&[
+            "classify",
+            "--format",
+            "json",
+            "--flows",
+            flows.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ])
+    };
+    let one = classify(&whole, &flows("whole.jsonl"));
+    let all = classify(&ring, &flows("ring.jsonl"));
+    assert_eq!(all.status.code(), Some(0), "{}", super::util::stderr(&all));
+    let report = |out: &[u8]| {
+        let mut v: serde_json::Value = serde_json::from_slice(out).unwrap();
+        let inputs = v["inputs"].as_array().unwrap().len();
+        v.as_object_mut().unwrap().remove("inputs");
+        (v, inputs)
+    };
+    let ((a, _), (b, inputs)) = (report(&one.stdout), report(&all.stdout));
+    assert_eq!(inputs, 5);
+    assert_eq!(a, b);
+    assert_eq!(
+        std::fs::read(flows("whole.jsonl")).unwrap(),
+        std::fs::read(flows("ring.jsonl")).unwrap()
+    );
+    // A file that is no capture: named, the rest reported, exit status 2.
+    std::fs::write(ring.join("notes.txt"), "not a capture\n").unwrap();
+    let with_notes = classify(&ring, &flows("notes.jsonl"));
+    assert_eq!(with_notes.status.code(), Some(2));
+    assert!(super::util::stderr(&with_notes).contains(&format!(
+        "portscope: cannot open capture {}: unknown file format",
+        ring.join("notes.txt").display()
+    )));
+    assert_eq!(report(&with_notes.stdout).0, a);
+    // An empty directory is one line.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = run(&["classify", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        super::util::stderr(&out),
+        format!("portscope: directory {} holds no files\n", empty.display())
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -76,6 +76,20 @@ pub fn open_libpcap(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Sourc
 
 use crate::decode::Link;
 
+/// The capture time of `source`'s first frame, if it has one.
+pub fn first_time(source: &mut dyn Source) -> Option<u64> {
+    let mut batch = Batch::default();
+    loop {
+        let fill = source.fill(&mut batch);
+        if let Some(f) = batch.frames.first() {
+            return Some(f.ts_ns);
+        }
+        if fill != Fill::More {
+            return None;
+        }
+    }
+}
+
 /// The first frame's capture time and the latest, reading `source` to its end or for
 /// `*limit` frames (counted down; `classify -c`), to choose intervals that fit a capture
 /// before reading it for the report; `None` without frames.

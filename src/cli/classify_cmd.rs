@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
+    let captures = &expand_directories(&a.captures)?;
     if a.count == Some(0) {
         anyhow::bail!("--count must be at least 1");
     }
@@ -33,7 +34,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     }
     let filter = a.filter.as_deref().map(Filter::new).transpose()?;
     if html && interval.is_none() {
-        interval = Some(fitting_interval(&a.captures, filter.as_ref(), a.count));
+        interval = Some(fitting_interval(captures, filter.as_ref(), a.count));
     }
     let catalog = catalog_cmd::load(&a.catalog)?;
     let table = PortTable::build(&catalog);
@@ -46,10 +47,10 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
             top: a.top.unwrap_or(0),
             ..super::worker_config(&a.flow, a.flows.is_some() || exporting)?
         },
-        progress: progress_bar(&a.captures),
+        progress: progress_bar(captures),
         max_packets: a.count,
     };
-    let sources = a.captures.iter().map(|path| match a.reader {
+    let sources = captures.iter().map(|path| match a.reader {
         ReaderArg::Auto => capture::open_file(path, filter.as_ref()),
         ReaderArg::Libpcap => capture::open_libpcap(path, filter.as_ref()),
     });
@@ -136,6 +137,56 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(status)
+}
+
+/// The inputs with every directory replaced by the files under it (recursively): the
+/// captures in the order of their first packet's time (a ring buffer's files in the order
+/// they were written, so a flow that goes on from one file into the next is one flow), then
+/// the files that are not captures, which the run names as inputs it cannot open (exit
+/// status 2, as for any bad input). Files named on the command line keep their order.
+fn expand_directories(inputs: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let path = std::path::Path::new(input);
+        if input == "-" || !path.is_dir() {
+            out.push(input.clone());
+            continue;
+        }
+        let mut files = Vec::new();
+        let mut dirs = vec![path.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            let entries = std::fs::read_dir(&dir)
+                .map_err(|e| anyhow::anyhow!("cannot read directory {}: {e}", dir.display()))?;
+            for entry in entries {
+                let entry = entry
+                    .map_err(|e| anyhow::anyhow!("cannot read directory {}: {e}", dir.display()))?;
+                let p = entry.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    files.push(p.to_string_lossy().into_owned());
+                }
+            }
+        }
+        if files.is_empty() {
+            anyhow::bail!("directory {input} holds no files");
+        }
+        // First packet's time, then name: a file that is no capture (or has no packet)
+        // goes last, where its error is reported after the captures.
+        let mut keyed: Vec<(u64, String)> = files
+            .into_iter()
+            .map(|f| {
+                let first = capture::open_file(&f, None)
+                    .ok()
+                    .and_then(|mut s| capture::first_time(&mut *s))
+                    .unwrap_or(u64::MAX);
+                (first, f)
+            })
+            .collect();
+        keyed.sort();
+        out.extend(keyed.into_iter().map(|(_, f)| f));
+    }
+    Ok(out)
 }
 
 /// Intervals for `--format html`'s chart over time: about 40 across the span of the captures
