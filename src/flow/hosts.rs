@@ -17,6 +17,9 @@ pub struct Hosts {
     pub servers: hashbrown::HashMap<(Match, [u8; 16]), Counts>,
     /// (row, lower address, higher address) → the pair's flows; only when `top` > 0.
     pub pairs: hashbrown::HashMap<PairKey, Counts>,
+    /// Server address → the distinct flows it served (an SMB connection split over several
+    /// rows counts once here, in each of its rows there).
+    pub server_flows: hashbrown::HashMap<[u8; 16], u64>,
     /// How many pairs per row the report lists (`--top N`).
     pub top: usize,
 }
@@ -55,7 +58,16 @@ impl Hosts {
         }
     }
 
-    /// Adds a finished outer flow.
+    /// Counts a finished outer flow once for its server, if it has rows and a server.
+    pub fn count_flow(&mut self, r: &FlowRecord) {
+        if r.row.is_some() || !r.parts.is_empty() {
+            if let Some(server) = server_of(r) {
+                *self.server_flows.entry(server).or_default() += 1;
+            }
+        }
+    }
+
+    /// Adds what a finished outer flow carried in one of its rows.
     pub fn add(&mut self, r: &FlowRecord, row: Option<Match>, c: Counts) {
         if let (Some(m), Some(server)) = (row, server_of(r)) {
             *self.servers.entry((m, server)).or_default() += c;
@@ -73,6 +85,9 @@ impl AddAssign for Hosts {
         }
         for (k, c) in o.pairs {
             *self.pairs.entry(k).or_default() += c;
+        }
+        for (k, n) in o.server_flows {
+            *self.server_flows.entry(k).or_default() += n;
         }
         self.top = self.top.max(o.top);
     }

@@ -343,6 +343,9 @@ impl Tally {
         }
         self.flow_count += 1;
         self.smb_forgotten += record.smb_forgotten;
+        if let Some(hosts) = &mut self.hosts {
+            hosts.count_flow(&record);
+        }
         if record.parts.is_empty() || own.packets > 0 {
             *self.rows.entry(record.row).or_default() += own;
             if let Some(hosts) = &mut self.hosts {

@@ -539,10 +539,13 @@ fn servers_of(hosts: &Hosts, catalog: &Catalog, table: &PortTable) -> Vec<Server
             bytes: 0,
             rows: Vec::new(),
         });
-        s.flows += c.flows;
         s.packets += c.packets;
         s.bytes += c.bytes;
         s.rows.push(row(&m, c, catalog, table));
+    }
+    // Distinct flows: an SMB connection is in several of a server's rows.
+    for (address, s) in &mut by_address {
+        s.flows = hosts.server_flows.get(address).copied().unwrap_or(0);
     }
     let mut servers: Vec<Server> = by_address.into_values().collect();
     for s in &mut servers {
