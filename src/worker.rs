@@ -659,33 +659,42 @@ impl<'t> Worker<'t> {
         let table = self.table;
         let local = self.local(p.shard);
         let name = std::str::from_utf8(&o.name[..usize::from(o.len)]).unwrap_or("");
-        let Some(conn) = self.smb_conn(p) else {
+        let Some(tree) = self.smb_conn(p).map(|conn| conn.tree(o.tree)) else {
             return;
         };
-        let pipe = match conn.tree(o.tree) {
-            Some(smb::ShareKind::Pipe) => match table.known_pipe(name) {
-                Some(id) => Some(id),
-                None if name.is_empty() => None,
-                None => {
-                    let id = table.pipe_id(name);
-                    let named = &mut self.unknown_pipes[local];
-                    if named.contains(&id) {
-                        Some(id)
-                    } else if named.len() >= UNKNOWN_INTERFACES_PER_SHARD {
-                        self.tally.smb_forgotten += 1;
-                        None
-                    } else {
-                        named.push(id);
-                        Some(id)
-                    }
-                }
-            },
+        let pipe = match tree {
+            Some(smb::ShareKind::Pipe) if !name.is_empty() => self.name_pipe(local, name),
+            // A tree whose connect the capture missed: only a name the pipe table knows.
             None => table.known_pipe(name),
             Some(_) => None,
         };
-        if let (Some(pipe), Some(conn)) = (pipe, self.shards[local].smb(&p.key)) {
+        if let (Some(pipe), Some(conn)) = (pipe, self.smb_conn(p)) {
             conn.open(o.message, pipe, |l| smb_row(table, port, l));
         }
+    }
+
+    /// The id of a pipe a create names on a pipe share, counting a pipe the table does not
+    /// know against the shard's bound the first time the shard names it (before it is
+    /// numbered, so names past the bound are never kept); `None` past the bound.
+    fn name_pipe(&mut self, local: usize, name: &str) -> Option<u32> {
+        if let Some(id) = self.table.known_pipe(name) {
+            return Some(id);
+        }
+        let named = &mut self.unknown_pipes[local];
+        if let Some(id) = self
+            .table
+            .numbered_pipe(name)
+            .filter(|id| named.contains(id))
+        {
+            return Some(id);
+        }
+        if named.len() >= UNKNOWN_INTERFACES_PER_SHARD {
+            self.tally.smb_forgotten += 1;
+            return None;
+        }
+        let id = self.table.pipe_id(name);
+        named.push(id);
+        Some(id)
     }
 
     fn apply_smb_segment(&mut self, s: &SmbSegment, p: &RoutedPacket) {

@@ -484,6 +484,15 @@ impl PortTable {
         next.min(PIPE_IDS)
     }
 
+    /// The id [`PortTable::pipe_id`] gave a pipe the table does not know, if it gave one.
+    pub fn numbered_pipe(&self, name: &str) -> Option<u32> {
+        let unknown = self
+            .unknown_pipes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        unknown.ids.get(name).map(|&id| id.min(PIPE_IDS))
+    }
+
     /// The name of pipe `id`.
     pub fn pipe_name(&self, id: u32) -> Option<String> {
         let i = id as usize;

@@ -460,11 +460,10 @@ fn builtin_service(catalog: &Catalog, name: &str) -> Service {
     Service {
         name: name.to_string(),
         system_name: catalog
-            .services()
-            .get(name)
-            .copied()
-            .flatten()
-            .map(str::to_string),
+            .records
+            .iter()
+            .find(|r| r.service == name)
+            .and_then(|r| r.system_name.clone()),
         catalog: BUILTIN_NAME.to_string(),
     }
 }
