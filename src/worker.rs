@@ -232,19 +232,27 @@ impl RoutedPacket {
 /// One vector of routed records per worker, in worker order. There is always one for every
 /// worker, so every shard's owner has one: a record cannot be left without a place to go.
 #[derive(Debug)]
-pub struct Outboxes(Vec<Vec<Routed>>);
+pub struct Outboxes {
+    boxes: Vec<Vec<Routed>>,
+    /// The owner of each shard, so routing a packet takes no division.
+    owner: [u8; SHARDS],
+}
 
 impl Outboxes {
     /// Empty outboxes for `workers` workers (at least one).
     pub fn new(workers: usize) -> Outboxes {
-        Outboxes((0..workers.max(1)).map(|_| Vec::new()).collect())
+        let workers = workers.max(1);
+        Outboxes {
+            boxes: (0..workers).map(|_| Vec::new()).collect(),
+            owner: std::array::from_fn(|s| u8::try_from(s % workers).unwrap_or(0)),
+        }
     }
 
     /// The outbox of the worker that owns `shard`.
     #[inline]
     fn for_shard(&mut self, shard: u8) -> &mut Vec<Routed> {
-        let owner = usize::from(shard) % self.0.len();
-        &mut self.0[owner]
+        let owner = self.owner[usize::from(shard) % SHARDS];
+        &mut self.boxes[usize::from(owner)]
     }
 
     /// The outbox of worker `worker`.
@@ -252,12 +260,12 @@ impl Outboxes {
     /// # Panics
     /// When there is no such worker: a bug in the caller.
     pub fn of(&mut self, worker: usize) -> &mut Vec<Routed> {
-        &mut self.0[worker]
+        &mut self.boxes[worker]
     }
 
     /// Every outbox, in worker order.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Vec<Routed>> {
-        self.0.iter_mut()
+        self.boxes.iter_mut()
     }
 }
 
@@ -277,6 +285,12 @@ pub struct Worker<'t> {
     /// Pipes the pipe table does not know that each owned shard has named.
     unknown_pipes: Vec<Vec<u32>>,
     fragments: Fragments,
+    /// The record index (in the part being applied) of the last whole packet, and its
+    /// flow's index in its shard; `u32::MAX` when there is none.
+    last_flow: (u32, u32),
+    /// The index among this worker's shards of each global shard (`shard / workers`), so
+    /// finding a packet's shard takes no division.
+    local_of: [u8; SHARDS],
     tally: Tally,
     /// Live mode: the tally's counters at the last interval report.
     reported: Tally,
@@ -302,6 +316,8 @@ impl<'t> Worker<'t> {
             unknown_interfaces: (0..owned).map(|_| Vec::new()).collect(),
             unknown_pipes: (0..owned).map(|_| Vec::new()).collect(),
             fragments: Fragments::new(config.max_fragments),
+            last_flow: (u32::MAX, 0),
+            local_of: std::array::from_fn(|s| u8::try_from(s / workers).unwrap_or(0)),
             tally: Tally {
                 interval: config.live.then(hashbrown::HashMap::new),
                 interval_tunneled: config.live.then(hashbrown::HashMap::new),
@@ -476,40 +492,50 @@ impl<'t> Worker<'t> {
     /// the tunnel of their outer packet, announcements into the expected flows.
     #[inline]
     pub fn apply(&mut self, part: &[Routed]) {
-        for r in part {
-            match r {
-                Routed::Packet(p) => self.apply_packet(p),
-                Routed::Inner(i) => match part.get(i.outer as usize) {
-                    Some(Routed::Packet(outer)) => self.apply_inner(i, outer),
-                    other => debug_assert!(false, "inner packet without its outer: {other:?}"),
-                },
-                Routed::Announce(a) => self.apply_announcement(a),
-                Routed::Evidence(e) => match part.get(e.packet as usize) {
-                    Some(Routed::Packet(packet)) => self.apply_evidence(e, packet),
-                    other => debug_assert!(false, "evidence without its packet: {other:?}"),
-                },
-                Routed::SmbEvent(e) => {
-                    if let Some(Routed::Packet(p)) = part.get(e.packet as usize) {
-                        self.apply_smb_event(&e.what, p);
-                    }
+        for (at, r) in part.iter().enumerate() {
+            self.apply_one(part, u32::try_from(at).unwrap_or(u32::MAX), r);
+        }
+    }
+
+    /// Applies record `at` of `part`.
+    #[inline]
+    fn apply_one(&mut self, part: &[Routed], at: u32, r: &Routed) {
+        let packet = |i: u32| match part.get(i as usize) {
+            Some(Routed::Packet(p)) => Some(p),
+            _ => None,
+        };
+        match r {
+            Routed::Packet(p) => self.apply_packet(p, at),
+            Routed::Inner(i) => match packet(i.outer) {
+                Some(outer) => self.apply_inner(i, outer),
+                None => debug_assert!(false, "inner packet without its outer: {i:?}"),
+            },
+            Routed::Announce(a) => self.apply_announcement(a),
+            Routed::Evidence(e) => match packet(e.packet) {
+                Some(p) => self.apply_evidence(e, p),
+                None => debug_assert!(false, "evidence without its packet: {e:?}"),
+            },
+            Routed::SmbEvent(e) => {
+                if let Some(p) = packet(e.packet) {
+                    self.apply_smb_event(&e.what, p, e.packet);
                 }
-                Routed::SmbOpen(o) => {
-                    if let Some(Routed::Packet(p)) = part.get(o.packet as usize) {
-                        self.apply_smb_open(o, p);
-                    }
+            }
+            Routed::SmbOpen(o) => {
+                if let Some(p) = packet(o.packet) {
+                    self.apply_smb_open(o, p);
                 }
-                Routed::SmbSegment(s) => {
-                    if let Some(Routed::Packet(p)) = part.get(s.packet as usize) {
-                        self.apply_smb_segment(s, p);
-                    }
+            }
+            Routed::SmbSegment(s) => {
+                if let Some(p) = packet(s.packet) {
+                    self.apply_smb_segment(s, p);
                 }
-                Routed::SmbTail(t) => {
-                    if let Some(Routed::Packet(p)) = part.get(t.packet as usize) {
-                        let (port, side) = smb_ends(p);
-                        let table = self.table;
-                        if let Some(conn) = self.smb_conn(p) {
-                            conn.tail(side, &t.header, |l| smb_row(table, port, l));
-                        }
+            }
+            Routed::SmbTail(t) => {
+                if let Some(p) = packet(t.packet) {
+                    let (port, side) = smb_ends(p);
+                    let table = self.table;
+                    if let Some(conn) = self.smb_conn(p, t.packet, true) {
+                        conn.tail(side, &t.header, |l| smb_row(table, port, l));
                     }
                 }
             }
@@ -520,11 +546,11 @@ impl<'t> Worker<'t> {
     #[inline]
     fn local(&self, shard: u8) -> usize {
         debug_assert_eq!(usize::from(shard) % self.config.workers, self.id);
-        usize::from(shard) / self.config.workers
+        usize::from(self.local_of[usize::from(shard) % SHARDS])
     }
 
     #[inline]
-    fn apply_packet(&mut self, r: &RoutedPacket) {
+    fn apply_packet(&mut self, r: &RoutedPacket, at: u32) {
         let local = self.local(r.shard);
         let mut packet = Packet {
             key: r.key,
@@ -556,7 +582,7 @@ impl<'t> Worker<'t> {
         }
         let table = self.table;
         let (shard, expected) = (&mut self.shards[local], &mut self.expected[local]);
-        shard.packet(
+        let flow = shard.packet(
             &packet,
             |k| {
                 expected
@@ -566,6 +592,13 @@ impl<'t> Worker<'t> {
             &self.config.timeouts,
             &mut self.tally,
         );
+        // A whole packet's SMB records follow it, and none of them ends a flow: they find
+        // the flow by this index rather than by a second lookup.
+        self.last_flow = if r.piece == Piece::Whole {
+            (at, flow)
+        } else {
+            (u32::MAX, 0)
+        };
     }
 
     /// An inner packet: counted into its flow inside the tunnel of `outer`.
@@ -616,17 +649,28 @@ impl<'t> Worker<'t> {
         self.shards[local].refine(k, row);
     }
 
-    /// The SMB connection of a routed packet, if its flow is open (a later fragment's
-    /// stand-in key finds none: SMB comes from whole segments).
-    fn smb_conn(&mut self, p: &RoutedPacket) -> Option<&mut crate::flow::smb::Conn> {
+    /// The SMB connection of routed packet `p` (record `at` of its part), if its flow is
+    /// open (a later fragment's stand-in key finds none: SMB comes from whole segments);
+    /// made if it has none and `make`.
+    fn smb_conn(
+        &mut self,
+        p: &RoutedPacket,
+        at: u32,
+        make: bool,
+    ) -> Option<&mut crate::flow::smb::Conn> {
         if p.piece != Piece::Whole {
             return None;
         }
         let local = self.local(p.shard);
-        self.shards[local].smb(&p.key)
+        let shard = &mut self.shards[local];
+        let flow = match self.last_flow {
+            (packet, flow) if packet == at => flow,
+            _ => shard.find(&p.key)?,
+        };
+        shard.smb_at(flow, make)
     }
 
-    fn apply_smb_event(&mut self, what: &SmbWhat, p: &RoutedPacket) {
+    fn apply_smb_event(&mut self, what: &SmbWhat, p: &RoutedPacket, at: u32) {
         let (port, _) = smb_ends(p);
         let table = self.table;
         let local = self.local(p.shard);
@@ -637,7 +681,7 @@ impl<'t> Worker<'t> {
             },
             _ => None,
         };
-        let Some(conn) = self.smb_conn(p) else {
+        let Some(conn) = self.smb_conn(p, at, true) else {
             return;
         };
         match *what {
@@ -659,7 +703,10 @@ impl<'t> Worker<'t> {
         let table = self.table;
         let local = self.local(p.shard);
         let name = std::str::from_utf8(&o.name[..usize::from(o.len)]).unwrap_or("");
-        let Some(tree) = self.smb_conn(p).map(|conn| conn.tree(o.tree)) else {
+        let Some(tree) = self
+            .smb_conn(p, o.packet, true)
+            .map(|conn| conn.tree(o.tree))
+        else {
             return;
         };
         let pipe = match tree {
@@ -668,7 +715,7 @@ impl<'t> Worker<'t> {
             None => table.known_pipe(name),
             Some(_) => None,
         };
-        if let (Some(pipe), Some(conn)) = (pipe, self.smb_conn(p)) {
+        if let (Some(pipe), Some(conn)) = (pipe, self.smb_conn(p, o.packet, true)) {
             conn.open(o.message, pipe, |l| smb_row(table, port, l));
         }
     }
@@ -700,7 +747,10 @@ impl<'t> Worker<'t> {
     fn apply_smb_segment(&mut self, s: &SmbSegment, p: &RoutedPacket) {
         let (port, side) = smb_ends(p);
         let table = self.table;
-        let Some(conn) = self.smb_conn(p) else {
+        // A connection gets its state at its first SMB message: a segment in which none
+        // begins only counts for a connection that has one.
+        let make = s.segment.start != u32::MAX;
+        let Some(conn) = self.smb_conn(p, s.packet, make) else {
             return;
         };
         let segment = smb::Segment {

@@ -1,7 +1,7 @@
 //! The table of well-known DCE/RPC interfaces (`catalog/rpc-interfaces.toml`): which Windows
 //! service owns each interface UUID, for flows the endpoint mapper announced.
 
-use super::load::{line_of, Problem};
+use super::load::{Lines, Problem};
 use super::Catalog;
 use serde::Deserialize;
 use toml::Spanned;
@@ -79,9 +79,10 @@ pub fn format_uuid(u: &[u8; 16]) -> String {
 /// # Errors
 /// Every problem found, with its line.
 pub fn parse_interfaces(text: &str, catalog: &Catalog) -> Result<Vec<Interface>, Vec<Problem>> {
+    let lines = Lines::new(text);
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         vec![Problem {
-            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            line: e.span().map_or(1, |s| lines.of(s.start)),
             message: e.message().to_string(),
         }]
     })?;
@@ -89,7 +90,7 @@ pub fn parse_interfaces(text: &str, catalog: &Catalog) -> Result<Vec<Interface>,
     let services = catalog.services();
     let mut out: Vec<Interface> = Vec::new();
     for entry in raw.interface {
-        let line = line_of(text, entry.span().start);
+        let line = lines.of(entry.span().start);
         let r = entry.into_inner();
         let Some(uuid) = parse_uuid(&r.uuid) else {
             problems.push(Problem {

@@ -124,27 +124,36 @@ fn integer(value: &toml::Value, what: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("`{what}` must be an integer, not {}", value.type_str()))
 }
 
-pub(super) fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+/// The line numbers of byte offsets in one text, by a binary search over its newlines: a
+/// count from the start for every record made loading the built-in catalogs quadratic (a
+/// quarter of the instructions of classifying 200,000 packets).
+pub(super) struct Lines(Vec<usize>);
+
+impl Lines {
+    pub(super) fn new(text: &str) -> Lines {
+        Lines(memchr::memchr_iter(b'\n', text.as_bytes()).collect())
+    }
+
+    /// The line (from 1) holding byte `offset`.
+    pub(super) fn of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&newline| newline < offset) + 1
+    }
 }
 
 fn parse_toml(text: &str, source: usize, problems: &mut Vec<Problem>) -> Parsed {
     let mut parsed = Parsed::default();
+    let lines = Lines::new(text);
     let file: RawFile = match toml::from_str(text) {
         Ok(file) => file,
         Err(e) => {
-            let line = e.span().map_or(1, |s| line_of(text, s.start));
+            let line = e.span().map_or(1, |s| lines.of(s.start));
             let message = e.message().trim_end().replace('\n', " ");
             problems.push(Problem { line, message });
             return parsed;
         }
     };
     for service in file.service {
-        let line = line_of(text, service.span().start);
+        let line = lines.of(service.span().start);
         let service = service.into_inner();
         let mut bad = |line, message: String| problems.push(Problem { line, message });
         for key in service.unknown.keys() {
@@ -176,7 +185,7 @@ fn parse_toml(text: &str, source: usize, problems: &mut Vec<Problem>) -> Parsed 
             bad(line, format!("service {name:?} has no records in `ports`"));
         }
         for raw in records {
-            let line = line_of(text, raw.span().start);
+            let line = lines.of(raw.span().start);
             match record_from_raw(raw.into_inner()) {
                 Ok((protocol, transport, ports)) => parsed.records.push(Record {
                     service: name.clone(),

@@ -1,7 +1,7 @@
 //! The table of well-known SMB named pipes (`catalog/rpc-pipes.toml`): which Windows service
 //! listens on each pipe, and which interfaces of the interface table are bound over it.
 
-use super::load::{line_of, Problem};
+use super::load::{Lines, Problem};
 use super::Catalog;
 use serde::Deserialize;
 use toml::Spanned;
@@ -62,9 +62,10 @@ fn name_problem(name: &str) -> Option<String> {
 /// # Errors
 /// Every problem found, each with the line of the value it is about.
 pub fn parse_pipes(text: &str, catalog: &Catalog) -> Result<Vec<Pipe>, Vec<Problem>> {
+    let lines = Lines::new(text);
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         vec![Problem {
-            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            line: e.span().map_or(1, |s| lines.of(s.start)),
             message: e.message().to_string(),
         }]
     })?;
@@ -73,7 +74,7 @@ pub fn parse_pipes(text: &str, catalog: &Catalog) -> Result<Vec<Pipe>, Vec<Probl
     let mut out: Vec<Pipe> = Vec::new();
     // Where each accepted name was first listed, to say so for a repeat.
     let mut seen: Vec<(String, usize)> = Vec::new();
-    let at = |span: &std::ops::Range<usize>| line_of(text, span.start);
+    let at = |span: &std::ops::Range<usize>| lines.of(span.start);
     for r in raw.pipe {
         let before = problems.len();
 

@@ -5,6 +5,7 @@
 //! this module never looks up names. Tables are owned by one worker each: no locks.
 
 mod expected;
+mod flows;
 mod fragments;
 mod hosts;
 mod key;

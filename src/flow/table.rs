@@ -5,6 +5,7 @@
 //! per shard and measured in the shard's own capture time, so a flow ends at the same packet
 //! whatever the number of workers: the output does not depend on `--threads`.
 
+use super::flows::{hash_of, Flows};
 use super::smb::Conn;
 use super::{Counts, FlowEnd, FlowKey, FlowRecord, Key, PartRecord, Tally, Timeouts};
 use crate::catalog::{Match, MatchKind};
@@ -95,7 +96,7 @@ pub struct Packet<K = Key> {
 /// One shard of the flow table (of outer flows, or of flows inside tunnels).
 #[derive(Debug)]
 pub struct Shard<K = Key> {
-    flows: hashbrown::HashMap<K, Stats>,
+    flows: Flows<K, Stats>,
     max_flows: usize,
     next_sweep_ns: u64,
     scratch: Vec<u64>,
@@ -167,9 +168,9 @@ impl<K: FlowKey> Shard<K> {
     /// The same, with room for `capacity` flows before the table first grows (0 for tables
     /// that are often empty, such as flows inside tunnels).
     pub fn with_capacity(max_flows: usize, capacity: usize) -> Shard<K> {
-        let max_flows = max_flows.max(1);
+        let max_flows = max_flows.clamp(1, super::flows::MAX_LEN);
         Shard {
-            flows: hashbrown::HashMap::with_capacity(capacity.min(max_flows)),
+            flows: Flows::with_capacity(capacity.min(max_flows)),
             max_flows,
             next_sweep_ns: 0,
             scratch: Vec::new(),
@@ -178,7 +179,8 @@ impl<K: FlowKey> Shard<K> {
     }
 
     /// Counts a packet into its flow, starting a flow (classified once by `classify`) when
-    /// there is none or the previous one is over.
+    /// there is none or the previous one is over; returns the flow's index, valid until a
+    /// flow of the shard ends.
     #[inline]
     pub fn packet(
         &mut self,
@@ -186,24 +188,21 @@ impl<K: FlowKey> Shard<K> {
         classify: impl FnOnce(&K) -> Option<Match>,
         timeouts: &Timeouts,
         tally: &mut Tally,
-    ) {
+    ) -> u32 {
         if p.ts_ns >= self.next_sweep_ns {
             self.sweep(p.ts_ns, timeouts, tally);
             self.next_sweep_ns = p.ts_ns.saturating_add(SWEEP_EVERY_NS);
         }
-        let over = match self.flows.get_mut(&p.key) {
-            Some(s) if !is_over(s, p.key.proto(), p.ts_ns, p.tcp_flags, timeouts) => {
+        let hash = hash_of(&p.key);
+        if let Some(i) = self.flows.find(hash, &p.key) {
+            let s = self.flows.value_mut(i);
+            if !is_over(s, p.key.proto(), p.ts_ns, p.tcp_flags, timeouts) {
                 count(s, p);
-                return;
+                return i;
             }
-            Some(_) => true,
-            None => false,
-        };
-        if over {
-            if let Some(old) = self.flows.remove(&p.key) {
-                self.smb_conns -= usize::from(old.smb.is_some());
-                tally.end_flow(record(p.key, &old, FlowEnd::Idle));
-            }
+            let (key, old) = self.flows.remove(i);
+            self.smb_conns -= usize::from(old.smb.is_some());
+            tally.end_flow(record(key, &old, FlowEnd::Idle));
         } else if self.flows.len() >= self.max_flows {
             self.evict(tally);
         }
@@ -225,7 +224,7 @@ impl<K: FlowKey> Shard<K> {
             smb_refused: false,
         };
         count(&mut s, p);
-        self.flows.insert(p.key, s);
+        self.flows.insert(hash, p.key, s)
     }
 
     /// Ends every flow idle past its timeout at capture time `now`.
@@ -276,7 +275,8 @@ impl<K: FlowKey> Shard<K> {
     /// packets it already carried included. An announced flow (endpoint mapper, FTP, TFTP)
     /// keeps its row, and so does one already refined: evidence refines a flow once.
     pub fn refine(&mut self, key: &K, row: Match) {
-        if let Some(s) = self.flows.get_mut(key) {
+        if let Some(i) = self.find(key) {
+            let s = self.flows.value_mut(i);
             let refinable = s.smb.is_none()
                 && match s.row {
                     None => true,
@@ -292,8 +292,23 @@ impl<K: FlowKey> Shard<K> {
     /// no such flow, or the shard holds [`SMB_CONNS_PER_SHARD`] connections with state
     /// already (counted once per connection in `smb_forgotten`).
     pub fn smb(&mut self, key: &K) -> Option<&mut Conn> {
-        let s = self.flows.get_mut(key)?;
+        let i = self.find(key)?;
+        self.smb_at(i, true)
+    }
+
+    /// The index of the open flow `key`, valid until a flow of the shard ends.
+    pub fn find(&self, key: &K) -> Option<u32> {
+        self.flows.find(hash_of(key), key)
+    }
+
+    /// [`Shard::smb`] of the flow at index `i` (as [`Shard::packet`] or [`Shard::find`]
+    /// returned it, with no flow ended since); when it has no state, made only if `make`.
+    pub fn smb_at(&mut self, i: u32, make: bool) -> Option<&mut Conn> {
+        let s = self.flows.value_mut(i);
         if s.smb.is_none() {
+            if !make {
+                return None;
+            }
             if self.smb_conns >= SMB_CONNS_PER_SHARD {
                 s.smb_refused = true;
                 return None;
@@ -308,7 +323,7 @@ impl<K: FlowKey> Shard<K> {
     /// call counted before.
     pub fn report_open(&mut self, mut add: impl FnMut(&K, Option<Match>, Counts)) -> u64 {
         let mut new = 0;
-        for (key, s) in &mut self.flows {
+        for (key, s) in self.flows.iter_mut() {
             new += u64::from(!s.counted);
             s.counted = true;
             let delta = s.unreported();
