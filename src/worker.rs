@@ -85,6 +85,9 @@ pub enum Routed {
     SmbSegment(SmbSegment),
     /// The last SMB message of a segment, which goes on past it.
     SmbTail(SmbTail),
+    /// The UUID of the interface the announcement just before it names, when the interface
+    /// table does not know it.
+    Interface([u8; 16]),
 }
 
 const _: () = assert!(std::mem::size_of::<Routed>() == 64);
@@ -477,11 +480,15 @@ impl<'t> Worker<'t> {
         if self.config.follow && announce::may_announce(&d) {
             let table = self.table;
             announce::announcements(&d, payload, |a| {
-                if let Some(target) = target_of(table, &a) {
-                    let shard = shard_of_pair(&a.listener, &a.other, d.vlan);
-                    outboxes
-                        .for_shard(shard)
-                        .push(announced(&a, target, d.vlan, ts_ns, shard));
+                let shard = shard_of_pair(&a.listener, &a.other, d.vlan);
+                let outbox = outboxes.for_shard(shard);
+                outbox.push(announced(&a, target_of(table, &a), d.vlan, ts_ns, shard));
+                // An interface the table does not know travels behind its announcement:
+                // the owner names it, within its shard's bound.
+                if let What::Rpc(uuid) = a.what {
+                    if table.known_interface(&uuid).is_none() {
+                        outbox.push(Routed::Interface(uuid));
+                    }
                 }
             });
         }
@@ -510,7 +517,26 @@ impl<'t> Worker<'t> {
                 Some(outer) => self.apply_inner(i, outer),
                 None => debug_assert!(false, "inner packet without its outer: {i:?}"),
             },
-            Routed::Announce(a) => self.apply_announcement(a),
+            Routed::Announce(a) => match (a.target, part.get(at as usize + 1)) {
+                (Target::Rpc(UNNAMED), Some(Routed::Interface(uuid))) => {
+                    let local = self.local(a.shard);
+                    if let Some(id) = self.name_interface(local, uuid) {
+                        self.apply_announcement(&Announced {
+                            target: Target::Rpc(id),
+                            ..*a
+                        });
+                    }
+                }
+                (Target::Rpc(UNNAMED), _) => {
+                    debug_assert!(
+                        false,
+                        "an unnamed interface's announcement without it: {a:?}"
+                    );
+                }
+                _ => self.apply_announcement(a),
+            },
+            // Read with the announcement before it.
+            Routed::Interface(_) => {}
             Routed::Evidence(e) => match packet(e.packet) {
                 Some(p) => self.apply_evidence(e, p),
                 None => debug_assert!(false, "evidence without its packet: {e:?}"),
@@ -764,8 +790,9 @@ impl<'t> Worker<'t> {
         });
     }
 
-    /// The id of an interface a bind names, counting an unknown one against the shard's
-    /// bound the first time the shard names it; `None` past the bound.
+    /// The id of an interface a bind or an endpoint mapper answer names, counting an unknown
+    /// one against the shard's bound the first time the shard names it; `None` past the
+    /// bound.
     fn name_interface(&mut self, local: usize, uuid: &[u8; 16]) -> Option<u32> {
         if self.table.known_interface(uuid).is_none() {
             let named = &mut self.unknown_interfaces[local];
@@ -927,13 +954,17 @@ fn route_smb(
 /// What an announcement will label, if the interface table knows the interface: the
 /// announcement is decoded outside its shard's order, so it cannot count against a
 /// shard's bound on unknown interfaces, and an unbounded number of them is not followed.
-fn target_of(table: &PortTable, a: &Announcement) -> Option<Target> {
+fn target_of(table: &PortTable, a: &Announcement) -> Target {
     match a.what {
-        What::FtpData => Some(Target::FtpData),
-        What::Tftp => Some(Target::Tftp),
-        What::Rpc(uuid) => table.known_interface(&uuid).map(Target::Rpc),
+        What::FtpData => Target::FtpData,
+        What::Tftp => Target::Tftp,
+        What::Rpc(uuid) => Target::Rpc(table.known_interface(&uuid).unwrap_or(UNNAMED)),
     }
 }
+
+/// The interface id of an endpoint mapper answer for an interface the table does not know,
+/// until the owner of its shard names it (from the [`Routed::Interface`] behind it).
+const UNNAMED: u32 = u32::MAX;
 
 /// The routed form of an announcement.
 fn announced(a: &Announcement, target: Target, vlan: u16, ts_ns: u64, shard: u8) -> Routed {

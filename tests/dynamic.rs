@@ -1,7 +1,7 @@
 //! Tunnels and dynamic ports on the generated fixtures (`tests/fixtures.rs` says what each
 //! packet is): exact rows, the same answer at any thread count, `--ports-only`, `--flows`.
 
-use super::util::{classify_json, fixture, flow_lines, run, stdout, Report, Row};
+use super::util::{classify_json, fixture, flow_lines, run, stdout, Interface, Report, Row};
 
 /// (tunnel, row key, inner match, flows, packets, bytes) of every tunneled row.
 fn tunneled(r: &Report) -> Vec<(String, String, String, u64, u64, u64)> {
@@ -125,6 +125,51 @@ fn inner_flows_name_their_tunnel_in_flows_lines() {
         (gre["match"].as_str(), gre.get("tunnel")),
         (Some("ip-protocol"), None)
     );
+}
+
+#[test]
+fn announced_unknown_interfaces_are_named_by_their_uuid() {
+    // Two answers of the endpoint mapper for an interface no table knows, on ports 49710
+    // and 49711: each connection is an `epm` row of that interface, with no name and no
+    // service, rather than a guess among the RPC range's candidates.
+    let (r, _) = classify_json(&[&fixture("epm-unknown.pcap")]);
+    assert_eq!((r.packets, r.flows), (7, 3));
+    let rows: Vec<(String, String, u64, u64, u64)> = r
+        .services
+        .iter()
+        .map(|x| {
+            (
+                x.key(),
+                x.kind.clone(),
+                x.flows,
+                x.packets,
+                x.services.len() as u64,
+            )
+        })
+        .collect();
+    let want = [
+        ("tcp/135", "port", 1, 3, 18),
+        ("tcp/49710", "epm", 1, 3, 0),
+        ("tcp/49711", "epm", 1, 1, 0),
+    ];
+    let want: Vec<(String, String, u64, u64, u64)> = want
+        .iter()
+        .map(|&(k, m, f, p, s)| (k.to_string(), m.to_string(), f, p, s))
+        .collect();
+    assert_eq!(rows, want);
+    for row in ["tcp/49710", "tcp/49711"] {
+        assert_eq!(
+            r.row(row).unwrap().interface,
+            Some(Interface {
+                uuid: "0a0b0c0d-1111-2222-3333-445566778899".into(),
+                name: None
+            })
+        );
+    }
+    assert_eq!((r.expectations.announced, r.expectations.matched), (2, 2));
+    // Without following announcements, the range row takes them.
+    let (plain, _) = classify_json(&["--ports-only", &fixture("epm-unknown.pcap")]);
+    assert_eq!(plain.row("tcp/1024-65534").map(|x| x.flows), Some(2));
 }
 
 #[test]

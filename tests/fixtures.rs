@@ -162,6 +162,43 @@ fn dynamic() -> Fixture {
     }
 }
 
+/// Endpoint mapper answers for an interface no table knows, on two ports: their connections
+/// are `epm` rows named by the UUID (see `tests/dynamic.rs`). Its ports are its own, so its
+/// flows are no other fixture's (`tests/merge.rs` adds reports up).
+fn epm_unknown() -> Fixture {
+    use portscope::announce::{map_response_pdu, tower};
+    let unknown = portscope::catalog::parse_uuid("0a0b0c0d-1111-2222-3333-445566778899").unwrap();
+    let mut at = T0;
+    let mut records = Vec::new();
+    let mut push = |gap_s: u64, ip: Vec<u8>| {
+        at += gap_s * NS;
+        records.push(whole(at, eth_ip(&ip)));
+    };
+    let epm = |port| {
+        tcp4_with(
+            B,
+            135,
+            A,
+            50110,
+            false,
+            &map_response_pdu(&[tower(unknown, port, B)]),
+        )
+    };
+    push(1, tcp4(A, 50110, B, 135, true, 0));
+    push(0, epm(49710));
+    push(0, epm(49711));
+    push(1, tcp4(A, 50111, B, 49710, true, 0));
+    push(0, tcp4(B, 49710, A, 50111, true, 0));
+    push(0, tcp4(A, 50111, B, 49710, false, 200));
+    push(1, tcp4(A, 50112, B, 49711, true, 0));
+    Fixture {
+        name: "epm-unknown.pcap",
+        dlt: 1,
+        nano: false,
+        records,
+    }
+}
+
 /// DCE/RPC connections named by their binds (see `tests/rpc.rs` for the rows).
 fn rpc() -> Fixture {
     use portscope::announce::{map_response_pdu, tower};
@@ -927,6 +964,7 @@ pub fn all() -> Vec<Fixture> {
         encapsulations(),
         tunnels(),
         dynamic(),
+        epm_unknown(),
         rpc(),
         smb(),
         ip_protocols(),
