@@ -571,3 +571,176 @@ fn a_directory_of_ring_files_is_the_whole_capture() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `bytes` (a little-endian classic pcap with `file_header`-byte file and `record`-byte
+/// record headers, the captured length at `caplen_at` in them) written in the other byte
+/// order, as a big-endian host would.
+fn byte_swapped(bytes: &[u8], file_header: usize, record: usize, caplen_at: usize) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let swap = |out: &mut Vec<u8>, at: usize, n: usize| out[at..at + n].reverse();
+    for (at, n) in [(0, 4), (4, 2), (6, 2), (8, 4), (12, 4), (16, 4), (20, 4)] {
+        swap(&mut out, at, n);
+    }
+    let mut at = file_header;
+    while at + record <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + caplen_at..][..4].try_into().unwrap()) as usize;
+        for field in 0..4 {
+            swap(&mut out, at + 4 * field, 4);
+        }
+        if record >= 24 {
+            // Interface index and protocol; the Nokia bytes are not numbers.
+            swap(&mut out, at + 16, 4);
+            swap(&mut out, at + 20, 2);
+        }
+        at += record + caplen;
+    }
+    out
+}
+
+/// `bytes` (a little-endian classic pcap with 16-byte records in the usual length order)
+/// with each record's header changed by `edit`.
+fn edit_records(bytes: &[u8], file_header: usize, edit: impl Fn(&mut [u8])) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut at = file_header;
+    while at + 16 <= out.len() {
+        let caplen = u32::from_le_bytes(out[at + 8..at + 12].try_into().unwrap()) as usize;
+        edit(&mut out[at..at + 16]);
+        at += 16 + caplen;
+    }
+    out
+}
+
+/// The classic pcap variants tshark reads: the modified, nanosecond, Nokia, Red Hat 6.1
+/// and SuSE 6.3 forms editcap writes from a fixture, each also in the other byte order,
+/// and headers edited here (versions 2.5, 3.0 and DG/UX's 543.0, AIX's version 2.2 with
+/// nanosecond times and ifType 6, Ixia's lcap magic with its longer file header). Each
+/// gives the plain pcap's report and flows (from the file, gzipped, and gzipped on
+/// standard input), and tshark's packet count.
+#[test]
+fn classic_pcap_variants_read_as_tshark_reads_them() {
+    let dir = tmpdir("variants");
+    let demo = super::fixtures::dir().join("demo.pcap");
+    let plain_bytes = std::fs::read(&demo).unwrap();
+    // editcap rewrites the file header: compare with its own plain pcap.
+    let plain = dir.join("plain.pcap");
+    let editcap = |format: &str, to: &Path| {
+        let status = Command::new("editcap")
+            .args(["-F", format, demo.to_str().unwrap(), to.to_str().unwrap()])
+            .status()
+            .expect("editcap (.ci/run installs tshark)");
+        assert!(status.success(), "editcap -F {format}");
+    };
+    editcap("pcap", &plain);
+    let expected = report(&dir, &[plain.to_str().unwrap()], None);
+    assert_eq!(expected.0, Some(0), "{expected:?}");
+    assert!(expected.1.contains("\"packets\":500"), "{}", expected.1);
+
+    let mut variants: Vec<(String, Vec<u8>)> = Vec::new();
+    for (format, record) in [
+        ("modpcap", 24),
+        ("nsecpcap", 16),
+        ("nokiapcap", 20),
+        ("rh6_1pcap", 24),
+        ("suse6_3pcap", 28),
+    ] {
+        let to = dir.join(format!("{format}.pcap"));
+        editcap(format, &to);
+        let bytes = std::fs::read(&to).unwrap();
+        variants.push((
+            format!("{format}-swapped"),
+            byte_swapped(&bytes, 24, record, 8),
+        ));
+        variants.push((format.to_string(), bytes));
+    }
+    let header = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = plain_bytes.clone();
+        edit(&mut b);
+        b
+    };
+    // Before 2.3 (and in DG/UX's 543.0) the wire length came first.
+    let old_order = |b: &[u8]| {
+        edit_records(b, 24, |h| {
+            let caplen: [u8; 4] = h[8..12].try_into().unwrap();
+            h.copy_within(12..16, 8);
+            h[12..16].copy_from_slice(&caplen);
+        })
+    };
+    for (name, major, minor) in [("v2.5", 2u16, 5u16), ("v3.0", 3, 0), ("v543.0", 543, 0)] {
+        let mut b = header(&|b| {
+            b[4..6].copy_from_slice(&major.to_le_bytes());
+            b[6..8].copy_from_slice(&minor.to_le_bytes());
+        });
+        let mut caplen_at = 8;
+        if major == 543 {
+            b = old_order(&b);
+            caplen_at = 12;
+        }
+        variants.push((
+            format!("{name}-swapped"),
+            byte_swapped(&b, 24, 16, caplen_at),
+        ));
+        variants.push((name.to_string(), b));
+    }
+    // AIX: version 2.2 (so the old length order), ifType 6 for Ethernet, nanoseconds.
+    let aix = header(&|b| {
+        b[6..8].copy_from_slice(&2u16.to_le_bytes());
+        b[20..24].copy_from_slice(&6u32.to_le_bytes());
+    });
+    let aix = edit_records(&aix, 24, |h| {
+        let usec = u32::from_le_bytes(h[4..8].try_into().unwrap());
+        h[4..8].copy_from_slice(&(usec * 1000).to_le_bytes());
+    });
+    variants.push(("aix".to_string(), old_order(&aix)));
+    // Ixia's software capture: its magic, and the records' size after the file header.
+    let mut ixia = header(&|b| b[0..4].copy_from_slice(&0x1c00_01abu32.to_le_bytes()));
+    let size = u32::try_from(plain_bytes.len() - 24).unwrap();
+    ixia.splice(24..24, size.to_le_bytes());
+    variants.push(("ixia-swapped".to_string(), byte_swapped(&ixia, 28, 16, 8)));
+    variants.push(("ixia".to_string(), ixia));
+
+    let mut problems = Vec::new();
+    for (name, bytes) in &variants {
+        let file = dir.join(format!("{name}.pcap"));
+        std::fs::write(&file, bytes).unwrap();
+        let tshark = tshark_packets(&file);
+        if tshark != 500 {
+            problems.push(format!("{name}: tshark reads {tshark} packets"));
+        }
+        let gz = dir.join(format!("{name}.pcap.gz"));
+        compress(&["gzip", "-c"], &file, &gz);
+        for (how, got) in [
+            ("file", report(&dir, &[file.to_str().unwrap()], None)),
+            ("gzip", report(&dir, &[gz.to_str().unwrap()], None)),
+            ("gzip on stdin", report(&dir, &["-"], Some(&gz))),
+        ] {
+            if got != expected {
+                problems.push(format!(
+                    "{name} ({how}): {} {}",
+                    got.2,
+                    &got.1[..got.1.len().min(300)]
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // Version 1, which tshark refuses too: one line naming the file, from a file (libpcap's
+    // words) or a stream.
+    let v1 = super::corpus::dir().join("libpcap__pcap-invalid-version-1.pcap");
+    let gz = dir.join("v1.pcap.gz");
+    compress(&["gzip", "-c"], &v1, &gz);
+    for (file, why) in [
+        (v1.as_path(), "archaic pcap savefile format"),
+        (
+            gz.as_path(),
+            "pcap version 1.4 unsupported (archaic pcap savefile format)",
+        ),
+    ] {
+        let out = run(&["classify", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            stderr(&out),
+            format!("portscope: cannot open capture {}: {why}\n", file.display())
+        );
+    }
+}

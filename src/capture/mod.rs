@@ -51,14 +51,17 @@ pub fn open_file(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Source>,
             }
             Ok(Box::new(fast))
         }
-        Err(input) if input.plain_file => open_libpcap(path, filter),
-        Err(input) if input.head().len() < 24 && input.compression == Compression::None => {
+        Err(fast::Refusal::Format(message)) => Err(open_error(message)),
+        Err(fast::Refusal::NotMine(input)) if input.plain_file => open_libpcap(path, filter),
+        Err(fast::Refusal::NotMine(input))
+            if input.head().len() < 24 && input.compression == Compression::None =>
+        {
             Err(open_error(format!(
                 "the capture is too short ({} bytes)",
                 input.head().len()
             )))
         }
-        Err(_) => Err(open_error("unknown file format".to_string())),
+        Err(fast::Refusal::NotMine(_)) => Err(open_error("unknown file format".to_string())),
     }
 }
 
