@@ -744,3 +744,99 @@ fn classic_pcap_variants_read_as_tshark_reads_them() {
         );
     }
 }
+
+/// `classify --format json --flows` with `args`: the report without its `inputs`, the
+/// inputs' (packets, bytes), and the flow lines.
+fn merged_report(dir: &Path, args: &[&str]) -> (String, Vec<(u64, u64)>, String) {
+    let flows = dir.join("merged-flows.jsonl");
+    let mut all = vec![
+        "classify",
+        "--format",
+        "json",
+        "--flows",
+        flows.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inputs = json["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["packets"].as_u64().unwrap(), i["bytes"].as_u64().unwrap()))
+        .collect();
+    json.as_object_mut().unwrap().remove("inputs");
+    (
+        json.to_string(),
+        inputs,
+        std::fs::read_to_string(&flows).unwrap(),
+    )
+}
+
+/// Two sensors' captures that overlap in time, made here by splitting a capture into its
+/// odd and even packets with tshark: `--merge` (of the files, or of their directory, for
+/// any `--threads`) gives the whole capture's rows and flows, each input counting its own
+/// packets; without it the inputs are read one after the other, as their concatenation
+/// (mergecap -a) is; `-c` counts over the merged packets.
+#[test]
+fn merge_interleaves_overlapping_captures_by_time() {
+    let dir = tmpdir("merge");
+    for name in ["demo.pcap", "real_smb_windows10.pcap"] {
+        let whole = super::fixtures::dir().join(name);
+        let whole = whole.to_str().unwrap();
+        // Times strictly increase, so the merge can restore the order exactly.
+        let times = Command::new("tshark")
+            .args(["-n", "-r", whole, "-T", "fields", "-e", "frame.time_epoch"])
+            .output()
+            .unwrap();
+        let times: Vec<f64> = String::from_utf8_lossy(&times.stdout)
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{name}");
+        let sensors = dir.join(name.replace(".pcap", ""));
+        std::fs::create_dir_all(&sensors).unwrap();
+        let part = |rest: u32| {
+            let to = sensors.join(format!("part{rest}.pcap"));
+            let status = Command::new("tshark")
+                .args(["-n", "-r", whole, "-F", "pcap", "-w", to.to_str().unwrap()])
+                .args(["-Y", &format!("frame.number % 2 == {rest}")])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            to.to_str().unwrap().to_string()
+        };
+        // The even packets first: the merge must not depend on the order of the inputs.
+        let (even, odd) = (part(0), part(1));
+        let expected = merged_report(&dir, &[whole]);
+        let total = times.len() as u64;
+        for threads in ["1", "2", "3"] {
+            let got = merged_report(&dir, &["--threads", threads, "--merge", &even, &odd]);
+            assert_eq!(got.0, expected.0, "{name} --threads {threads}");
+            assert_eq!(got.2, expected.2, "{name} --threads {threads}: flows");
+            let split = (total / 2, total - total / 2);
+            assert_eq!((got.1[0].0, got.1[1].0), split, "{name}");
+            assert_eq!(got.1[0].1 + got.1[1].1, expected.1[0].1, "{name}");
+        }
+        let by_dir = merged_report(&dir, &["--merge", sensors.to_str().unwrap()]);
+        assert_eq!((&by_dir.0, &by_dir.2), (&expected.0, &expected.2), "{name}");
+        // Without --merge: one input after the other, as their concatenation.
+        let cat = dir.join("cat.pcap");
+        let status = Command::new("mergecap")
+            .args(["-a", "-F", "pcap", "-w", cat.to_str().unwrap(), &even, &odd])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let apart = merged_report(&dir, &[&even, &odd]);
+        let concatenated = merged_report(&dir, &[cat.to_str().unwrap()]);
+        assert_eq!((&apart.0, &apart.2), (&concatenated.0, &concatenated.2));
+        assert_ne!(apart.2, expected.2, "{name}: the order of packets matters");
+        // -c: the first packets of the merged capture, each input counting its own.
+        let first = merged_report(&dir, &["--merge", "-c", "101", &even, &odd]);
+        let head = merged_report(&dir, &["-c", "101", whole]);
+        assert_eq!((&first.0, &first.2), (&head.0, &head.2), "{name}");
+        assert_eq!((first.1[0].0, first.1[1].0), (50, 51), "{name}");
+    }
+}
