@@ -444,5 +444,14 @@ mod tests {
                 let _ = inner(&outer, payload);
             }
         });
+        // Arbitrary 802.11 frames in Aruba's GRE types, which random bytes rarely name.
+        proptest!(|(step in 0u16..24, bytes in prop::collection::vec(any::<u8>(), 0..120))| {
+            let mut gre = vec![0, 0];
+            gre.extend_from_slice(&(0x8200 + step * 0x10).to_be_bytes());
+            gre.extend_from_slice(&bytes);
+            let frame = ipv4_with(47, &gre);
+            let (outer, payload) = decode(Link::Ethernet, &frame).unwrap();
+            prop_assert!(matches!(inner(&outer, payload), Some((Tunnel::Gre, _))));
+        });
     }
 }
