@@ -335,7 +335,7 @@ impl FastPcap {
 
     /// A record header's captured and wire lengths.
     #[inline]
-    fn lengths_of(&self, header: &[u8]) -> (u32, u32) {
+    fn lengths_of(&self, header: &[u8; 16]) -> (u32, u32) {
         let caplen = read_u32(&header[8..12], self.swapped);
         let wire_len = read_u32(&header[12..16], self.swapped);
         match self.lengths {
@@ -409,7 +409,13 @@ impl Source for FastPcap {
         let record = self.record;
         let mut at = 0;
         let mut anomaly = None;
-        while let Some(header) = data[..valid].get(at..at + record) {
+        // The standard 16 bytes as an array (constant offsets); a variant's fields after
+        // them are skipped.
+        while let (true, Some(header)) = (
+            at + record <= valid,
+            data.get(at..at + 16)
+                .and_then(|h| <&[u8; 16]>::try_from(h).ok()),
+        ) {
             let (caplen, wire_len) = self.lengths_of(header);
             if caplen > limit && (!stream || caplen > MAX_SNAPLEN) {
                 // libpcap refuses such a record (or, from a file, decides itself).
@@ -456,7 +462,7 @@ impl Source for FastPcap {
                     } else {
                         format!(
                             "truncated dump file; tried to read {} captured bytes, only got {}",
-                            self.lengths_of(&data[at..at + record]).0,
+                            <&[u8; 16]>::try_from(&data[at..at + 16]).map_or(0, |h| self.lengths_of(h).0),
                             rest - record
                         )
                     }
