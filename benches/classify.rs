@@ -105,6 +105,7 @@ fn whole_pipeline(c: &mut Criterion) {
                             worker: config(threads),
                             progress: None,
                             max_packets: None,
+                            merge: false,
                         };
                         let source: Box<dyn Source> = Box::new(src);
                         pipeline::run([Ok(source)], &table, &cfg)

@@ -1,7 +1,8 @@
 //! Tunnels and dynamic ports on the corpus in `tests/corpus/`, checked against what tshark
 //! decodes.
 //!
-//! Tunnels: for every capture whose index lists an encapsulation (and the tunnel fixture),
+//! Tunnels: for every capture whose index lists an encapsulation (and the tunnel and Aruba
+//! GRE fixtures),
 //! tshark's dissection gives each tunneled frame's first inner IP layer and the transport
 //! after it; the same service-row rule as the outer oracle names its row. portscope's
 //! `tunneled` rows, per-tunnel unclassified and no-inner-IP counts must agree packet for
@@ -131,7 +132,7 @@ fn tunnel_files() -> Vec<PathBuf> {
         .into_iter()
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
-            tunneled.contains(name.as_ref()) || name == "tunnels.pcap"
+            tunneled.contains(name.as_ref()) || name == "tunnels.pcap" || name == "aruba_gre.pcap"
         })
         .collect()
 }

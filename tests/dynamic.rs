@@ -99,6 +99,32 @@ fn every_tunnel_is_seen_through_and_totals_do_not_change() {
     assert!(table.contains("  no inner IP"), "{table}");
 }
 
+/// Aruba's GRE mirror: the packets in its 802.11 data frames are the tunnel's inner rows;
+/// a protected frame, a beacon and GRE 0x9000 have no inner IP.
+#[test]
+fn aruba_gre_80211_is_seen_through() {
+    let (r, _) = classify_json(&[&fixture("aruba_gre.pcap")]);
+    assert_eq!((r.packets, r.bytes), (7, 766));
+    assert_eq!(r.row("gre").map(|g| (g.flows, g.packets)), Some((1, 7)));
+    assert_eq!(
+        tunneled(&r),
+        owned(&[
+            ("gre", "udp/53", "port", 1, 2, 286),
+            ("gre", "tcp/445", "port", 1, 2, 224),
+        ])
+    );
+    let gre = &r.tunnels[0];
+    assert_eq!(
+        (
+            gre.tunnel.as_str(),
+            gre.flows,
+            gre.packets,
+            gre.not_ip.packets
+        ),
+        ("gre", 2, 7, 3)
+    );
+}
+
 #[test]
 fn inner_flows_name_their_tunnel_in_flows_lines() {
     let lines = flow_lines("tunnels.pcap");

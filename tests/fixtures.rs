@@ -84,6 +84,56 @@ fn tunnels() -> Fixture {
     }
 }
 
+/// Aruba's GRE mirroring of 802.11 traffic (GRE protocol types 0x8200 to 0x8370): data
+/// frames carrying DNS and SMB, a QoS data frame from the AP, then what carries no IP: a
+/// protected frame, a beacon, and GRE 0x9000 (Aruba, not 802.11).
+fn aruba_gre() -> Fixture {
+    // An 802.11 frame: frame control, duration, three addresses, sequence control, the
+    // QoS control for QoS data, LLC/SNAP for IPv4, the packet.
+    let wlan = |fc: [u8; 2], ip: &[u8]| {
+        let mut f = vec![fc[0], fc[1], 0, 0];
+        f.extend_from_slice(&[0x00, 0x0b, 0x86, 0, 0, 1]);
+        f.extend_from_slice(&[0x00, 0x50, 0x56, 0, 0, 2]);
+        f.extend_from_slice(&[0x00, 0x0b, 0x86, 0, 0, 3]);
+        f.extend_from_slice(&[0x10, 0x00]);
+        if fc[0] & 0x80 != 0 {
+            f.extend_from_slice(&[0, 0]);
+        }
+        f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        f.extend_from_slice(ip);
+        f
+    };
+    let gre = |proto: u16, inner: &[u8]| {
+        let mut g = vec![0, 0];
+        g.extend_from_slice(&proto.to_be_bytes());
+        g.extend_from_slice(inner);
+        // The access point and its controller: a tunnel of its own (no flow shared with
+        // tunnels.pcap, so their reports add up).
+        eth_ip(&ip4_raw([192, 0, 2, 11], [192, 0, 2, 12], 47, &g))
+    };
+    let frames = vec![
+        gre(0x8200, &wlan([0x08, 0x01], &udp4(A, 53010, C, 53, 30))),
+        gre(0x8200, &wlan([0x08, 0x02], &udp4(C, 53, A, 53010, 60))),
+        gre(
+            0x8210,
+            &wlan([0x88, 0x01], &tcp4(A, 50080, B, 445, true, 0)),
+        ),
+        gre(
+            0x8370,
+            &wlan([0x88, 0x02], &tcp4(B, 445, A, 50080, true, 0)),
+        ),
+        gre(0x8200, &wlan([0x08, 0x41], &[0x5a; 40])),
+        gre(0x8200, &wlan([0x80, 0x00], &[0; 12])),
+        gre(0x9000, &[0x5a; 24]),
+    ];
+    Fixture {
+        name: "aruba_gre.pcap",
+        dlt: 1,
+        nano: false,
+        records: timed(frames),
+    }
+}
+
 /// Dynamic ports: the endpoint mapper, FTP (passive, extended passive, active), TFTP,
 /// with an announcement that comes too late, one never used and one that expires.
 fn dynamic() -> Fixture {
@@ -963,6 +1013,7 @@ pub fn all() -> Vec<Fixture> {
         demo(),
         encapsulations(),
         tunnels(),
+        aruba_gre(),
         dynamic(),
         epm_unknown(),
         rpc(),

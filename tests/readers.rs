@@ -571,3 +571,272 @@ fn a_directory_of_ring_files_is_the_whole_capture() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `bytes` (a little-endian classic pcap with `file_header`-byte file and `record`-byte
+/// record headers, the captured length at `caplen_at` in them) written in the other byte
+/// order, as a big-endian host would.
+fn byte_swapped(bytes: &[u8], file_header: usize, record: usize, caplen_at: usize) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let swap = |out: &mut Vec<u8>, at: usize, n: usize| out[at..at + n].reverse();
+    for (at, n) in [(0, 4), (4, 2), (6, 2), (8, 4), (12, 4), (16, 4), (20, 4)] {
+        swap(&mut out, at, n);
+    }
+    let mut at = file_header;
+    while at + record <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + caplen_at..][..4].try_into().unwrap()) as usize;
+        for field in 0..4 {
+            swap(&mut out, at + 4 * field, 4);
+        }
+        if record >= 24 {
+            // Interface index and protocol; the Nokia bytes are not numbers.
+            swap(&mut out, at + 16, 4);
+            swap(&mut out, at + 20, 2);
+        }
+        at += record + caplen;
+    }
+    out
+}
+
+/// `bytes` (a little-endian classic pcap with 16-byte records in the usual length order)
+/// with each record's header changed by `edit`.
+fn edit_records(bytes: &[u8], file_header: usize, edit: impl Fn(&mut [u8])) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut at = file_header;
+    while at + 16 <= out.len() {
+        let caplen = u32::from_le_bytes(out[at + 8..at + 12].try_into().unwrap()) as usize;
+        edit(&mut out[at..at + 16]);
+        at += 16 + caplen;
+    }
+    out
+}
+
+/// The classic pcap variants tshark reads: the modified, nanosecond, Nokia, Red Hat 6.1
+/// and SuSE 6.3 forms editcap writes from a fixture, each also in the other byte order,
+/// and headers edited here (versions 2.5, 3.0 and DG/UX's 543.0, AIX's version 2.2 with
+/// nanosecond times and ifType 6, Ixia's lcap magic with its longer file header). Each
+/// gives the plain pcap's report and flows (from the file, gzipped, and gzipped on
+/// standard input), and tshark's packet count.
+#[test]
+fn classic_pcap_variants_read_as_tshark_reads_them() {
+    let dir = tmpdir("variants");
+    let demo = super::fixtures::dir().join("demo.pcap");
+    let plain_bytes = std::fs::read(&demo).unwrap();
+    // editcap rewrites the file header: compare with its own plain pcap.
+    let plain = dir.join("plain.pcap");
+    let editcap = |format: &str, to: &Path| {
+        let status = Command::new("editcap")
+            .args(["-F", format, demo.to_str().unwrap(), to.to_str().unwrap()])
+            .status()
+            .expect("editcap (.ci/run installs tshark)");
+        assert!(status.success(), "editcap -F {format}");
+    };
+    editcap("pcap", &plain);
+    let expected = report(&dir, &[plain.to_str().unwrap()], None);
+    assert_eq!(expected.0, Some(0), "{expected:?}");
+    assert!(expected.1.contains("\"packets\":500"), "{}", expected.1);
+
+    let mut variants: Vec<(String, Vec<u8>)> = Vec::new();
+    for (format, record) in [
+        ("modpcap", 24),
+        ("nsecpcap", 16),
+        ("nokiapcap", 20),
+        ("rh6_1pcap", 24),
+        ("suse6_3pcap", 28),
+    ] {
+        let to = dir.join(format!("{format}.pcap"));
+        editcap(format, &to);
+        let bytes = std::fs::read(&to).unwrap();
+        variants.push((
+            format!("{format}-swapped"),
+            byte_swapped(&bytes, 24, record, 8),
+        ));
+        variants.push((format.to_string(), bytes));
+    }
+    let header = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = plain_bytes.clone();
+        edit(&mut b);
+        b
+    };
+    // Before 2.3 (and in DG/UX's 543.0) the wire length came first.
+    let old_order = |b: &[u8]| {
+        edit_records(b, 24, |h| {
+            let caplen: [u8; 4] = h[8..12].try_into().unwrap();
+            h.copy_within(12..16, 8);
+            h[12..16].copy_from_slice(&caplen);
+        })
+    };
+    for (name, major, minor) in [("v2.5", 2u16, 5u16), ("v3.0", 3, 0), ("v543.0", 543, 0)] {
+        let mut b = header(&|b| {
+            b[4..6].copy_from_slice(&major.to_le_bytes());
+            b[6..8].copy_from_slice(&minor.to_le_bytes());
+        });
+        let mut caplen_at = 8;
+        if major == 543 {
+            b = old_order(&b);
+            caplen_at = 12;
+        }
+        variants.push((
+            format!("{name}-swapped"),
+            byte_swapped(&b, 24, 16, caplen_at),
+        ));
+        variants.push((name.to_string(), b));
+    }
+    // AIX: version 2.2 (so the old length order), ifType 6 for Ethernet, nanoseconds.
+    let aix = header(&|b| {
+        b[6..8].copy_from_slice(&2u16.to_le_bytes());
+        b[20..24].copy_from_slice(&6u32.to_le_bytes());
+    });
+    let aix = edit_records(&aix, 24, |h| {
+        let usec = u32::from_le_bytes(h[4..8].try_into().unwrap());
+        h[4..8].copy_from_slice(&(usec * 1000).to_le_bytes());
+    });
+    variants.push(("aix".to_string(), old_order(&aix)));
+    // Ixia's software capture: its magic, and the records' size after the file header.
+    let mut ixia = header(&|b| b[0..4].copy_from_slice(&0x1c00_01abu32.to_le_bytes()));
+    let size = u32::try_from(plain_bytes.len() - 24).unwrap();
+    ixia.splice(24..24, size.to_le_bytes());
+    variants.push(("ixia-swapped".to_string(), byte_swapped(&ixia, 28, 16, 8)));
+    variants.push(("ixia".to_string(), ixia));
+
+    let mut problems = Vec::new();
+    for (name, bytes) in &variants {
+        let file = dir.join(format!("{name}.pcap"));
+        std::fs::write(&file, bytes).unwrap();
+        let tshark = tshark_packets(&file);
+        if tshark != 500 {
+            problems.push(format!("{name}: tshark reads {tshark} packets"));
+        }
+        let gz = dir.join(format!("{name}.pcap.gz"));
+        compress(&["gzip", "-c"], &file, &gz);
+        for (how, got) in [
+            ("file", report(&dir, &[file.to_str().unwrap()], None)),
+            ("gzip", report(&dir, &[gz.to_str().unwrap()], None)),
+            ("gzip on stdin", report(&dir, &["-"], Some(&gz))),
+        ] {
+            if got != expected {
+                problems.push(format!(
+                    "{name} ({how}): {} {}",
+                    got.2,
+                    &got.1[..got.1.len().min(300)]
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // Version 1, which tshark refuses too: one line naming the file, from a file (libpcap's
+    // words) or a stream.
+    let v1 = super::corpus::dir().join("libpcap__pcap-invalid-version-1.pcap");
+    let gz = dir.join("v1.pcap.gz");
+    compress(&["gzip", "-c"], &v1, &gz);
+    for (file, why) in [
+        (v1.as_path(), "archaic pcap savefile format"),
+        (
+            gz.as_path(),
+            "pcap version 1.4 unsupported (archaic pcap savefile format)",
+        ),
+    ] {
+        let out = run(&["classify", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            stderr(&out),
+            format!("portscope: cannot open capture {}: {why}\n", file.display())
+        );
+    }
+}
+
+/// `classify --format json --flows` with `args`: the report without its `inputs`, the
+/// inputs' (packets, bytes), and the flow lines.
+fn merged_report(dir: &Path, args: &[&str]) -> (String, Vec<(u64, u64)>, String) {
+    let flows = dir.join("merged-flows.jsonl");
+    let mut all = vec![
+        "classify",
+        "--format",
+        "json",
+        "--flows",
+        flows.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inputs = json["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["packets"].as_u64().unwrap(), i["bytes"].as_u64().unwrap()))
+        .collect();
+    json.as_object_mut().unwrap().remove("inputs");
+    (
+        json.to_string(),
+        inputs,
+        std::fs::read_to_string(&flows).unwrap(),
+    )
+}
+
+/// Two sensors' captures that overlap in time, made here by splitting a capture into its
+/// odd and even packets with tshark: `--merge` (of the files, or of their directory, for
+/// any `--threads`) gives the whole capture's rows and flows, each input counting its own
+/// packets; without it the inputs are read one after the other, as their concatenation
+/// (mergecap -a) is; `-c` counts over the merged packets.
+#[test]
+fn merge_interleaves_overlapping_captures_by_time() {
+    let dir = tmpdir("merge");
+    for name in ["demo.pcap", "real_smb_windows10.pcap"] {
+        let whole = super::fixtures::dir().join(name);
+        let whole = whole.to_str().unwrap();
+        // Times strictly increase, so the merge can restore the order exactly.
+        let times = Command::new("tshark")
+            .args(["-n", "-r", whole, "-T", "fields", "-e", "frame.time_epoch"])
+            .output()
+            .unwrap();
+        let times: Vec<f64> = String::from_utf8_lossy(&times.stdout)
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{name}");
+        let sensors = dir.join(name.replace(".pcap", ""));
+        std::fs::create_dir_all(&sensors).unwrap();
+        let part = |rest: u32| {
+            let to = sensors.join(format!("part{rest}.pcap"));
+            let status = Command::new("tshark")
+                .args(["-n", "-r", whole, "-F", "pcap", "-w", to.to_str().unwrap()])
+                .args(["-Y", &format!("frame.number % 2 == {rest}")])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            to.to_str().unwrap().to_string()
+        };
+        // The even packets first: the merge must not depend on the order of the inputs.
+        let (even, odd) = (part(0), part(1));
+        let expected = merged_report(&dir, &[whole]);
+        let total = times.len() as u64;
+        for threads in ["1", "2", "3"] {
+            let got = merged_report(&dir, &["--threads", threads, "--merge", &even, &odd]);
+            assert_eq!(got.0, expected.0, "{name} --threads {threads}");
+            assert_eq!(got.2, expected.2, "{name} --threads {threads}: flows");
+            let split = (total / 2, total - total / 2);
+            assert_eq!((got.1[0].0, got.1[1].0), split, "{name}");
+            assert_eq!(got.1[0].1 + got.1[1].1, expected.1[0].1, "{name}");
+        }
+        let by_dir = merged_report(&dir, &["--merge", sensors.to_str().unwrap()]);
+        assert_eq!((&by_dir.0, &by_dir.2), (&expected.0, &expected.2), "{name}");
+        // Without --merge: one input after the other, as their concatenation.
+        let cat = dir.join("cat.pcap");
+        let status = Command::new("mergecap")
+            .args(["-a", "-F", "pcap", "-w", cat.to_str().unwrap(), &even, &odd])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let apart = merged_report(&dir, &[&even, &odd]);
+        let concatenated = merged_report(&dir, &[cat.to_str().unwrap()]);
+        assert_eq!((&apart.0, &apart.2), (&concatenated.0, &concatenated.2));
+        assert_ne!(apart.2, expected.2, "{name}: the order of packets matters");
+        // -c: the first packets of the merged capture, each input counting its own.
+        let first = merged_report(&dir, &["--merge", "-c", "101", &even, &odd]);
+        let head = merged_report(&dir, &["-c", "101", whole]);
+        assert_eq!((&first.0, &first.2), (&head.0, &head.2), "{name}");
+        assert_eq!((first.1[0].0, first.1[1].0), (50, 51), "{name}");
+    }
+}

@@ -154,6 +154,27 @@ impl Input {
         &self.head
     }
 
+    /// Reads more of the capture's first bytes, up to `n` in all (fewer when it ends or
+    /// fails first), for a reader that must see the first records to tell the format; they
+    /// are handed out again by the first block. At most [`BLOCK`].
+    pub fn peek(&mut self, n: usize) -> &[u8] {
+        let n = n.min(BLOCK);
+        let had = self.head.len();
+        if n > had && !self.ended && self.error.is_none() {
+            self.head.resize(n, 0);
+            let (got, error) = read_full(&mut *self.reader, &mut self.head[had..]);
+            self.head.truncate(had + got);
+            self.error = error.map(|e| decompress_error(self.compression, e));
+            self.ended = had + got < n && self.error.is_none();
+        }
+        &self.head
+    }
+
+    /// Whether [`Input::peek`] saw the whole capture.
+    pub fn peeked_all(&self) -> bool {
+        self.ended
+    }
+
     /// Drops the first `n` bytes of the capture (a file header already read from
     /// [`Input::head`]).
     pub fn skip_head(&mut self, n: usize) {

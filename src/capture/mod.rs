@@ -9,6 +9,7 @@ mod filter;
 mod input;
 mod live;
 mod memory;
+mod merge;
 mod offline;
 mod pcapng;
 
@@ -17,6 +18,7 @@ pub use filter::{Filter, Filtered, Program};
 pub use input::{Compression, Input};
 pub use live::{interfaces, LiveCapture, LiveOptions};
 pub use memory::MemorySource;
+pub use merge::Merge;
 pub use offline::PcapFile;
 pub use pcapng::Pcapng;
 
@@ -51,14 +53,17 @@ pub fn open_file(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Source>,
             }
             Ok(Box::new(fast))
         }
-        Err(input) if input.plain_file => open_libpcap(path, filter),
-        Err(input) if input.head().len() < 24 && input.compression == Compression::None => {
+        Err(fast::Refusal::Format(message)) => Err(open_error(message)),
+        Err(fast::Refusal::NotMine(input)) if input.plain_file => open_libpcap(path, filter),
+        Err(fast::Refusal::NotMine(input))
+            if input.head().len() < 24 && input.compression == Compression::None =>
+        {
             Err(open_error(format!(
                 "the capture is too short ({} bytes)",
                 input.head().len()
             )))
         }
-        Err(_) => Err(open_error("unknown file format".to_string())),
+        Err(fast::Refusal::NotMine(_)) => Err(open_error("unknown file format".to_string())),
     }
 }
 
@@ -228,6 +233,24 @@ impl Batch {
             len: u32::try_from(kept.len()).unwrap_or(0),
             link: 0,
         });
+    }
+
+    /// Appends a frame of `other`, keeping at most [`HEADER_BYTES`] of it, with its link
+    /// type (added to this batch's list when new).
+    #[inline]
+    pub(crate) fn push_from(&mut self, other: &Batch, f: &Frame) {
+        let link = other.link_of(f);
+        let index = match self.links.iter().position(|&l| l == link) {
+            Some(i) => i,
+            None => {
+                self.links.push(link);
+                self.links.len() - 1
+            }
+        };
+        self.push(f.ts_ns, f.wire_len, other.bytes(f));
+        if let Some(last) = self.frames.last_mut() {
+            last.link = u16::try_from(index).unwrap_or(0);
+        }
     }
 
     /// The bytes kept of a frame of this batch.

@@ -183,6 +183,11 @@ pub struct ClassifyArgs {
     /// others are counted apart: `filtered` in JSON, a note in the table).
     #[arg(short = 'f', long, value_name = "EXPR")]
     pub filter: Option<String>,
+    /// Interleave the packets of all inputs (and of every file under a directory) by
+    /// capture time, ties in input order, as mergecap does: captures of two sensors whose
+    /// times overlap. Without it, inputs are read one after the other.
+    #[arg(long)]
+    pub merge: bool,
     /// Stop after N packets (over all inputs, like tcpdump's -c); the report covers them.
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<u64>,

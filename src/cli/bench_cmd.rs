@@ -104,6 +104,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
             worker: WorkerConfig::new(threads),
             progress: None,
             max_packets: None,
+            merge: false,
         };
         let mut best = Duration::MAX;
         for _ in 0..a.runs.max(1) {

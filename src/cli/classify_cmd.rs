@@ -49,6 +49,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         },
         progress: progress_bar(captures),
         max_packets: a.count,
+        merge: a.merge,
     };
     let sources = captures.iter().map(|path| match a.reader {
         ReaderArg::Auto => capture::open_file(path, filter.as_ref()),

@@ -58,6 +58,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         worker: super::worker_config(&a.flow, false)?,
         progress: None,
         max_packets: None,
+        merge: false,
     };
     let started = SystemTime::now();
     let json = a.format == FormatArg::Json;

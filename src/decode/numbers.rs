@@ -57,6 +57,16 @@ impl EtherType {
     pub const ERSPAN_3: EtherType = EtherType(0x22eb);
     /// Cisco MetaData (security group tags) in GRE.
     pub const CISCO_METADATA: EtherType = EtherType(0x8909);
+    /// Aruba's GRE mirroring of 802.11 frames: 0x8200 to 0x8370, in steps of 0x10 (the
+    /// range Wireshark's GRE dissector hands to its 802.11 dissector).
+    pub const ARUBA_FIRST: EtherType = EtherType(0x8200);
+    pub const ARUBA_LAST: EtherType = EtherType(0x8370);
     /// The pre-standard 802.1ad tag some switches still send.
     pub const QINQ_OLD: EtherType = EtherType(0x9100);
+
+    /// Whether GRE with this protocol type carries an 802.11 frame (Aruba).
+    #[inline]
+    pub fn is_aruba_wlan(self) -> bool {
+        (EtherType::ARUBA_FIRST.0..=EtherType::ARUBA_LAST.0).contains(&self.0) && self.0 & 0xf == 0
+    }
 }

@@ -1,4 +1,5 @@
-//! Tunnels: the packet inside GRE (RFC 2784/2890, with IP, MPLS or Ethernet payload), PPTP's
+//! Tunnels: the packet inside GRE (RFC 2784/2890, with IP, MPLS, Ethernet or, from Aruba's
+//! controllers, 802.11 payload), PPTP's
 //! enhanced GRE carrying PPP (RFC 2637), ERSPAN types I, II and III, IP-in-IP and
 //! IPv6-in-IP (IP protocols 4 and 41), L2TPv2 data on UDP 1701 (RFC 2661), VXLAN on UDP
 //! 4789 (RFC 7348), and what AH protects (RFC 4302, transport or tunnel mode).
@@ -7,7 +8,8 @@
 //! ESP is encrypted and has no inner packet to read.
 
 use super::{
-    be16, ip, link, Decoded, EtherType, Fragment, IpProto, Layer, Link, Protocol, Skip, Upper,
+    be16, ip, link, wireless, Decoded, EtherType, Fragment, IpProto, Layer, Link, Protocol, Skip,
+    Upper,
 };
 
 /// A kind of tunnel, as reports name it.
@@ -180,6 +182,8 @@ fn gre<'a>(
             ),
             _ => (Tunnel::Gre, Err(Skip::Truncated(Layer::Link))),
         },
+        // Aruba's mirror of 802.11 traffic: the frame without radio header.
+        aruba if aruba.is_aruba_wlan() => (Tunnel::Gre, wireless::ieee80211(payload, vlan)),
         ethertype => (
             Tunnel::Gre,
             link::ethertype_payload(ethertype, payload, vlan),
@@ -283,6 +287,37 @@ mod tests {
 
     fn inner_ip() -> Vec<u8> {
         eth_tcp4(50000, 445, b"smb")[14..].to_vec()
+    }
+
+    #[test]
+    fn aruba_gre_carries_80211() {
+        // GRE of `proto`: a data frame to the AP, LLC/SNAP, the packet.
+        let gre = |proto: [u8; 2], fc: [u8; 2]| {
+            let mut f = vec![0x00, 0x00, proto[0], proto[1], fc[0], fc[1], 0, 0];
+            f.extend_from_slice(&[0; 18]);
+            f.extend_from_slice(&[0, 0, 0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+            f.extend_from_slice(&inner_ip());
+            ipv4_with(47, &f)
+        };
+        for proto in [[0x82, 0x00], [0x82, 0xa0], [0x83, 0x70]] {
+            let (t, d) = unwrap(&gre(proto, [0x08, 0x01]));
+            assert_eq!((t, d.unwrap().ports().unwrap().1), (Tunnel::Gre, 445));
+        }
+        // Protected, and a beacon: 802.11 without IP.
+        let not_ip = Err(Skip::NotIp(Protocol::Wlan));
+        assert_eq!(
+            unwrap(&gre([0x82, 0x00], [0x08, 0x41])),
+            (Tunnel::Gre, not_ip)
+        );
+        assert_eq!(
+            unwrap(&gre([0x82, 0x10], [0x80, 0x00])),
+            (Tunnel::Gre, not_ip)
+        );
+        // Not one of Aruba's 802.11 types: an unknown ethertype.
+        assert_eq!(
+            unwrap(&gre([0x82, 0x01], [0x08, 0x01])).1,
+            Err(Skip::NotIp(Protocol::EtherType(EtherType(0x8201))))
+        );
     }
 
     #[test]
@@ -408,6 +443,15 @@ mod tests {
             if let Ok((outer, payload)) = decode(Link::Ethernet, &frame) {
                 let _ = inner(&outer, payload);
             }
+        });
+        // Arbitrary 802.11 frames in Aruba's GRE types, which random bytes rarely name.
+        proptest!(|(step in 0u16..24, bytes in prop::collection::vec(any::<u8>(), 0..120))| {
+            let mut gre = vec![0, 0];
+            gre.extend_from_slice(&(0x8200 + step * 0x10).to_be_bytes());
+            gre.extend_from_slice(&bytes);
+            let frame = ipv4_with(47, &gre);
+            let (outer, payload) = decode(Link::Ethernet, &frame).unwrap();
+            prop_assert!(matches!(inner(&outer, payload), Some((Tunnel::Gre, _))));
         });
     }
 }

@@ -40,6 +40,9 @@ pub struct Config {
     /// Read at most this many packets, over all inputs (`classify -c`); inputs after the
     /// last one read are not opened.
     pub max_packets: Option<u64>,
+    /// Interleave the frames of all inputs by capture time (`classify --merge`) instead of
+    /// reading them one after the other.
+    pub merge: bool,
 }
 
 /// Timings for `--stats`.
@@ -171,11 +174,15 @@ fn run_with<'a>(
         reader.remaining = config.max_packets;
         drop(report_tx);
         let mut inputs: Vec<InputReport> = Vec::new();
-        for source in sources {
-            if reader.remaining == Some(0) {
-                break;
+        if config.merge {
+            inputs = reader.read_merged(sources.into_iter().collect());
+        } else {
+            for source in sources {
+                if reader.remaining == Some(0) {
+                    break;
+                }
+                inputs.push(reader.read(source));
             }
-            inputs.push(reader.read(source));
         }
         reader.finish();
         let reader_busy = reader.busy;
@@ -231,6 +238,7 @@ mod tests {
             },
             progress: None,
             max_packets: None,
+            merge: false,
         }
     }
 

@@ -6,7 +6,7 @@
 
 use super::live::Report;
 use super::{Opened, QUEUE};
-use crate::capture::{Batch, Fill, InputReport, Source};
+use crate::capture::{self, Batch, Fill, InputReport, Source};
 use crossbeam_channel::{Receiver, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -137,7 +137,7 @@ impl Reader {
                 let mut head = self.batch();
                 head.clear(batch.link());
                 for f in &batch.frames[..cut] {
-                    head.push(f.ts_ns, f.wire_len, batch.bytes(f));
+                    head.push_from(&batch, f);
                 }
                 self.send(head, report);
                 batch.frames.drain(..cut);
@@ -230,6 +230,30 @@ impl Reader {
             let _ = self.next_queue().send(batch);
             self.sent += 1;
         }
+    }
+
+    /// Reads all `sources` as one capture, their frames interleaved by time
+    /// ([`capture::Merge`]), through [`Reader::read`]; what became of each, in order.
+    pub fn read_merged(&mut self, sources: Vec<Opened<'_>>) -> Vec<InputReport> {
+        let mut reports: Vec<Option<InputReport>> = Vec::with_capacity(sources.len());
+        let mut open = Vec::with_capacity(sources.len());
+        for opened in sources {
+            match opened {
+                Ok(source) => {
+                    open.push(source);
+                    reports.push(None);
+                }
+                Err(e) => reports.push(Some(self.read(Err(e)))),
+            }
+        }
+        let mut merge = capture::Merge::new(open, self.remaining);
+        // The merge delivers no more than the limit, and counts what each input gave.
+        let _ = self.read(Ok(Box::new(&mut merge)));
+        let mut merged = merge.reports().into_iter();
+        reports
+            .into_iter()
+            .filter_map(|r| r.or_else(|| merged.next()))
+            .collect()
     }
 
     pub fn read(&mut self, opened: Opened<'_>) -> InputReport {
