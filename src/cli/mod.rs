@@ -118,6 +118,7 @@ fn export_flows(
     let settings = export::Settings {
         domain: e.observation_domain,
         mtu: e.ipfix_mtu,
+        rate: e.ipfix_rate,
     };
     let (apps, records) = export::records(flows, catalog, table);
     if let Some(path) = &e.ipfix_file {

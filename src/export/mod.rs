@@ -20,8 +20,16 @@ use std::time::{Duration, Instant, SystemTime};
 /// The default UDP message size bound.
 pub const DEFAULT_MTU: usize = 1400;
 
-/// Over UDP, templates and application names are sent again after this many messages.
-const RESEND_EVERY: u32 = 256;
+/// What UDP export repeats, and how often.
+const REFRESH: Refresh = Refresh {
+    templates_every: 256,
+    names_every: Duration::from_secs(60),
+};
+
+/// The default UDP pace, in data records per second: what a local nfcapd (nfdump 1.7.1)
+/// with its default receive buffer stores without loss, on this project's 2-core machine
+/// while portscope runs beside it (see the README's "Deployment").
+pub const DEFAULT_RATE: u64 = 200_000;
 
 /// A TCP collector that went away is tried again after this long, doubling up to the most.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -130,6 +138,58 @@ pub struct Settings {
     pub domain: u32,
     /// UDP messages stay within this many bytes.
     pub mtu: usize,
+    /// UDP messages carry at most this many data records per second (0: as fast as the
+    /// socket takes them).
+    pub rate: u64,
+}
+
+/// Paces UDP messages: a token bucket of data records, filled at the rate and holding a
+/// millisecond's worth (at least one full message), so that a collector's receive buffer
+/// never sees more than that at once. UDP has no flow control: without it, an offline
+/// run's flows leave in one burst that fills the collector's buffer in milliseconds, and
+/// what does not fit is lost without a word.
+#[derive(Debug)]
+struct Pacer {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Pacer {
+    fn new(rate: u64, mtu: usize) -> Option<Pacer> {
+        if rate == 0 {
+            return None;
+        }
+        let rate = rate as f64;
+        // The most records one message holds: IPv4 records of 74 bytes.
+        let message = (mtu / 74) as f64;
+        let burst = (rate / 1000.0).max(message);
+        Some(Pacer {
+            rate,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        })
+    }
+
+    /// Waits until `records` may leave, and takes them from the bucket.
+    fn wait(&mut self, records: u32) {
+        let records = f64::from(records);
+        loop {
+            let now = Instant::now();
+            let elapsed = now.duration_since(self.last).as_secs_f64();
+            self.last = now;
+            self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+            if self.tokens >= records.min(self.burst) {
+                self.tokens -= records;
+                return;
+            }
+            std::thread::sleep(Duration::from_secs_f64(
+                (records.min(self.burst) - self.tokens) / self.rate,
+            ));
+        }
+    }
 }
 
 /// The records of `flows` (outer flows only) and the applications they name, by selector.
@@ -201,36 +261,58 @@ fn now_secs() -> u32 {
         .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
 }
 
+/// When a UDP stream repeats what a collector that started late (or restarted) needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Refresh {
+    /// The templates (one message), after this many messages of records.
+    pub templates_every: u32,
+    /// The application names, after this long: a run has thousands of rows (4,138 on the
+    /// reference mix, 1.1 MB of options), so repeating them by message count would send
+    /// more names than records.
+    pub names_every: Duration,
+}
+
 /// Encodes a stream (a file, a connection, UDP messages to a collector): templates and
-/// application names (the preamble), then the records, with the preamble again after
-/// every `resend_every` messages if given. `out` takes each message, its number of data
-/// records, and whether it is a preamble message.
+/// application names (the preamble), then the records, repeating them as `refresh` asks.
+/// `out` takes each message, its number of data records, and whether it carries only
+/// templates or names.
 pub fn encode(
     apps: &[Application],
     records: &[Record],
     settings: Settings,
-    resend_every: Option<u32>,
+    refresh: Option<Refresh>,
     out: &mut impl FnMut(&[u8], u32, bool),
 ) {
     let mut enc = Encoder::new(settings.domain, settings.mtu, now_secs());
-    let preamble = |enc: &mut Encoder, out: &mut dyn FnMut(&[u8], u32, bool)| {
+    let templates = |enc: &mut Encoder, out: &mut dyn FnMut(&[u8], u32, bool)| {
+        enc.templates(&mut |m: &[u8], n: u32| out(m, n, true));
+    };
+    let names = |enc: &mut Encoder, out: &mut dyn FnMut(&[u8], u32, bool)| {
         let mut out = |m: &[u8], n: u32| out(m, n, true);
-        enc.templates(&mut out);
         for a in apps {
             enc.application(a.selector, &a.name, &a.description, &mut out);
         }
         enc.flush(&mut out);
     };
-    preamble(&mut enc, out);
+    templates(&mut enc, out);
+    names(&mut enc, out);
     let mut since = 0;
+    let mut names_sent = Instant::now();
     for r in records {
         enc.record(r, &mut |m: &[u8], n: u32| {
             since += 1;
             out(m, n, false);
         });
-        if resend_every.is_some_and(|every| since >= every) {
+        let Some(refresh) = refresh else { continue };
+        if since >= refresh.templates_every {
             since = 0;
-            preamble(&mut enc, out);
+            // The records already encoded leave as records, before the templates.
+            enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
+            templates(&mut enc, out);
+            if names_sent.elapsed() >= refresh.names_every {
+                names_sent = Instant::now();
+                names(&mut enc, out);
+            }
         }
     }
     enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
@@ -362,13 +444,16 @@ impl Exporter {
     pub fn send(&mut self, apps: &[Application], records: &[Record]) {
         if let Some(socket) = &self.udp {
             let targets = &mut self.udp_targets;
-            let every = Some(RESEND_EVERY);
+            let mut pacer = Pacer::new(self.settings.rate, self.settings.mtu);
             encode(
                 apps,
                 records,
                 self.settings,
-                every,
+                Some(REFRESH),
                 &mut |m: &[u8], n, pre| {
+                    if let Some(p) = &mut pacer {
+                        p.wait(n);
+                    }
                     let n = if pre { 0 } else { u64::from(n) };
                     for (t, d) in targets.iter_mut() {
                         // An unreachable UDP collector is not an error: nobody would know.
@@ -435,6 +520,72 @@ impl Exporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pacer_keeps_to_its_rate() {
+        let mut p = Pacer::new(100_000, 1400).unwrap();
+        let start = Instant::now();
+        for _ in 0..1000 {
+            p.wait(18);
+        }
+        // 18,000 records at 100,000 a second, less the 100 of the first millisecond.
+        assert!(
+            start.elapsed() >= Duration::from_millis(178),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(Pacer::new(0, 1400).is_none());
+    }
+
+    #[test]
+    fn udp_streams_repeat_templates_often_and_names_seldom() {
+        let record = ipfix::Record {
+            start_ms: 0,
+            end_ms: 0,
+            src: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1],
+            dst: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2],
+            src_port: 1,
+            dst_port: 445,
+            proto: 6,
+            tcp_flags: [0, 0],
+            vlan: 0,
+            end: EndReason::EndOfFlow,
+            packets: [1, 1],
+            octets: [40, 40],
+            app: 7,
+        };
+        let apps = [Application {
+            selector: 7,
+            name: "tcp/445".into(),
+            description: "Server".into(),
+        }];
+        // 512-byte messages hold 6 records: 100 records are 17 messages.
+        let settings = Settings {
+            domain: 1,
+            mtu: 512,
+            rate: 0,
+        };
+        let refresh = Refresh {
+            templates_every: 4,
+            names_every: Duration::from_secs(3600),
+        };
+        let (mut templates, mut names, mut records) = (0, 0, 0);
+        encode(
+            &apps,
+            &[record; 100],
+            settings,
+            Some(refresh),
+            &mut |m, n, pre| {
+                // Set id 2 (templates) or 258 (application names) opens a preamble message.
+                match (pre, u16::from_be_bytes([m[16], m[17]])) {
+                    (true, 2) => templates += 1,
+                    (true, _) => names += n,
+                    (false, _) => records += n,
+                }
+            },
+        );
+        assert_eq!((templates, names, records), (1 + 4, 1, 100));
+    }
 
     #[test]
     fn urls() {
