@@ -68,7 +68,10 @@ impl Nfcapd {
             .success());
         assert!(self.child.wait().unwrap().success());
         let log = std::fs::read_to_string(self.dir.join("nfcapd.log")).unwrap();
-        assert!(log.contains("Sequence Errors: 0, Bad Packets: 0"), "{log}");
+        // Not its sequence errors: nfdump 1.7.1 counts flow records only, and RFC 7011's
+        // sequence numbers count the application names that come between them too
+        // (`udp_messages_stay_within_the_mtu` checks those).
+        assert!(log.contains(", Bad Packets: 0"), "{log}");
         std::fs::read_dir(&self.dir)
             .unwrap()
             .map(|e| e.unwrap().path())

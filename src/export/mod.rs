@@ -192,28 +192,45 @@ impl Pacer {
     }
 }
 
-/// The records of `flows` (outer flows only) and the applications they name, by selector.
+/// The applications of a stream: every row named so far, by its match, in the order first
+/// named.
+#[derive(Debug, Default)]
+pub struct Applications {
+    known: BTreeMap<Match, u32>,
+    list: Vec<Application>,
+}
+
+impl Applications {
+    /// Every application named so far.
+    pub fn all(&self) -> &[Application] {
+        &self.list
+    }
+
+    /// The selector of `m`'s row, naming it (at the end of the list) if it is new.
+    fn selector(&mut self, m: Match, catalog: &Catalog, table: &PortTable) -> u32 {
+        *self.known.entry(m).or_insert_with(|| {
+            let (name, description) = crate::report::application(&m, catalog, table);
+            let selector = ipfix::selector(&name);
+            self.list.push(Application {
+                selector,
+                name,
+                description,
+            });
+            selector
+        })
+    }
+}
+
+/// The records of `flows` (outer flows only), appended to `out`; the applications they
+/// name that `apps` did not know yet are appended to its list.
 pub fn records(
     flows: &[FlowRecord],
+    apps: &mut Applications,
     catalog: &Catalog,
     table: &PortTable,
-) -> (Vec<Application>, Vec<Record>) {
-    let mut apps: BTreeMap<Match, Application> = BTreeMap::new();
-    let mut out = Vec::with_capacity(flows.len());
-    let mut app_of = |m: Option<Match>| {
-        m.map_or(0, |m| {
-            apps.entry(m)
-                .or_insert_with(|| {
-                    let (name, description) = crate::report::application(&m, catalog, table);
-                    Application {
-                        selector: ipfix::selector(&name),
-                        name,
-                        description,
-                    }
-                })
-                .selector
-        })
-    };
+    out: &mut Vec<Record>,
+) {
+    let mut app_of = |m: Option<Match>| m.map_or(0, |m| apps.selector(m, catalog, table));
     for f in flows.iter().filter(|f| f.tunnel.is_none()) {
         // A flow split into parts (an SMB connection's pipes and shares) is one record per
         // part, and one for what its own row kept.
@@ -224,9 +241,6 @@ pub fn records(
             out.push(record(f, p.packets, p.bytes, app_of(Some(p.row))));
         }
     }
-    let mut apps: Vec<Application> = apps.into_values().collect();
-    apps.sort_by(|a, b| a.name.cmp(&b.name));
-    (apps, out)
 }
 
 fn record(f: &FlowRecord, packets: [u64; 2], bytes: [u64; 2], app: u32) -> Record {
@@ -272,50 +286,87 @@ pub struct Refresh {
     pub names_every: Duration,
 }
 
-/// Encodes a stream (a file, a connection, UDP messages to a collector): templates and
-/// application names (the preamble), then the records, repeating them as `refresh` asks.
-/// `out` takes each message, its number of data records, and whether it carries only
-/// templates or names.
-pub fn encode(
-    apps: &[Application],
-    records: &[Record],
-    settings: Settings,
+/// One IPFIX stream (a file, a connection, UDP messages to collectors): the templates
+/// first, then each application's name before the first record that names it, then the
+/// records, repeating templates and names as `refresh` asks. `out` takes each message,
+/// its number of data records, and whether it carries only templates or names.
+pub struct Stream {
+    enc: Encoder,
     refresh: Option<Refresh>,
-    out: &mut impl FnMut(&[u8], u32, bool),
-) {
-    let mut enc = Encoder::new(settings.domain, settings.mtu, now_secs());
-    let templates = |enc: &mut Encoder, out: &mut dyn FnMut(&[u8], u32, bool)| {
-        enc.templates(&mut |m: &[u8], n: u32| out(m, n, true));
-    };
-    let names = |enc: &mut Encoder, out: &mut dyn FnMut(&[u8], u32, bool)| {
-        let mut out = |m: &[u8], n: u32| out(m, n, true);
-        for a in apps {
-            enc.application(a.selector, &a.name, &a.description, &mut out);
+    /// Applications named on the stream so far.
+    named: usize,
+    since: u32,
+    names_sent: Instant,
+}
+
+impl Stream {
+    pub fn new(settings: Settings, refresh: Option<Refresh>) -> Stream {
+        Stream {
+            enc: Encoder::new(settings.domain, settings.mtu, now_secs()),
+            refresh,
+            named: 0,
+            since: 0,
+            names_sent: Instant::now(),
         }
-        enc.flush(&mut out);
-    };
-    templates(&mut enc, out);
-    names(&mut enc, out);
-    let mut since = 0;
-    let mut names_sent = Instant::now();
-    for r in records {
-        enc.record(r, &mut |m: &[u8], n: u32| {
-            since += 1;
-            out(m, n, false);
-        });
-        let Some(refresh) = refresh else { continue };
-        if since >= refresh.templates_every {
-            since = 0;
-            // The records already encoded leave as records, before the templates.
-            enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
-            templates(&mut enc, out);
-            if names_sent.elapsed() >= refresh.names_every {
-                names_sent = Instant::now();
-                names(&mut enc, out);
+    }
+
+    /// Sends the names of the applications in `apps` not named on this stream yet, then
+    /// `records` (which name only applications of `apps`).
+    pub fn send(
+        &mut self,
+        apps: &Applications,
+        records: &[Record],
+        out: &mut impl FnMut(&[u8], u32, bool),
+    ) {
+        if self.enc.sequence() == 0 && self.named == 0 {
+            self.templates(out);
+        }
+        let new = &apps.all()[self.named.min(apps.all().len())..];
+        if !new.is_empty() {
+            self.names(new, out);
+            self.named = apps.all().len();
+        }
+        for r in records {
+            let Stream { enc, since, .. } = self;
+            enc.record(r, &mut |m: &[u8], n: u32| {
+                *since += 1;
+                out(m, n, false);
+            });
+            let Some(refresh) = self.refresh else {
+                continue;
+            };
+            if self.since >= refresh.templates_every {
+                self.since = 0;
+                // The records already encoded leave as records, before the templates.
+                self.enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
+                self.templates(out);
+                if self.names_sent.elapsed() >= refresh.names_every {
+                    self.names_sent = Instant::now();
+                    self.names(apps.all(), out);
+                }
             }
         }
     }
-    enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
+
+    /// Sends what is encoded and not sent yet.
+    pub fn flush(&mut self, out: &mut impl FnMut(&[u8], u32, bool)) {
+        self.enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
+    }
+
+    fn templates(&mut self, out: &mut impl FnMut(&[u8], u32, bool)) {
+        self.enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
+        self.enc.templates(&mut |m: &[u8], n: u32| out(m, n, true));
+    }
+
+    fn names(&mut self, apps: &[Application], out: &mut impl FnMut(&[u8], u32, bool)) {
+        self.enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
+        let mut out = |m: &[u8], n: u32| out(m, n, true);
+        for a in apps {
+            self.enc
+                .application(a.selector, &a.name, &a.description, &mut out);
+        }
+        self.enc.flush(&mut out);
+    }
 }
 
 /// Writes an IPFIX file (RFC 5655) of `records`.
@@ -323,17 +374,20 @@ pub fn encode(
 /// # Errors
 /// Any error of `out`.
 pub fn write_file(
-    apps: &[Application],
+    apps: &Applications,
     records: &[Record],
     settings: Settings,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let mut result = Ok(());
-    encode(apps, records, settings, None, &mut |m: &[u8], _, _| {
+    let mut write = |m: &[u8], _, _| {
         if result.is_ok() {
             result = out.write_all(m);
         }
-    });
+    };
+    let mut stream = Stream::new(settings, None);
+    stream.send(apps, records, &mut write);
+    stream.flush(&mut write);
     result
 }
 
@@ -386,21 +440,71 @@ impl TcpCollector {
     }
 }
 
-/// The network collectors of a run.
-pub struct Exporter {
-    settings: Settings,
-    udp: Option<UdpSocket>,
-    udp_targets: Vec<(Target, Delivery)>,
-    tcp: Vec<TcpCollector>,
+/// The UDP collectors of a run: one socket, one stream, paced.
+struct Udp {
+    socket: UdpSocket,
+    targets: Vec<(Target, Delivery)>,
+    stream: Stream,
+    pacer: Option<Pacer>,
 }
 
-impl Exporter {
+impl Udp {
+    /// Sends each message to every target, paced.
+    fn out<'s>(
+        socket: &'s UdpSocket,
+        targets: &'s mut [(Target, Delivery)],
+        pacer: &'s mut Option<Pacer>,
+    ) -> impl FnMut(&[u8], u32, bool) + 's {
+        move |m: &[u8], n, pre| {
+            if let Some(p) = pacer.as_mut() {
+                p.wait(n);
+            }
+            let n = if pre { 0 } else { u64::from(n) };
+            for (t, d) in targets.iter_mut() {
+                // An unreachable UDP collector is not an error: nobody would know.
+                match socket.send_to(m, t.addr) {
+                    Ok(_) => d.sent += n,
+                    Err(e) => {
+                        d.unsent += n;
+                        d.error = Some(e.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The TCP collectors of a run: one stream, each connection opened with what a new
+/// transport session needs first (the templates and every name so far).
+struct Tcp {
+    collectors: Vec<TcpCollector>,
+    stream: Stream,
+    preamble: Vec<Vec<u8>>,
+}
+
+/// The network collectors of a run, fed the flows as they finish, on the pipeline's export
+/// thread while the run goes on.
+pub struct Exporter<'a> {
+    catalog: &'a Catalog,
+    table: &'a PortTable,
+    apps: Applications,
+    records: Vec<Record>,
+    udp: Option<Udp>,
+    tcp: Option<Tcp>,
+}
+
+impl<'a> Exporter<'a> {
     /// Opens sockets for `targets`; a TCP collector that does not answer yet is not an
     /// error (it is tried again, and what it misses is counted).
     ///
     /// # Errors
     /// No UDP socket could be bound.
-    pub fn new(targets: Vec<Target>, settings: Settings) -> io::Result<Exporter> {
+    pub fn new(
+        targets: Vec<Target>,
+        settings: Settings,
+        catalog: &'a Catalog,
+        table: &'a PortTable,
+    ) -> io::Result<Exporter<'a>> {
         let delivery = |t: &Target| Delivery {
             url: t.url.clone(),
             sent: 0,
@@ -410,24 +514,25 @@ impl Exporter {
         let (udp, tcp): (Vec<Target>, Vec<Target>) = targets
             .into_iter()
             .partition(|t| t.transport == Transport::Udp);
-        let socket = if udp.is_empty() {
+        let udp = if udp.is_empty() {
             None
         } else {
             let v6 = udp.iter().any(|t| t.addr.is_ipv6());
-            let socket = UdpSocket::bind(if v6 { "[::]:0" } else { "0.0.0.0:0" })?;
-            Some(socket)
+            Some(Udp {
+                socket: UdpSocket::bind(if v6 { "[::]:0" } else { "0.0.0.0:0" })?,
+                targets: udp
+                    .into_iter()
+                    .map(|t| {
+                        let d = delivery(&t);
+                        (t, d)
+                    })
+                    .collect(),
+                stream: Stream::new(settings, Some(REFRESH)),
+                pacer: Pacer::new(settings.rate, settings.mtu),
+            })
         };
-        Ok(Exporter {
-            settings,
-            udp: socket,
-            udp_targets: udp
-                .into_iter()
-                .map(|t| {
-                    let d = delivery(&t);
-                    (t, d)
-                })
-                .collect(),
-            tcp: tcp
+        let tcp = (!tcp.is_empty()).then(|| Tcp {
+            collectors: tcp
                 .into_iter()
                 .map(|t| TcpCollector {
                     delivery: delivery(&t),
@@ -437,83 +542,89 @@ impl Exporter {
                     backoff: BACKOFF_FIRST,
                 })
                 .collect(),
+            stream: Stream::new(settings, None),
+            preamble: Vec::new(),
+        });
+        Ok(Exporter {
+            catalog,
+            table,
+            apps: Applications::default(),
+            records: Vec::new(),
+            udp,
+            tcp,
         })
     }
 
-    /// Sends `records` to every collector.
-    pub fn send(&mut self, apps: &[Application], records: &[Record]) {
-        if let Some(socket) = &self.udp {
-            let targets = &mut self.udp_targets;
-            let mut pacer = Pacer::new(self.settings.rate, self.settings.mtu);
-            encode(
-                apps,
-                records,
-                self.settings,
-                Some(REFRESH),
-                &mut |m: &[u8], n, pre| {
-                    if let Some(p) = &mut pacer {
-                        p.wait(n);
-                    }
-                    let n = if pre { 0 } else { u64::from(n) };
-                    for (t, d) in targets.iter_mut() {
-                        // An unreachable UDP collector is not an error: nobody would know.
-                        match socket.send_to(m, t.addr) {
-                            Ok(_) => d.sent += n,
-                            Err(e) => {
-                                d.unsent += n;
-                                d.error = Some(e.to_string());
-                            }
-                        }
-                    }
-                },
-            );
-        }
-        if self.tcp.is_empty() {
-            return;
-        }
-        // The preamble comes first; each connection sends it when it opens.
-        let mut preamble: Vec<Vec<u8>> = Vec::new();
-        let tcp = &mut self.tcp;
-        encode(
-            apps,
-            records,
-            self.settings,
-            None,
-            &mut |m: &[u8], n, pre| {
-                if pre {
-                    preamble.push(m.to_vec());
-                    return;
-                }
-                for c in tcp.iter_mut() {
-                    c.send(m, n, &preamble);
-                }
-            },
+    /// Sends the records of `flows` to every collector.
+    pub fn send(&mut self, flows: &[FlowRecord]) {
+        self.records.clear();
+        records(
+            flows,
+            &mut self.apps,
+            self.catalog,
+            self.table,
+            &mut self.records,
         );
-        for c in &mut self.tcp {
-            if let Some(s) = &mut c.stream {
-                if let Err(e) = s.flush() {
-                    c.failed(&e);
-                }
-            }
+        if let Some(u) = &mut self.udp {
+            let mut out = Udp::out(&u.socket, &mut u.targets, &mut u.pacer);
+            u.stream.send(&self.apps, &self.records, &mut out);
+        }
+        if let Some(t) = &mut self.tcp {
+            let (preamble, collectors) = (&mut t.preamble, &mut t.collectors);
+            t.stream
+                .send(&self.apps, &self.records, &mut |m: &[u8], n, pre| {
+                    tcp_out(preamble, collectors, m, n, pre);
+                });
         }
     }
 
-    /// What each collector received, in the order given.
+    /// Sends what is left and closes the connections; what each collector received, UDP
+    /// collectors first, each in the order given.
     pub fn finish(mut self) -> Vec<Delivery> {
-        for c in &mut self.tcp {
-            if let Some(s) = c.stream.take() {
-                let _ = s.shutdown(std::net::Shutdown::Write);
-                // Wait for the collector to close, so that everything sent was read.
-                let mut s = s;
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let _ = io::copy(&mut s, &mut io::sink());
-            }
+        let mut deliveries = Vec::new();
+        if let Some(mut u) = self.udp.take() {
+            u.stream
+                .flush(&mut Udp::out(&u.socket, &mut u.targets, &mut u.pacer));
+            deliveries.extend(u.targets.into_iter().map(|(_, d)| d));
         }
-        self.udp_targets
-            .into_iter()
-            .map(|(_, d)| d)
-            .chain(self.tcp.into_iter().map(|c| c.delivery))
-            .collect()
+        if let Some(mut t) = self.tcp.take() {
+            let (preamble, collectors) = (&mut t.preamble, &mut t.collectors);
+            t.stream.flush(&mut |m: &[u8], n, pre| {
+                tcp_out(preamble, collectors, m, n, pre);
+            });
+            for c in &mut t.collectors {
+                if let Some(mut s) = c.stream.take() {
+                    let _ = s.flush();
+                    let _ = s.shutdown(std::net::Shutdown::Write);
+                    // Wait for the collector to close, so that everything sent was read.
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                    let _ = io::copy(&mut s, &mut io::sink());
+                }
+            }
+            deliveries.extend(t.collectors.into_iter().map(|c| c.delivery));
+        }
+        deliveries
+    }
+}
+
+/// A TCP stream's message: templates and names are kept for connections opened later.
+fn tcp_out(
+    preamble: &mut Vec<Vec<u8>>,
+    collectors: &mut [TcpCollector],
+    m: &[u8],
+    n: u32,
+    pre: bool,
+) {
+    if pre {
+        preamble.push(m.to_vec());
+        // A connection that is open gets it now; one opened later, with the rest.
+        for c in collectors.iter_mut().filter(|c| c.stream.is_some()) {
+            c.send(m, 0, &[]);
+        }
+        return;
+    }
+    for c in collectors.iter_mut() {
+        c.send(m, n, preamble);
     }
 }
 
@@ -554,11 +665,14 @@ mod tests {
             octets: [40, 40],
             app: 7,
         };
-        let apps = [Application {
-            selector: 7,
-            name: "tcp/445".into(),
-            description: "Server".into(),
-        }];
+        let apps = Applications {
+            known: BTreeMap::new(),
+            list: vec![Application {
+                selector: 7,
+                name: "tcp/445".into(),
+                description: "Server".into(),
+            }],
+        };
         // 512-byte messages hold 6 records: 100 records are 17 messages.
         let settings = Settings {
             domain: 1,
@@ -570,20 +684,19 @@ mod tests {
             names_every: Duration::from_secs(3600),
         };
         let (mut templates, mut names, mut records) = (0, 0, 0);
-        encode(
-            &apps,
-            &[record; 100],
-            settings,
-            Some(refresh),
-            &mut |m, n, pre| {
-                // Set id 2 (templates) or 258 (application names) opens a preamble message.
-                match (pre, u16::from_be_bytes([m[16], m[17]])) {
-                    (true, 2) => templates += 1,
-                    (true, _) => names += n,
-                    (false, _) => records += n,
-                }
-            },
-        );
+        let mut out = |m: &[u8], n, pre| {
+            // Set id 2 (templates) or 258 (application names) opens a preamble message.
+            match (pre, u16::from_be_bytes([m[16], m[17]])) {
+                (true, 2) => templates += 1,
+                (true, _) => names += n,
+                (false, _) => records += n,
+            }
+        };
+        let mut stream = Stream::new(settings, Some(refresh));
+        stream.send(&apps, &[record; 60], &mut out);
+        // Names already sent are not sent again.
+        stream.send(&apps, &[record; 40], &mut out);
+        stream.flush(&mut out);
         assert_eq!((templates, names, records), (1 + 4, 1, 100));
     }
 
