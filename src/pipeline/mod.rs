@@ -73,7 +73,7 @@ pub fn run<'a>(
     table: &PortTable,
     config: &Config,
 ) -> Result<Outcome, Panicked> {
-    run_with(sources, table, config, None, None)
+    run_exporting(sources, table, config, None, None)
 }
 
 /// As [`run`], reporting intervals (see [`Live`]); for a live capture, batches are shed
@@ -84,7 +84,7 @@ pub fn run_live<'a>(
     config: &Config,
     live: Live<'_>,
 ) -> Result<Outcome, Panicked> {
-    run_with(sources, table, config, Some(live), None)
+    run_exporting(sources, table, config, Some(live), None)
 }
 
 /// Finished flows handed over while the run goes on (IPFIX export), on a thread of their
@@ -101,25 +101,11 @@ pub struct Export<'s> {
 /// How many finished flows a worker gathers before it hands them to the export.
 pub const EXPORT_CHUNK: usize = 1024;
 
-/// [`run`] or [`run_live`] (with `live`), handing finished flows to `export` as they end.
-///
-/// # Errors
-/// A thread of the run panicked (the export's included).
-pub fn run_exporting<'a>(
-    sources: impl IntoIterator<Item = Opened<'a>>,
-    table: &PortTable,
-    config: &Config,
-    live: Option<Live<'_>>,
-    export: Option<Export<'_>>,
-) -> Result<Outcome, Panicked> {
-    run_with(sources, table, config, live, export)
-}
-
 /// A pipeline thread panicked, so the tally lacks what it held.
 #[derive(Debug, thiserror::Error)]
 #[error("internal error: {thread} panicked ({message}); no report, as it would lack that thread's packets")]
 pub struct Panicked {
-    /// `worker N` or `the live reporter`.
+    /// `worker N`, `the live reporter` or `the export`.
     pub thread: String,
     pub message: String,
 }
@@ -135,7 +121,11 @@ impl Panicked {
     }
 }
 
-fn run_with<'a>(
+/// [`run`] or [`run_live`] (with `live`), handing finished flows to `export` as they end.
+///
+/// # Errors
+/// A thread of the run panicked (the export's included).
+pub fn run_exporting<'a>(
     sources: impl IntoIterator<Item = Opened<'a>>,
     table: &PortTable,
     config: &Config,
