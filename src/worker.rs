@@ -848,6 +848,12 @@ impl<'t> Worker<'t> {
         self.id
     }
 
+    /// The finished flows kept so far, once there are at least `at_least` of them (handed
+    /// to the export while the run goes on).
+    pub fn take_flows(&mut self, at_least: usize) -> Option<Vec<crate::flow::FlowRecord>> {
+        (self.tally.flows.len() >= at_least).then(|| std::mem::take(&mut self.tally.flows))
+    }
+
     /// Ends every open flow and hands over the tally.
     pub fn finish(mut self) -> Tally {
         for shard in &mut self.shards {

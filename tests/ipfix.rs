@@ -26,14 +26,14 @@ struct Nfcapd {
 }
 
 impl Nfcapd {
+    /// nfcapd with its default receive buffer (the system's, 208 KiB on Debian), so that
+    /// what UDP export's pacing does not prevent shows as lost records.
     fn start(dir: &Path) -> Nfcapd {
         let port = free_udp_port();
         let log = std::fs::File::create(dir.join("nfcapd.log")).unwrap();
         let child = Command::new("nfcapd")
             .args(["-b", "127.0.0.1", "-p", &port.to_string(), "-w"])
             .arg(dir)
-            // Offline export sends as fast as it can: a receive buffer for all of it.
-            .args(["-B", "16000000"])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -68,7 +68,10 @@ impl Nfcapd {
             .success());
         assert!(self.child.wait().unwrap().success());
         let log = std::fs::read_to_string(self.dir.join("nfcapd.log")).unwrap();
-        assert!(log.contains("Sequence Errors: 0, Bad Packets: 0"), "{log}");
+        // Not its sequence errors: nfdump 1.7.1 counts flow records only, and RFC 7011's
+        // sequence numbers count the application names that come between them too
+        // (`udp_messages_stay_within_the_mtu` checks those).
+        assert!(log.contains(", Bad Packets: 0"), "{log}");
         std::fs::read_dir(&self.dir)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -149,6 +152,67 @@ fn captures() -> Vec<PathBuf> {
     out
 }
 
+/// What nfdump reads back from nfcapd's file, per exporter (observation domain 1 to
+/// `exporters`): packets per `%nbnam`, and records; and each application's `%nbid`, which
+/// must be the same for every record and exporter.
+#[allow(clippy::type_complexity)]
+fn read_back(
+    file: &Path,
+    exporters: usize,
+) -> (
+    Vec<BTreeMap<String, u64>>,
+    Vec<u64>,
+    BTreeMap<String, String>,
+) {
+    let out = Command::new("nfdump")
+        .arg("-r")
+        .arg(file)
+        .args(["-q", "-N", "-o", "fmt:%exp|%nbid|%nbnam|%ipkt|%opkt"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut got: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); exporters];
+    let mut records = vec![0u64; exporters];
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert_eq!(f.len(), 5, "{line}");
+        let exporter: usize = f[0].parse().unwrap();
+        let packets: u64 = f[3].parse::<u64>().unwrap() + f[4].parse::<u64>().unwrap();
+        *got[exporter - 1].entry(f[2].to_string()).or_default() += packets;
+        records[exporter - 1] += 1;
+        // One applicationId per application, in every capture: engine 6, or zero.
+        let id = ids
+            .entry(f[2].to_string())
+            .or_insert_with(|| f[1].to_string());
+        assert_eq!(id, f[1], "{line}");
+        assert!(
+            f[1].starts_with(if f[2] == "<no info>" { "0..0" } else { "6.." }),
+            "{line}"
+        );
+    }
+    (got, records, ids)
+}
+
+/// The IPFIX records portscope sends for the flows of a `--flows` file: one per outer
+/// flow, or, for a flow split into parts (SMB), one per part and one for what its own row
+/// kept.
+fn records_of(flows: &Path) -> u64 {
+    let text = std::fs::read_to_string(flows).unwrap();
+    let mut records = 0u64;
+    for line in text.lines().filter(|l| !l.contains("\"tunnel\":")) {
+        let l: serde_json::Value = serde_json::from_str(line).unwrap();
+        let count = |v: &serde_json::Value| {
+            v["orig_packets"].as_u64().unwrap() + v["resp_packets"].as_u64().unwrap()
+        };
+        let parts = l["parts"].as_array().cloned().unwrap_or_default();
+        let own = count(&l) - parts.iter().map(count).sum::<u64>();
+        records += parts.len() as u64 + u64::from(parts.is_empty() || own > 0);
+    }
+    records
+}
+
 #[test]
 fn nfdump_reads_back_the_packets_of_every_row() {
     let dir = tmpdir("ipfix-nfcapd");
@@ -177,50 +241,10 @@ fn nfdump_reads_back_the_packets_of_every_row() {
         assert!(out.status.code().unwrap() < 2, "{}", stderr(&out));
         let report: Report = serde_json::from_slice(&out.stdout).unwrap();
         want.push(expected(&report, &flows));
-        // One record per outer flow, or, for a flow split into parts (SMB), one per part and
-        // one for what its own row kept.
-        let text = std::fs::read_to_string(&flows).unwrap();
-        let mut records = 0u64;
-        for line in text.lines().filter(|l| !l.contains("\"tunnel\":")) {
-            let l: serde_json::Value = serde_json::from_str(line).unwrap();
-            let count = |v: &serde_json::Value| {
-                v["orig_packets"].as_u64().unwrap() + v["resp_packets"].as_u64().unwrap()
-            };
-            let parts = l["parts"].as_array().cloned().unwrap_or_default();
-            let own = count(&l) - parts.iter().map(count).sum::<u64>();
-            records += parts.len() as u64 + u64::from(parts.is_empty() || own > 0);
-        }
-        flows_of.push(records);
+        flows_of.push(records_of(&flows));
     }
     let file = collector.stop();
-    let out = Command::new("nfdump")
-        .arg("-r")
-        .arg(&file)
-        .args(["-q", "-N", "-o", "fmt:%exp|%nbid|%nbnam|%ipkt|%opkt"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    let mut got: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); captures.len()];
-    let mut records = vec![0u64; captures.len()];
-    let mut ids: BTreeMap<String, String> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.split('|').map(str::trim).collect();
-        assert_eq!(f.len(), 5, "{line}");
-        let exporter: usize = f[0].parse().unwrap();
-        let packets: u64 = f[3].parse::<u64>().unwrap() + f[4].parse::<u64>().unwrap();
-        *got[exporter - 1].entry(f[2].to_string()).or_default() += packets;
-        records[exporter - 1] += 1;
-        // One applicationId per application, in every capture: engine 6, or zero.
-        let id = ids
-            .entry(f[2].to_string())
-            .or_insert_with(|| f[1].to_string());
-        assert_eq!(id, f[1], "{line}");
-        assert!(
-            f[1].starts_with(if f[2] == "<no info>" { "0..0" } else { "6.." }),
-            "{line}"
-        );
-    }
+    let (got, records, ids) = read_back(&file, captures.len());
     for (i, capture) in captures.iter().enumerate() {
         let name = capture.file_name().unwrap().to_string_lossy();
         assert_eq!(got[i], want[i], "{name}");
@@ -230,6 +254,62 @@ fn nfdump_reads_back_the_packets_of_every_row() {
     assert!(ids.contains_key("tcp/445/Distributed File System, Fax Service, Group Policy, License Logging, Net Logon, Print Spooler, Remote Procedure Call (RPC) Locator, Server, Terminal Services Licensing"));
     assert!(ids.keys().any(|k| k.starts_with("tcp/1024-65534 range/")));
     assert!(ids.keys().any(|k| k.contains(" rpc-bind ")), "{ids:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// UDP has no flow control: a run's flows, sent as fast as the socket takes them, fill a
+/// collector's receive buffer in milliseconds (unpaced, nfcapd stored 36% to 53% of this
+/// capture's records). Paced at the default rate, nfcapd with its default buffer stores
+/// every record.
+#[test]
+fn paced_udp_export_of_many_flows_loses_nothing() {
+    let dir = tmpdir("ipfix-many");
+    let capture = dir.join("many.pcap");
+    let out = run(&[
+        "gen",
+        "-o",
+        capture.to_str().unwrap(),
+        "--small",
+        "--packets",
+        "300000",
+        "--flows",
+        "100000",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let collector = Nfcapd::start(&dir);
+    let url = format!("udp://127.0.0.1:{}", collector.port);
+    let flows = dir.join("flows.jsonl");
+    let out = run(&[
+        "classify",
+        "--format",
+        "json",
+        "--flows",
+        flows.to_str().unwrap(),
+        "--ipfix",
+        &url,
+        "--stats",
+        capture.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Report = serde_json::from_slice(&out.stdout).unwrap();
+    let want = expected(&report, &flows);
+    let records = records_of(&flows);
+    assert!(records > 60_000, "{records}");
+    assert!(
+        stderr(&out).contains(&format!(
+            "portscope: IPFIX {url}: {records} flow records sent, 0 not sent\n"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let file = collector.stop();
+    let (got, got_records, _) = read_back(&file, 1);
+    assert_eq!(got_records[0], records);
+    assert_eq!(got[0], want);
+    assert_eq!(
+        got[0].values().sum::<u64>() + report.not_ip.packets,
+        300_000
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

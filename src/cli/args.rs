@@ -142,6 +142,10 @@ pub struct ExportOpts {
     /// The largest UDP message to send, in bytes (512 to 65535).
     #[arg(long, value_name = "BYTES", default_value_t = portscope::export::DEFAULT_MTU)]
     pub ipfix_mtu: usize,
+    /// The most data records a second to send over UDP (0: no pacing). UDP has no flow
+    /// control: a collector that falls behind loses what its receive buffer cannot hold.
+    #[arg(long, value_name = "RECORDS", default_value_t = portscope::export::DEFAULT_RATE)]
+    pub ipfix_rate: u64,
     /// The observation domain ID in every IPFIX message.
     #[arg(long, value_name = "ID", default_value_t = 1)]
     pub observation_domain: u32,

@@ -4,7 +4,8 @@ use super::args::{ClassifyArgs, ClassifyFormat, ReaderArg};
 use super::{catalog_cmd, write_output};
 use portscope::capture::{self, Filter};
 use portscope::catalog::PortTable;
-use portscope::pipeline::{self, Config, Interval, Live, Outcome};
+use portscope::flow::FlowRecord;
+use portscope::pipeline::{self, Config, Export, Interval, Live, Outcome};
 use portscope::report::{self, Format, LiveDrops, Summary};
 use portscope::worker::WorkerConfig;
 use std::io::IsTerminal;
@@ -55,9 +56,21 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         ReaderArg::Auto => capture::open_file(path, filter.as_ref()),
         ReaderArg::Libpcap => capture::open_libpcap(path, filter.as_ref()),
     });
+    // Flows go to the collectors as they end, while the run goes on.
+    let network = !targets.is_empty();
+    let mut exporter = super::exporter(&a.export, targets, &catalog, &table)?;
+    let mut send = |flows: &[FlowRecord]| {
+        if let Some(e) = &mut exporter {
+            e.send(flows);
+        }
+    };
+    let export = network.then_some(Export {
+        sink: &mut send,
+        keep: a.flows.is_some() || a.export.ipfix_file.is_some(),
+    });
     let mut intervals: Vec<((SystemTime, SystemTime), Summary)> = Vec::new();
     let mut outcome = match interval {
-        None => pipeline::run(sources, &table, &config)?,
+        None => pipeline::run_exporting(sources, &table, &config, None, export)?,
         Some(interval) => {
             let mut on_interval = |i: Interval| {
                 let summary = Summary::new(&i.tally, &[], &catalog, &table);
@@ -68,9 +81,10 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
                 capture_time: true,
                 on_interval: &mut on_interval,
             };
-            pipeline::run_live(sources, &table, &config, live)?
+            pipeline::run_exporting(sources, &table, &config, Some(live), export)?
         }
     };
+    let deliveries = super::finish_export(exporter);
     if let Some(bar) = &config.progress {
         bar.finish_and_clear();
     }
@@ -123,11 +137,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
             report::write_flows(&mut outcome.tally.flows, &table, out)
         })?;
     }
-    let deliveries = if exporting {
-        super::export_flows(&a.export, targets, &outcome.tally.flows, &catalog, &table)?
-    } else {
-        Vec::new()
-    };
+    super::export_file(&a.export, &outcome.tally.flows, &catalog, &table)?;
     if a.stats {
         print_stats(&outcome, &summary);
         for d in &deliveries {

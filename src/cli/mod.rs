@@ -105,38 +105,58 @@ fn export_targets(e: &args::ExportOpts) -> anyhow::Result<Vec<portscope::export:
         .collect()
 }
 
-/// Exports finished flows (sorted) to the IPFIX file and collectors; warns on standard
-/// error about records a collector did not get.
-fn export_flows(
+/// The exporter to the collectors of `--ipfix`, if any.
+fn exporter<'a>(
     e: &args::ExportOpts,
     targets: Vec<portscope::export::Target>,
+    catalog: &'a portscope::catalog::Catalog,
+    table: &'a portscope::catalog::PortTable,
+) -> anyhow::Result<Option<portscope::export::Exporter<'a>>> {
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    let exporter = portscope::export::Exporter::new(targets, export_settings(e), catalog, table)
+        .context("cannot open a socket for IPFIX export")?;
+    Ok(Some(exporter))
+}
+
+fn export_settings(e: &args::ExportOpts) -> portscope::export::Settings {
+    portscope::export::Settings {
+        domain: e.observation_domain,
+        mtu: e.ipfix_mtu,
+        rate: e.ipfix_rate,
+    }
+}
+
+/// Writes the finished flows (sorted) as the IPFIX file of `--ipfix-file`, if asked.
+fn export_file(
+    e: &args::ExportOpts,
     flows: &[portscope::flow::FlowRecord],
     catalog: &portscope::catalog::Catalog,
     table: &portscope::catalog::PortTable,
-) -> anyhow::Result<Vec<portscope::export::Delivery>> {
+) -> anyhow::Result<()> {
     use portscope::export;
-    let settings = export::Settings {
-        domain: e.observation_domain,
-        mtu: e.ipfix_mtu,
+    let Some(path) = &e.ipfix_file else {
+        return Ok(());
     };
-    let (apps, records) = export::records(flows, catalog, table);
-    if let Some(path) = &e.ipfix_file {
-        // A file has no datagrams to fit: the largest messages IPFIX allows.
-        let file_settings = export::Settings {
-            mtu: 65535,
-            ..settings
-        };
-        write_output(Some(path), |out| {
-            export::write_file(&apps, &records, file_settings, out)
-        })?;
-    }
-    if targets.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut exporter = export::Exporter::new(targets, settings)
-        .context("cannot open a socket for IPFIX export")?;
-    exporter.send(&apps, &records);
-    let deliveries = exporter.finish();
+    let mut apps = export::Applications::default();
+    let mut records = Vec::with_capacity(flows.len());
+    export::records(flows, &mut apps, catalog, table, &mut records);
+    // A file has no datagrams to fit: the largest messages IPFIX allows.
+    let settings = export::Settings {
+        mtu: 65535,
+        ..export_settings(e)
+    };
+    write_output(Some(path), |out| {
+        export::write_file(&apps, &records, settings, out)
+    })
+}
+
+/// Ends network export; warns on standard error about records a collector did not get.
+fn finish_export(
+    exporter: Option<portscope::export::Exporter<'_>>,
+) -> Vec<portscope::export::Delivery> {
+    let deliveries = exporter.map(|e| e.finish()).unwrap_or_default();
     for d in &deliveries {
         if d.unsent > 0 {
             eprintln!(
@@ -148,7 +168,7 @@ fn export_flows(
             );
         }
     }
-    Ok(deliveries)
+    deliveries
 }
 
 /// Worker settings from the flow options.

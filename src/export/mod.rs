@@ -20,8 +20,16 @@ use std::time::{Duration, Instant, SystemTime};
 /// The default UDP message size bound.
 pub const DEFAULT_MTU: usize = 1400;
 
-/// Over UDP, templates and application names are sent again after this many messages.
-const RESEND_EVERY: u32 = 256;
+/// What UDP export repeats, and how often.
+const REFRESH: Refresh = Refresh {
+    templates_every: 256,
+    names_every: Duration::from_secs(60),
+};
+
+/// The default UDP pace, in data records per second: what a local nfcapd (nfdump 1.7.1)
+/// with its default receive buffer stores without loss, on this project's 2-core machine
+/// while portscope runs beside it (see the README's "Deployment").
+pub const DEFAULT_RATE: u64 = 200_000;
 
 /// A TCP collector that went away is tried again after this long, doubling up to the most.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -130,30 +138,99 @@ pub struct Settings {
     pub domain: u32,
     /// UDP messages stay within this many bytes.
     pub mtu: usize,
+    /// UDP messages carry at most this many data records per second (0: as fast as the
+    /// socket takes them).
+    pub rate: u64,
 }
 
-/// The records of `flows` (outer flows only) and the applications they name, by selector.
+/// Paces UDP messages: a token bucket of data records, filled at the rate and holding a
+/// millisecond's worth (at least one full message), so that a collector's receive buffer
+/// never sees more than that at once. UDP has no flow control: without it, an offline
+/// run's flows leave in one burst that fills the collector's buffer in milliseconds, and
+/// what does not fit is lost without a word.
+#[derive(Debug)]
+struct Pacer {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Pacer {
+    fn new(rate: u64, mtu: usize) -> Option<Pacer> {
+        if rate == 0 {
+            return None;
+        }
+        let rate = rate as f64;
+        // The most records one message holds: IPv4 records of 74 bytes.
+        let message = (mtu / 74) as f64;
+        let burst = (rate / 1000.0).max(message);
+        Some(Pacer {
+            rate,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        })
+    }
+
+    /// Waits until `records` may leave, and takes them from the bucket.
+    fn wait(&mut self, records: u32) {
+        let records = f64::from(records);
+        loop {
+            let now = Instant::now();
+            let elapsed = now.duration_since(self.last).as_secs_f64();
+            self.last = now;
+            self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+            if self.tokens >= records.min(self.burst) {
+                self.tokens -= records;
+                return;
+            }
+            std::thread::sleep(Duration::from_secs_f64(
+                (records.min(self.burst) - self.tokens) / self.rate,
+            ));
+        }
+    }
+}
+
+/// The applications of a stream: every row named so far, by its match, in the order first
+/// named.
+#[derive(Debug, Default)]
+pub struct Applications {
+    known: BTreeMap<Match, u32>,
+    list: Vec<Application>,
+}
+
+impl Applications {
+    /// Every application named so far.
+    pub fn all(&self) -> &[Application] {
+        &self.list
+    }
+
+    /// The selector of `m`'s row, naming it (at the end of the list) if it is new.
+    fn selector(&mut self, m: Match, catalog: &Catalog, table: &PortTable) -> u32 {
+        *self.known.entry(m).or_insert_with(|| {
+            let (name, description) = crate::report::application(&m, catalog, table);
+            let selector = ipfix::selector(&name);
+            self.list.push(Application {
+                selector,
+                name,
+                description,
+            });
+            selector
+        })
+    }
+}
+
+/// The records of `flows` (outer flows only), appended to `out`; the applications they
+/// name that `apps` did not know yet are appended to its list.
 pub fn records(
     flows: &[FlowRecord],
+    apps: &mut Applications,
     catalog: &Catalog,
     table: &PortTable,
-) -> (Vec<Application>, Vec<Record>) {
-    let mut apps: BTreeMap<Match, Application> = BTreeMap::new();
-    let mut out = Vec::with_capacity(flows.len());
-    let mut app_of = |m: Option<Match>| {
-        m.map_or(0, |m| {
-            apps.entry(m)
-                .or_insert_with(|| {
-                    let (name, description) = crate::report::application(&m, catalog, table);
-                    Application {
-                        selector: ipfix::selector(&name),
-                        name,
-                        description,
-                    }
-                })
-                .selector
-        })
-    };
+    out: &mut Vec<Record>,
+) {
+    let mut app_of = |m: Option<Match>| m.map_or(0, |m| apps.selector(m, catalog, table));
     for f in flows.iter().filter(|f| f.tunnel.is_none()) {
         // A flow split into parts (an SMB connection's pipes and shares) is one record per
         // part, and one for what its own row kept.
@@ -164,9 +241,6 @@ pub fn records(
             out.push(record(f, p.packets, p.bytes, app_of(Some(p.row))));
         }
     }
-    let mut apps: Vec<Application> = apps.into_values().collect();
-    apps.sort_by(|a, b| a.name.cmp(&b.name));
-    (apps, out)
 }
 
 fn record(f: &FlowRecord, packets: [u64; 2], bytes: [u64; 2], app: u32) -> Record {
@@ -201,39 +275,98 @@ fn now_secs() -> u32 {
         .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
 }
 
-/// Encodes a stream (a file, a connection, UDP messages to a collector): templates and
-/// application names (the preamble), then the records, with the preamble again after
-/// every `resend_every` messages if given. `out` takes each message, its number of data
-/// records, and whether it is a preamble message.
-pub fn encode(
-    apps: &[Application],
-    records: &[Record],
-    settings: Settings,
-    resend_every: Option<u32>,
-    out: &mut impl FnMut(&[u8], u32, bool),
-) {
-    let mut enc = Encoder::new(settings.domain, settings.mtu, now_secs());
-    let preamble = |enc: &mut Encoder, out: &mut dyn FnMut(&[u8], u32, bool)| {
-        let mut out = |m: &[u8], n: u32| out(m, n, true);
-        enc.templates(&mut out);
-        for a in apps {
-            enc.application(a.selector, &a.name, &a.description, &mut out);
-        }
-        enc.flush(&mut out);
-    };
-    preamble(&mut enc, out);
-    let mut since = 0;
-    for r in records {
-        enc.record(r, &mut |m: &[u8], n: u32| {
-            since += 1;
-            out(m, n, false);
-        });
-        if resend_every.is_some_and(|every| since >= every) {
-            since = 0;
-            preamble(&mut enc, out);
+/// When a UDP stream repeats what a collector that started late (or restarted) needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Refresh {
+    /// The templates (one message), after this many messages of records.
+    pub templates_every: u32,
+    /// The application names, after this long: a run has thousands of rows (4,138 on the
+    /// reference mix, 1.1 MB of options), so repeating them by message count would send
+    /// more names than records.
+    pub names_every: Duration,
+}
+
+/// One IPFIX stream (a file, a connection, UDP messages to collectors): the templates
+/// first, then each application's name before the first record that names it, then the
+/// records, repeating templates and names as `refresh` asks. `out` takes each message,
+/// its number of data records, and whether it carries only templates or names.
+pub struct Stream {
+    enc: Encoder,
+    refresh: Option<Refresh>,
+    /// Applications named on the stream so far.
+    named: usize,
+    since: u32,
+    names_sent: Instant,
+}
+
+impl Stream {
+    pub fn new(settings: Settings, refresh: Option<Refresh>) -> Stream {
+        Stream {
+            enc: Encoder::new(settings.domain, settings.mtu, now_secs()),
+            refresh,
+            named: 0,
+            since: 0,
+            names_sent: Instant::now(),
         }
     }
-    enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
+
+    /// Sends the names of the applications in `apps` not named on this stream yet, then
+    /// `records` (which name only applications of `apps`).
+    pub fn send(
+        &mut self,
+        apps: &Applications,
+        records: &[Record],
+        out: &mut impl FnMut(&[u8], u32, bool),
+    ) {
+        if self.enc.sequence() == 0 && self.named == 0 {
+            self.templates(out);
+        }
+        let new = &apps.all()[self.named.min(apps.all().len())..];
+        if !new.is_empty() {
+            self.names(new, out);
+            self.named = apps.all().len();
+        }
+        for r in records {
+            let Stream { enc, since, .. } = self;
+            enc.record(r, &mut |m: &[u8], n: u32| {
+                *since += 1;
+                out(m, n, false);
+            });
+            let Some(refresh) = self.refresh else {
+                continue;
+            };
+            if self.since >= refresh.templates_every {
+                self.since = 0;
+                // The records already encoded leave as records, before the templates.
+                self.enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
+                self.templates(out);
+                if self.names_sent.elapsed() >= refresh.names_every {
+                    self.names_sent = Instant::now();
+                    self.names(apps.all(), out);
+                }
+            }
+        }
+    }
+
+    /// Sends what is encoded and not sent yet.
+    pub fn flush(&mut self, out: &mut impl FnMut(&[u8], u32, bool)) {
+        self.enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
+    }
+
+    fn templates(&mut self, out: &mut impl FnMut(&[u8], u32, bool)) {
+        self.enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
+        self.enc.templates(&mut |m: &[u8], n: u32| out(m, n, true));
+    }
+
+    fn names(&mut self, apps: &[Application], out: &mut impl FnMut(&[u8], u32, bool)) {
+        self.enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
+        let mut out = |m: &[u8], n: u32| out(m, n, true);
+        for a in apps {
+            self.enc
+                .application(a.selector, &a.name, &a.description, &mut out);
+        }
+        self.enc.flush(&mut out);
+    }
 }
 
 /// Writes an IPFIX file (RFC 5655) of `records`.
@@ -241,17 +374,20 @@ pub fn encode(
 /// # Errors
 /// Any error of `out`.
 pub fn write_file(
-    apps: &[Application],
+    apps: &Applications,
     records: &[Record],
     settings: Settings,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let mut result = Ok(());
-    encode(apps, records, settings, None, &mut |m: &[u8], _, _| {
+    let mut write = |m: &[u8], _, _| {
         if result.is_ok() {
             result = out.write_all(m);
         }
-    });
+    };
+    let mut stream = Stream::new(settings, None);
+    stream.send(apps, records, &mut write);
+    stream.flush(&mut write);
     result
 }
 
@@ -304,21 +440,71 @@ impl TcpCollector {
     }
 }
 
-/// The network collectors of a run.
-pub struct Exporter {
-    settings: Settings,
-    udp: Option<UdpSocket>,
-    udp_targets: Vec<(Target, Delivery)>,
-    tcp: Vec<TcpCollector>,
+/// The UDP collectors of a run: one socket, one stream, paced.
+struct Udp {
+    socket: UdpSocket,
+    targets: Vec<(Target, Delivery)>,
+    stream: Stream,
+    pacer: Option<Pacer>,
 }
 
-impl Exporter {
+impl Udp {
+    /// Sends each message to every target, paced.
+    fn out<'s>(
+        socket: &'s UdpSocket,
+        targets: &'s mut [(Target, Delivery)],
+        pacer: &'s mut Option<Pacer>,
+    ) -> impl FnMut(&[u8], u32, bool) + 's {
+        move |m: &[u8], n, pre| {
+            if let Some(p) = pacer.as_mut() {
+                p.wait(n);
+            }
+            let n = if pre { 0 } else { u64::from(n) };
+            for (t, d) in targets.iter_mut() {
+                // An unreachable UDP collector is not an error: nobody would know.
+                match socket.send_to(m, t.addr) {
+                    Ok(_) => d.sent += n,
+                    Err(e) => {
+                        d.unsent += n;
+                        d.error = Some(e.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The TCP collectors of a run: one stream, each connection opened with what a new
+/// transport session needs first (the templates and every name so far).
+struct Tcp {
+    collectors: Vec<TcpCollector>,
+    stream: Stream,
+    preamble: Vec<Vec<u8>>,
+}
+
+/// The network collectors of a run, fed the flows as they finish, on the pipeline's export
+/// thread while the run goes on.
+pub struct Exporter<'a> {
+    catalog: &'a Catalog,
+    table: &'a PortTable,
+    apps: Applications,
+    records: Vec<Record>,
+    udp: Option<Udp>,
+    tcp: Option<Tcp>,
+}
+
+impl<'a> Exporter<'a> {
     /// Opens sockets for `targets`; a TCP collector that does not answer yet is not an
     /// error (it is tried again, and what it misses is counted).
     ///
     /// # Errors
     /// No UDP socket could be bound.
-    pub fn new(targets: Vec<Target>, settings: Settings) -> io::Result<Exporter> {
+    pub fn new(
+        targets: Vec<Target>,
+        settings: Settings,
+        catalog: &'a Catalog,
+        table: &'a PortTable,
+    ) -> io::Result<Exporter<'a>> {
         let delivery = |t: &Target| Delivery {
             url: t.url.clone(),
             sent: 0,
@@ -328,24 +514,25 @@ impl Exporter {
         let (udp, tcp): (Vec<Target>, Vec<Target>) = targets
             .into_iter()
             .partition(|t| t.transport == Transport::Udp);
-        let socket = if udp.is_empty() {
+        let udp = if udp.is_empty() {
             None
         } else {
             let v6 = udp.iter().any(|t| t.addr.is_ipv6());
-            let socket = UdpSocket::bind(if v6 { "[::]:0" } else { "0.0.0.0:0" })?;
-            Some(socket)
+            Some(Udp {
+                socket: UdpSocket::bind(if v6 { "[::]:0" } else { "0.0.0.0:0" })?,
+                targets: udp
+                    .into_iter()
+                    .map(|t| {
+                        let d = delivery(&t);
+                        (t, d)
+                    })
+                    .collect(),
+                stream: Stream::new(settings, Some(REFRESH)),
+                pacer: Pacer::new(settings.rate, settings.mtu),
+            })
         };
-        Ok(Exporter {
-            settings,
-            udp: socket,
-            udp_targets: udp
-                .into_iter()
-                .map(|t| {
-                    let d = delivery(&t);
-                    (t, d)
-                })
-                .collect(),
-            tcp: tcp
+        let tcp = (!tcp.is_empty()).then(|| Tcp {
+            collectors: tcp
                 .into_iter()
                 .map(|t| TcpCollector {
                     delivery: delivery(&t),
@@ -355,86 +542,163 @@ impl Exporter {
                     backoff: BACKOFF_FIRST,
                 })
                 .collect(),
+            stream: Stream::new(settings, None),
+            preamble: Vec::new(),
+        });
+        Ok(Exporter {
+            catalog,
+            table,
+            apps: Applications::default(),
+            records: Vec::new(),
+            udp,
+            tcp,
         })
     }
 
-    /// Sends `records` to every collector.
-    pub fn send(&mut self, apps: &[Application], records: &[Record]) {
-        if let Some(socket) = &self.udp {
-            let targets = &mut self.udp_targets;
-            let every = Some(RESEND_EVERY);
-            encode(
-                apps,
-                records,
-                self.settings,
-                every,
-                &mut |m: &[u8], n, pre| {
-                    let n = if pre { 0 } else { u64::from(n) };
-                    for (t, d) in targets.iter_mut() {
-                        // An unreachable UDP collector is not an error: nobody would know.
-                        match socket.send_to(m, t.addr) {
-                            Ok(_) => d.sent += n,
-                            Err(e) => {
-                                d.unsent += n;
-                                d.error = Some(e.to_string());
-                            }
-                        }
-                    }
-                },
-            );
-        }
-        if self.tcp.is_empty() {
-            return;
-        }
-        // The preamble comes first; each connection sends it when it opens.
-        let mut preamble: Vec<Vec<u8>> = Vec::new();
-        let tcp = &mut self.tcp;
-        encode(
-            apps,
-            records,
-            self.settings,
-            None,
-            &mut |m: &[u8], n, pre| {
-                if pre {
-                    preamble.push(m.to_vec());
-                    return;
-                }
-                for c in tcp.iter_mut() {
-                    c.send(m, n, &preamble);
-                }
-            },
+    /// Sends the records of `flows` to every collector.
+    pub fn send(&mut self, flows: &[FlowRecord]) {
+        self.records.clear();
+        records(
+            flows,
+            &mut self.apps,
+            self.catalog,
+            self.table,
+            &mut self.records,
         );
-        for c in &mut self.tcp {
-            if let Some(s) = &mut c.stream {
-                if let Err(e) = s.flush() {
-                    c.failed(&e);
-                }
-            }
+        if let Some(u) = &mut self.udp {
+            let mut out = Udp::out(&u.socket, &mut u.targets, &mut u.pacer);
+            u.stream.send(&self.apps, &self.records, &mut out);
+        }
+        if let Some(t) = &mut self.tcp {
+            let (preamble, collectors) = (&mut t.preamble, &mut t.collectors);
+            t.stream
+                .send(&self.apps, &self.records, &mut |m: &[u8], n, pre| {
+                    tcp_out(preamble, collectors, m, n, pre);
+                });
         }
     }
 
-    /// What each collector received, in the order given.
+    /// Sends what is left and closes the connections; what each collector received, UDP
+    /// collectors first, each in the order given.
     pub fn finish(mut self) -> Vec<Delivery> {
-        for c in &mut self.tcp {
-            if let Some(s) = c.stream.take() {
-                let _ = s.shutdown(std::net::Shutdown::Write);
-                // Wait for the collector to close, so that everything sent was read.
-                let mut s = s;
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let _ = io::copy(&mut s, &mut io::sink());
-            }
+        let mut deliveries = Vec::new();
+        if let Some(mut u) = self.udp.take() {
+            u.stream
+                .flush(&mut Udp::out(&u.socket, &mut u.targets, &mut u.pacer));
+            deliveries.extend(u.targets.into_iter().map(|(_, d)| d));
         }
-        self.udp_targets
-            .into_iter()
-            .map(|(_, d)| d)
-            .chain(self.tcp.into_iter().map(|c| c.delivery))
-            .collect()
+        if let Some(mut t) = self.tcp.take() {
+            let (preamble, collectors) = (&mut t.preamble, &mut t.collectors);
+            t.stream.flush(&mut |m: &[u8], n, pre| {
+                tcp_out(preamble, collectors, m, n, pre);
+            });
+            for c in &mut t.collectors {
+                if let Some(mut s) = c.stream.take() {
+                    let _ = s.flush();
+                    let _ = s.shutdown(std::net::Shutdown::Write);
+                    // Wait for the collector to close, so that everything sent was read.
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                    let _ = io::copy(&mut s, &mut io::sink());
+                }
+            }
+            deliveries.extend(t.collectors.into_iter().map(|c| c.delivery));
+        }
+        deliveries
+    }
+}
+
+/// A TCP stream's message: templates and names are kept for connections opened later.
+fn tcp_out(
+    preamble: &mut Vec<Vec<u8>>,
+    collectors: &mut [TcpCollector],
+    m: &[u8],
+    n: u32,
+    pre: bool,
+) {
+    if pre {
+        preamble.push(m.to_vec());
+        // A connection that is open gets it now; one opened later, with the rest.
+        for c in collectors.iter_mut().filter(|c| c.stream.is_some()) {
+            c.send(m, 0, &[]);
+        }
+        return;
+    }
+    for c in collectors.iter_mut() {
+        c.send(m, n, preamble);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pacer_keeps_to_its_rate() {
+        let mut p = Pacer::new(100_000, 1400).unwrap();
+        let start = Instant::now();
+        for _ in 0..1000 {
+            p.wait(18);
+        }
+        // 18,000 records at 100,000 a second, less the 100 of the first millisecond.
+        assert!(
+            start.elapsed() >= Duration::from_millis(178),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(Pacer::new(0, 1400).is_none());
+    }
+
+    #[test]
+    fn udp_streams_repeat_templates_often_and_names_seldom() {
+        let record = ipfix::Record {
+            start_ms: 0,
+            end_ms: 0,
+            src: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1],
+            dst: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2],
+            src_port: 1,
+            dst_port: 445,
+            proto: 6,
+            tcp_flags: [0, 0],
+            vlan: 0,
+            end: EndReason::EndOfFlow,
+            packets: [1, 1],
+            octets: [40, 40],
+            app: 7,
+        };
+        let apps = Applications {
+            known: BTreeMap::new(),
+            list: vec![Application {
+                selector: 7,
+                name: "tcp/445".into(),
+                description: "Server".into(),
+            }],
+        };
+        // 512-byte messages hold 6 records: 100 records are 17 messages.
+        let settings = Settings {
+            domain: 1,
+            mtu: 512,
+            rate: 0,
+        };
+        let refresh = Refresh {
+            templates_every: 4,
+            names_every: Duration::from_secs(3600),
+        };
+        let (mut templates, mut names, mut records) = (0, 0, 0);
+        let mut out = |m: &[u8], n, pre| {
+            // Set id 2 (templates) or 258 (application names) opens a preamble message.
+            match (pre, u16::from_be_bytes([m[16], m[17]])) {
+                (true, 2) => templates += 1,
+                (true, _) => names += n,
+                (false, _) => records += n,
+            }
+        };
+        let mut stream = Stream::new(settings, Some(refresh));
+        stream.send(&apps, &[record; 60], &mut out);
+        // Names already sent are not sent again.
+        stream.send(&apps, &[record; 40], &mut out);
+        stream.flush(&mut out);
+        assert_eq!((templates, names, records), (1 + 4, 1, 100));
+    }
 
     #[test]
     fn urls() {

@@ -4,7 +4,7 @@
 
 use super::live::Report;
 use crate::capture::Batch;
-use crate::flow::Tally;
+use crate::flow::{FlowRecord, Tally};
 use crate::worker::{Outboxes, Routed, Worker};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -55,6 +55,8 @@ pub(super) struct Links {
     pub spare_in: Receiver<Vec<Routed>>,
     pub spare_out: Vec<Sender<Vec<Routed>>>,
     pub reports: Sender<Report>,
+    /// Where finished flows go while the run goes on, when they are exported.
+    pub finished: Option<Sender<Vec<FlowRecord>>>,
     /// How many of its own batches this worker may decode ahead: [`AHEAD`], or 0 with
     /// intervals of capture time, where what decoding counts itself (frames that are not
     /// IP, undecodable ones) must fall in the interval of the batch it decodes.
@@ -158,6 +160,11 @@ pub(super) fn work(mut worker: Worker<'_>, links: &Links) -> (Tally, Duration) {
         #[cfg(debug_assertions)]
         fault.strike();
         worker.apply(&part.routed);
+        if let Some(tx) = &links.finished {
+            if let Some(flows) = worker.take_flows(super::EXPORT_CHUNK) {
+                let _ = tx.send(flows);
+            }
+        }
         if let Some(seq) = part.tick {
             let _ = links.reports.send(Report::Part {
                 seq,

@@ -17,7 +17,7 @@ pub use live::{Interval, Live};
 
 use crate::capture::{Batch, InputReport, Source};
 use crate::catalog::PortTable;
-use crate::flow::Tally;
+use crate::flow::{FlowRecord, Tally};
 use crate::worker::{Worker, WorkerConfig};
 use crossbeam_channel::{bounded, unbounded};
 use live::Report;
@@ -76,7 +76,7 @@ pub fn run<'a>(
     table: &PortTable,
     config: &Config,
 ) -> Result<Outcome, Panicked> {
-    run_with(sources, table, config, None)
+    run_exporting(sources, table, config, None, None)
 }
 
 /// As [`run`], reporting intervals (see [`Live`]); for a live capture, batches are shed
@@ -87,14 +87,28 @@ pub fn run_live<'a>(
     config: &Config,
     live: Live<'_>,
 ) -> Result<Outcome, Panicked> {
-    run_with(sources, table, config, Some(live))
+    run_exporting(sources, table, config, Some(live), None)
 }
+
+/// Finished flows handed over while the run goes on (IPFIX export), on a thread of their
+/// own, so that what the sink does (encoding, paced sends) overlaps the pipeline's work:
+/// each worker's finished flows in chunks of [`EXPORT_CHUNK`] as they end, in no fixed
+/// order, and the rest once the workers are done.
+pub struct Export<'s> {
+    pub sink: &'s mut (dyn FnMut(&[FlowRecord]) + Send),
+    /// Whether the outcome keeps the flows too (`--flows`, `--ipfix-file`); live runs,
+    /// which would keep them without end, do not.
+    pub keep: bool,
+}
+
+/// How many finished flows a worker gathers before it hands them to the export.
+pub const EXPORT_CHUNK: usize = 1024;
 
 /// A pipeline thread panicked, so the tally lacks what it held.
 #[derive(Debug, thiserror::Error)]
 #[error("internal error: {thread} panicked ({message}); no report, as it would lack that thread's packets")]
 pub struct Panicked {
-    /// `worker N` or `the live reporter`.
+    /// `worker N`, `the live reporter` or `the export`.
     pub thread: String,
     pub message: String,
 }
@@ -110,11 +124,16 @@ impl Panicked {
     }
 }
 
-fn run_with<'a>(
+/// [`run`] or [`run_live`] (with `live`), handing finished flows to `export` as they end.
+///
+/// # Errors
+/// A thread of the run panicked (the export's included).
+pub fn run_exporting<'a>(
     sources: impl IntoIterator<Item = Opened<'a>>,
     table: &PortTable,
     config: &Config,
     live: Option<Live<'_>>,
+    export: Option<Export<'_>>,
 ) -> Result<Outcome, Panicked> {
     let started = Instant::now();
     let workers = config.worker.workers.max(1);
@@ -132,6 +151,20 @@ fn run_with<'a>(
         // Parts of decoded batches between workers, and the emptied vectors going back.
         let (part_tx, part_rx) = mesh(workers);
         let spare: Vec<Spare> = (0..workers).map(|_| unbounded()).collect();
+        let (finished_tx, finished_rx) = unbounded::<Vec<FlowRecord>>();
+        let finished_tx = export.is_some().then_some(finished_tx);
+        let exporter = export.map(|Export { sink, keep }| {
+            scope.spawn(move || {
+                let mut kept = Vec::new();
+                for flows in finished_rx {
+                    sink(&flows);
+                    if keep {
+                        kept.push(flows);
+                    }
+                }
+                kept
+            })
+        });
         let mut senders = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
         for (id, (outs, ins)) in part_tx.into_iter().zip(part_rx).enumerate() {
@@ -145,6 +178,7 @@ fn run_with<'a>(
                 spare_in: spare[id].1.clone(),
                 spare_out: spare.iter().map(|s| s.0.clone()).collect(),
                 reports: report_tx.clone(),
+                finished: finished_tx.clone(),
                 ahead: if exact_intervals { 0 } else { AHEAD },
             };
             handles.push(scope.spawn(move || work(Worker::new(id, table, worker_config), &links)));
@@ -204,6 +238,18 @@ fn run_with<'a>(
         if let Some(Err(payload)) = reporter_handle.map(|h| h.join()) {
             panicked.get_or_insert(Panicked::new("the live reporter".into(), &*payload));
         }
+        if let Some(tx) = finished_tx {
+            // The flows that ended with the input go last.
+            let _ = tx.send(std::mem::take(&mut tally.flows));
+            drop(tx);
+            match exporter.map(|h| h.join()) {
+                Some(Ok(kept)) => tally.flows = kept.into_iter().flatten().collect(),
+                Some(Err(payload)) => {
+                    panicked.get_or_insert(Panicked::new("the export".into(), &*payload));
+                }
+                _ => {}
+            }
+        }
         if let Some(p) = panicked {
             return Err(p);
         }
@@ -239,6 +285,46 @@ mod tests {
             progress: None,
             max_packets: None,
             merge: false,
+        }
+    }
+
+    #[test]
+    fn the_export_is_handed_every_flow_once_while_the_run_goes_on() {
+        let catalog = Catalog::builtin().unwrap();
+        let table = PortTable::build(&catalog);
+        // 3,000 TCP flows of one packet, a second apart: all but the last 300 go idle (300 s)
+        // before the input ends.
+        let frames: Vec<_> = (0..3000u64)
+            .map(|i| {
+                let f = eth_tcp4(10_000 + u16::try_from(i).unwrap(), 445, &[0; 10]);
+                (i * 1_000_000_000, u32::try_from(f.len()).unwrap(), f)
+            })
+            .collect();
+        for (workers, keep) in [(1, true), (2, true), (2, false)] {
+            let src = MemorySource::new("mem", Link::Ethernet, frames.clone());
+            let mut handed: Vec<usize> = Vec::new();
+            let mut sink = |flows: &[FlowRecord]| handed.push(flows.len());
+            let export = Export {
+                sink: &mut sink,
+                keep,
+            };
+            let out = run_exporting(
+                [Ok(Box::new(src) as Box<dyn Source>)],
+                &table,
+                &config(workers, 100_000),
+                None,
+                Some(export),
+            )
+            .unwrap();
+            assert_eq!(handed.iter().sum::<usize>(), 3000, "{workers} {keep}");
+            // Chunks of finished flows came before the last hand-over (the flows that ended
+            // with the input).
+            assert!(handed.len() >= 2, "{handed:?}");
+            assert!(handed[..handed.len() - 1]
+                .iter()
+                .all(|&n| n >= EXPORT_CHUNK));
+            assert_eq!(out.tally.flows.len(), if keep { 3000 } else { 0 });
+            assert_eq!(out.tally.flow_count, 3000);
         }
     }
 
