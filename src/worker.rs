@@ -482,13 +482,12 @@ impl<'t> Worker<'t> {
             announce::announcements(&d, payload, |a| {
                 let shard = shard_of_pair(&a.listener, &a.other, d.vlan);
                 let outbox = outboxes.for_shard(shard);
-                outbox.push(announced(&a, target_of(table, &a), d.vlan, ts_ns, shard));
+                let target = target_of(table, &a);
+                outbox.push(announced(&a, target, d.vlan, ts_ns, shard));
                 // An interface the table does not know travels behind its announcement:
                 // the owner names it, within its shard's bound.
-                if let What::Rpc(uuid) = a.what {
-                    if table.known_interface(&uuid).is_none() {
-                        outbox.push(Routed::Interface(uuid));
-                    }
+                if let (Target::Rpc(UNNAMED), What::Rpc(uuid)) = (target, a.what) {
+                    outbox.push(Routed::Interface(uuid));
                 }
             });
         }
@@ -957,9 +956,9 @@ fn route_smb(
     }
 }
 
-/// What an announcement will label, if the interface table knows the interface: the
-/// announcement is decoded outside its shard's order, so it cannot count against a
-/// shard's bound on unknown interfaces, and an unbounded number of them is not followed.
+/// What an announcement will label. An interface the table does not know is
+/// [`UNNAMED`] here: the announcement is decoded outside its shard's order, so only the
+/// shard's owner can name it within the shard's bound.
 fn target_of(table: &PortTable, a: &Announcement) -> Target {
     match a.what {
         What::FtpData => Target::FtpData,

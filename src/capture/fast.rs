@@ -234,11 +234,11 @@ impl FastPcap {
         };
         let magic = [header[0], header[1], header[2], header[3]];
         let mut magic_le = u32::from_le_bytes(magic);
-        let swapped = magic_le.swap_bytes() & 0xffff_0000 == 0xa1b2_0000
-            || magic_le.swap_bytes() == 0x1c00_01ac
-            || magic_le.swap_bytes() == 0x1c00_01ab;
+        let other_order = magic_le.swap_bytes();
+        let swapped = other_order & 0xffff_0000 == 0xa1b2_0000
+            || matches!(other_order, 0x1c00_01ac | 0x1c00_01ab);
         if swapped {
-            magic_le = magic_le.swap_bytes();
+            magic_le = other_order;
         }
         let (kind, nano) = match magic_le {
             0xa1b2_c3d4 => (Magic::Standard, false),
@@ -411,11 +411,13 @@ impl Source for FastPcap {
         let mut anomaly = None;
         // The standard 16 bytes as an array (constant offsets); a variant's fields after
         // them are skipped.
-        while let (true, Some(header)) = (
-            at + record <= valid,
-            data.get(at..at + 16)
-                .and_then(|h| <&[u8; 16]>::try_from(h).ok()),
-        ) {
+        while at + record <= valid {
+            let Some(header) = data
+                .get(at..at + 16)
+                .and_then(|h| <&[u8; 16]>::try_from(h).ok())
+            else {
+                break;
+            };
             let (caplen, wire_len) = self.lengths_of(header);
             if caplen > limit && (!stream || caplen > MAX_SNAPLEN) {
                 // libpcap refuses such a record (or, from a file, decides itself).

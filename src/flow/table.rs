@@ -288,21 +288,15 @@ impl<K: FlowKey> Shard<K> {
         }
     }
 
-    /// The SMB state of the open flow `key`, made when it has none; `None` when there is
-    /// no such flow, or the shard holds [`SMB_CONNS_PER_SHARD`] connections with state
-    /// already (counted once per connection in `smb_forgotten`).
-    pub fn smb(&mut self, key: &K) -> Option<&mut Conn> {
-        let i = self.find(key)?;
-        self.smb_at(i, true)
-    }
-
     /// The index of the open flow `key`, valid until a flow of the shard ends.
     pub fn find(&self, key: &K) -> Option<u32> {
         self.flows.find(hash_of(key), key)
     }
 
-    /// [`Shard::smb`] of the flow at index `i` (as [`Shard::packet`] or [`Shard::find`]
-    /// returned it, with no flow ended since); when it has no state, made only if `make`.
+    /// The SMB state of the flow at index `i` (as [`Shard::packet`] or [`Shard::find`]
+    /// returned it, with no flow ended since); when it has none, made only if `make`.
+    /// `None` also when the shard holds [`SMB_CONNS_PER_SHARD`] connections with state
+    /// already (counted once per connection in `smb_forgotten`).
     pub fn smb_at(&mut self, i: u32, make: bool) -> Option<&mut Conn> {
         let s = self.flows.value_mut(i);
         if s.smb.is_none() {
@@ -458,6 +452,11 @@ mod tests {
         assert_eq!(sizes, [1, 2, 4]);
     }
 
+    fn smb<'s>(shard: &'s mut Shard, key: &Key) -> Option<&'s mut Conn> {
+        let i = shard.find(key)?;
+        shard.smb_at(i, true)
+    }
+
     #[test]
     fn smb_state_is_bounded_per_shard() {
         let mut shard: Shard = Shard::new(10_000);
@@ -467,18 +466,18 @@ mod tests {
             let p = pkt(port, true, 0, TCP_SYN, 6);
             shard.packet(&p, |_| None, &Timeouts::ZEEK, &mut tally);
             assert_eq!(
-                shard.smb(&p.key).is_some(),
+                smb(&mut shard, &p.key).is_some(),
                 usize::from(port) < SMB_CONNS_PER_SHARD
             );
             // Asking again for a refused connection counts it once.
-            let _ = shard.smb(&p.key);
+            let _ = smb(&mut shard, &p.key);
         }
         // A flow that ends frees its room.
         let first = pkt(0, true, 1, TCP_RST, 6);
         shard.packet(&first, |_| None, &Timeouts::ZEEK, &mut tally);
         let new = pkt(0, true, 10, TCP_SYN, 6);
         shard.packet(&new, |_| None, &Timeouts::ZEEK, &mut tally);
-        assert!(shard.smb(&new.key).is_some());
+        assert!(smb(&mut shard, &new.key).is_some());
         shard.finish(&mut tally);
         assert_eq!(tally.smb_forgotten, 10);
     }
