@@ -235,15 +235,16 @@ pub fn records(
         // A flow split into parts (an SMB connection's pipes and shares) is one record per
         // part, and one for what its own row kept.
         if f.parts.is_empty() || f.packets[0] + f.packets[1] > 0 {
-            out.push(record(f, f.packets, f.bytes, app_of(f.row)));
+            out.push(record(f, f.packets, f.ip_bytes, app_of(f.row)));
         }
         for p in &f.parts {
-            out.push(record(f, p.packets, p.bytes, app_of(Some(p.row))));
+            out.push(record(f, p.packets, p.ip_bytes, app_of(Some(p.row))));
         }
     }
 }
 
-fn record(f: &FlowRecord, packets: [u64; 2], bytes: [u64; 2], app: u32) -> Record {
+/// `octets` are IP-layer octets (RFC 7012's `octetDeltaCount`), not wire bytes.
+fn record(f: &FlowRecord, packets: [u64; 2], octets: [u64; 2], app: u32) -> Record {
     let k = &f.key;
     let (o, r) = if f.a_is_origin { (0, 1) } else { (1, 0) };
     let ends = [(k.a, k.a_port), (k.b, k.b_port)];
@@ -264,7 +265,7 @@ fn record(f: &FlowRecord, packets: [u64; 2], bytes: [u64; 2], app: u32) -> Recor
             FlowEnd::Finished => EndReason::ForcedEnd,
         },
         packets: [packets[o], packets[r]],
-        octets: [bytes[o], bytes[r]],
+        octets: [octets[o], octets[r]],
         app,
     }
 }

@@ -168,6 +168,8 @@ pub struct PartRecord {
     /// Sent by `a` (index 0) and by `b` (index 1).
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
+    /// The IP-layer octets of those bytes (RFC 7012's octets, which IPFIX exports).
+    pub ip_bytes: [u64; 2],
     /// What no live interval has reported yet (the part itself, if never reported).
     pub unreported: Counts,
 }
@@ -188,6 +190,8 @@ pub struct FlowRecord {
     /// (all but its parts').
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
+    /// The IP-layer octets of those bytes (RFC 7012's octets, which IPFIX exports).
+    pub ip_bytes: [u64; 2],
     /// TCP flags sent by `a` and by `b`, or'ed over the flow.
     pub tcp_flags: [u8; 2],
     /// What ended the flow.

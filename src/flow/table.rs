@@ -28,6 +28,8 @@ struct Stats {
     last_ns: u64,
     packets: [u64; 2],
     bytes: [u64; 2],
+    /// The IP-layer octets of those bytes (what IPFIX exports).
+    ip_bytes: [u64; 2],
     row: Option<Match>,
     a_is_origin: bool,
     /// FIN seen from a (bit 0) and from b (bit 1); SYN-ACK from a (bit 2) and from b (bit 3).
@@ -50,22 +52,23 @@ struct Stats {
 }
 
 impl Stats {
-    /// The packets and bytes of the flow's own row: all but its parts'.
-    fn own(&self) -> ([u64; 2], [u64; 2]) {
-        let (mut packets, mut bytes) = (self.packets, self.bytes);
+    /// The packets, bytes and IP-layer octets of the flow's own row: all but its parts'.
+    fn own(&self) -> ([u64; 2], [u64; 2], [u64; 2]) {
+        let (mut packets, mut bytes, mut ip_bytes) = (self.packets, self.bytes, self.ip_bytes);
         for p in self.smb.iter().flat_map(|c| &c.parts) {
             for side in 0..2 {
                 packets[side] -= p.packets[side];
                 bytes[side] -= p.bytes[side];
+                ip_bytes[side] -= p.ip_bytes[side];
             }
         }
-        (packets, bytes)
+        (packets, bytes, ip_bytes)
     }
 
     /// What no live interval has counted of the flow's own row (the flow itself, if never
     /// counted).
     fn unreported(&self) -> Counts {
-        let (packets, bytes) = self.own();
+        let (packets, bytes, _) = self.own();
         Counts {
             flows: u64::from(!self.reported && packets[0] + packets[1] > 0),
             packets: packets[0] + packets[1] - self.reported_packets,
@@ -90,6 +93,8 @@ pub struct Packet<K = Key> {
     pub from_a: bool,
     pub ts_ns: u64,
     pub wire_len: u64,
+    /// The IP-layer octets of those bytes.
+    pub ip_len: u64,
     pub tcp_flags: u8,
 }
 
@@ -116,7 +121,7 @@ fn record<K: FlowKey>(key: K, s: &Stats, end: FlowEnd) -> FlowRecord {
         FlowEnd::Idle | FlowEnd::Finished if s.closed => FlowEnd::Closed,
         end => end,
     };
-    let (packets, bytes) = s.own();
+    let (packets, bytes, ip_bytes) = s.own();
     FlowRecord {
         key: key.flow_key(),
         tunnel: key.tunnel(),
@@ -126,6 +131,7 @@ fn record<K: FlowKey>(key: K, s: &Stats, end: FlowEnd) -> FlowRecord {
         a_is_origin: s.a_is_origin,
         packets,
         bytes,
+        ip_bytes,
         tcp_flags: s.flags,
         end,
         unreported: s.unreported(),
@@ -139,6 +145,7 @@ fn record<K: FlowKey>(key: K, s: &Stats, end: FlowEnd) -> FlowRecord {
                 row: p.row,
                 packets: p.packets,
                 bytes: p.bytes,
+                ip_bytes: p.ip_bytes,
                 unreported: part_unreported(p),
             })
             .collect(),
@@ -211,6 +218,7 @@ impl<K: FlowKey> Shard<K> {
             last_ns: p.ts_ns,
             packets: [0; 2],
             bytes: [0; 2],
+            ip_bytes: [0; 2],
             row: classify(&p.key),
             a_is_origin: p.from_a,
             fins: 0,
@@ -346,6 +354,7 @@ fn count<K: FlowKey>(s: &mut Stats, p: &Packet<K>) {
     let side = usize::from(!p.from_a);
     s.packets[side] += 1;
     s.bytes[side] += p.wire_len;
+    s.ip_bytes[side] += p.ip_len;
     s.first_ns = s.first_ns.min(p.ts_ns);
     s.last_ns = s.last_ns.max(p.ts_ns);
     if p.key.proto() == IpProto::TCP {
@@ -384,6 +393,7 @@ mod tests {
             from_a,
             ts_ns: ts_s * S,
             wire_len: 100,
+            ip_len: 86,
             tcp_flags: flags,
         }
     }
