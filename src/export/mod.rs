@@ -2,8 +2,9 @@
 //! `--flows` writes, as IPFIX messages to UDP and TCP collectors (`--ipfix URL`) and to an
 //! IPFIX file (`--ipfix-file`, RFC 5655: the messages one after another).
 //!
-//! One record per flow; flows inside tunnels are not exported (their packets are also in
-//! their tunnel's outer flow), so a collector's totals equal portscope's. Each record's
+//! One record per flow; flows inside tunnels are exported only when asked (`--ipfix-inner`;
+//! their packets are also in their tunnel's outer flow), in an observation domain of their
+//! own, so a collector's totals of the outer domain equal portscope's. Each record's
 //! `applicationId` names its service row; options records name the applications, before
 //! the first record and, over UDP, again every so often (a collector may start late).
 
@@ -12,8 +13,9 @@ pub mod ipfix;
 use crate::catalog::{Catalog, Match, PortTable};
 use crate::flow::{FlowEnd, FlowRecord};
 use ipfix::{Encoder, EndReason, Record};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::{self, Write};
+use std::iter;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -136,6 +138,8 @@ pub struct Application {
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
     pub domain: u32,
+    /// Export the flows inside tunnels too, in this observation domain (`--ipfix-inner`).
+    pub inner_domain: Option<u32>,
     /// UDP messages stay within this many bytes.
     pub mtu: usize,
     /// UDP messages carry at most this many data records per second (0: as fast as the
@@ -193,10 +197,10 @@ impl Pacer {
 }
 
 /// The applications of a stream: every row named so far, by its match, in the order first
-/// named.
+/// named. Looked up once per record: a hash map.
 #[derive(Debug, Default)]
 pub struct Applications {
-    known: BTreeMap<Match, u32>,
+    known: HashMap<Match, u32, foldhash::fast::RandomState>,
     list: Vec<Application>,
 }
 
@@ -221,17 +225,31 @@ impl Applications {
     }
 }
 
-/// The records of `flows` (outer flows only), appended to `out`; the applications they
-/// name that `apps` did not know yet are appended to its list.
+/// The records of a run's flows: the outer flows, and apart the flows inside tunnels, which
+/// go to an observation domain of their own.
+#[derive(Debug, Default)]
+pub struct Records {
+    pub outer: Vec<Record>,
+    pub inner: Vec<Record>,
+}
+
+/// The records of `flows` (the flows inside tunnels only when `inner`), appended to `out`;
+/// the applications they name that `apps` did not know yet are appended to its list.
 pub fn records(
     flows: &[FlowRecord],
     apps: &mut Applications,
     catalog: &Catalog,
     table: &PortTable,
-    out: &mut Vec<Record>,
+    inner: bool,
+    out: &mut Records,
 ) {
     let mut app_of = |m: Option<Match>| m.map_or(0, |m| apps.selector(m, catalog, table));
-    for f in flows.iter().filter(|f| f.tunnel.is_none()) {
+    for f in flows {
+        let out = match f.tunnel {
+            None => &mut out.outer,
+            Some(_) if inner => &mut out.inner,
+            Some(_) => continue,
+        };
         // A flow split into parts (an SMB connection's pipes and shares) is one record per
         // part, and one for what its own row kept.
         if f.parts.is_empty() || f.packets[0] + f.packets[1] > 0 {
@@ -301,8 +319,22 @@ pub struct Stream {
 
 impl Stream {
     pub fn new(settings: Settings, refresh: Option<Refresh>) -> Stream {
+        Stream::of(
+            Encoder::new(settings.domain, settings.mtu, now_secs()),
+            refresh,
+        )
+    }
+
+    /// The stream of the flows inside tunnels, if `settings` asks for them.
+    pub fn new_inner(settings: Settings, refresh: Option<Refresh>) -> Option<Stream> {
+        let domain = settings.inner_domain?;
+        let enc = Encoder::new_inner(domain, settings.mtu, now_secs());
+        Some(Stream::of(enc, refresh))
+    }
+
+    fn of(enc: Encoder, refresh: Option<Refresh>) -> Stream {
         Stream {
-            enc: Encoder::new(settings.domain, settings.mtu, now_secs()),
+            enc,
             refresh,
             named: 0,
             since: 0,
@@ -312,19 +344,19 @@ impl Stream {
 
     /// Sends the names of the applications in `apps` not named on this stream yet, then
     /// `records` (which name only applications of `apps`).
-    pub fn send(
+    pub fn send<'r>(
         &mut self,
-        apps: &Applications,
-        records: &[Record],
+        apps: &[Application],
+        records: impl IntoIterator<Item = &'r Record>,
         out: &mut impl FnMut(&[u8], u32, bool),
     ) {
         if self.enc.sequence() == 0 && self.named == 0 {
             self.templates(out);
         }
-        let new = &apps.all()[self.named.min(apps.all().len())..];
+        let new = &apps[self.named.min(apps.len())..];
         if !new.is_empty() {
             self.names(new, out);
-            self.named = apps.all().len();
+            self.named = apps.len();
         }
         for r in records {
             let Stream { enc, since, .. } = self;
@@ -342,7 +374,7 @@ impl Stream {
                 self.templates(out);
                 if self.names_sent.elapsed() >= refresh.names_every {
                     self.names_sent = Instant::now();
-                    self.names(apps.all(), out);
+                    self.names(apps, out);
                 }
             }
         }
@@ -369,26 +401,57 @@ impl Stream {
     }
 }
 
-/// Writes an IPFIX file (RFC 5655) of `records`.
-///
-/// # Errors
-/// Any error of `out`.
-pub fn write_file(
-    apps: &Applications,
-    records: &[Record],
-    settings: Settings,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    let mut result = Ok(());
-    let mut write = |m: &[u8], _, _| {
-        if result.is_ok() {
-            result = out.write_all(m);
+/// What an IPFIX file (`--ipfix-file`, RFC 5655) holds: every record of the run, gathered
+/// while it went on, and the applications they name.
+#[derive(Debug, Default)]
+pub struct IpfixFile {
+    apps: Vec<Application>,
+    records: Records,
+}
+
+impl IpfixFile {
+    /// Writes the file: the outer flows' stream, then the inner flows' (in their own
+    /// domain, if there are any), each with its templates and every name first, then its records in start-time
+    /// order. Names and records are sorted by their content, so the file does not depend on
+    /// the order flows ended in (nor on `--threads`), but for its export time.
+    ///
+    /// # Errors
+    /// Any error of `out`.
+    pub fn write(mut self, settings: Settings, out: &mut dyn Write) -> io::Result<()> {
+        self.apps.sort_unstable_by(|a, b| {
+            (&a.name, &a.description, a.selector).cmp(&(&b.name, &b.description, b.selector))
+        });
+        let mut result = Ok(());
+        let mut write = |m: &[u8], _, _| {
+            if result.is_ok() {
+                result = out.write_all(m);
+            }
+        };
+        let streams = [
+            (Some(Stream::new(settings, None)), &self.records.outer),
+            (Stream::new_inner(settings, None), &self.records.inner),
+        ];
+        for (stream, records) in streams {
+            let Some(mut stream) = stream.filter(|_| !records.is_empty()) else {
+                continue;
+            };
+            stream.send(&self.apps, in_order(records), &mut write);
+            stream.flush(&mut write);
         }
-    };
-    let mut stream = Stream::new(settings, None);
-    stream.send(apps, records, &mut write);
-    stream.flush(&mut write);
-    result
+        result
+    }
+}
+
+/// `records` in start-time order, ties broken by the rest of each record. Sorts indices by
+/// a compact key rather than moving the records themselves.
+fn in_order(records: &[Record]) -> impl Iterator<Item = &Record> {
+    let mut order: Vec<(u64, u32)> = (0u32..)
+        .zip(records)
+        .map(|(i, r)| (r.start_ms, i))
+        .collect();
+    let at = |i: u32| &records[i as usize];
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| at(a.1).cmp(at(b.1))));
+    order.into_iter().map(move |(_, i)| at(i))
 }
 
 /// A TCP collector: one connection, opened again with backoff when it fails.
@@ -440,12 +503,47 @@ impl TcpCollector {
     }
 }
 
-/// The UDP collectors of a run: one socket, one stream, paced.
+/// The UDP collectors of a run: one socket, a stream per observation domain, paced.
 struct Udp {
     socket: UdpSocket,
     targets: Vec<(Target, Delivery)>,
-    stream: Stream,
+    streams: Streams,
     pacer: Option<Pacer>,
+}
+
+/// The streams of a transport: the outer flows', and the inner flows' with `--ipfix-inner`.
+struct Streams {
+    outer: Stream,
+    inner: Option<Stream>,
+}
+
+impl Streams {
+    fn new(settings: Settings, refresh: Option<Refresh>) -> Streams {
+        Streams {
+            outer: Stream::new(settings, refresh),
+            inner: Stream::new_inner(settings, refresh),
+        }
+    }
+
+    fn send(
+        &mut self,
+        apps: &[Application],
+        records: &Records,
+        out: &mut impl FnMut(&[u8], u32, bool),
+    ) {
+        self.outer.send(apps, &records.outer, out);
+        if let Some(inner) = &mut self.inner {
+            if !records.inner.is_empty() {
+                inner.send(apps, &records.inner, out);
+            }
+        }
+    }
+
+    fn flush(&mut self, out: &mut impl FnMut(&[u8], u32, bool)) {
+        for s in iter::once(&mut self.outer).chain(&mut self.inner) {
+            s.flush(out);
+        }
+    }
 }
 
 impl Udp {
@@ -478,29 +576,35 @@ impl Udp {
 /// transport session needs first (the templates and every name so far).
 struct Tcp {
     collectors: Vec<TcpCollector>,
-    stream: Stream,
+    streams: Streams,
     preamble: Vec<Vec<u8>>,
 }
 
-/// The network collectors of a run, fed the flows as they finish, on the pipeline's export
-/// thread while the run goes on.
+/// The collectors of a run and its IPFIX file, fed the flows as they finish, on the
+/// pipeline's export thread while the run goes on: each flow becomes its records once, which
+/// go to the network at once and, for the file, are kept (a tenth of a flow's size) until
+/// the end.
 pub struct Exporter<'a> {
     catalog: &'a Catalog,
     table: &'a PortTable,
+    inner: bool,
     apps: Applications,
-    records: Vec<Record>,
+    records: Records,
     udp: Option<Udp>,
     tcp: Option<Tcp>,
+    file: Option<Records>,
 }
 
 impl<'a> Exporter<'a> {
-    /// Opens sockets for `targets`; a TCP collector that does not answer yet is not an
-    /// error (it is tried again, and what it misses is counted).
+    /// Opens sockets for `targets`, and keeps the records for a file if `file`; a TCP
+    /// collector that does not answer yet is not an error (it is tried again, and what it
+    /// misses is counted).
     ///
     /// # Errors
     /// No UDP socket could be bound.
     pub fn new(
         targets: Vec<Target>,
+        file: bool,
         settings: Settings,
         catalog: &'a Catalog,
         table: &'a PortTable,
@@ -527,7 +631,7 @@ impl<'a> Exporter<'a> {
                         (t, d)
                     })
                     .collect(),
-                stream: Stream::new(settings, Some(REFRESH)),
+                streams: Streams::new(settings, Some(REFRESH)),
                 pacer: Pacer::new(settings.rate, settings.mtu),
             })
         };
@@ -542,54 +646,71 @@ impl<'a> Exporter<'a> {
                     backoff: BACKOFF_FIRST,
                 })
                 .collect(),
-            stream: Stream::new(settings, None),
+            streams: Streams::new(settings, None),
             preamble: Vec::new(),
         });
         Ok(Exporter {
             catalog,
             table,
+            inner: settings.inner_domain.is_some(),
             apps: Applications::default(),
-            records: Vec::new(),
+            records: Records::default(),
             udp,
             tcp,
+            file: file.then(Records::default),
         })
     }
 
-    /// Sends the records of `flows` to every collector.
+    /// Sends the records of `flows` to every collector, and keeps them for the file.
     pub fn send(&mut self, flows: &[FlowRecord]) {
-        self.records.clear();
+        let (catalog, table, inner) = (self.catalog, self.table, self.inner);
+        if self.udp.is_none() && self.tcp.is_none() {
+            // For the file alone, the records go straight to it.
+            if let Some(file) = &mut self.file {
+                records(flows, &mut self.apps, catalog, table, inner, file);
+            }
+            return;
+        }
+        self.records.outer.clear();
+        self.records.inner.clear();
         records(
             flows,
             &mut self.apps,
-            self.catalog,
-            self.table,
+            catalog,
+            table,
+            inner,
             &mut self.records,
         );
+        let apps = self.apps.all();
         if let Some(u) = &mut self.udp {
             let mut out = Udp::out(&u.socket, &mut u.targets, &mut u.pacer);
-            u.stream.send(&self.apps, &self.records, &mut out);
+            u.streams.send(apps, &self.records, &mut out);
         }
         if let Some(t) = &mut self.tcp {
             let (preamble, collectors) = (&mut t.preamble, &mut t.collectors);
-            t.stream
-                .send(&self.apps, &self.records, &mut |m: &[u8], n, pre| {
+            t.streams
+                .send(apps, &self.records, &mut |m: &[u8], n, pre| {
                     tcp_out(preamble, collectors, m, n, pre);
                 });
         }
+        if let Some(file) = &mut self.file {
+            file.outer.extend_from_slice(&self.records.outer);
+            file.inner.extend_from_slice(&self.records.inner);
+        }
     }
 
-    /// Sends what is left and closes the connections; what each collector received, UDP
-    /// collectors first, each in the order given.
-    pub fn finish(mut self) -> Vec<Delivery> {
+    /// Sends what is left and closes the connections: what each collector received, UDP
+    /// collectors first, each in the order given; and the file's contents, if asked.
+    pub fn finish(mut self) -> (Vec<Delivery>, Option<IpfixFile>) {
         let mut deliveries = Vec::new();
         if let Some(mut u) = self.udp.take() {
-            u.stream
+            u.streams
                 .flush(&mut Udp::out(&u.socket, &mut u.targets, &mut u.pacer));
             deliveries.extend(u.targets.into_iter().map(|(_, d)| d));
         }
         if let Some(mut t) = self.tcp.take() {
             let (preamble, collectors) = (&mut t.preamble, &mut t.collectors);
-            t.stream.flush(&mut |m: &[u8], n, pre| {
+            t.streams.flush(&mut |m: &[u8], n, pre| {
                 tcp_out(preamble, collectors, m, n, pre);
             });
             for c in &mut t.collectors {
@@ -603,7 +724,11 @@ impl<'a> Exporter<'a> {
             }
             deliveries.extend(t.collectors.into_iter().map(|c| c.delivery));
         }
-        deliveries
+        let file = self.file.take().map(|records| IpfixFile {
+            apps: self.apps.list,
+            records,
+        });
+        (deliveries, file)
     }
 }
 
@@ -666,7 +791,7 @@ mod tests {
             app: 7,
         };
         let apps = Applications {
-            known: BTreeMap::new(),
+            known: HashMap::default(),
             list: vec![Application {
                 selector: 7,
                 name: "tcp/445".into(),
@@ -676,6 +801,7 @@ mod tests {
         // 512-byte messages hold 6 records: 100 records are 17 messages.
         let settings = Settings {
             domain: 1,
+            inner_domain: None,
             mtu: 512,
             rate: 0,
         };
@@ -693,9 +819,9 @@ mod tests {
             }
         };
         let mut stream = Stream::new(settings, Some(refresh));
-        stream.send(&apps, &[record; 60], &mut out);
+        stream.send(apps.all(), &[record; 60], &mut out);
         // Names already sent are not sent again.
-        stream.send(&apps, &[record; 40], &mut out);
+        stream.send(apps.all(), &[record; 40], &mut out);
         stream.flush(&mut out);
         assert_eq!((templates, names, records), (1 + 4, 1, 100));
     }
