@@ -86,6 +86,14 @@ impl Nfcapd {
     }
 }
 
+impl Drop for Nfcapd {
+    /// A test that failed before [`Nfcapd::stop`] leaves no collector behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The applicationName portscope gives a row, and nfdump's `%nbnam` of it: name/description.
 /// A row inside tunnels is named as the same row outside.
 fn nbnam(r: &super::util::Row) -> String {

@@ -150,12 +150,7 @@ fn export_file(
     let (Some(path), Some(file)) = (&e.ipfix_file, file) else {
         return Ok(());
     };
-    // A file has no datagrams to fit: the largest messages IPFIX allows.
-    let settings = portscope::export::Settings {
-        mtu: 65535,
-        ..export_settings(e)?
-    };
-    write_output(Some(path), |out| file.write(settings, out))
+    write_output(Some(path), |out| file.write(out))
 }
 
 /// Ends export; warns on standard error about records a collector did not get.

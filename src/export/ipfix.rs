@@ -26,6 +26,8 @@ pub const TEMPLATE_INNER_V6: u16 = 260;
 pub const RECORD_V4_LEN: usize = 74;
 pub const RECORD_V6_LEN: usize = 98;
 const DOMAIN_LEN: usize = 4;
+/// The longest data record: an inner IPv6 one.
+pub const MAX_RECORD_LEN: usize = RECORD_V6_LEN + DOMAIN_LEN;
 
 /// The private enterprise number of reverse information elements (RFC 5103 §6.1).
 pub const REVERSE_PEN: u32 = 29305;
@@ -277,34 +279,17 @@ impl Encoder {
 
     /// One flow record.
     pub fn record(&mut self, r: &Record, out: &mut impl FnMut(&[u8], u32)) {
+        let mut b = [0; MAX_RECORD_LEN];
+        let (template, len) = self.encode(r, &mut b);
+        self.encoded(template, &b[..len], out);
+    }
+
+    /// `r` as the bytes of its data record, and their template: what [`Encoder::encoded`]
+    /// takes.
+    pub fn encode(&self, r: &Record, b: &mut [u8; MAX_RECORD_LEN]) -> (u16, usize) {
         let v4 = v4_of(&r.src).zip(v4_of(&r.dst));
         let (v4_id, v6_id) = self.data_templates();
-        let (template, mut len) = match v4 {
-            Some(_) => (v4_id, RECORD_V4_LEN),
-            None => (v6_id, RECORD_V6_LEN),
-        };
-        if self.inner {
-            len += DOMAIN_LEN;
-        }
-        if self.set.map(|(_, id)| id) != Some(template) {
-            self.close_set();
-        }
-        let need = if self.set.is_some() {
-            len
-        } else {
-            SET_HEADER_LEN + len
-        };
-        if self.buf.len() + need > self.mtu {
-            self.flush(out);
-        }
-        if self.buf.is_empty() {
-            self.start_message();
-        }
-        if self.set.is_none() {
-            self.open_set(template);
-        }
-        // Laid out on the stack and appended at once: a file holds hundreds of thousands.
-        let mut b = [0u8; RECORD_V6_LEN + DOMAIN_LEN];
+        let template = if v4.is_some() { v4_id } else { v6_id };
         let mut at = 0;
         let mut put = |bytes: &[u8]| {
             b[at..at + bytes.len()].copy_from_slice(bytes);
@@ -337,8 +322,29 @@ impl Encoder {
         if self.inner {
             put(&self.domain.to_be_bytes());
         }
-        debug_assert_eq!(at, len);
-        self.buf.extend_from_slice(&b[..len]);
+        (template, at)
+    }
+
+    /// One data record already encoded (by [`Encoder::encode`] of an encoder like this one).
+    pub fn encoded(&mut self, template: u16, record: &[u8], out: &mut impl FnMut(&[u8], u32)) {
+        if self.set.map(|(_, id)| id) != Some(template) {
+            self.close_set();
+        }
+        let need = if self.set.is_some() {
+            record.len()
+        } else {
+            SET_HEADER_LEN + record.len()
+        };
+        if self.buf.len() + need > self.mtu {
+            self.flush(out);
+        }
+        if self.buf.is_empty() {
+            self.start_message();
+        }
+        if self.set.is_none() {
+            self.open_set(template);
+        }
+        self.buf.extend_from_slice(record);
         self.records += 1;
     }
 

@@ -12,7 +12,7 @@ pub mod ipfix;
 
 use crate::catalog::{Catalog, Match, PortTable};
 use crate::flow::{FlowEnd, FlowRecord};
-use ipfix::{Encoder, EndReason, Record};
+use ipfix::{Encoder, EndReason, Record, MAX_RECORD_LEN};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::iter;
@@ -21,6 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// The default UDP message size bound.
 pub const DEFAULT_MTU: usize = 1400;
+
+/// A file has no datagrams to fit: the largest messages IPFIX allows.
+const FILE_MTU: usize = 65535;
 
 /// What UDP export repeats, and how often.
 const REFRESH: Refresh = Refresh {
@@ -380,6 +383,13 @@ impl Stream {
         }
     }
 
+    /// Sends one record encoded beforehand (by an encoder of this stream's domain); for
+    /// streams without refresh, after [`Stream::send`] named the applications.
+    fn encoded(&mut self, template: u16, record: &[u8], out: &mut impl FnMut(&[u8], u32, bool)) {
+        self.enc
+            .encoded(template, record, &mut |m: &[u8], n: u32| out(m, n, false));
+    }
+
     /// Sends what is encoded and not sent yet.
     pub fn flush(&mut self, out: &mut impl FnMut(&[u8], u32, bool)) {
         self.enc.flush(&mut |m: &[u8], n: u32| out(m, n, false));
@@ -401,23 +411,52 @@ impl Stream {
     }
 }
 
-/// What an IPFIX file (`--ipfix-file`, RFC 5655) holds: every record of the run, gathered
-/// while it went on, and the applications they name.
-#[derive(Debug, Default)]
+/// What an IPFIX file (`--ipfix-file`, RFC 5655) holds: every record of the run, encoded
+/// on the export thread while the run went on, and the applications they name.
+#[derive(Debug)]
 pub struct IpfixFile {
+    settings: Settings,
     apps: Vec<Application>,
-    records: Records,
+    outer: Encoded,
+    inner: Option<Encoded>,
 }
 
 impl IpfixFile {
+    fn new(settings: Settings) -> IpfixFile {
+        let settings = Settings {
+            mtu: FILE_MTU,
+            ..settings
+        };
+        IpfixFile {
+            settings,
+            apps: Vec::new(),
+            outer: Encoded::new(Encoder::new(settings.domain, FILE_MTU, 0)),
+            inner: settings
+                .inner_domain
+                .map(|d| Encoded::new(Encoder::new_inner(d, FILE_MTU, 0))),
+        }
+    }
+
+    fn push(&mut self, records: &Records) {
+        for r in &records.outer {
+            self.outer.push(r);
+        }
+        if let Some(inner) = &mut self.inner {
+            for r in &records.inner {
+                inner.push(r);
+            }
+        }
+    }
+
     /// Writes the file: the outer flows' stream, then the inner flows' (in their own
-    /// domain, if there are any), each with its templates and every name first, then its records in start-time
-    /// order. Names and records are sorted by their content, so the file does not depend on
-    /// the order flows ended in (nor on `--threads`), but for its export time.
+    /// domain, if there are any), each with its templates and every name first, then its
+    /// records in start-time order. Names and records are sorted by their content, so the
+    /// file does not depend on the order flows ended in (nor on `--threads`), but for its
+    /// export time.
     ///
     /// # Errors
     /// Any error of `out`.
-    pub fn write(mut self, settings: Settings, out: &mut dyn Write) -> io::Result<()> {
+    pub fn write(mut self, out: &mut dyn Write) -> io::Result<()> {
         self.apps.sort_unstable_by(|a, b| {
             (&a.name, &a.description, a.selector).cmp(&(&b.name, &b.description, b.selector))
         });
@@ -427,31 +466,86 @@ impl IpfixFile {
                 result = out.write_all(m);
             }
         };
-        let streams = [
-            (Some(Stream::new(settings, None)), &self.records.outer),
-            (Stream::new_inner(settings, None), &self.records.inner),
+        let inner = self.inner.as_ref().filter(|e| !e.index.is_empty());
+        let domains = [
+            (Some(Stream::new(self.settings, None)), Some(&self.outer)),
+            (Stream::new_inner(self.settings, None), inner),
         ];
-        for (stream, records) in streams {
-            let Some(mut stream) = stream.filter(|_| !records.is_empty()) else {
+        for (stream, records) in domains {
+            let (Some(mut stream), Some(records)) = (stream, records) else {
                 continue;
             };
-            stream.send(&self.apps, in_order(records), &mut write);
+            stream.send(&self.apps, iter::empty(), &mut write);
+            for i in records.in_order() {
+                let e = records.index[i as usize];
+                stream.encoded(e.template, records.bytes_of(e), &mut write);
+            }
             stream.flush(&mut write);
         }
         result
     }
 }
 
-/// `records` in start-time order, ties broken by the rest of each record. Sorts indices by
-/// a compact key rather than moving the records themselves.
-fn in_order(records: &[Record]) -> impl Iterator<Item = &Record> {
-    let mut order: Vec<(u64, u32)> = (0u32..)
-        .zip(records)
-        .map(|(i, r)| (r.start_ms, i))
-        .collect();
-    let at = |i: u32| &records[i as usize];
-    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| at(a.1).cmp(at(b.1))));
-    order.into_iter().map(move |(_, i)| at(i))
+/// One observation domain's records for a file, encoded as they come: their bytes one
+/// after another, and where each record's are.
+#[derive(Debug)]
+struct Encoded {
+    enc: Encoder,
+    bytes: Vec<u8>,
+    index: Vec<Entry>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    start_ms: u64,
+    at: u64,
+    len: u8,
+    template: u16,
+}
+
+impl Encoded {
+    fn new(enc: Encoder) -> Encoded {
+        Encoded {
+            enc,
+            bytes: Vec::new(),
+            index: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, r: &Record) {
+        let mut b = [0; MAX_RECORD_LEN];
+        let (template, len) = self.enc.encode(r, &mut b);
+        self.index.push(Entry {
+            start_ms: r.start_ms,
+            at: self.bytes.len() as u64,
+            len: len as u8,
+            template,
+        });
+        self.bytes.extend_from_slice(&b[..len]);
+    }
+
+    fn bytes_of(&self, e: Entry) -> &[u8] {
+        let at = e.at as usize;
+        &self.bytes[at..at + usize::from(e.len)]
+    }
+
+    /// The records' indices in start-time order, ties in the order of their bytes (the
+    /// same records in any order give the same bytes in the end). Sorts pairs of integers,
+    /// then the rare runs of one start time.
+    fn in_order(&self) -> Vec<u32> {
+        let mut keys: Vec<(u64, u32)> = (0u32..)
+            .zip(&self.index)
+            .map(|(i, e)| (e.start_ms, i))
+            .collect();
+        keys.sort_unstable();
+        let bytes = |i: u32| self.bytes_of(self.index[i as usize]);
+        for run in keys.chunk_by_mut(|a, b| a.0 == b.0) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| bytes(a.1).cmp(bytes(b.1)));
+            }
+        }
+        keys.into_iter().map(|(_, i)| i).collect()
+    }
 }
 
 /// A TCP collector: one connection, opened again with backoff when it fails.
@@ -582,8 +676,8 @@ struct Tcp {
 
 /// The collectors of a run and its IPFIX file, fed the flows as they finish, on the
 /// pipeline's export thread while the run goes on: each flow becomes its records once, which
-/// go to the network at once and, for the file, are kept (a tenth of a flow's size) until
-/// the end.
+/// go to the network at once and, for the file, are encoded and kept (a third of a flow's
+/// size) until the end.
 pub struct Exporter<'a> {
     catalog: &'a Catalog,
     table: &'a PortTable,
@@ -592,7 +686,7 @@ pub struct Exporter<'a> {
     records: Records,
     udp: Option<Udp>,
     tcp: Option<Tcp>,
-    file: Option<Records>,
+    file: Option<IpfixFile>,
 }
 
 impl<'a> Exporter<'a> {
@@ -657,28 +751,20 @@ impl<'a> Exporter<'a> {
             records: Records::default(),
             udp,
             tcp,
-            file: file.then(Records::default),
+            file: file.then(|| IpfixFile::new(settings)),
         })
     }
 
-    /// Sends the records of `flows` to every collector, and keeps them for the file.
+    /// Sends the records of `flows` to every collector, and encodes them for the file.
     pub fn send(&mut self, flows: &[FlowRecord]) {
-        let (catalog, table, inner) = (self.catalog, self.table, self.inner);
-        if self.udp.is_none() && self.tcp.is_none() {
-            // For the file alone, the records go straight to it.
-            if let Some(file) = &mut self.file {
-                records(flows, &mut self.apps, catalog, table, inner, file);
-            }
-            return;
-        }
         self.records.outer.clear();
         self.records.inner.clear();
         records(
             flows,
             &mut self.apps,
-            catalog,
-            table,
-            inner,
+            self.catalog,
+            self.table,
+            self.inner,
             &mut self.records,
         );
         let apps = self.apps.all();
@@ -694,8 +780,7 @@ impl<'a> Exporter<'a> {
                 });
         }
         if let Some(file) = &mut self.file {
-            file.outer.extend_from_slice(&self.records.outer);
-            file.inner.extend_from_slice(&self.records.inner);
+            file.push(&self.records);
         }
     }
 
@@ -724,9 +809,9 @@ impl<'a> Exporter<'a> {
             }
             deliveries.extend(t.collectors.into_iter().map(|c| c.delivery));
         }
-        let file = self.file.take().map(|records| IpfixFile {
+        let file = self.file.take().map(|file| IpfixFile {
             apps: self.apps.list,
-            records,
+            ..file
         });
         (deliveries, file)
     }
