@@ -1,6 +1,7 @@
 //! IPFIX export against real readers: nfdump's `nfcapd` collects what `--ipfix` sends and
-//! `nfdump` reads it back; `ipfixDump` (libfixbuf) reads `--ipfix-file` and what a TCP
-//! collector received. Bad collector URLs stop the run before any packet is read.
+//! `nfdump` reads it back (with `--ipfix-inner`, the flows inside tunnels in a domain of
+//! their own); `ipfixDump` (libfixbuf) reads `--ipfix-file` and what a TCP collector
+//! received. Bad collector URLs stop the run before any packet is read.
 
 use super::util::{run, stderr, stdout, tmpdir, Report};
 use std::collections::BTreeMap;
@@ -85,11 +86,21 @@ impl Nfcapd {
     }
 }
 
+impl Drop for Nfcapd {
+    /// A test that failed before [`Nfcapd::stop`] leaves no collector behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The applicationName portscope gives a row, and nfdump's `%nbnam` of it: name/description.
+/// A row inside tunnels is named as the same row outside.
 fn nbnam(r: &super::util::Row) -> String {
     let mut name = r.key();
-    if r.kind != "port" && r.kind != "ip-protocol" {
-        name = format!("{name} {}", r.kind);
+    let kind = r.inner_match.as_ref().unwrap_or(&r.kind);
+    if kind != "port" && kind != "ip-protocol" {
+        name = format!("{name} {kind}");
     }
     // An SMB part's pipe or share type (`tcp/445 smb-pipe samr`).
     if let Some(what) = r.pipe.as_ref().or(r.share_type.as_ref()) {
@@ -116,22 +127,41 @@ fn nbnam(r: &super::util::Row) -> String {
 /// and, as `<no info>`, the unclassified flows (packets in no flow, such as later
 /// fragments without their first, are not flows and are not exported).
 fn expected(report: &Report, flows: &Path) -> BTreeMap<String, u64> {
+    let unclassified = unclassified_packets(flows, false);
+    assert!(unclassified <= report.unclassified.packets);
+    per_application(&report.services, unclassified)
+}
+
+/// The same for the flows inside tunnels (`--ipfix-inner`): the report's tunneled rows,
+/// summed over tunnels, and the unclassified inner flows (packets with no inner IP are in
+/// no inner flow).
+fn expected_inner(report: &Report, flows: &Path) -> BTreeMap<String, u64> {
+    let unclassified = unclassified_packets(flows, true);
+    let in_tunnels: u64 = report.tunnels.iter().map(|t| t.unclassified.packets).sum();
+    assert!(unclassified <= in_tunnels);
+    per_application(&report.tunneled, unclassified)
+}
+
+fn per_application(rows: &[super::util::Row], unclassified: u64) -> BTreeMap<String, u64> {
     let mut want: BTreeMap<String, u64> = BTreeMap::new();
-    for r in &report.services {
+    for r in rows {
         *want.entry(nbnam(r)).or_default() += r.packets;
     }
-    let unclassified: u64 = std::fs::read_to_string(flows)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|f| f["row"] == "unclassified" && f.get("tunnel").is_none())
-        .map(|f| f["orig_packets"].as_u64().unwrap() + f["resp_packets"].as_u64().unwrap())
-        .sum();
-    assert!(unclassified <= report.unclassified.packets);
     if unclassified > 0 {
         want.insert("<no info>".into(), unclassified);
     }
     want
+}
+
+/// The packets of the unclassified flows of a `--flows` file, outside or inside tunnels.
+fn unclassified_packets(flows: &Path, inner: bool) -> u64 {
+    std::fs::read_to_string(flows)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|f| f["row"] == "unclassified" && f.get("tunnel").is_some() == inner)
+        .map(|f| f["orig_packets"].as_u64().unwrap() + f["resp_packets"].as_u64().unwrap())
+        .sum()
 }
 
 /// The fixtures (each its own capture), and the corpus captures with the most packets.
@@ -329,6 +359,90 @@ fn nfdump_reads_back_the_packets_of_every_row() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The fixtures with tunnels: GRE (with Aruba's 802.11 inside), PPTP, ERSPAN, IP-in-IP,
+/// L2TP, VXLAN and AH.
+const TUNNEL_FIXTURES: [&str; 4] = [
+    "tunnels.pcap",
+    "aruba_gre.pcap",
+    "real_pptp_gre.pcap",
+    "ip_protocols.pcap",
+];
+
+/// `--ipfix-inner`: the flows inside tunnels go to an observation domain of their own, whose
+/// records carry it (`%odid`, and nfdump's filter `observation domain id N`), with packets
+/// per application equal to the report's tunneled rows; the outer domain's totals stay the
+/// report's rows, with or without it.
+#[test]
+fn nfdump_reads_inner_flows_apart_in_their_own_domain() {
+    let dir = tmpdir("ipfix-inner");
+    let collector = Nfcapd::start(&dir);
+    let url = format!("udp://127.0.0.1:{}", collector.port);
+    let mut want = Vec::new();
+    for (i, name) in TUNNEL_FIXTURES.iter().enumerate() {
+        let capture = super::util::fixture(name);
+        let flows = dir.join(format!("{i}.jsonl"));
+        // nfcapd numbers its exporters in the order they appear: 3i + 1 is the run without
+        // --ipfix-inner, 3i + 2 the outer flows of the run with it, 3i + 3 its inner flows
+        // (the first of which follows the outer stream's templates).
+        let domain = |k: u32| (10 * (i as u32 + 1) + k).to_string();
+        let mut reports = Vec::new();
+        for inner in [false, true] {
+            let mut args = vec![
+                "classify",
+                "--format",
+                "json",
+                "--flows",
+                flows.to_str().unwrap(),
+                "--ipfix",
+                &url,
+            ];
+            let outer_domain = domain(u32::from(inner));
+            args.extend(["--observation-domain", &outer_domain]);
+            if inner {
+                // The inner domain is the outer one + 1 unless given.
+                args.push("--ipfix-inner");
+            }
+            args.push(&capture);
+            let out = run(&args);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let report: Report = serde_json::from_slice(&out.stdout).unwrap();
+            reports.push(report);
+        }
+        assert_eq!(reports[0].services, reports[1].services);
+        let outer = expected(&reports[1], &flows);
+        let inner = expected_inner(&reports[1], &flows);
+        assert!(!inner.is_empty(), "{name}");
+        want.push((domain(2), [outer.clone(), outer, inner]));
+    }
+    let file = collector.stop();
+    let (got, _, _) = read_back(&file, 3 * TUNNEL_FIXTURES.len());
+    for (i, (inner_domain, want)) in want.iter().enumerate() {
+        let name = TUNNEL_FIXTURES[i];
+        assert_eq!(&got[3 * i..3 * i + 3], want, "{name}");
+        // The inner records carry their domain, and nfdump filters on it.
+        let out = Command::new("nfdump")
+            .arg("-r")
+            .arg(&file)
+            .args(["-q", "-N", "-o", "fmt:%exp|%odid|%ipkt|%opkt"])
+            .arg(format!("observation domain id {inner_domain}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (mut records, mut packets) = (0, 0);
+        for line in stdout(&out).lines().filter(|l| !l.trim().is_empty()) {
+            let f: Vec<&str> = line.split('|').map(str::trim).collect();
+            assert_eq!(f[0], (3 * i + 3).to_string(), "{line}");
+            let odid = u64::from_str_radix(f[1].trim_start_matches("0x"), 16).unwrap();
+            assert_eq!(odid.to_string(), *inner_domain, "{line}");
+            records += 1;
+            packets += f[2].parse::<u64>().unwrap() + f[3].parse::<u64>().unwrap();
+        }
+        assert!(records > 0, "{name}");
+        assert_eq!(packets, want[2].values().sum::<u64>(), "{name}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// UDP has no flow control: a run's flows, sent as fast as the socket takes them, fill a
 /// collector's receive buffer in milliseconds (unpaced, nfcapd stored 36% to 53% of this
 /// capture's records). Paced at the default rate, nfcapd with its default buffer stores
@@ -387,6 +501,12 @@ fn paced_udp_export_of_many_flows_loses_nothing() {
 
 /// `ipfixDump -s`: (messages, data records), after checking it read the file cleanly.
 fn ipfix_dump_stats(file: &Path) -> (u64, u64) {
+    let (messages, records, _) = ipfix_dump_templates(file);
+    (messages, records)
+}
+
+/// `ipfixDump -s`: messages, data records, and data records per template ID.
+fn ipfix_dump_templates(file: &Path) -> (u64, u64, BTreeMap<u16, u64>) {
     let out = Command::new("ipfixDump")
         .arg("-s")
         .arg("-i")
@@ -406,7 +526,109 @@ fn ipfix_dump_stats(file: &Path) -> (u64, u64) {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().unwrap())
         .collect();
-    (n[0], n[1])
+    //   256 (0x0100)| 7
+    let per_template = text
+        .lines()
+        .filter_map(|l| {
+            let (id, count) = l.split_once('|')?;
+            let id = id.split_whitespace().next()?.parse().ok()?;
+            Some((id, count.trim().parse().ok()?))
+        })
+        .collect();
+    (n[0], n[1], per_template)
+}
+
+/// `--ipfix-file --ipfix-inner`: the inner flows follow in their own domain, with their own
+/// templates (259, 260) and the application names again; ipfixDump reads it all.
+#[test]
+fn ipfix_dump_reads_inner_flows_in_the_file() {
+    let dir = tmpdir("ipfix-inner-file");
+    let tunnels = super::util::fixture("tunnels.pcap");
+    let flows = dir.join("flows.jsonl");
+    let (plain, inner) = (dir.join("plain.ipfix"), dir.join("inner.ipfix"));
+    for (file, with_inner) in [(&plain, false), (&inner, true)] {
+        let mut args = vec!["classify", "-o", "/dev/null", "--flows"];
+        args.extend([
+            flows.to_str().unwrap(),
+            "--ipfix-file",
+            file.to_str().unwrap(),
+        ]);
+        if with_inner {
+            args.push("--ipfix-inner");
+        }
+        args.push(&tunnels);
+        let out = run(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    // tunnels.pcap: 7 outer flows (all IPv4) of 5 applications, and 8 inner ones (one
+    // IPv6) of 5 more; each domain names every application of the run.
+    let lines = std::fs::read_to_string(&flows).unwrap();
+    let inner_flows = lines.lines().filter(|l| l.contains("\"tunnel\":")).count() as u64;
+    assert_eq!((records_of(&flows), inner_flows), (7, 8));
+    let (_, records, templates) = ipfix_dump_templates(&plain);
+    assert_eq!(records, 7 + 5);
+    assert_eq!(templates, BTreeMap::from([(256, 7), (257, 0), (258, 5)]));
+    let (messages, records, templates) = ipfix_dump_templates(&inner);
+    assert_eq!(records, 7 + 8 + 2 * 10);
+    assert_eq!(
+        templates,
+        BTreeMap::from([(256, 7), (257, 0), (258, 20), (259, 7), (260, 1)])
+    );
+    // Templates, names and records in each domain.
+    assert_eq!(messages, 6);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The file is written from records sorted by their content, so it is the same whatever
+/// order the flows ended in: for any `--threads`, but for the export time in each message
+/// header.
+#[test]
+fn the_ipfix_file_is_the_same_for_any_thread_count() {
+    let dir = tmpdir("ipfix-threads");
+    let capture = dir.join("gen.pcap");
+    let out = run(&[
+        "gen",
+        "-o",
+        capture.to_str().unwrap(),
+        "--packets",
+        "200000",
+        "--flows",
+        "20000",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut files = Vec::new();
+    for threads in ["1", "2", "3"] {
+        let file = dir.join(format!("{threads}.ipfix"));
+        let out = run(&[
+            "classify",
+            "--threads",
+            threads,
+            "-o",
+            "/dev/null",
+            "--ipfix-inner",
+            "--ipfix-file",
+            file.to_str().unwrap(),
+            capture.to_str().unwrap(),
+            &super::util::fixture("tunnels.pcap"),
+            &super::util::fixture("aruba_gre.pcap"),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut bytes = std::fs::read(&file).unwrap();
+        // Zero each message's export time (bytes 4 to 8 of its header).
+        let mut at = 0;
+        while at < bytes.len() {
+            bytes[at + 4..at + 8].fill(0);
+            at += usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        }
+        assert_eq!(at, bytes.len());
+        files.push(bytes);
+    }
+    // About 19,000 flows of 74 bytes, and the inner flows.
+    assert!(files[0].len() > 1_400_000, "{}", files[0].len());
+    assert!(files[1] == files[0] && files[2] == files[0]);
+    let (_, _, templates) = ipfix_dump_templates(&dir.join("2.ipfix"));
+    assert!(templates[&259] > 0, "{templates:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -541,6 +763,38 @@ fn bad_collectors_stop_before_any_packet_is_read() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_inner_domains_stop_before_any_packet_is_read() {
+    let demo = super::util::fixture("demo.pcap");
+    for (args, want) in [
+        (
+            &["--ipfix-inner", "--inner-observation-domain", "1"][..],
+            "portscope: --inner-observation-domain must differ from --observation-domain (1)\n",
+        ),
+        (
+            &["--ipfix-inner", "--observation-domain", "4294967295"][..],
+            "portscope: --observation-domain 4294967295 leaves no domain for inner flows: give --inner-observation-domain\n",
+        ),
+    ] {
+        let mut all = vec!["classify", "--ipfix-file", "/dev/null"];
+        all.extend(args);
+        all.push(&demo);
+        let out = run(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&out), want);
+        assert!(out.stdout.is_empty());
+    }
+    // The inner domain without inner flows is a mistake clap names.
+    let out = run(&["classify", "--inner-observation-domain", "7", &demo]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains("the following required arguments were not provided:\n  --ipfix-inner"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -146,9 +146,16 @@ pub struct ExportOpts {
     /// control: a collector that falls behind loses what its receive buffer cannot hold.
     #[arg(long, value_name = "RECORDS", default_value_t = portscope::export::DEFAULT_RATE)]
     pub ipfix_rate: u64,
-    /// The observation domain ID in every IPFIX message.
+    /// The observation domain ID in every IPFIX message (of outer flows).
     #[arg(long, value_name = "ID", default_value_t = 1)]
     pub observation_domain: u32,
+    /// Also export the flows inside tunnels, in an observation domain of their own, so that
+    /// a collector's totals of the outer domain still equal portscope's.
+    #[arg(long)]
+    pub ipfix_inner: bool,
+    /// The observation domain of the flows inside tunnels (default: the outer one + 1).
+    #[arg(long, value_name = "ID", requires = "ipfix_inner")]
+    pub inner_observation_domain: Option<u32>,
 }
 
 #[derive(Debug, ClapArgs)]

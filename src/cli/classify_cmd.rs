@@ -56,17 +56,17 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         ReaderArg::Auto => capture::open_file(path, filter.as_ref()),
         ReaderArg::Libpcap => capture::open_libpcap(path, filter.as_ref()),
     });
-    // Flows go to the collectors as they end, while the run goes on.
-    let network = !targets.is_empty();
+    // Flows go to the collectors (and become the file's records) as they end, while the
+    // run goes on.
     let mut exporter = super::exporter(&a.export, targets, &catalog, &table)?;
     let mut send = |flows: &[FlowRecord]| {
         if let Some(e) = &mut exporter {
             e.send(flows);
         }
     };
-    let export = network.then_some(Export {
+    let export = exporting.then_some(Export {
         sink: &mut send,
-        keep: a.flows.is_some() || a.export.ipfix_file.is_some(),
+        keep: a.flows.is_some(),
     });
     let mut intervals: Vec<((SystemTime, SystemTime), Summary)> = Vec::new();
     let mut outcome = match interval {
@@ -84,7 +84,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
             pipeline::run_exporting(sources, &table, &config, Some(live), export)?
         }
     };
-    let deliveries = super::finish_export(exporter);
+    let (deliveries, file) = super::finish_export(exporter);
     if let Some(bar) = &config.progress {
         bar.finish_and_clear();
     }
@@ -131,13 +131,12 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
             report::write_live_json(&summary, whole, LiveDrops::default(), true, out)
         }
     })?;
-    report::sort_flows(&mut outcome.tally.flows);
     if let Some(path) = &a.flows {
         write_output(Some(path), |out| {
             report::write_flows(&mut outcome.tally.flows, &table, out)
         })?;
     }
-    super::export_file(&a.export, &outcome.tally.flows, &catalog, &table)?;
+    super::export_file(&a.export, file)?;
     if a.stats {
         print_stats(&outcome, &summary);
         for d in &deliveries {

@@ -99,64 +99,68 @@ fn export_targets(e: &args::ExportOpts) -> anyhow::Result<Vec<portscope::export:
     if !(512..=65535).contains(&e.ipfix_mtu) {
         anyhow::bail!("--ipfix-mtu must be between 512 and 65535");
     }
+    export_settings(e)?;
     e.ipfix
         .iter()
         .map(|url| portscope::export::Target::parse(url).map_err(anyhow::Error::from))
         .collect()
 }
 
-/// The exporter to the collectors of `--ipfix`, if any.
+/// The exporter to the collectors of `--ipfix` and for `--ipfix-file`, if any.
 fn exporter<'a>(
     e: &args::ExportOpts,
     targets: Vec<portscope::export::Target>,
     catalog: &'a portscope::catalog::Catalog,
     table: &'a portscope::catalog::PortTable,
 ) -> anyhow::Result<Option<portscope::export::Exporter<'a>>> {
-    if targets.is_empty() {
+    if targets.is_empty() && e.ipfix_file.is_none() {
         return Ok(None);
     }
-    let exporter = portscope::export::Exporter::new(targets, export_settings(e), catalog, table)
-        .context("cannot open a socket for IPFIX export")?;
+    let file = e.ipfix_file.is_some();
+    let exporter =
+        portscope::export::Exporter::new(targets, file, export_settings(e)?, catalog, table)
+            .context("cannot open a socket for IPFIX export")?;
     Ok(Some(exporter))
 }
 
-fn export_settings(e: &args::ExportOpts) -> portscope::export::Settings {
-    portscope::export::Settings {
+fn export_settings(e: &args::ExportOpts) -> anyhow::Result<portscope::export::Settings> {
+    let inner_domain = match (e.ipfix_inner, e.inner_observation_domain) {
+        (false, _) => None,
+        (true, Some(d)) if d == e.observation_domain => anyhow::bail!(
+            "--inner-observation-domain must differ from --observation-domain ({d})"
+        ),
+        (true, Some(d)) => Some(d),
+        (true, None) => Some(e.observation_domain.checked_add(1).ok_or_else(|| {
+            anyhow::anyhow!("--observation-domain {} leaves no domain for inner flows: give --inner-observation-domain", e.observation_domain)
+        })?),
+    };
+    Ok(portscope::export::Settings {
         domain: e.observation_domain,
+        inner_domain,
         mtu: e.ipfix_mtu,
         rate: e.ipfix_rate,
-    }
-}
-
-/// Writes the finished flows (sorted) as the IPFIX file of `--ipfix-file`, if asked.
-fn export_file(
-    e: &args::ExportOpts,
-    flows: &[portscope::flow::FlowRecord],
-    catalog: &portscope::catalog::Catalog,
-    table: &portscope::catalog::PortTable,
-) -> anyhow::Result<()> {
-    use portscope::export;
-    let Some(path) = &e.ipfix_file else {
-        return Ok(());
-    };
-    let mut apps = export::Applications::default();
-    let mut records = Vec::with_capacity(flows.len());
-    export::records(flows, &mut apps, catalog, table, &mut records);
-    // A file has no datagrams to fit: the largest messages IPFIX allows.
-    let settings = export::Settings {
-        mtu: 65535,
-        ..export_settings(e)
-    };
-    write_output(Some(path), |out| {
-        export::write_file(&apps, &records, settings, out)
     })
 }
 
-/// Ends network export; warns on standard error about records a collector did not get.
+/// Writes the IPFIX file of `--ipfix-file`, if asked.
+fn export_file(
+    e: &args::ExportOpts,
+    file: Option<portscope::export::IpfixFile>,
+) -> anyhow::Result<()> {
+    let (Some(path), Some(file)) = (&e.ipfix_file, file) else {
+        return Ok(());
+    };
+    write_output(Some(path), |out| file.write(out))
+}
+
+/// Ends export; warns on standard error about records a collector did not get.
 fn finish_export(
     exporter: Option<portscope::export::Exporter<'_>>,
-) -> Vec<portscope::export::Delivery> {
-    let deliveries = exporter.map(|e| e.finish()).unwrap_or_default();
+) -> (
+    Vec<portscope::export::Delivery>,
+    Option<portscope::export::IpfixFile>,
+) {
+    let (deliveries, file) = exporter.map(|e| e.finish()).unwrap_or_default();
     for d in &deliveries {
         if d.unsent > 0 {
             eprintln!(
@@ -168,7 +172,7 @@ fn finish_export(
             );
         }
     }
-    deliveries
+    (deliveries, file)
 }
 
 /// Worker settings from the flow options.

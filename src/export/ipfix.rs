@@ -15,6 +15,19 @@
 pub const TEMPLATE_V4: u16 = 256;
 pub const TEMPLATE_V6: u16 = 257;
 pub const TEMPLATE_APPS: u16 = 258;
+/// The templates of flows inside tunnels (`--ipfix-inner`), sent in an observation domain
+/// of their own: the data templates and `observationDomainId` (149) last, which nfdump
+/// 1.7.1 reads into each record (`%odid`, `observation domain id N`).
+pub const TEMPLATE_INNER_V4: u16 = 259;
+pub const TEMPLATE_INNER_V6: u16 = 260;
+
+/// The lengths of a flow record in the IPv4 and IPv6 templates; inner records have the
+/// 4-byte domain more.
+pub const RECORD_V4_LEN: usize = 74;
+pub const RECORD_V6_LEN: usize = 98;
+const DOMAIN_LEN: usize = 4;
+/// The longest data record: an inner IPv6 one.
+pub const MAX_RECORD_LEN: usize = RECORD_V6_LEN + DOMAIN_LEN;
 
 /// The private enterprise number of reverse information elements (RFC 5103 §6.1).
 pub const REVERSE_PEN: u32 = 29305;
@@ -36,7 +49,8 @@ const VARIABLE: u16 = 0xffff;
 const SET_HEADER_LEN: usize = 4;
 
 /// (element id, length, enterprise) of the data templates, in record order; the address
-/// fields are 4 bytes in the IPv4 template and 16 in the IPv6 one.
+/// fields are 4 bytes in the IPv4 template and 16 in the IPv6 one. Inner templates add
+/// [`OBSERVATION_DOMAIN`].
 const fn data_fields(v6: bool) -> [(u16, u16, u32); 16] {
     let (src, dst, len) = if v6 { (27, 28, 16) } else { (8, 12, 4) };
     [
@@ -59,6 +73,9 @@ const fn data_fields(v6: bool) -> [(u16, u16, u32); 16] {
     ]
 }
 
+/// observationDomainId, the last field of inner records.
+const OBSERVATION_DOMAIN: (u16, u16, u32) = (149, DOMAIN_LEN as u16, 0);
+
 /// The applications' options: scoped to the observation domain (nfdump 1.7.1 skips scope
 /// fields, so `applicationId` must be an ordinary field of the record to be read).
 const APP_FIELDS: [(u16, u16); 4] = [
@@ -69,7 +86,7 @@ const APP_FIELDS: [(u16, u16); 4] = [
 ];
 
 /// Why a flow ended, as `flowEndReason` (IE 136) numbers it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum EndReason {
     IdleTimeout = 1,
@@ -78,8 +95,10 @@ pub enum EndReason {
     LackOfResources = 5,
 }
 
-/// One bidirectional flow record: forward is the originator's direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One bidirectional flow record: forward is the originator's direction. Ordered by start
+/// time first (the order of an IPFIX file), then by every other field, so that sorting
+/// gives one order whatever order the records came in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Record {
     pub start_ms: u64,
     pub end_ms: u64,
@@ -140,9 +159,12 @@ fn fixed_string(out: &mut Vec<u8>, text: &str, len: usize) {
 
 /// Builds messages of at most `mtu` bytes for one observation domain, numbering them as
 /// RFC 7011 §3.1 asks: each header carries the count of data records sent before it.
+/// An inner encoder (flows inside tunnels) sends the inner templates, whose records carry
+/// the domain too.
 #[derive(Debug)]
 pub struct Encoder {
     domain: u32,
+    inner: bool,
     mtu: usize,
     export_time: u32,
     /// Data records in messages already finished.
@@ -160,12 +182,30 @@ impl Encoder {
         let mtu = mtu.clamp(512, usize::from(u16::MAX));
         Encoder {
             domain,
+            inner: false,
             mtu,
             export_time,
             sequence: 0,
             buf: Vec::with_capacity(mtu),
             records: 0,
             set: None,
+        }
+    }
+
+    /// An encoder of flows inside tunnels: the inner templates, in `domain`.
+    pub fn new_inner(domain: u32, mtu: usize, export_time: u32) -> Encoder {
+        Encoder {
+            inner: true,
+            ..Encoder::new(domain, mtu, export_time)
+        }
+    }
+
+    /// The data template IDs, IPv4 and IPv6.
+    fn data_templates(&self) -> (u16, u16) {
+        if self.inner {
+            (TEMPLATE_INNER_V4, TEMPLATE_INNER_V6)
+        } else {
+            (TEMPLATE_V4, TEMPLATE_V6)
         }
     }
 
@@ -180,11 +220,17 @@ impl Encoder {
         self.start_message();
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0, 2, 0, 0]);
-        for (id, v6) in [(TEMPLATE_V4, false), (TEMPLATE_V6, true)] {
+        let (v4_id, v6_id) = self.data_templates();
+        for (id, v6) in [(v4_id, false), (v6_id, true)] {
             let fields = data_fields(v6);
+            let extra: &[(u16, u16, u32)] = if self.inner {
+                &[OBSERVATION_DOMAIN]
+            } else {
+                &[]
+            };
             self.put16(id);
-            self.put16(fields.len() as u16);
-            for (ie, len, pen) in fields {
+            self.put16((fields.len() + extra.len()) as u16);
+            for &(ie, len, pen) in fields.iter().chain(extra) {
                 if pen == 0 {
                     self.put16(ie);
                     self.put16(len);
@@ -233,18 +279,61 @@ impl Encoder {
 
     /// One flow record.
     pub fn record(&mut self, r: &Record, out: &mut impl FnMut(&[u8], u32)) {
+        let mut b = [0; MAX_RECORD_LEN];
+        let (template, len) = self.encode(r, &mut b);
+        self.encoded(template, &b[..len], out);
+    }
+
+    /// `r` as the bytes of its data record, and their template: what [`Encoder::encoded`]
+    /// takes.
+    pub fn encode(&self, r: &Record, b: &mut [u8; MAX_RECORD_LEN]) -> (u16, usize) {
         let v4 = v4_of(&r.src).zip(v4_of(&r.dst));
-        let (template, len) = match v4 {
-            Some(_) => (TEMPLATE_V4, 74),
-            None => (TEMPLATE_V6, 98),
+        let (v4_id, v6_id) = self.data_templates();
+        let template = if v4.is_some() { v4_id } else { v6_id };
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            b[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
         };
+        put(&r.start_ms.to_be_bytes());
+        put(&r.end_ms.to_be_bytes());
+        match v4 {
+            Some((src, dst)) => {
+                put(&src);
+                put(&dst);
+            }
+            None => {
+                put(&r.src);
+                put(&r.dst);
+            }
+        }
+        put(&r.src_port.to_be_bytes());
+        put(&r.dst_port.to_be_bytes());
+        put(&[r.proto, 0, r.tcp_flags[0], 0, r.tcp_flags[1]]);
+        put(&r.vlan.to_be_bytes());
+        put(&[r.end as u8]);
+        put(&r.packets[0].to_be_bytes());
+        put(&r.octets[0].to_be_bytes());
+        put(&r.packets[1].to_be_bytes());
+        put(&r.octets[1].to_be_bytes());
+        let id = application_id(r.app);
+        put(&[id.len() as u8]);
+        put(&id);
+        if self.inner {
+            put(&self.domain.to_be_bytes());
+        }
+        (template, at)
+    }
+
+    /// One data record already encoded (by [`Encoder::encode`] of an encoder like this one).
+    pub fn encoded(&mut self, template: u16, record: &[u8], out: &mut impl FnMut(&[u8], u32)) {
         if self.set.map(|(_, id)| id) != Some(template) {
             self.close_set();
         }
         let need = if self.set.is_some() {
-            len
+            record.len()
         } else {
-            SET_HEADER_LEN + len
+            SET_HEADER_LEN + record.len()
         };
         if self.buf.len() + need > self.mtu {
             self.flush(out);
@@ -255,32 +344,7 @@ impl Encoder {
         if self.set.is_none() {
             self.open_set(template);
         }
-        self.put64(r.start_ms);
-        self.put64(r.end_ms);
-        match v4 {
-            Some((src, dst)) => {
-                self.buf.extend_from_slice(&src);
-                self.buf.extend_from_slice(&dst);
-            }
-            None => {
-                self.buf.extend_from_slice(&r.src);
-                self.buf.extend_from_slice(&r.dst);
-            }
-        }
-        self.put16(r.src_port);
-        self.put16(r.dst_port);
-        self.buf.push(r.proto);
-        self.put16(u16::from(r.tcp_flags[0]));
-        self.put16(u16::from(r.tcp_flags[1]));
-        self.put16(r.vlan);
-        self.buf.push(r.end as u8);
-        self.put64(r.packets[0]);
-        self.put64(r.octets[0]);
-        self.put64(r.packets[1]);
-        self.put64(r.octets[1]);
-        let id = application_id(r.app);
-        self.buf.push(id.len() as u8);
-        self.buf.extend_from_slice(&id);
+        self.buf.extend_from_slice(record);
         self.records += 1;
     }
 
@@ -338,9 +402,6 @@ impl Encoder {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
     fn put32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-    }
-    fn put64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
 }
@@ -459,6 +520,31 @@ mod tests {
         assert_eq!(&r[36..44], &3u64.to_be_bytes());
         assert_eq!(&r[60..68], &200u64.to_be_bytes());
         assert_eq!(&r[68..74], &[5, 6, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn inner_records_have_their_own_templates_and_carry_the_domain() {
+        let mut enc = Encoder::new_inner(9, 1400, 0);
+        let mut msgs: Vec<Vec<u8>> = Vec::new();
+        let mut out = |m: &[u8], _| msgs.push(m.to_vec());
+        enc.templates(&mut out);
+        enc.record(&record(V4, 0x0102_0304), &mut out);
+        enc.flush(&mut out);
+        // 17 fields each: the 16 of outer records and observationDomainId.
+        let t = &msgs[0];
+        assert_eq!(
+            sets(t),
+            [(2, 4 + 2 * (4 + 17 * 4 + 3 * 4)), (3, 4 + 6 + 16)]
+        );
+        assert_eq!(be16(t, 20), usize::from(TEMPLATE_INNER_V4));
+        assert_eq!(be16(t, 22), 17);
+        let last_field = 24 + 16 * 4 + 3 * 4;
+        assert_eq!(&t[last_field..last_field + 4], &[0, 149, 0, 4]);
+        let r = &msgs[1];
+        assert_eq!(sets(r), [(usize::from(TEMPLATE_INNER_V4), 4 + 78)]);
+        let r = &r[HEADER_LEN + SET_HEADER_LEN..];
+        assert_eq!(&r[68..74], &[5, 6, 1, 2, 3, 4]);
+        assert_eq!(&r[74..78], &9u32.to_be_bytes());
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! `--flows` writes, as IPFIX messages to UDP and TCP collectors (`--ipfix URL`) and to an
 //! IPFIX file (`--ipfix-file`, RFC 5655: the messages one after another).
 //!
-//! One record per flow; flows inside tunnels are not exported (their packets are also in
-//! their tunnel's outer flow), so a collector's totals equal portscope's. Each record's
+//! One record per flow; flows inside tunnels are exported only when asked (`--ipfix-inner`;
+//! their packets are also in their tunnel's outer flow), in an observation domain of their
+//! own, so a collector's totals of the outer domain equal portscope's. Each record's
 //! `applicationId` names its service row; options records name the applications, before
 //! the first record and, over UDP, again every so often (a collector may start late).
 
@@ -11,14 +12,18 @@ pub mod ipfix;
 
 use crate::catalog::{Catalog, Match, PortTable};
 use crate::flow::{FlowEnd, FlowRecord};
-use ipfix::{Encoder, EndReason, Record};
-use std::collections::BTreeMap;
+use ipfix::{Encoder, EndReason, Record, MAX_RECORD_LEN};
+use std::collections::HashMap;
 use std::io::{self, Write};
+use std::iter;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The default UDP message size bound.
 pub const DEFAULT_MTU: usize = 1400;
+
+/// A file has no datagrams to fit: the largest messages IPFIX allows.
+const FILE_MTU: usize = 65535;
 
 /// What UDP export repeats, and how often.
 const REFRESH: Refresh = Refresh {
@@ -136,6 +141,8 @@ pub struct Application {
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
     pub domain: u32,
+    /// Export the flows inside tunnels too, in this observation domain (`--ipfix-inner`).
+    pub inner_domain: Option<u32>,
     /// UDP messages stay within this many bytes.
     pub mtu: usize,
     /// UDP messages carry at most this many data records per second (0: as fast as the
@@ -193,10 +200,10 @@ impl Pacer {
 }
 
 /// The applications of a stream: every row named so far, by its match, in the order first
-/// named.
+/// named. Looked up once per record: a hash map.
 #[derive(Debug, Default)]
 pub struct Applications {
-    known: BTreeMap<Match, u32>,
+    known: HashMap<Match, u32, foldhash::fast::RandomState>,
     list: Vec<Application>,
 }
 
@@ -221,17 +228,31 @@ impl Applications {
     }
 }
 
-/// The records of `flows` (outer flows only), appended to `out`; the applications they
-/// name that `apps` did not know yet are appended to its list.
+/// The records of a run's flows: the outer flows, and apart the flows inside tunnels, which
+/// go to an observation domain of their own.
+#[derive(Debug, Default)]
+pub struct Records {
+    pub outer: Vec<Record>,
+    pub inner: Vec<Record>,
+}
+
+/// The records of `flows` (the flows inside tunnels only when `inner`), appended to `out`;
+/// the applications they name that `apps` did not know yet are appended to its list.
 pub fn records(
     flows: &[FlowRecord],
     apps: &mut Applications,
     catalog: &Catalog,
     table: &PortTable,
-    out: &mut Vec<Record>,
+    inner: bool,
+    out: &mut Records,
 ) {
     let mut app_of = |m: Option<Match>| m.map_or(0, |m| apps.selector(m, catalog, table));
-    for f in flows.iter().filter(|f| f.tunnel.is_none()) {
+    for f in flows {
+        let out = match f.tunnel {
+            None => &mut out.outer,
+            Some(_) if inner => &mut out.inner,
+            Some(_) => continue,
+        };
         // A flow split into parts (an SMB connection's pipes and shares) is one record per
         // part, and one for what its own row kept.
         if f.parts.is_empty() || f.packets[0] + f.packets[1] > 0 {
@@ -302,8 +323,22 @@ pub struct Stream {
 
 impl Stream {
     pub fn new(settings: Settings, refresh: Option<Refresh>) -> Stream {
+        Stream::of(
+            Encoder::new(settings.domain, settings.mtu, now_secs()),
+            refresh,
+        )
+    }
+
+    /// The stream of the flows inside tunnels, if `settings` asks for them.
+    pub fn new_inner(settings: Settings, refresh: Option<Refresh>) -> Option<Stream> {
+        let domain = settings.inner_domain?;
+        let enc = Encoder::new_inner(domain, settings.mtu, now_secs());
+        Some(Stream::of(enc, refresh))
+    }
+
+    fn of(enc: Encoder, refresh: Option<Refresh>) -> Stream {
         Stream {
-            enc: Encoder::new(settings.domain, settings.mtu, now_secs()),
+            enc,
             refresh,
             named: 0,
             since: 0,
@@ -313,19 +348,19 @@ impl Stream {
 
     /// Sends the names of the applications in `apps` not named on this stream yet, then
     /// `records` (which name only applications of `apps`).
-    pub fn send(
+    pub fn send<'r>(
         &mut self,
-        apps: &Applications,
-        records: &[Record],
+        apps: &[Application],
+        records: impl IntoIterator<Item = &'r Record>,
         out: &mut impl FnMut(&[u8], u32, bool),
     ) {
         if self.enc.sequence() == 0 && self.named == 0 {
             self.templates(out);
         }
-        let new = &apps.all()[self.named.min(apps.all().len())..];
+        let new = &apps[self.named.min(apps.len())..];
         if !new.is_empty() {
             self.names(new, out);
-            self.named = apps.all().len();
+            self.named = apps.len();
         }
         for r in records {
             let Stream { enc, since, .. } = self;
@@ -343,10 +378,17 @@ impl Stream {
                 self.templates(out);
                 if self.names_sent.elapsed() >= refresh.names_every {
                     self.names_sent = Instant::now();
-                    self.names(apps.all(), out);
+                    self.names(apps, out);
                 }
             }
         }
+    }
+
+    /// Sends one record encoded beforehand (by an encoder of this stream's domain); for
+    /// streams without refresh, after [`Stream::send`] named the applications.
+    fn encoded(&mut self, template: u16, record: &[u8], out: &mut impl FnMut(&[u8], u32, bool)) {
+        self.enc
+            .encoded(template, record, &mut |m: &[u8], n: u32| out(m, n, false));
     }
 
     /// Sends what is encoded and not sent yet.
@@ -370,26 +412,141 @@ impl Stream {
     }
 }
 
-/// Writes an IPFIX file (RFC 5655) of `records`.
-///
-/// # Errors
-/// Any error of `out`.
-pub fn write_file(
-    apps: &Applications,
-    records: &[Record],
+/// What an IPFIX file (`--ipfix-file`, RFC 5655) holds: every record of the run, encoded
+/// on the export thread while the run went on, and the applications they name.
+#[derive(Debug)]
+pub struct IpfixFile {
     settings: Settings,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    let mut result = Ok(());
-    let mut write = |m: &[u8], _, _| {
-        if result.is_ok() {
-            result = out.write_all(m);
+    apps: Vec<Application>,
+    outer: Encoded,
+    inner: Option<Encoded>,
+}
+
+impl IpfixFile {
+    fn new(settings: Settings) -> IpfixFile {
+        let settings = Settings {
+            mtu: FILE_MTU,
+            ..settings
+        };
+        IpfixFile {
+            settings,
+            apps: Vec::new(),
+            outer: Encoded::new(Encoder::new(settings.domain, FILE_MTU, 0)),
+            inner: settings
+                .inner_domain
+                .map(|d| Encoded::new(Encoder::new_inner(d, FILE_MTU, 0))),
         }
-    };
-    let mut stream = Stream::new(settings, None);
-    stream.send(apps, records, &mut write);
-    stream.flush(&mut write);
-    result
+    }
+
+    fn push(&mut self, records: &Records) {
+        for r in &records.outer {
+            self.outer.push(r);
+        }
+        if let Some(inner) = &mut self.inner {
+            for r in &records.inner {
+                inner.push(r);
+            }
+        }
+    }
+
+    /// Writes the file: the outer flows' stream, then the inner flows' (in their own
+    /// domain, if there are any), each with its templates and every name first, then its
+    /// records in start-time order. Names and records are sorted by their content, so the
+    /// file does not depend on the order flows ended in (nor on `--threads`), but for its
+    /// export time.
+    ///
+    /// # Errors
+    /// Any error of `out`.
+    pub fn write(mut self, out: &mut dyn Write) -> io::Result<()> {
+        self.apps.sort_unstable_by(|a, b| {
+            (&a.name, &a.description, a.selector).cmp(&(&b.name, &b.description, b.selector))
+        });
+        let mut result = Ok(());
+        let mut write = |m: &[u8], _, _| {
+            if result.is_ok() {
+                result = out.write_all(m);
+            }
+        };
+        let inner = self.inner.as_ref().filter(|e| !e.index.is_empty());
+        let domains = [
+            (Some(Stream::new(self.settings, None)), Some(&self.outer)),
+            (Stream::new_inner(self.settings, None), inner),
+        ];
+        for (stream, records) in domains {
+            let (Some(mut stream), Some(records)) = (stream, records) else {
+                continue;
+            };
+            stream.send(&self.apps, iter::empty(), &mut write);
+            for i in records.in_order() {
+                let e = records.index[i as usize];
+                stream.encoded(e.template, records.bytes_of(e), &mut write);
+            }
+            stream.flush(&mut write);
+        }
+        result
+    }
+}
+
+/// One observation domain's records for a file, encoded as they come: their bytes one
+/// after another, and where each record's are.
+#[derive(Debug)]
+struct Encoded {
+    enc: Encoder,
+    bytes: Vec<u8>,
+    index: Vec<Entry>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    start_ms: u64,
+    at: u64,
+    len: u8,
+    template: u16,
+}
+
+impl Encoded {
+    fn new(enc: Encoder) -> Encoded {
+        Encoded {
+            enc,
+            bytes: Vec::new(),
+            index: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, r: &Record) {
+        let mut b = [0; MAX_RECORD_LEN];
+        let (template, len) = self.enc.encode(r, &mut b);
+        self.index.push(Entry {
+            start_ms: r.start_ms,
+            at: self.bytes.len() as u64,
+            len: len as u8,
+            template,
+        });
+        self.bytes.extend_from_slice(&b[..len]);
+    }
+
+    fn bytes_of(&self, e: Entry) -> &[u8] {
+        let at = e.at as usize;
+        &self.bytes[at..at + usize::from(e.len)]
+    }
+
+    /// The records' indices in start-time order, ties in the order of their bytes (the
+    /// same records in any order give the same bytes in the end). Sorts pairs of integers,
+    /// then the rare runs of one start time.
+    fn in_order(&self) -> Vec<u32> {
+        let mut keys: Vec<(u64, u32)> = (0u32..)
+            .zip(&self.index)
+            .map(|(i, e)| (e.start_ms, i))
+            .collect();
+        keys.sort_unstable();
+        let bytes = |i: u32| self.bytes_of(self.index[i as usize]);
+        for run in keys.chunk_by_mut(|a, b| a.0 == b.0) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| bytes(a.1).cmp(bytes(b.1)));
+            }
+        }
+        keys.into_iter().map(|(_, i)| i).collect()
+    }
 }
 
 /// A TCP collector: one connection, opened again with backoff when it fails.
@@ -441,12 +598,47 @@ impl TcpCollector {
     }
 }
 
-/// The UDP collectors of a run: one socket, one stream, paced.
+/// The UDP collectors of a run: one socket, a stream per observation domain, paced.
 struct Udp {
     socket: UdpSocket,
     targets: Vec<(Target, Delivery)>,
-    stream: Stream,
+    streams: Streams,
     pacer: Option<Pacer>,
+}
+
+/// The streams of a transport: the outer flows', and the inner flows' with `--ipfix-inner`.
+struct Streams {
+    outer: Stream,
+    inner: Option<Stream>,
+}
+
+impl Streams {
+    fn new(settings: Settings, refresh: Option<Refresh>) -> Streams {
+        Streams {
+            outer: Stream::new(settings, refresh),
+            inner: Stream::new_inner(settings, refresh),
+        }
+    }
+
+    fn send(
+        &mut self,
+        apps: &[Application],
+        records: &Records,
+        out: &mut impl FnMut(&[u8], u32, bool),
+    ) {
+        self.outer.send(apps, &records.outer, out);
+        if let Some(inner) = &mut self.inner {
+            if !records.inner.is_empty() {
+                inner.send(apps, &records.inner, out);
+            }
+        }
+    }
+
+    fn flush(&mut self, out: &mut impl FnMut(&[u8], u32, bool)) {
+        for s in iter::once(&mut self.outer).chain(&mut self.inner) {
+            s.flush(out);
+        }
+    }
 }
 
 impl Udp {
@@ -479,29 +671,35 @@ impl Udp {
 /// transport session needs first (the templates and every name so far).
 struct Tcp {
     collectors: Vec<TcpCollector>,
-    stream: Stream,
+    streams: Streams,
     preamble: Vec<Vec<u8>>,
 }
 
-/// The network collectors of a run, fed the flows as they finish, on the pipeline's export
-/// thread while the run goes on.
+/// The collectors of a run and its IPFIX file, fed the flows as they finish, on the
+/// pipeline's export thread while the run goes on: each flow becomes its records once, which
+/// go to the network at once and, for the file, are encoded and kept (a third of a flow's
+/// size) until the end.
 pub struct Exporter<'a> {
     catalog: &'a Catalog,
     table: &'a PortTable,
+    inner: bool,
     apps: Applications,
-    records: Vec<Record>,
+    records: Records,
     udp: Option<Udp>,
     tcp: Option<Tcp>,
+    file: Option<IpfixFile>,
 }
 
 impl<'a> Exporter<'a> {
-    /// Opens sockets for `targets`; a TCP collector that does not answer yet is not an
-    /// error (it is tried again, and what it misses is counted).
+    /// Opens sockets for `targets`, and keeps the records for a file if `file`; a TCP
+    /// collector that does not answer yet is not an error (it is tried again, and what it
+    /// misses is counted).
     ///
     /// # Errors
     /// No UDP socket could be bound.
     pub fn new(
         targets: Vec<Target>,
+        file: bool,
         settings: Settings,
         catalog: &'a Catalog,
         table: &'a PortTable,
@@ -528,7 +726,7 @@ impl<'a> Exporter<'a> {
                         (t, d)
                     })
                     .collect(),
-                stream: Stream::new(settings, Some(REFRESH)),
+                streams: Streams::new(settings, Some(REFRESH)),
                 pacer: Pacer::new(settings.rate, settings.mtu),
             })
         };
@@ -543,54 +741,62 @@ impl<'a> Exporter<'a> {
                     backoff: BACKOFF_FIRST,
                 })
                 .collect(),
-            stream: Stream::new(settings, None),
+            streams: Streams::new(settings, None),
             preamble: Vec::new(),
         });
         Ok(Exporter {
             catalog,
             table,
+            inner: settings.inner_domain.is_some(),
             apps: Applications::default(),
-            records: Vec::new(),
+            records: Records::default(),
             udp,
             tcp,
+            file: file.then(|| IpfixFile::new(settings)),
         })
     }
 
-    /// Sends the records of `flows` to every collector.
+    /// Sends the records of `flows` to every collector, and encodes them for the file.
     pub fn send(&mut self, flows: &[FlowRecord]) {
-        self.records.clear();
+        self.records.outer.clear();
+        self.records.inner.clear();
         records(
             flows,
             &mut self.apps,
             self.catalog,
             self.table,
+            self.inner,
             &mut self.records,
         );
+        let apps = self.apps.all();
         if let Some(u) = &mut self.udp {
             let mut out = Udp::out(&u.socket, &mut u.targets, &mut u.pacer);
-            u.stream.send(&self.apps, &self.records, &mut out);
+            u.streams.send(apps, &self.records, &mut out);
         }
         if let Some(t) = &mut self.tcp {
             let (preamble, collectors) = (&mut t.preamble, &mut t.collectors);
-            t.stream
-                .send(&self.apps, &self.records, &mut |m: &[u8], n, pre| {
+            t.streams
+                .send(apps, &self.records, &mut |m: &[u8], n, pre| {
                     tcp_out(preamble, collectors, m, n, pre);
                 });
         }
+        if let Some(file) = &mut self.file {
+            file.push(&self.records);
+        }
     }
 
-    /// Sends what is left and closes the connections; what each collector received, UDP
-    /// collectors first, each in the order given.
-    pub fn finish(mut self) -> Vec<Delivery> {
+    /// Sends what is left and closes the connections: what each collector received, UDP
+    /// collectors first, each in the order given; and the file's contents, if asked.
+    pub fn finish(mut self) -> (Vec<Delivery>, Option<IpfixFile>) {
         let mut deliveries = Vec::new();
         if let Some(mut u) = self.udp.take() {
-            u.stream
+            u.streams
                 .flush(&mut Udp::out(&u.socket, &mut u.targets, &mut u.pacer));
             deliveries.extend(u.targets.into_iter().map(|(_, d)| d));
         }
         if let Some(mut t) = self.tcp.take() {
             let (preamble, collectors) = (&mut t.preamble, &mut t.collectors);
-            t.stream.flush(&mut |m: &[u8], n, pre| {
+            t.streams.flush(&mut |m: &[u8], n, pre| {
                 tcp_out(preamble, collectors, m, n, pre);
             });
             for c in &mut t.collectors {
@@ -604,7 +810,11 @@ impl<'a> Exporter<'a> {
             }
             deliveries.extend(t.collectors.into_iter().map(|c| c.delivery));
         }
-        deliveries
+        let file = self.file.take().map(|file| IpfixFile {
+            apps: self.apps.list,
+            ..file
+        });
+        (deliveries, file)
     }
 }
 
@@ -667,7 +877,7 @@ mod tests {
             app: 7,
         };
         let apps = Applications {
-            known: BTreeMap::new(),
+            known: HashMap::default(),
             list: vec![Application {
                 selector: 7,
                 name: "tcp/445".into(),
@@ -677,6 +887,7 @@ mod tests {
         // 512-byte messages hold 6 records: 100 records are 17 messages.
         let settings = Settings {
             domain: 1,
+            inner_domain: None,
             mtu: 512,
             rate: 0,
         };
@@ -694,9 +905,9 @@ mod tests {
             }
         };
         let mut stream = Stream::new(settings, Some(refresh));
-        stream.send(&apps, &[record; 60], &mut out);
+        stream.send(apps.all(), &[record; 60], &mut out);
         // Names already sent are not sent again.
-        stream.send(&apps, &[record; 40], &mut out);
+        stream.send(apps.all(), &[record; 40], &mut out);
         stream.flush(&mut out);
         assert_eq!((templates, names, records), (1 + 4, 1, 100));
     }
