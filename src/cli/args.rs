@@ -149,6 +149,12 @@ pub struct ExportOpts {
     /// The observation domain ID in every IPFIX message.
     #[arg(long, value_name = "ID", default_value_t = 1)]
     pub observation_domain: u32,
+    /// A flow open longer than this (in capture time) since its start or its last record
+    /// is exported again with what it carried since (delta counts, flowEndReason 2), and
+    /// stays open; 0: flows are exported when they end. Default: 60 for live, 0 for
+    /// classify.
+    #[arg(long, value_name = "SECS")]
+    pub active_timeout: Option<u64>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -249,8 +255,13 @@ pub struct LiveArgs {
     /// Also write every captured packet to this pcap file.
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<PathBuf>,
+    /// At the end, print what each IPFIX collector was sent to standard error.
+    #[arg(long)]
+    pub stats: bool,
     #[command(flatten)]
     pub flow: FlowOpts,
+    #[command(flatten)]
+    pub export: ExportOpts,
     #[command(flatten)]
     pub catalog: CatalogOpts,
 }

@@ -105,19 +105,55 @@ fn export_targets(e: &args::ExportOpts) -> anyhow::Result<Vec<portscope::export:
         .collect()
 }
 
-/// The exporter to the collectors of `--ipfix`, if any.
-fn exporter<'a>(
+/// Whether flows are exported at all (`--ipfix` or `--ipfix-file`).
+fn exporting(e: &args::ExportOpts) -> bool {
+    !e.ipfix.is_empty() || e.ipfix_file.is_some()
+}
+
+/// `--active-timeout` in nanoseconds (`default` seconds when not given), in force only when
+/// flows are exported.
+fn active_ns(e: &args::ExportOpts, default: u64) -> u64 {
+    if !exporting(e) {
+        return 0;
+    }
+    e.active_timeout
+        .unwrap_or(default)
+        .saturating_mul(1_000_000_000)
+}
+
+/// Runs `run` with the pipeline's hand-over to the collectors of `--ipfix` (`None` when
+/// there are none), then ends the export: the same for classify and live. `keep`: whether
+/// the outcome keeps the flows too (`--flows`, `--ipfix-file`).
+fn with_export<T>(
     e: &args::ExportOpts,
     targets: Vec<portscope::export::Target>,
-    catalog: &'a portscope::catalog::Catalog,
-    table: &'a portscope::catalog::PortTable,
-) -> anyhow::Result<Option<portscope::export::Exporter<'a>>> {
+    catalog: &portscope::catalog::Catalog,
+    table: &portscope::catalog::PortTable,
+    keep: bool,
+    run: impl FnOnce(Option<portscope::pipeline::Export<'_>>) -> T,
+) -> anyhow::Result<(T, Vec<portscope::export::Delivery>)> {
     if targets.is_empty() {
-        return Ok(None);
+        return Ok((run(None), Vec::new()));
     }
-    let exporter = portscope::export::Exporter::new(targets, export_settings(e), catalog, table)
-        .context("cannot open a socket for IPFIX export")?;
-    Ok(Some(exporter))
+    let mut exporter =
+        portscope::export::Exporter::new(targets, export_settings(e), catalog, table)
+            .context("cannot open a socket for IPFIX export")?;
+    let mut send = |flows: &[portscope::flow::FlowRecord]| exporter.send(flows);
+    let outcome = run(Some(portscope::pipeline::Export {
+        sink: &mut send,
+        keep,
+    }));
+    Ok((outcome, finish_export(exporter)))
+}
+
+/// `--stats`: what each collector was sent.
+fn print_deliveries(deliveries: &[portscope::export::Delivery]) {
+    for d in deliveries {
+        eprintln!(
+            "portscope: IPFIX {}: {} flow records sent, {} not sent",
+            d.url, d.sent, d.unsent
+        );
+    }
 }
 
 fn export_settings(e: &args::ExportOpts) -> portscope::export::Settings {
@@ -153,10 +189,8 @@ fn export_file(
 }
 
 /// Ends network export; warns on standard error about records a collector did not get.
-fn finish_export(
-    exporter: Option<portscope::export::Exporter<'_>>,
-) -> Vec<portscope::export::Delivery> {
-    let deliveries = exporter.map(|e| e.finish()).unwrap_or_default();
+fn finish_export(exporter: portscope::export::Exporter<'_>) -> Vec<portscope::export::Delivery> {
+    let deliveries = exporter.finish();
     for d in &deliveries {
         if d.unsent > 0 {
             eprintln!(
