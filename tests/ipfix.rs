@@ -587,6 +587,10 @@ fn bad_collectors_stop_before_any_packet_is_read() {
         assert_eq!(out.status.code(), Some(2), "{url}");
         assert_eq!(stderr(&out), want);
         assert!(out.stdout.is_empty(), "{url}: a report was printed");
+        // live says the same before it opens the interface (which does not exist here).
+        let out = run(&["live", "-i", "nope0", "--ipfix", url]);
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        assert_eq!(stderr(&out), want);
     }
     // The resolver's own words end the line; they differ between resolvers.
     let out = run(&[
@@ -603,6 +607,15 @@ fn bad_collectors_stop_before_any_packet_is_read() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
+    let live = run(&[
+        "live",
+        "-i",
+        "nope0",
+        "--ipfix",
+        "udp://no-such-host.invalid:4739",
+    ]);
+    assert_eq!(live.status.code(), Some(2));
+    assert_eq!(stderr(&live), err);
 }
 
 #[test]

@@ -58,14 +58,17 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         ReaderArg::Libpcap => capture::open_libpcap(path, filter.as_ref()),
     });
     // Flows go to the collectors as they end, while the run goes on.
-    let keep = a.flows.is_some() || a.export.ipfix_file.is_some();
+    let hand_over = super::HandOver {
+        keep: a.flows.is_some() || a.export.ipfix_file.is_some(),
+        flush: false,
+    };
     let mut intervals: Vec<((SystemTime, SystemTime), Summary)> = Vec::new();
     let (outcome, deliveries) = super::with_export(
         &a.export,
         targets,
         &catalog,
         &table,
-        keep,
+        hand_over,
         |export| match interval {
             None => pipeline::run_exporting(sources, &table, &config, None, export),
             Some(interval) => {

@@ -115,10 +115,13 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
     };
     let source: Box<dyn Source + '_> = Box::new(&mut capture);
     // Flows go to the collectors as they end (or every active timeout), while the capture
-    // goes on; only `--ipfix-file`, written at the end, keeps them.
-    let keep = a.export.ipfix_file.is_some();
+    // goes on, at least once a second; only `--ipfix-file`, written at the end, keeps them.
+    let hand_over = super::HandOver {
+        keep: a.export.ipfix_file.is_some(),
+        flush: true,
+    };
     let (outcome, deliveries) =
-        super::with_export(&a.export, targets, &catalog, &table, keep, |export| {
+        super::with_export(&a.export, targets, &catalog, &table, hand_over, |export| {
             pipeline::run_exporting([Ok(source)], &table, &config, Some(live), export)
         })?;
     let mut outcome = outcome?;

@@ -121,15 +121,23 @@ fn active_ns(e: &args::ExportOpts, default: u64) -> u64 {
         .saturating_mul(1_000_000_000)
 }
 
+/// How the pipeline hands flows to the collectors.
+#[derive(Clone, Copy)]
+struct HandOver {
+    /// Whether the outcome keeps the flows too (`--flows`, `--ipfix-file`).
+    keep: bool,
+    /// Whether each hand-over leaves at once rather than when a message is full (live).
+    flush: bool,
+}
+
 /// Runs `run` with the pipeline's hand-over to the collectors of `--ipfix` (`None` when
-/// there are none), then ends the export: the same for classify and live. `keep`: whether
-/// the outcome keeps the flows too (`--flows`, `--ipfix-file`).
+/// there are none), then ends the export: the same for classify and live.
 fn with_export<T>(
     e: &args::ExportOpts,
     targets: Vec<portscope::export::Target>,
     catalog: &portscope::catalog::Catalog,
     table: &portscope::catalog::PortTable,
-    keep: bool,
+    hand_over: HandOver,
     run: impl FnOnce(Option<portscope::pipeline::Export<'_>>) -> T,
 ) -> anyhow::Result<(T, Vec<portscope::export::Delivery>)> {
     if targets.is_empty() {
@@ -138,10 +146,15 @@ fn with_export<T>(
     let mut exporter =
         portscope::export::Exporter::new(targets, export_settings(e), catalog, table)
             .context("cannot open a socket for IPFIX export")?;
-    let mut send = |flows: &[portscope::flow::FlowRecord]| exporter.send(flows);
+    let mut send = |flows: &[portscope::flow::FlowRecord]| {
+        exporter.send(flows);
+        if hand_over.flush {
+            exporter.flush();
+        }
+    };
     let outcome = run(Some(portscope::pipeline::Export {
         sink: &mut send,
-        keep,
+        keep: hand_over.keep,
     }));
     Ok((outcome, finish_export(exporter)))
 }

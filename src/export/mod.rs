@@ -599,20 +599,30 @@ impl<'a> Exporter<'a> {
         }
     }
 
-    /// Sends what is left and closes the connections; what each collector received, UDP
-    /// collectors first, each in the order given.
-    pub fn finish(mut self) -> Vec<Delivery> {
-        let mut deliveries = Vec::new();
-        if let Some(mut u) = self.udp.take() {
+    /// Sends the records encoded so far without waiting for a full message (live: a
+    /// collector sees records when they are handed over).
+    pub fn flush(&mut self) {
+        if let Some(u) = &mut self.udp {
             u.stream
                 .flush(&mut Udp::out(&u.socket, &mut u.targets, &mut u.pacer));
-            deliveries.extend(u.targets.into_iter().map(|(_, d)| d));
         }
-        if let Some(mut t) = self.tcp.take() {
+        if let Some(t) = &mut self.tcp {
             let (preamble, collectors) = (&mut t.preamble, &mut t.collectors);
             t.stream.flush(&mut |m: &[u8], n, pre| {
                 tcp_out(preamble, collectors, m, n, pre);
             });
+        }
+    }
+
+    /// Sends what is left and closes the connections; what each collector received, UDP
+    /// collectors first, each in the order given.
+    pub fn finish(mut self) -> Vec<Delivery> {
+        self.flush();
+        let mut deliveries = Vec::new();
+        if let Some(u) = self.udp.take() {
+            deliveries.extend(u.targets.into_iter().map(|(_, d)| d));
+        }
+        if let Some(mut t) = self.tcp.take() {
             for c in &mut t.collectors {
                 if let Some(mut s) = c.stream.take() {
                     let _ = s.flush();
