@@ -101,9 +101,12 @@ pub struct RoutedPacket {
     pub wire_len: u32,
     /// The IP identification, for fragments.
     pub fragment_id: u32,
-    /// The global shard, `0..SHARDS`.
-    pub shard: u8,
-    pub from_a: bool,
+    /// The global shard (`0..SHARDS`, the low six bits) and whether endpoint `a` sent the
+    /// packet (the top bit), in one byte so that `overhead` fits in the cache line.
+    place: u8,
+    /// The frame's bytes outside its IP packet (`wire_len` less the IP-layer octets: link
+    /// headers, padding, trailers), at most 255: IPFIX counts IP-layer octets.
+    pub overhead: u8,
     pub tcp_flags: u8,
     pub piece: Piece,
 }
@@ -126,6 +129,8 @@ pub struct InnerPacket {
     pub from_a: bool,
     pub tcp_flags: u8,
     pub tunnel: Tunnel,
+    /// The inner packet's IP-layer octets.
+    pub ip_len: u32,
     /// The index, in the same part, of the outer packet it travels in (always the record
     /// just before it: both go to the owner of the outer packet's shard).
     pub outer: u32,
@@ -213,9 +218,54 @@ pub struct Announced {
 }
 
 impl RoutedPacket {
+    /// A packet of `wire_len` bytes on the wire, `ip_len` of them IP-layer octets.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn new(
+        key: Key,
+        from_a: bool,
+        shard: u8,
+        ts_ns: u64,
+        wire_len: u32,
+        ip_len: u32,
+        tcp_flags: u8,
+        (piece, fragment_id): (Piece, u32),
+    ) -> RoutedPacket {
+        debug_assert!(usize::from(shard) < SHARDS);
+        RoutedPacket {
+            key,
+            ts_ns,
+            wire_len,
+            fragment_id,
+            place: shard | u8::from(from_a) << 7,
+            // Saturated at 255, without a branch.
+            overhead: wire_len.saturating_sub(ip_len).min(255) as u8,
+            tcp_flags,
+            piece,
+        }
+    }
+
+    /// The global shard, `0..SHARDS`.
+    #[inline(always)]
+    pub fn shard(&self) -> u8 {
+        self.place & 0x3f
+    }
+
+    /// Whether endpoint `a` of the key sent the packet.
+    #[inline(always)]
+    pub fn from_a(&self) -> bool {
+        self.place & 0x80 != 0
+    }
+
+    /// The packet's IP-layer octets.
+    #[inline(always)]
+    pub fn ip_len(&self) -> u32 {
+        self.wire_len - u32::from(self.overhead)
+    }
+
     /// The datagram of a fragment: addresses in the packet's own direction.
     fn fragment_key(&self) -> FragmentKey {
-        let (src, dst) = if self.from_a {
+        let (src, dst) = if self.from_a() {
             (self.key.a, self.key.b)
         } else {
             (self.key.b, self.key.a)
@@ -429,16 +479,16 @@ impl<'t> Worker<'t> {
             Fragment::Later(id) => (if v6 { Piece::LaterV6 } else { Piece::LaterV4 }, id),
         };
         let shard = crate::flow::shard_of(&d);
-        let packet = RoutedPacket {
+        let packet = RoutedPacket::new(
             key,
+            from_a,
+            shard,
             ts_ns,
             wire_len,
-            fragment_id,
-            shard,
-            from_a,
-            tcp_flags: d.tcp_flags(),
-            piece,
-        };
+            d.ip.len,
+            d.tcp_flags(),
+            (piece, fragment_id),
+        );
         let outbox = outboxes.for_shard(shard);
         let outer = u32::try_from(outbox.len()).unwrap_or(u32::MAX);
         outbox.push(Routed::Packet(packet));
@@ -451,6 +501,7 @@ impl<'t> Worker<'t> {
                         from_a,
                         tcp_flags: i.tcp_flags(),
                         tunnel,
+                        ip_len: i.ip.len,
                         outer,
                     }));
                 }
@@ -576,12 +627,13 @@ impl<'t> Worker<'t> {
 
     #[inline]
     fn apply_packet(&mut self, r: &RoutedPacket, at: u32) {
-        let local = self.local(r.shard);
+        let local = self.local(r.shard());
         let mut packet = Packet {
             key: r.key,
-            from_a: r.from_a,
+            from_a: r.from_a(),
             ts_ns: r.ts_ns,
             wire_len: u64::from(r.wire_len),
+            ip_len: u64::from(r.ip_len()),
             tcp_flags: r.tcp_flags,
         };
         match r.piece {
@@ -628,7 +680,7 @@ impl<'t> Worker<'t> {
 
     /// An inner packet: counted into its flow inside the tunnel of `outer`.
     fn apply_inner(&mut self, r: &InnerPacket, outer: &RoutedPacket) {
-        let local = self.local(outer.shard);
+        let local = self.local(outer.shard());
         let packet = Packet {
             key: InnerKey {
                 tunnel: TunnelEnds {
@@ -641,6 +693,7 @@ impl<'t> Worker<'t> {
             from_a: r.from_a,
             ts_ns: outer.ts_ns,
             wire_len: u64::from(outer.wire_len),
+            ip_len: u64::from(r.ip_len),
             tcp_flags: r.tcp_flags,
         };
         let table = self.table;
@@ -656,13 +709,13 @@ impl<'t> Worker<'t> {
     /// server's port (a later fragment's stand-in key is never refined: evidence comes
     /// from whole packets and first fragments only).
     fn apply_evidence(&mut self, e: &Evidence, packet: &RoutedPacket) {
-        let local = self.local(packet.shard);
+        let local = self.local(packet.shard());
         let k = &packet.key;
         let Some(transport) = Transport::from_ip_proto(k.proto) else {
             return;
         };
         // The packet's destination is b when a sent it.
-        let server_port = if packet.from_a == e.to_server {
+        let server_port = if packet.from_a() == e.to_server {
             k.b_port
         } else {
             k.a_port
@@ -686,7 +739,7 @@ impl<'t> Worker<'t> {
         if p.piece != Piece::Whole {
             return None;
         }
-        let local = self.local(p.shard);
+        let local = self.local(p.shard());
         let shard = &mut self.shards[local];
         let flow = match self.last_flow {
             (packet, flow) if packet == at => flow,
@@ -698,7 +751,7 @@ impl<'t> Worker<'t> {
     fn apply_smb_event(&mut self, what: &SmbWhat, p: &RoutedPacket, at: u32) {
         let (port, _) = smb_ends(p);
         let table = self.table;
-        let local = self.local(p.shard);
+        let local = self.local(p.shard());
         let interface = match what {
             SmbWhat::Bind { uuid, .. } => match self.name_interface(local, uuid) {
                 Some(id) => Some(id),
@@ -726,7 +779,7 @@ impl<'t> Worker<'t> {
     fn apply_smb_open(&mut self, o: &SmbOpen, p: &RoutedPacket) {
         let (port, _) = smb_ends(p);
         let table = self.table;
-        let local = self.local(p.shard);
+        let local = self.local(p.shard());
         let name = std::str::from_utf8(&o.name[..usize::from(o.len)]).unwrap_or("");
         let Some(tree) = self
             .smb_conn(p, o.packet, true)
@@ -784,7 +837,8 @@ impl<'t> Worker<'t> {
             end: s.segment.end,
             tail: None,
         };
-        conn.segment(side, s.seq, s.len, u64::from(p.wire_len), &segment, |l| {
+        let lens = (u64::from(p.wire_len), u64::from(p.ip_len()));
+        conn.segment(side, s.seq, s.len, lens, &segment, |l| {
             smb_row(table, port, l)
         });
     }
@@ -875,7 +929,7 @@ fn smb_ends(p: &RoutedPacket) -> (u16, usize) {
     let server_is_b = matches!(k.b_port, smb::SMB_PORT | smb::NETBIOS_SESSION_PORT)
         && (k.a_port > k.b_port || !matches!(k.a_port, smb::SMB_PORT | smb::NETBIOS_SESSION_PORT));
     let port = if server_is_b { k.b_port } else { k.a_port };
-    (port, usize::from(!p.from_a))
+    (port, usize::from(!p.from_a()))
 }
 
 /// The row of a part of an SMB connection to `port`.

@@ -164,24 +164,48 @@ pub(super) fn read_back(
     Vec<u64>,
     BTreeMap<String, String>,
 ) {
+    let (got, records, ids, _) = read_back_octets(file, exporters);
+    (got, records, ids)
+}
+
+/// [`read_back`], and per exporter the packets and octets of all its records.
+#[allow(clippy::type_complexity)]
+fn read_back_octets(
+    file: &Path,
+    exporters: usize,
+) -> (
+    Vec<BTreeMap<String, u64>>,
+    Vec<u64>,
+    BTreeMap<String, String>,
+    Vec<(u64, u64)>,
+) {
     let out = Command::new("nfdump")
         .arg("-r")
         .arg(file)
-        .args(["-q", "-N", "-o", "fmt:%exp|%nbid|%nbnam|%ipkt|%opkt"])
+        .args([
+            "-q",
+            "-N",
+            "-o",
+            "fmt:%exp|%nbid|%nbnam|%ipkt|%opkt|%ibyt|%obyt",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let mut got: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); exporters];
     let mut records = vec![0u64; exporters];
+    let mut totals = vec![(0u64, 0u64); exporters];
     let mut ids: BTreeMap<String, String> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split('|').map(str::trim).collect();
-        assert_eq!(f.len(), 5, "{line}");
+        assert_eq!(f.len(), 7, "{line}");
         let exporter: usize = f[0].parse().unwrap();
         let packets: u64 = f[3].parse::<u64>().unwrap() + f[4].parse::<u64>().unwrap();
+        let octets: u64 = f[5].parse::<u64>().unwrap() + f[6].parse::<u64>().unwrap();
         *got[exporter - 1].entry(f[2].to_string()).or_default() += packets;
         records[exporter - 1] += 1;
+        totals[exporter - 1].0 += packets;
+        totals[exporter - 1].1 += octets;
         // One applicationId per application, in every capture: engine 6, or zero.
         let id = ids
             .entry(f[2].to_string())
@@ -192,7 +216,36 @@ pub(super) fn read_back(
             "{line}"
         );
     }
-    (got, records, ids)
+    (got, records, ids, totals)
+}
+
+/// The oracle of IP-layer octets: tshark's IP packets in `capture` and the sum of their
+/// outermost IP header's length (IPv4's total length, IPv6's payload length plus 40).
+fn tshark_ip_octets(capture: &Path) -> (u64, u64) {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(capture)
+        .args(["-T", "fields", "-E", "occurrence=f", "-E", "separator=|"])
+        .args(["-e", "frame.protocols", "-e", "ip.len", "-e", "ipv6.plen"])
+        .output()
+        .expect("tshark must be installed");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (mut packets, mut octets) = (0, 0);
+    for line in stdout(&out).lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        let layers: Vec<&str> = f[0].split(':').collect();
+        let v4 = layers.iter().position(|l| *l == "ip");
+        let v6 = layers.iter().position(|l| *l == "ipv6");
+        let len = match (v4, v6) {
+            (Some(a), Some(b)) if b < a => f[2].parse::<u64>().unwrap() + 40,
+            (Some(_), _) => f[1].parse().unwrap(),
+            (None, Some(_)) => f[2].parse::<u64>().unwrap() + 40,
+            (None, None) => continue,
+        };
+        packets += 1;
+        octets += len;
+    }
+    (packets, octets)
 }
 
 /// The IPFIX records portscope sends for the flows of a `--flows` file: one per outer
@@ -244,11 +297,30 @@ fn nfdump_reads_back_the_packets_of_every_row() {
         flows_of.push(records_of(&flows));
     }
     let file = collector.stop();
-    let (got, records, ids) = read_back(&file, captures.len());
+    let (got, records, ids, totals) = read_back_octets(&file, captures.len());
+    let mut octets_checked = Vec::new();
     for (i, capture) in captures.iter().enumerate() {
         let name = capture.file_name().unwrap().to_string_lossy();
         assert_eq!(got[i], want[i], "{name}");
         assert_eq!(records[i], flows_of[i], "{name}");
+        // Octets are IP-layer octets (RFC 7012), as tshark reads the IP headers, wherever
+        // every IP packet tshark sees is in an exported flow (not in captures with later
+        // fragments alone or broken IP headers, which belong to no flow).
+        let (packets, octets) = tshark_ip_octets(capture);
+        if packets == totals[i].0 {
+            assert_eq!(totals[i].1, octets, "{name}");
+            octets_checked.push(name.to_string());
+        }
+    }
+    let some = ["demo.pcap", "smb.pcap", "tunnels.pcap", "link_ipv6.pcap"];
+    for name in some
+        .into_iter()
+        .chain(["samrlab__powershell.exe_ad.pcapng"])
+    {
+        assert!(
+            octets_checked.iter().any(|c| c == name),
+            "{name}: {octets_checked:?}"
+        );
     }
     // The fixtures' applications: the rows of a port, of a range and of an interface.
     assert!(ids.contains_key("tcp/445/Distributed File System, Fax Service, Group Policy, License Logging, Net Logon, Print Spooler, Remote Procedure Call (RPC) Locator, Server, Terminal Services Licensing"));

@@ -109,12 +109,16 @@ fn ipv4(p: &[u8], vlan: u16) -> Result<Decoded<'_>, Skip> {
     };
     let id = u32::from(word(IDENT));
     let flags_offset = word(FLAGS_OFFSET);
+    // A total length below the header (TSO captures write 0) is ignored.
+    let total = usize::from(word(TOTAL_LEN));
+    let total = if total >= header_len { total } else { p.len() };
     let mut ip = Ip {
         version: IpVersion::V4,
         src: v4(SRC),
         dst: v4(DST),
         proto: IpProto(h[PROTOCOL]),
         fragment: Fragment::None,
+        len: u32::try_from(total).unwrap_or(u32::MAX),
     };
     if flags_offset & OFFSET_MASK != 0 {
         ip.fragment = Fragment::Later(id);
@@ -131,13 +135,8 @@ fn ipv4(p: &[u8], vlan: u16) -> Result<Decoded<'_>, Skip> {
         ip.fragment = Fragment::First(id);
     }
     // The payload ends at the total length (which drops Ethernet padding), or at the end of
-    // the capture; a total length below the header (TSO captures write 0) is ignored.
-    let total = usize::from(word(TOTAL_LEN));
-    let end = if total >= header_len {
-        total.min(p.len())
-    } else {
-        p.len()
-    };
+    // the capture.
+    let end = total.min(p.len());
     // A match, not `map_or`: the closure form was not inlined.
     let (upper, rest) = match p.get(header_len..end) {
         Some(payload) => transport(ip.proto, payload),
@@ -156,6 +155,10 @@ fn ipv6(p: &[u8], vlan: u16) -> Result<Decoded<'_>, Skip> {
         dst: u128::from_be_bytes(*array::<16>(h, DST).ok_or(Skip::Truncated(Layer::Ip))?),
         proto: IpProto(h[NEXT_HEADER]),
         fragment: Fragment::None,
+        len: match u16::from_be_bytes([h[PAYLOAD_LEN], h[PAYLOAD_LEN + 1]]) {
+            0 => u32::try_from(p.len()).unwrap_or(u32::MAX),
+            len => u32::from(len) + LEN as u32,
+        },
     };
     let mut next = ip.proto;
     let mut rest = &p[LEN..];

@@ -63,6 +63,11 @@ pub struct Ip {
     /// The upper-layer protocol after IPv6 extension headers (AH and ESP stop the walk).
     pub proto: IpProto,
     pub fragment: Fragment,
+    /// The packet's IP-layer octets (RFC 7012: its headers and payload): IPv4's total
+    /// length, or IPv6's payload length plus its 40-byte header; where the header gives no
+    /// usable length (TSO captures write 0, jumbograms carry 0), the bytes captured from
+    /// the IP header on.
+    pub len: u32,
 }
 
 /// What the decoder read of the header after IP.
@@ -266,6 +271,29 @@ mod tests {
         assert_eq!((d.ip.proto, d.ports()), (IpProto::TCP, Some((50000, 445))));
         assert_eq!(d.tcp_flags() & 0x02, 0x02);
         assert_eq!(d.ip.fragment, Fragment::None);
+    }
+
+    /// IP-layer octets come from the IP header: Ethernet padding and a cut capture do not
+    /// change them, and a total length of 0 (TSO) falls back to the bytes captured.
+    #[test]
+    fn ip_length_is_the_headers_not_the_frames() {
+        let frame = eth_tcp4(50000, 445, b"");
+        assert_eq!(d(Link::Ethernet, &frame).unwrap().ip.len, 40);
+        let mut padded = frame.clone();
+        padded.resize(60, 0);
+        assert_eq!(d(Link::Ethernet, &padded).unwrap().ip.len, 40);
+        let long = eth_tcp4(50000, 445, &[7; 1000]);
+        assert_eq!(d(Link::Ethernet, &long[..100]).unwrap().ip.len, 1040);
+        let mut tso = long.clone();
+        tso[16..18].copy_from_slice(&[0, 0]);
+        assert_eq!(d(Link::Ethernet, &tso).unwrap().ip.len, 1040);
+        let mut v6 = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv6([1; 16], [2; 16], 64)
+            .udp(5353, 53)
+            .write(&mut v6, &[1; 30])
+            .unwrap();
+        assert_eq!(d(Link::Ethernet, &v6).unwrap().ip.len, 40 + 8 + 30);
     }
 
     #[test]

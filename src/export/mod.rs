@@ -241,7 +241,7 @@ pub fn records(
             .exported
             .as_deref()
             .map_or((([0; 2], [0; 2]), f.first_ns), |e| {
-                ((e.packets, e.bytes), e.first_ns)
+                ((e.packets, e.ip_bytes), e.first_ns)
             });
         let packets = less(f.packets, sent.0);
         if packets[0] + packets[1] > 0 {
@@ -249,21 +249,22 @@ pub fn records(
                 f,
                 start,
                 packets,
-                less(f.bytes, sent.1),
+                less(f.ip_bytes, sent.1),
                 app_of(f.row),
             ));
         }
         for p in &f.parts {
             let packets = less(p.packets, p.exported_packets);
             if packets[0] + packets[1] > 0 {
-                let bytes = less(p.bytes, p.exported_bytes);
-                out.push(record(f, start, packets, bytes, app_of(Some(p.row))));
+                let octets = less(p.ip_bytes, p.exported_ip_bytes);
+                out.push(record(f, start, packets, octets, app_of(Some(p.row))));
             }
         }
     }
 }
 
-fn record(f: &FlowRecord, start_ns: u64, packets: [u64; 2], bytes: [u64; 2], app: u32) -> Record {
+/// `octets` are IP-layer octets (RFC 7012's `octetDeltaCount`), not wire bytes.
+fn record(f: &FlowRecord, start_ns: u64, packets: [u64; 2], octets: [u64; 2], app: u32) -> Record {
     let k = &f.key;
     let (o, r) = if f.a_is_origin { (0, 1) } else { (1, 0) };
     let ends = [(k.a, k.a_port), (k.b, k.b_port)];
@@ -285,7 +286,7 @@ fn record(f: &FlowRecord, start_ns: u64, packets: [u64; 2], bytes: [u64; 2], app
             FlowEnd::Active => EndReason::ActiveTimeout,
         },
         packets: [packets[o], packets[r]],
-        octets: [bytes[o], bytes[r]],
+        octets: [octets[o], octets[r]],
         app,
     }
 }
@@ -693,6 +694,7 @@ mod tests {
                 from_a: i % 3 == 0,
                 ts_ns: i * 3 * s / 2,
                 wire_len: 100 + i,
+                ip_len: 86 + i,
                 tcp_flags: 0x10,
             };
             shard.packet(
@@ -731,7 +733,7 @@ mod tests {
         let sum = |f: &dyn Fn(&Record) -> u64| out.iter().map(f).sum::<u64>();
         assert_eq!(sum(&|r| r.packets[0]), 9);
         assert_eq!(sum(&|r| r.packets[1]), 16);
-        assert_eq!(sum(&|r| r.octets[0] + r.octets[1]), (100..125).sum::<u64>());
+        assert_eq!(sum(&|r| r.octets[0] + r.octets[1]), (86..111).sum::<u64>());
         assert!(out.iter().all(|r| r.app == out[0].app && r.app != 0));
         assert!(matches!(
             tally.flows[3].exported.as_deref(),

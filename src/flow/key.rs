@@ -116,6 +116,7 @@ mod tests {
                 dst: u128::from_be_bytes([dst; 16]),
                 proto: IpProto::TCP,
                 fragment: Fragment::None,
+                len: 40,
             },
             upper: Upper::Ports {
                 src: sp,

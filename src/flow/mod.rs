@@ -173,11 +173,14 @@ pub struct PartRecord {
     /// Sent by `a` (index 0) and by `b` (index 1).
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
+    /// The IP-layer octets of those bytes (RFC 7012's octets, which IPFIX exports).
+    pub ip_bytes: [u64; 2],
     /// What no live interval has reported yet (the part itself, if never reported).
     pub unreported: Counts,
     /// What earlier records of the flow exported of the part (active timeout).
     pub exported_packets: [u64; 2],
     pub exported_bytes: [u64; 2],
+    pub exported_ip_bytes: [u64; 2],
 }
 
 /// Active timeout: what the records of a flow exported while it was open, so that the next
@@ -187,6 +190,7 @@ pub struct Exported {
     /// Of the flow's own row (parts keep theirs), sent by `a` and by `b`.
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
+    pub ip_bytes: [u64; 2],
     /// Capture time of the last export: the next is due an active timeout later.
     pub at_ns: u64,
     /// The time of the first packet since then (`u64::MAX`: none yet), the next record's
@@ -210,6 +214,8 @@ pub struct FlowRecord {
     /// (all but its parts').
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
+    /// The IP-layer octets of those bytes (RFC 7012's octets, which IPFIX exports).
+    pub ip_bytes: [u64; 2],
     /// TCP flags sent by `a` and by `b`, or'ed over the flow.
     pub tcp_flags: [u8; 2],
     /// What ended the flow.

@@ -47,6 +47,8 @@ pub struct Part {
     pub row: Match,
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
+    /// The IP-layer octets of those bytes (what IPFIX exports).
+    pub ip_bytes: [u64; 2],
     /// Live mode: whether an interval counted this part, and what intervals counted.
     pub reported: bool,
     pub reported_packets: u64,
@@ -54,6 +56,7 @@ pub struct Part {
     /// What active-timeout records exported of the part while its flow was open.
     pub exported_packets: [u64; 2],
     pub exported_bytes: [u64; 2],
+    pub exported_ip_bytes: [u64; 2],
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -184,7 +187,7 @@ impl Conn {
         side: usize,
         seq: u32,
         len: u32,
-        wire_len: u64,
+        (wire_len, ip_len): (u64, u64),
         s: &Segment,
         row: impl FnMut(Label) -> Match,
     ) -> bool {
@@ -230,6 +233,7 @@ impl Conn {
         };
         p.packets[side] += 1;
         p.bytes[side] += wire_len;
+        p.ip_bytes[side] += ip_len;
         true
     }
 
@@ -337,11 +341,13 @@ impl Conn {
             row: row(label),
             packets: [0; 2],
             bytes: [0; 2],
+            ip_bytes: [0; 2],
             reported: false,
             reported_packets: 0,
             reported_bytes: 0,
             exported_packets: [0; 2],
             exported_bytes: [0; 2],
+            exported_ip_bytes: [0; 2],
         });
         u8::try_from(self.parts.len() - 1).unwrap_or(NONE)
     }
@@ -373,7 +379,7 @@ mod tests {
             Event::Opened { message, file } => conn.opened(message, file),
             _ => {}
         });
-        let placed = conn.segment(side, seq, len, 100, &s, row);
+        let placed = conn.segment(side, seq, len, (100, 86), &s, row);
         if let Some(t) = s.tail {
             conn.tail(side, &t, row);
         }
@@ -398,6 +404,7 @@ mod tests {
         assert!(feed(&mut c, 1, start.wrapping_add(2800), &m[2800..]));
         assert_eq!(c.parts[0].packets, [0, 4]);
         assert_eq!(c.parts[0].bytes, [0, 400]);
+        assert_eq!(c.parts[0].ip_bytes, [0, 344]);
     }
 
     #[test]

@@ -31,6 +31,8 @@ struct Stats {
     last_ns: u64,
     packets: [u64; 2],
     bytes: [u64; 2],
+    /// The IP-layer octets of those bytes (what IPFIX exports).
+    ip_bytes: [u64; 2],
     row: Option<Match>,
     a_is_origin: bool,
     /// FIN seen from a (bit 0) and from b (bit 1); SYN-ACK from a (bit 2) and from b (bit 3).
@@ -55,22 +57,23 @@ struct Stats {
 }
 
 impl Stats {
-    /// The packets and bytes of the flow's own row: all but its parts'.
-    fn own(&self) -> ([u64; 2], [u64; 2]) {
-        let (mut packets, mut bytes) = (self.packets, self.bytes);
+    /// The packets, bytes and IP-layer octets of the flow's own row: all but its parts'.
+    fn own(&self) -> ([u64; 2], [u64; 2], [u64; 2]) {
+        let (mut packets, mut bytes, mut ip_bytes) = (self.packets, self.bytes, self.ip_bytes);
         for p in self.smb.iter().flat_map(|c| &c.parts) {
             for side in 0..2 {
                 packets[side] -= p.packets[side];
                 bytes[side] -= p.bytes[side];
+                ip_bytes[side] -= p.ip_bytes[side];
             }
         }
-        (packets, bytes)
+        (packets, bytes, ip_bytes)
     }
 
     /// What no live interval has counted of the flow's own row (the flow itself, if never
     /// counted).
     fn unreported(&self) -> Counts {
-        let (packets, bytes) = self.own();
+        let (packets, bytes, _) = self.own();
         Counts {
             flows: u64::from(!self.reported && packets[0] + packets[1] > 0),
             packets: packets[0] + packets[1] - self.reported_packets,
@@ -95,6 +98,8 @@ pub struct Packet<K = Key> {
     pub from_a: bool,
     pub ts_ns: u64,
     pub wire_len: u64,
+    /// The IP-layer octets of those bytes.
+    pub ip_len: u64,
     pub tcp_flags: u8,
 }
 
@@ -125,7 +130,7 @@ fn record<K: FlowKey>(key: K, s: &Stats, end: FlowEnd) -> FlowRecord {
         FlowEnd::Idle | FlowEnd::Finished if s.closed => FlowEnd::Closed,
         end => end,
     };
-    let (packets, bytes) = s.own();
+    let (packets, bytes, ip_bytes) = s.own();
     FlowRecord {
         key: key.flow_key(),
         tunnel: key.tunnel(),
@@ -135,6 +140,7 @@ fn record<K: FlowKey>(key: K, s: &Stats, end: FlowEnd) -> FlowRecord {
         a_is_origin: s.a_is_origin,
         packets,
         bytes,
+        ip_bytes,
         tcp_flags: s.flags,
         end,
         unreported: s.unreported(),
@@ -148,9 +154,11 @@ fn record<K: FlowKey>(key: K, s: &Stats, end: FlowEnd) -> FlowRecord {
                 row: p.row,
                 packets: p.packets,
                 bytes: p.bytes,
+                ip_bytes: p.ip_bytes,
                 unreported: part_unreported(p),
                 exported_packets: p.exported_packets,
                 exported_bytes: p.exported_bytes,
+                exported_ip_bytes: p.exported_ip_bytes,
             })
             .collect(),
         smb_forgotten: s.smb.as_ref().map_or(0, |c| c.forgotten) + u64::from(s.smb_refused),
@@ -172,14 +180,16 @@ fn delta<K: FlowKey>(key: K, s: &Stats) -> Option<FlowRecord> {
         for side in 0..2 {
             r.packets[side] = r.packets[side].saturating_sub(e.packets[side]);
             r.bytes[side] = r.bytes[side].saturating_sub(e.bytes[side]);
+            r.ip_bytes[side] = r.ip_bytes[side].saturating_sub(e.ip_bytes[side]);
         }
     }
     for p in &mut r.parts {
         for side in 0..2 {
             p.packets[side] = p.packets[side].saturating_sub(p.exported_packets[side]);
             p.bytes[side] = p.bytes[side].saturating_sub(p.exported_bytes[side]);
+            p.ip_bytes[side] = p.ip_bytes[side].saturating_sub(p.exported_ip_bytes[side]);
         }
-        (p.exported_packets, p.exported_bytes) = ([0; 2], [0; 2]);
+        (p.exported_packets, p.exported_bytes, p.exported_ip_bytes) = ([0; 2], [0; 2], [0; 2]);
     }
     r.parts.retain(|p| p.packets[0] + p.packets[1] > 0);
     (r.packets[0] + r.packets[1] > 0 || !r.parts.is_empty()).then_some(r)
@@ -247,6 +257,7 @@ impl<K: FlowKey> Shard<K> {
             last_ns: p.ts_ns,
             packets: [0; 2],
             bytes: [0; 2],
+            ip_bytes: [0; 2],
             row: classify(&p.key),
             a_is_origin: p.from_a,
             fins: 0,
@@ -296,16 +307,18 @@ impl<K: FlowKey> Shard<K> {
             if let Some(r) = delta(*key, s) {
                 tally.export_open(r);
             }
-            let (packets, bytes) = s.own();
+            let (packets, bytes, ip_bytes) = s.own();
             let e = s.exported.get_or_insert_with(Box::default);
             **e = Exported {
                 packets,
                 bytes,
+                ip_bytes,
                 at_ns: now,
                 first_ns: u64::MAX,
             };
             for p in s.smb.iter_mut().flat_map(|c| c.parts.iter_mut()) {
-                (p.exported_packets, p.exported_bytes) = (p.packets, p.bytes);
+                (p.exported_packets, p.exported_bytes, p.exported_ip_bytes) =
+                    (p.packets, p.bytes, p.ip_bytes);
             }
         }
     }
@@ -429,6 +442,7 @@ fn count<K: FlowKey>(s: &mut Stats, p: &Packet<K>) {
     let side = usize::from(!p.from_a);
     s.packets[side] += 1;
     s.bytes[side] += p.wire_len;
+    s.ip_bytes[side] += p.ip_len;
     s.first_ns = s.first_ns.min(p.ts_ns);
     s.last_ns = s.last_ns.max(p.ts_ns);
     if let Some(e) = s.exported.as_deref_mut() {
@@ -470,6 +484,7 @@ mod tests {
             from_a,
             ts_ns: ts_s * S,
             wire_len: 100,
+            ip_len: 86,
             tcp_flags: flags,
         }
     }
@@ -622,6 +637,7 @@ mod tests {
             Some(&Exported {
                 packets: [15, 15],
                 bytes: [1500, 1500],
+                ip_bytes: [1290, 1290],
                 at_ns: 30 * S,
                 first_ns: 30 * S,
             })
