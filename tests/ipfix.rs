@@ -20,16 +20,16 @@ fn free_udp_port() -> u16 {
 }
 
 /// nfcapd on 127.0.0.1, writing into `dir`; started, then waited for until it listens.
-struct Nfcapd {
+pub(super) struct Nfcapd {
     child: Child,
     dir: PathBuf,
-    port: u16,
+    pub(super) port: u16,
 }
 
 impl Nfcapd {
     /// nfcapd with its default receive buffer (the system's, 208 KiB on Debian), so that
     /// what UDP export's pacing does not prevent shows as lost records.
-    fn start(dir: &Path) -> Nfcapd {
+    pub(super) fn start(dir: &Path) -> Nfcapd {
         let port = free_udp_port();
         let log = std::fs::File::create(dir.join("nfcapd.log")).unwrap();
         let child = Command::new("nfcapd")
@@ -58,7 +58,7 @@ impl Nfcapd {
     }
 
     /// Stops nfcapd (SIGTERM: it writes out its file) and returns the file it wrote.
-    fn stop(mut self) -> PathBuf {
+    pub(super) fn stop(mut self) -> PathBuf {
         // Give the last datagrams time to be read.
         std::thread::sleep(Duration::from_millis(500));
         let pid = self.child.id().to_string();
@@ -96,7 +96,7 @@ impl Drop for Nfcapd {
 
 /// The applicationName portscope gives a row, and nfdump's `%nbnam` of it: name/description.
 /// A row inside tunnels is named as the same row outside.
-fn nbnam(r: &super::util::Row) -> String {
+pub(super) fn nbnam(r: &super::util::Row) -> String {
     let mut name = r.key();
     let kind = r.inner_match.as_ref().unwrap_or(&r.kind);
     if kind != "port" && kind != "ip-protocol" {
@@ -186,7 +186,7 @@ fn captures() -> Vec<PathBuf> {
 /// `exporters`): packets per `%nbnam`, and records; and each application's `%nbid`, which
 /// must be the same for every record and exporter.
 #[allow(clippy::type_complexity)]
-fn read_back(
+pub(super) fn read_back(
     file: &Path,
     exporters: usize,
 ) -> (
@@ -499,6 +499,140 @@ fn paced_udp_export_of_many_flows_loses_nothing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// nfdump's lines of `file` in the format `fmt` (without `fmt:`), fields split at `|`.
+pub(super) fn nfdump_lines(file: &Path, fmt: &str) -> Vec<Vec<String>> {
+    let out = Command::new("nfdump")
+        .arg("-r")
+        .arg(file)
+        .args(["-q", "-N", "-o", &format!("fmt:{fmt}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split('|').map(|f| f.trim().to_string()).collect())
+        .collect()
+}
+
+/// One TCP connection to port 445 that lasts 10 s (an ACK every 250 ms, each way in turn,
+/// after a SYN) and one DNS query, in capture time.
+fn long_flow_capture(path: &Path) {
+    let mut records = Vec::new();
+    for i in 0..40u64 {
+        let from_client = i % 2 == 0;
+        let (src, dst, sport, dport) = if from_client {
+            ([10, 0, 0, 1], [10, 0, 0, 2], 50_000, 445)
+        } else {
+            ([10, 0, 0, 2], [10, 0, 0, 1], 445, 50_000)
+        };
+        let b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4(src, dst, 64)
+            .tcp(sport, dport, 1000, 1000);
+        let b = if i == 0 { b.syn() } else { b.ack(1) };
+        let mut frame = Vec::new();
+        b.write(&mut frame, &[]).unwrap();
+        let len = u32::try_from(frame.len()).unwrap();
+        records.push((1_700_000_000_000_000_000 + i * 250_000_000, len, frame));
+    }
+    let mut frame = Vec::new();
+    etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 3], 64)
+        .udp(50_001, 53)
+        .write(&mut frame, &[0; 20])
+        .unwrap();
+    let len = u32::try_from(frame.len()).unwrap();
+    records.push((1_700_000_005_000_000_000, len, frame));
+    records.sort_by_key(|r| r.0);
+    portscope::gen::write_pcap(path, 1, true, records).unwrap();
+}
+
+/// `classify --active-timeout 2` on a 10 s connection: a record every 2 s of capture time
+/// with what came since (flowEndReason 2, "active timeout"), then the rest when it ends;
+/// the records add up to the flow, and the report and `--flows` are unchanged.
+#[test]
+fn active_timeout_exports_a_long_flow_in_delta_records() {
+    let dir = tmpdir("ipfix-active");
+    let capture = dir.join("long.pcap");
+    long_flow_capture(&capture);
+    let collector = Nfcapd::start(&dir);
+    let url = format!("udp://127.0.0.1:{}", collector.port);
+    let (flows, file) = (dir.join("flows.jsonl"), dir.join("long.ipfix"));
+    let out = run(&[
+        "classify",
+        "--format",
+        "json",
+        "--flows",
+        flows.to_str().unwrap(),
+        "--ipfix",
+        &url,
+        "--ipfix-file",
+        file.to_str().unwrap(),
+        "--active-timeout",
+        "2",
+        "--stats",
+        capture.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Five records of the connection, one of the DNS flow.
+    assert!(
+        stderr(&out).contains(&format!(
+            "portscope: IPFIX {url}: 6 flow records sent, 0 not sent\n"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let report: Report = serde_json::from_slice(&out.stdout).unwrap();
+    let plain: Report = serde_json::from_slice(
+        &run(&["classify", "--format", "json", capture.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    assert_eq!(report.rows(), plain.rows());
+    assert_eq!(report.row("tcp/445").unwrap().packets, 40);
+    // `--flows` still has one line per flow, the same as without an active timeout.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&flows)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines, super::util::flow_lines_of(&capture));
+    let file_back = collector.stop();
+    let mut got: Vec<(String, String, u64, u64)> =
+        nfdump_lines(&file_back, "%ts|%dp|%end|%ipkt|%opkt")
+            .into_iter()
+            .filter(|f| f[1] == "445")
+            .map(|f| {
+                (
+                    f[0].clone(),
+                    f[2].clone(),
+                    f[3].parse().unwrap(),
+                    f[4].parse().unwrap(),
+                )
+            })
+            .collect();
+    got.sort();
+    let got: Vec<(&str, u64, u64)> = got
+        .iter()
+        .map(|(_, end, i, o)| (end.as_str(), *i, *o))
+        .collect();
+    // Due at 2, 4, 6 and 8 s (checked once a second): 8 packets each, 4 each way, with
+    // flowEndReason 2 (active timeout); the last 8 when the input ends (4, forced end).
+    assert_eq!(
+        got,
+        [
+            ("2", 4, 4),
+            ("2", 4, 4),
+            ("2", 4, 4),
+            ("2", 4, 4),
+            ("4", 4, 4)
+        ]
+    );
+    // The file holds the same records (and the names of the two rows).
+    assert_eq!(ipfix_dump_stats(&file).1, 6 + 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `ipfixDump -s`: (messages, data records), after checking it read the file cleanly.
 fn ipfix_dump_stats(file: &Path) -> (u64, u64) {
     let (messages, records, _) = ipfix_dump_templates(file);
@@ -747,6 +881,10 @@ fn bad_collectors_stop_before_any_packet_is_read() {
         assert_eq!(out.status.code(), Some(2), "{url}");
         assert_eq!(stderr(&out), want);
         assert!(out.stdout.is_empty(), "{url}: a report was printed");
+        // live says the same before it opens the interface (which does not exist here).
+        let out = run(&["live", "-i", "nope0", "--ipfix", url]);
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        assert_eq!(stderr(&out), want);
     }
     // The resolver's own words end the line; they differ between resolvers.
     let out = run(&[
@@ -763,6 +901,15 @@ fn bad_collectors_stop_before_any_packet_is_read() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
+    let live = run(&[
+        "live",
+        "-i",
+        "nope0",
+        "--ipfix",
+        "udp://no-such-host.invalid:4739",
+    ]);
+    assert_eq!(live.status.code(), Some(2));
+    assert_eq!(stderr(&live), err);
 }
 
 #[test]

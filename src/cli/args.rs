@@ -156,6 +156,12 @@ pub struct ExportOpts {
     /// The observation domain of the flows inside tunnels (default: the outer one + 1).
     #[arg(long, value_name = "ID", requires = "ipfix_inner")]
     pub inner_observation_domain: Option<u32>,
+    /// A flow open longer than this (in capture time) since its start or its last record
+    /// is exported again with what it carried since (delta counts, flowEndReason 2), and
+    /// stays open; 0: flows are exported when they end. Default: 60 for live, 0 for
+    /// classify.
+    #[arg(long, value_name = "SECS")]
+    pub active_timeout: Option<u64>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -256,8 +262,13 @@ pub struct LiveArgs {
     /// Also write every captured packet to this pcap file.
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<PathBuf>,
+    /// At the end, print what each IPFIX collector was sent to standard error.
+    #[arg(long)]
+    pub stats: bool,
     #[command(flatten)]
     pub flow: FlowOpts,
+    #[command(flatten)]
+    pub export: ExportOpts,
     #[command(flatten)]
     pub catalog: CatalogOpts,
 }

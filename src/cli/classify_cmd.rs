@@ -4,8 +4,7 @@ use super::args::{ClassifyArgs, ClassifyFormat, ReaderArg};
 use super::{catalog_cmd, write_output};
 use portscope::capture::{self, Filter};
 use portscope::catalog::PortTable;
-use portscope::flow::FlowRecord;
-use portscope::pipeline::{self, Config, Export, Interval, Live, Outcome};
+use portscope::pipeline::{self, Config, Interval, Live, Outcome};
 use portscope::report::{self, Format, LiveDrops, Summary};
 use portscope::worker::WorkerConfig;
 use std::io::IsTerminal;
@@ -19,7 +18,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     }
     // Collectors are resolved before any packet is read: a bad URL stops the run here.
     let targets = super::export_targets(&a.export)?;
-    let exporting = !targets.is_empty() || a.export.ipfix_file.is_some();
+    let exporting = super::exporting(&a.export);
     let mut interval = a
         .interval
         .map(|s| super::live_cmd::seconds("--interval", s))
@@ -42,12 +41,14 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     if a.top == Some(0) {
         anyhow::bail!("--top must be at least 1");
     }
+    let mut worker = WorkerConfig {
+        hosts: a.servers || html,
+        top: a.top.unwrap_or(0),
+        ..super::worker_config(&a.flow, a.flows.is_some() || exporting)?
+    };
+    worker.timeouts.active_ns = super::active_ns(&a.export, 0);
     let config = Config {
-        worker: WorkerConfig {
-            hosts: a.servers || html,
-            top: a.top.unwrap_or(0),
-            ..super::worker_config(&a.flow, a.flows.is_some() || exporting)?
-        },
+        worker,
         progress: progress_bar(captures),
         max_packets: a.count,
         merge: a.merge,
@@ -58,33 +59,34 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     });
     // Flows go to the collectors (and become the file's records) as they end, while the
     // run goes on.
-    let mut exporter = super::exporter(&a.export, targets, &catalog, &table)?;
-    let mut send = |flows: &[FlowRecord]| {
-        if let Some(e) = &mut exporter {
-            e.send(flows);
-        }
-    };
-    let export = exporting.then_some(Export {
-        sink: &mut send,
+    let hand_over = super::HandOver {
         keep: a.flows.is_some(),
-    });
-    let mut intervals: Vec<((SystemTime, SystemTime), Summary)> = Vec::new();
-    let mut outcome = match interval {
-        None => pipeline::run_exporting(sources, &table, &config, None, export)?,
-        Some(interval) => {
-            let mut on_interval = |i: Interval| {
-                let summary = Summary::new(&i.tally, &[], &catalog, &table);
-                intervals.push(((i.start, i.end), summary));
-            };
-            let live = Live {
-                interval,
-                capture_time: true,
-                on_interval: &mut on_interval,
-            };
-            pipeline::run_exporting(sources, &table, &config, Some(live), export)?
-        }
+        flush: false,
     };
-    let (deliveries, file) = super::finish_export(exporter);
+    let mut intervals: Vec<((SystemTime, SystemTime), Summary)> = Vec::new();
+    let (outcome, (deliveries, file)) = super::with_export(
+        &a.export,
+        targets,
+        &catalog,
+        &table,
+        hand_over,
+        |export| match interval {
+            None => pipeline::run_exporting(sources, &table, &config, None, export),
+            Some(interval) => {
+                let mut on_interval = |i: Interval| {
+                    let summary = Summary::new(&i.tally, &[], &catalog, &table);
+                    intervals.push(((i.start, i.end), summary));
+                };
+                let live = Live {
+                    interval,
+                    capture_time: true,
+                    on_interval: &mut on_interval,
+                };
+                pipeline::run_exporting(sources, &table, &config, Some(live), export)
+            }
+        },
+    )?;
+    let mut outcome = outcome?;
     if let Some(bar) = &config.progress {
         bar.finish_and_clear();
     }
@@ -139,12 +141,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     super::export_file(&a.export, file)?;
     if a.stats {
         print_stats(&outcome, &summary);
-        for d in &deliveries {
-            eprintln!(
-                "portscope: IPFIX {}: {} flow records sent, {} not sent",
-                d.url, d.sent, d.unsent
-            );
-        }
+        super::print_deliveries(&deliveries);
     }
     Ok(status)
 }

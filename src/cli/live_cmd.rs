@@ -22,12 +22,17 @@ pub(super) fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
+/// `--active-timeout` of `live` when not given (seconds): what NetFlow exporters use.
+const DEFAULT_ACTIVE_TIMEOUT: u64 = 60;
+
 pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
     let catalog = catalog_cmd::load(&a.catalog)?;
     let table = PortTable::build(&catalog);
     if a.format == FormatArg::Csv {
         bail!("live reports are a table or JSON lines: use --format table or --format json");
     }
+    // Collectors are resolved before the capture starts: a bad URL stops the run here.
+    let targets = super::export_targets(&a.export)?;
     let interval = seconds("--interval", a.interval)?;
     let duration = a.duration.map(|d| seconds("--duration", d)).transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -54,8 +59,10 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map_or(String::new(), |f| format!(", filter {f:?}"))
     );
+    let mut worker = super::worker_config(&a.flow, super::exporting(&a.export))?;
+    worker.timeouts.active_ns = super::active_ns(&a.export, DEFAULT_ACTIVE_TIMEOUT);
     let config = Config {
-        worker: super::worker_config(&a.flow, false)?,
+        worker,
         progress: None,
         max_packets: None,
         merge: false,
@@ -107,7 +114,18 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         on_interval: &mut on_interval,
     };
     let source: Box<dyn Source + '_> = Box::new(&mut capture);
-    let outcome = pipeline::run_live([Ok(source)], &table, &config, live)?;
+    // Flows go to the collectors as they end (or every active timeout), while the capture
+    // goes on, at least once a second; `--ipfix-file` keeps their encoded records and is
+    // written at the end.
+    let hand_over = super::HandOver {
+        keep: false,
+        flush: true,
+    };
+    let (outcome, (deliveries, file)) =
+        super::with_export(&a.export, targets, &catalog, &table, hand_over, |export| {
+            pipeline::run_exporting([Ok(source)], &table, &config, Some(live), export)
+        })?;
+    let outcome = outcome?;
     if let Some(e) = failed {
         // A closed pipe ends the run quietly, like any other output error: main decides.
         return Err(e.into());
@@ -130,6 +148,11 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         write_live_table(&title, None, &summary, drops, false, &mut out)?;
     }
     out.flush()?;
+    super::export_file(&a.export, file)?;
+    if a.stats {
+        super::print_deliveries(&deliveries);
+    }
+    let report = &outcome.inputs[0];
     if let Some(e) = &report.read_error {
         eprintln!("portscope: capture on {} stopped: {e}", a.interface);
         return Ok(ExitCode::from(1));

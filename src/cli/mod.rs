@@ -106,21 +106,76 @@ fn export_targets(e: &args::ExportOpts) -> anyhow::Result<Vec<portscope::export:
         .collect()
 }
 
-/// The exporter to the collectors of `--ipfix` and for `--ipfix-file`, if any.
-fn exporter<'a>(
+/// Whether flows are exported at all (`--ipfix` or `--ipfix-file`).
+fn exporting(e: &args::ExportOpts) -> bool {
+    !e.ipfix.is_empty() || e.ipfix_file.is_some()
+}
+
+/// `--active-timeout` in nanoseconds (`default` seconds when not given), in force only when
+/// flows are exported.
+fn active_ns(e: &args::ExportOpts, default: u64) -> u64 {
+    if !exporting(e) {
+        return 0;
+    }
+    e.active_timeout
+        .unwrap_or(default)
+        .saturating_mul(1_000_000_000)
+}
+
+/// How the pipeline hands flows to the exporter.
+#[derive(Clone, Copy)]
+struct HandOver {
+    /// Whether the outcome keeps the flows too (`--flows`).
+    keep: bool,
+    /// Whether each hand-over leaves at once rather than when a message is full (live).
+    flush: bool,
+}
+
+/// What export produced: what each collector was sent, and the `--ipfix-file` contents.
+type Exported = (
+    Vec<portscope::export::Delivery>,
+    Option<portscope::export::IpfixFile>,
+);
+
+/// Runs `run` with the pipeline's hand-over to the collectors of `--ipfix` and the file of
+/// `--ipfix-file` (`None` when there are neither), then ends the export: the same for
+/// classify and live.
+fn with_export<T>(
     e: &args::ExportOpts,
     targets: Vec<portscope::export::Target>,
-    catalog: &'a portscope::catalog::Catalog,
-    table: &'a portscope::catalog::PortTable,
-) -> anyhow::Result<Option<portscope::export::Exporter<'a>>> {
+    catalog: &portscope::catalog::Catalog,
+    table: &portscope::catalog::PortTable,
+    hand_over: HandOver,
+    run: impl FnOnce(Option<portscope::pipeline::Export<'_>>) -> T,
+) -> anyhow::Result<(T, Exported)> {
     if targets.is_empty() && e.ipfix_file.is_none() {
-        return Ok(None);
+        return Ok((run(None), (Vec::new(), None)));
     }
     let file = e.ipfix_file.is_some();
-    let exporter =
+    let mut exporter =
         portscope::export::Exporter::new(targets, file, export_settings(e)?, catalog, table)
             .context("cannot open a socket for IPFIX export")?;
-    Ok(Some(exporter))
+    let mut send = |flows: &[portscope::flow::FlowRecord]| {
+        exporter.send(flows);
+        if hand_over.flush {
+            exporter.flush();
+        }
+    };
+    let outcome = run(Some(portscope::pipeline::Export {
+        sink: &mut send,
+        keep: hand_over.keep,
+    }));
+    Ok((outcome, finish_export(exporter)))
+}
+
+/// `--stats`: what each collector was sent.
+fn print_deliveries(deliveries: &[portscope::export::Delivery]) {
+    for d in deliveries {
+        eprintln!(
+            "portscope: IPFIX {}: {} flow records sent, {} not sent",
+            d.url, d.sent, d.unsent
+        );
+    }
 }
 
 fn export_settings(e: &args::ExportOpts) -> anyhow::Result<portscope::export::Settings> {
@@ -154,13 +209,8 @@ fn export_file(
 }
 
 /// Ends export; warns on standard error about records a collector did not get.
-fn finish_export(
-    exporter: Option<portscope::export::Exporter<'_>>,
-) -> (
-    Vec<portscope::export::Delivery>,
-    Option<portscope::export::IpfixFile>,
-) {
-    let (deliveries, file) = exporter.map(|e| e.finish()).unwrap_or_default();
+fn finish_export(exporter: portscope::export::Exporter<'_>) -> Exported {
+    let (deliveries, file) = exporter.finish();
     for d in &deliveries {
         if d.unsent > 0 {
             eprintln!(

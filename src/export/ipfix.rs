@@ -90,6 +90,7 @@ const APP_FIELDS: [(u16, u16); 4] = [
 #[repr(u8)]
 pub enum EndReason {
     IdleTimeout = 1,
+    ActiveTimeout = 2,
     EndOfFlow = 3,
     ForcedEnd = 4,
     LackOfResources = 5,

@@ -247,6 +247,8 @@ pub fn records(
     out: &mut Records,
 ) {
     let mut app_of = |m: Option<Match>| m.map_or(0, |m| apps.selector(m, catalog, table));
+    let less =
+        |n: [u64; 2], sent: [u64; 2]| [n[0].saturating_sub(sent[0]), n[1].saturating_sub(sent[1])];
     for f in flows {
         let out = match f.tunnel {
             None => &mut out.outer,
@@ -254,23 +256,41 @@ pub fn records(
             Some(_) => continue,
         };
         // A flow split into parts (an SMB connection's pipes and shares) is one record per
-        // part, and one for what its own row kept.
-        if f.parts.is_empty() || f.packets[0] + f.packets[1] > 0 {
-            out.push(record(f, f.packets, f.ip_bytes, app_of(f.row)));
+        // part, and one for what its own row kept. Of a flow whose active-timeout records
+        // went out while it was open, only what is left, from the first packet after them.
+        let (sent, start) = f
+            .exported
+            .as_deref()
+            .map_or((([0; 2], [0; 2]), f.first_ns), |e| {
+                ((e.packets, e.ip_bytes), e.first_ns)
+            });
+        let packets = less(f.packets, sent.0);
+        if packets[0] + packets[1] > 0 {
+            out.push(record(
+                f,
+                start,
+                packets,
+                less(f.ip_bytes, sent.1),
+                app_of(f.row),
+            ));
         }
         for p in &f.parts {
-            out.push(record(f, p.packets, p.ip_bytes, app_of(Some(p.row))));
+            let packets = less(p.packets, p.exported_packets);
+            if packets[0] + packets[1] > 0 {
+                let octets = less(p.ip_bytes, p.exported_ip_bytes);
+                out.push(record(f, start, packets, octets, app_of(Some(p.row))));
+            }
         }
     }
 }
 
 /// `octets` are IP-layer octets (RFC 7012's `octetDeltaCount`), not wire bytes.
-fn record(f: &FlowRecord, packets: [u64; 2], octets: [u64; 2], app: u32) -> Record {
+fn record(f: &FlowRecord, start_ns: u64, packets: [u64; 2], octets: [u64; 2], app: u32) -> Record {
     let k = &f.key;
     let (o, r) = if f.a_is_origin { (0, 1) } else { (1, 0) };
     let ends = [(k.a, k.a_port), (k.b, k.b_port)];
     Record {
-        start_ms: f.first_ns / 1_000_000,
+        start_ms: start_ns / 1_000_000,
         end_ms: f.last_ns / 1_000_000,
         src: ends[o].0,
         dst: ends[r].0,
@@ -284,6 +304,7 @@ fn record(f: &FlowRecord, packets: [u64; 2], octets: [u64; 2], app: u32) -> Reco
             FlowEnd::Closed => EndReason::EndOfFlow,
             FlowEnd::Evicted => EndReason::LackOfResources,
             FlowEnd::Finished => EndReason::ForcedEnd,
+            FlowEnd::Active => EndReason::ActiveTimeout,
         },
         packets: [packets[o], packets[r]],
         octets: [octets[o], octets[r]],
@@ -785,20 +806,30 @@ impl<'a> Exporter<'a> {
         }
     }
 
-    /// Sends what is left and closes the connections: what each collector received, UDP
-    /// collectors first, each in the order given; and the file's contents, if asked.
-    pub fn finish(mut self) -> (Vec<Delivery>, Option<IpfixFile>) {
-        let mut deliveries = Vec::new();
-        if let Some(mut u) = self.udp.take() {
+    /// Sends the records encoded so far without waiting for a full message (live: a
+    /// collector sees records when they are handed over).
+    pub fn flush(&mut self) {
+        if let Some(u) = &mut self.udp {
             u.streams
                 .flush(&mut Udp::out(&u.socket, &mut u.targets, &mut u.pacer));
-            deliveries.extend(u.targets.into_iter().map(|(_, d)| d));
         }
-        if let Some(mut t) = self.tcp.take() {
+        if let Some(t) = &mut self.tcp {
             let (preamble, collectors) = (&mut t.preamble, &mut t.collectors);
             t.streams.flush(&mut |m: &[u8], n, pre| {
                 tcp_out(preamble, collectors, m, n, pre);
             });
+        }
+    }
+
+    /// Sends what is left and closes the connections: what each collector received, UDP
+    /// collectors first, each in the order given; and the file's contents, if asked.
+    pub fn finish(mut self) -> (Vec<Delivery>, Option<IpfixFile>) {
+        self.flush();
+        let mut deliveries = Vec::new();
+        if let Some(u) = self.udp.take() {
+            deliveries.extend(u.targets.into_iter().map(|(_, d)| d));
+        }
+        if let Some(mut t) = self.tcp.take() {
             for c in &mut t.collectors {
                 if let Some(mut s) = c.stream.take() {
                     let _ = s.flush();
@@ -842,6 +873,84 @@ fn tcp_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The records of a flow with active-timeout records: each carries what came since the
+    /// one before, from its first packet, and together they carry the flow exactly.
+    #[test]
+    fn active_timeout_records_add_up_to_the_flow() {
+        use crate::flow::{Exported, Key, Packet, Shard, Tally, Timeouts};
+        let catalog = Catalog::builtin().unwrap();
+        let table = PortTable::build(&catalog);
+        let s = 1_000_000_000;
+        let timeouts = Timeouts {
+            active_ns: 10 * s,
+            ..Timeouts::ZEEK
+        };
+        let key = Key {
+            a: [1; 16],
+            b: [2; 16],
+            a_port: 40000,
+            b_port: 445,
+            proto: crate::decode::IpProto::TCP,
+            vlan: 0,
+            spi: 0,
+        };
+        let mut shard: Shard = Shard::new(10);
+        let mut tally = Tally::new(true);
+        // 25 packets, one every 1.5 s, the first and every third from a.
+        for i in 0..25u64 {
+            let p = Packet {
+                key,
+                from_a: i % 3 == 0,
+                ts_ns: i * 3 * s / 2,
+                wire_len: 100 + i,
+                ip_len: 86 + i,
+                tcp_flags: 0x10,
+            };
+            shard.packet(
+                &p,
+                |k| crate::classify::classify(&table, k),
+                &timeouts,
+                &mut tally,
+            );
+        }
+        shard.finish(&mut tally);
+        let mut apps = Applications::default();
+        let mut all = Records::default();
+        records(&tally.flows, &mut apps, &catalog, &table, false, &mut all);
+        let out = all.outer;
+        let got: Vec<_> = out
+            .iter()
+            .map(|r| {
+                (
+                    r.end,
+                    r.start_ms / 1000,
+                    r.end_ms / 1000,
+                    r.packets[0] + r.packets[1],
+                )
+            })
+            .collect();
+        // Checks at every second of capture time: due at 10.5 s (packets 0 to 6), at 21 s
+        // (7 to 13), at 31.5 s (14 to 20); the rest at the end.
+        assert_eq!(
+            got,
+            [
+                (EndReason::ActiveTimeout, 0, 9, 7),
+                (EndReason::ActiveTimeout, 10, 19, 7),
+                (EndReason::ActiveTimeout, 21, 30, 7),
+                (EndReason::ForcedEnd, 31, 36, 4),
+            ]
+        );
+        let sum = |f: &dyn Fn(&Record) -> u64| out.iter().map(f).sum::<u64>();
+        assert_eq!(sum(&|r| r.packets[0]), 9);
+        assert_eq!(sum(&|r| r.packets[1]), 16);
+        assert_eq!(sum(&|r| r.octets[0] + r.octets[1]), (86..111).sum::<u64>());
+        assert!(out.iter().all(|r| r.app == out[0].app && r.app != 0));
+        assert!(matches!(
+            tally.flows[3].exported.as_deref(),
+            Some(Exported { .. })
+        ));
+    }
 
     #[test]
     fn the_pacer_keeps_to_its_rate() {

@@ -37,6 +37,9 @@ pub struct Timeouts {
     /// After RST, or FIN in both directions, how long late packets still join the flow
     /// (Zeek's `tcp_close_delay`: 5 seconds). A new SYN starts a new flow at once.
     pub tcp_close_ns: u64,
+    /// Active timeout (0: none): a flow open this long since its start or its last export
+    /// is exported again, with what it carried since, and stays open (IPFIX export only).
+    pub active_ns: u64,
 }
 
 impl Timeouts {
@@ -46,6 +49,7 @@ impl Timeouts {
         udp_ns: 60 * NS,
         other_ns: 60 * NS,
         tcp_close_ns: 5 * NS,
+        active_ns: 0,
     };
 
     /// Builds timeouts from whole seconds.
@@ -55,6 +59,7 @@ impl Timeouts {
             udp_ns: udp.saturating_mul(NS),
             other_ns: other.saturating_mul(NS),
             tcp_close_ns: Timeouts::ZEEK.tcp_close_ns,
+            active_ns: 0,
         }
     }
 
@@ -172,6 +177,25 @@ pub struct PartRecord {
     pub ip_bytes: [u64; 2],
     /// What no live interval has reported yet (the part itself, if never reported).
     pub unreported: Counts,
+    /// What earlier records of the flow exported of the part (active timeout).
+    pub exported_packets: [u64; 2],
+    pub exported_bytes: [u64; 2],
+    pub exported_ip_bytes: [u64; 2],
+}
+
+/// Active timeout: what the records of a flow exported while it was open, so that the next
+/// one carries only what came since (RFC 7011's delta counters).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Exported {
+    /// Of the flow's own row (parts keep theirs), sent by `a` and by `b`.
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub ip_bytes: [u64; 2],
+    /// Capture time of the last export: the next is due an active timeout later.
+    pub at_ns: u64,
+    /// The time of the first packet since then (`u64::MAX`: none yet), the next record's
+    /// start.
+    pub first_ns: u64,
 }
 
 /// A finished flow, kept only when `--flows` asks for them.
@@ -207,6 +231,10 @@ pub struct FlowRecord {
     pub smb_forgotten: u64,
     /// TCP: whether `a` (true) or `b` answered the handshake with a SYN-ACK, if one was seen.
     pub syn_ack_from_a: Option<bool>,
+    /// Of a flow that active-timeout records exported in part while it was open: what they
+    /// carried (the counts above are still the whole flow's). `None` for those records
+    /// themselves, whose counts are their own deltas.
+    pub exported: Option<Box<Exported>>,
 }
 
 impl FlowRecord {
@@ -234,6 +262,9 @@ pub enum FlowEnd {
     Evicted,
     /// Still open at the end of the input.
     Finished,
+    /// Not an end: the flow is open past the active timeout, and the record carries what
+    /// it sent since its last record (counted nowhere else; `--flows` leaves it out).
+    Active,
 }
 
 impl FlowRecord {
@@ -380,6 +411,14 @@ impl Tally {
             }
             self.interval_flows += u64::from(!record.counted);
         }
+        if self.keep_flows {
+            self.flows.push(record);
+        }
+    }
+
+    /// Keeps the active-timeout record of an open flow for the export (it counts in no row:
+    /// the flow counts when it ends).
+    pub fn export_open(&mut self, record: FlowRecord) {
         if self.keep_flows {
             self.flows.push(record);
         }

@@ -53,6 +53,10 @@ pub struct Part {
     pub reported: bool,
     pub reported_packets: u64,
     pub reported_bytes: u64,
+    /// What active-timeout records exported of the part while its flow was open.
+    pub exported_packets: [u64; 2],
+    pub exported_bytes: [u64; 2],
+    pub exported_ip_bytes: [u64; 2],
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -341,6 +345,9 @@ impl Conn {
             reported: false,
             reported_packets: 0,
             reported_bytes: 0,
+            exported_packets: [0; 2],
+            exported_bytes: [0; 2],
+            exported_ip_bytes: [0; 2],
         });
         u8::try_from(self.parts.len() - 1).unwrap_or(NONE)
     }

@@ -7,7 +7,7 @@
 
 use super::flows::{hash_of, Flows};
 use super::smb::Conn;
-use super::{Counts, FlowEnd, FlowKey, FlowRecord, Key, PartRecord, Tally, Timeouts};
+use super::{Counts, Exported, FlowEnd, FlowKey, FlowRecord, Key, PartRecord, Tally, Timeouts};
 use crate::catalog::{Match, MatchKind};
 use crate::decode::IpProto;
 
@@ -16,6 +16,9 @@ pub const SHARDS: usize = 64;
 
 /// How often (in capture time) a shard looks for idle flows to end.
 const SWEEP_EVERY_NS: u64 = 10_000_000_000;
+/// How often (in capture time) a shard looks for flows due for an active-timeout record,
+/// when there is an active timeout: a record leaves at most this late.
+const ACTIVE_EVERY_NS: u64 = 1_000_000_000;
 
 const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
@@ -49,6 +52,8 @@ struct Stats {
     smb: Option<Box<Conn>>,
     /// An SMB connection that found no room for its state.
     smb_refused: bool,
+    /// Active timeout: what the flow's records exported while it was open, once one was.
+    exported: Option<Box<Exported>>,
 }
 
 impl Stats {
@@ -103,7 +108,11 @@ pub struct Packet<K = Key> {
 pub struct Shard<K = Key> {
     flows: Flows<K, Stats>,
     max_flows: usize,
+    /// The capture time of the next idle sweep, of the next look for active-timeout
+    /// records, and the earlier of the two (one comparison per packet).
     next_sweep_ns: u64,
+    next_active_ns: u64,
+    next_check_ns: u64,
     scratch: Vec<u64>,
     /// Open flows that carry SMB state, at most [`SMB_CONNS_PER_SHARD`].
     smb_conns: usize,
@@ -147,6 +156,9 @@ fn record<K: FlowKey>(key: K, s: &Stats, end: FlowEnd) -> FlowRecord {
                 bytes: p.bytes,
                 ip_bytes: p.ip_bytes,
                 unreported: part_unreported(p),
+                exported_packets: p.exported_packets,
+                exported_bytes: p.exported_bytes,
+                exported_ip_bytes: p.exported_ip_bytes,
             })
             .collect(),
         smb_forgotten: s.smb.as_ref().map_or(0, |c| c.forgotten) + u64::from(s.smb_refused),
@@ -154,7 +166,33 @@ fn record<K: FlowKey>(key: K, s: &Stats, end: FlowEnd) -> FlowRecord {
             0 => None,
             bits => Some(bits & 0b0100 != 0),
         },
+        exported: s.exported.clone(),
     }
+}
+
+/// The active-timeout record of open flow `s`: what it carried since its last record (its
+/// own row's and each part's), starting at the first packet since; `None` if nothing.
+fn delta<K: FlowKey>(key: K, s: &Stats) -> Option<FlowRecord> {
+    let mut r = record(key, s, FlowEnd::Active);
+    r.end = FlowEnd::Active;
+    if let Some(e) = r.exported.take() {
+        r.first_ns = e.first_ns;
+        for side in 0..2 {
+            r.packets[side] = r.packets[side].saturating_sub(e.packets[side]);
+            r.bytes[side] = r.bytes[side].saturating_sub(e.bytes[side]);
+            r.ip_bytes[side] = r.ip_bytes[side].saturating_sub(e.ip_bytes[side]);
+        }
+    }
+    for p in &mut r.parts {
+        for side in 0..2 {
+            p.packets[side] = p.packets[side].saturating_sub(p.exported_packets[side]);
+            p.bytes[side] = p.bytes[side].saturating_sub(p.exported_bytes[side]);
+            p.ip_bytes[side] = p.ip_bytes[side].saturating_sub(p.exported_ip_bytes[side]);
+        }
+        (p.exported_packets, p.exported_bytes, p.exported_ip_bytes) = ([0; 2], [0; 2], [0; 2]);
+    }
+    r.parts.retain(|p| p.packets[0] + p.packets[1] > 0);
+    (r.packets[0] + r.packets[1] > 0 || !r.parts.is_empty()).then_some(r)
 }
 
 /// Whether `s` is over by the time of a packet at `now` with `flags`.
@@ -180,6 +218,8 @@ impl<K: FlowKey> Shard<K> {
             flows: Flows::with_capacity(capacity.min(max_flows)),
             max_flows,
             next_sweep_ns: 0,
+            next_active_ns: 0,
+            next_check_ns: 0,
             scratch: Vec::new(),
             smb_conns: 0,
         }
@@ -196,9 +236,8 @@ impl<K: FlowKey> Shard<K> {
         timeouts: &Timeouts,
         tally: &mut Tally,
     ) -> u32 {
-        if p.ts_ns >= self.next_sweep_ns {
-            self.sweep(p.ts_ns, timeouts, tally);
-            self.next_sweep_ns = p.ts_ns.saturating_add(SWEEP_EVERY_NS);
+        if p.ts_ns >= self.next_check_ns {
+            self.check(p.ts_ns, timeouts, tally);
         }
         let hash = hash_of(&p.key);
         if let Some(i) = self.flows.find(hash, &p.key) {
@@ -230,9 +269,58 @@ impl<K: FlowKey> Shard<K> {
             reported_bytes: 0,
             smb: None,
             smb_refused: false,
+            exported: None,
         };
         count(&mut s, p);
         self.flows.insert(hash, p.key, s)
+    }
+
+    /// The timers of a shard: every [`SWEEP_EVERY_NS`] the idle sweep, and with an active
+    /// timeout, every [`ACTIVE_EVERY_NS`] the active-timeout records; in capture time, so
+    /// that both happen at the same packets for any number of workers.
+    fn check(&mut self, now: u64, timeouts: &Timeouts, tally: &mut Tally) {
+        if now >= self.next_sweep_ns {
+            self.sweep(now, timeouts, tally);
+            self.next_sweep_ns = now.saturating_add(SWEEP_EVERY_NS);
+        }
+        self.next_check_ns = self.next_sweep_ns;
+        if timeouts.active_ns > 0 && tally.keep_flows {
+            if now >= self.next_active_ns {
+                self.export_active(now, timeouts, tally);
+                self.next_active_ns = now.saturating_add(ACTIVE_EVERY_NS);
+            }
+            self.next_check_ns = self.next_check_ns.min(self.next_active_ns);
+        }
+    }
+
+    /// Hands the export a record of what each open flow carried since its start or its
+    /// last such record, when that was an active timeout ago or more; the flow stays open,
+    /// and its counts stay whole for the report. Flows already over are left to the sweep.
+    fn export_active(&mut self, now: u64, timeouts: &Timeouts, tally: &mut Tally) {
+        for (key, s) in self.flows.iter_mut() {
+            let since = s.exported.as_ref().map_or(s.first_ns, |e| e.at_ns);
+            if now.saturating_sub(since) < timeouts.active_ns
+                || is_over(s, key.proto(), now, 0, timeouts)
+            {
+                continue;
+            }
+            if let Some(r) = delta(*key, s) {
+                tally.export_open(r);
+            }
+            let (packets, bytes, ip_bytes) = s.own();
+            let e = s.exported.get_or_insert_with(Box::default);
+            **e = Exported {
+                packets,
+                bytes,
+                ip_bytes,
+                at_ns: now,
+                first_ns: u64::MAX,
+            };
+            for p in s.smb.iter_mut().flat_map(|c| c.parts.iter_mut()) {
+                (p.exported_packets, p.exported_bytes, p.exported_ip_bytes) =
+                    (p.packets, p.bytes, p.ip_bytes);
+            }
+        }
     }
 
     /// Ends every flow idle past its timeout at capture time `now`.
@@ -357,6 +445,9 @@ fn count<K: FlowKey>(s: &mut Stats, p: &Packet<K>) {
     s.ip_bytes[side] += p.ip_len;
     s.first_ns = s.first_ns.min(p.ts_ns);
     s.last_ns = s.last_ns.max(p.ts_ns);
+    if let Some(e) = s.exported.as_deref_mut() {
+        e.first_ns = e.first_ns.min(p.ts_ns);
+    }
     if p.key.proto() == IpProto::TCP {
         s.flags[side] |= p.tcp_flags;
         if p.tcp_flags & TCP_RST != 0 {
@@ -490,6 +581,75 @@ mod tests {
         assert!(smb(&mut shard, &new.key).is_some());
         shard.finish(&mut tally);
         assert_eq!(tally.smb_forgotten, 10);
+    }
+
+    /// A UDP flow of a packet a second for 36 s, each way in turn, under a 10 s active
+    /// timeout: a record every 10 s of what came since, the flow kept whole for the tally.
+    #[test]
+    fn active_timeout_records_carry_deltas_and_the_flow_stays_whole() {
+        let mut shard: Shard = Shard::new(10);
+        let mut tally = Tally::new(true);
+        let timeouts = Timeouts {
+            active_ns: 10 * S,
+            ..Timeouts::ZEEK
+        };
+        for t in 0..36 {
+            shard.packet(
+                &pkt(1, t % 2 == 0, t, 0, 17),
+                |_| None,
+                &timeouts,
+                &mut tally,
+            );
+        }
+        // Nothing counted yet: the three records are for the export only.
+        assert!(tally.rows.is_empty());
+        let open: Vec<_> = tally
+            .flows
+            .iter()
+            .map(|f| (f.end, f.first_ns / S, f.last_ns / S, f.packets, f.bytes))
+            .collect();
+        assert_eq!(
+            open,
+            [
+                (FlowEnd::Active, 0, 9, [5, 5], [500, 500]),
+                (FlowEnd::Active, 10, 19, [5, 5], [500, 500]),
+                (FlowEnd::Active, 20, 29, [5, 5], [500, 500]),
+            ]
+        );
+        assert!(tally.flows.iter().all(|f| f.exported.is_none()));
+        shard.finish(&mut tally);
+        assert_eq!(
+            tally.rows[&None],
+            Counts {
+                flows: 1,
+                packets: 36,
+                bytes: 3600
+            }
+        );
+        // The last record is the whole flow, with what the others exported of it.
+        let last = &tally.flows[3];
+        assert_eq!(
+            (last.end, last.first_ns, last.packets),
+            (FlowEnd::Finished, 0, [18, 18])
+        );
+        assert_eq!(
+            last.exported.as_deref(),
+            Some(&Exported {
+                packets: [15, 15],
+                bytes: [1500, 1500],
+                ip_bytes: [1290, 1290],
+                at_ns: 30 * S,
+                first_ns: 30 * S,
+            })
+        );
+
+        // Without flows kept (nothing exported), no records are made.
+        let mut shard: Shard = Shard::new(10);
+        let mut tally = Tally::new(false);
+        for t in 0..36 {
+            shard.packet(&pkt(1, true, t, 0, 17), |_| None, &timeouts, &mut tally);
+        }
+        assert!(tally.flows.is_empty());
     }
 
     #[test]

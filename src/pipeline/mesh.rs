@@ -57,6 +57,9 @@ pub(super) struct Links {
     pub reports: Sender<Report>,
     /// Where finished flows go while the run goes on, when they are exported.
     pub finished: Option<Sender<Vec<FlowRecord>>>,
+    /// Live: finished flows also go at least this often (of wall time), however few, so
+    /// that a collector sees them while the capture goes on.
+    pub flush_every: Option<Duration>,
     /// How many of its own batches this worker may decode ahead: [`AHEAD`], or 0 with
     /// intervals of capture time, where what decoding counts itself (frames that are not
     /// IP, undecodable ones) must fall in the interval of the batch it decodes.
@@ -119,6 +122,7 @@ pub(super) fn work(mut worker: Worker<'_>, links: &Links) -> (Tally, Duration) {
     let fault = fault::Fault::for_worker(me);
     let mut own: std::collections::VecDeque<Part> = std::collections::VecDeque::new();
     let mut batches_open = true;
+    let mut flushed = Instant::now();
     for b in 0usize.. {
         let owner = b % n;
         let part = if owner == me {
@@ -161,8 +165,15 @@ pub(super) fn work(mut worker: Worker<'_>, links: &Links) -> (Tally, Duration) {
         fault.strike();
         worker.apply(&part.routed);
         if let Some(tx) = &links.finished {
-            if let Some(flows) = worker.take_flows(super::EXPORT_CHUNK) {
+            let due = links
+                .flush_every
+                .is_some_and(|every| flushed.elapsed() >= every);
+            let at_least = if due { 1 } else { super::EXPORT_CHUNK };
+            if let Some(flows) = worker.take_flows(at_least) {
                 let _ = tx.send(flows);
+            }
+            if due {
+                flushed = Instant::now();
             }
         }
         if let Some(seq) = part.tick {

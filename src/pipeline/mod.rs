@@ -103,6 +103,8 @@ pub struct Export<'s> {
 
 /// How many finished flows a worker gathers before it hands them to the export.
 pub const EXPORT_CHUNK: usize = 1024;
+/// Live, a worker hands over what it has at least this often (of wall time), however few.
+const LIVE_FLUSH: Duration = Duration::from_secs(1);
 
 /// A pipeline thread panicked, so the tally lacks what it held.
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +181,7 @@ pub fn run_exporting<'a>(
                 spare_out: spare.iter().map(|s| s.0.clone()).collect(),
                 reports: report_tx.clone(),
                 finished: finished_tx.clone(),
+                flush_every: sheds.then_some(LIVE_FLUSH),
                 ahead: if exact_intervals { 0 } else { AHEAD },
             };
             handles.push(scope.spawn(move || work(Worker::new(id, table, worker_config), &links)));

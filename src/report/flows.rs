@@ -4,7 +4,7 @@
 use super::row_key;
 use crate::catalog::{format_uuid, Match, PortTable};
 use crate::decode::{IpProto, Tunnel};
-use crate::flow::FlowRecord;
+use crate::flow::{FlowEnd, FlowRecord};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv6Addr};
@@ -103,7 +103,8 @@ pub fn write_flows(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     sort_flows(flows);
-    for f in flows.iter() {
+    // Active-timeout records are pieces of flows whose whole line follows when they end.
+    for f in flows.iter().filter(|f| f.end != FlowEnd::Active) {
         let k = &f.key;
         let (o, r) = if f.a_is_origin { (0, 1) } else { (1, 0) };
         let (packets, bytes) = f.totals();
