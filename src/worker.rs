@@ -238,8 +238,8 @@ impl RoutedPacket {
             wire_len,
             fragment_id,
             place: shard | u8::from(from_a) << 7,
-            // Saturated at 255, without a branch.
-            overhead: wire_len.saturating_sub(ip_len).min(255) as u8,
+            // At most 255 (a frame with more outside its IP packet counts more octets).
+            overhead: u8::try_from(wire_len - ip_len.min(wire_len)).unwrap_or(u8::MAX),
             tcp_flags,
             piece,
         }
@@ -485,7 +485,7 @@ impl<'t> Worker<'t> {
             shard,
             ts_ns,
             wire_len,
-            d.ip.len,
+            decode::ip_octets(&d.ip, wire_len, data.len()),
             d.tcp_flags(),
             (piece, fragment_id),
         );
@@ -501,7 +501,13 @@ impl<'t> Worker<'t> {
                         from_a,
                         tcp_flags: i.tcp_flags(),
                         tunnel,
-                        ip_len: i.ip.len,
+                        // Bounded by the outer packet's: an inner header's length is
+                        // hostile too.
+                        ip_len: match i.ip.len {
+                            0 => i.ip.captured,
+                            len => len,
+                        }
+                        .min(packet.ip_len()),
                         outer,
                     }));
                 }

@@ -126,6 +126,8 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
             pipeline::run_exporting([Ok(source)], &table, &config, Some(live), export)
         })?;
     let outcome = outcome?;
+    // The file first: a closed pipe for the report must not lose a capture's records.
+    super::export_file(&a.export, file)?;
     if let Some(e) = failed {
         // A closed pipe ends the run quietly, like any other output error: main decides.
         return Err(e.into());
@@ -148,11 +150,9 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         write_live_table(&title, None, &summary, drops, false, &mut out)?;
     }
     out.flush()?;
-    super::export_file(&a.export, file)?;
     if a.stats {
         super::print_deliveries(&deliveries);
     }
-    let report = &outcome.inputs[0];
     if let Some(e) = &report.read_error {
         eprintln!("portscope: capture on {} stopped: {e}", a.interface);
         return Ok(ExitCode::from(1));

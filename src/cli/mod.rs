@@ -132,7 +132,7 @@ struct HandOver {
 }
 
 /// What export produced: what each collector was sent, and the `--ipfix-file` contents.
-type Exported = (
+type ExportOutcome = (
     Vec<portscope::export::Delivery>,
     Option<portscope::export::IpfixFile>,
 );
@@ -147,7 +147,7 @@ fn with_export<T>(
     table: &portscope::catalog::PortTable,
     hand_over: HandOver,
     run: impl FnOnce(Option<portscope::pipeline::Export<'_>>) -> T,
-) -> anyhow::Result<(T, Exported)> {
+) -> anyhow::Result<(T, ExportOutcome)> {
     if targets.is_empty() && e.ipfix_file.is_none() {
         return Ok((run(None), (Vec::new(), None)));
     }
@@ -209,7 +209,7 @@ fn export_file(
 }
 
 /// Ends export; warns on standard error about records a collector did not get.
-fn finish_export(exporter: portscope::export::Exporter<'_>) -> Exported {
+fn finish_export(exporter: portscope::export::Exporter<'_>) -> ExportOutcome {
     let (deliveries, file) = exporter.finish();
     for d in &deliveries {
         if d.unsent > 0 {

@@ -110,15 +110,24 @@ fn ipv4(p: &[u8], vlan: u16) -> Result<Decoded<'_>, Skip> {
     let id = u32::from(word(IDENT));
     let flags_offset = word(FLAGS_OFFSET);
     // A total length below the header (TSO captures write 0) is ignored.
-    let total = usize::from(word(TOTAL_LEN));
-    let total = if total >= header_len { total } else { p.len() };
+    let declared = usize::from(word(TOTAL_LEN));
+    let total = if declared >= header_len {
+        declared
+    } else {
+        p.len()
+    };
     let mut ip = Ip {
         version: IpVersion::V4,
         src: v4(SRC),
         dst: v4(DST),
         proto: IpProto(h[PROTOCOL]),
         fragment: Fragment::None,
-        len: u32::try_from(total).unwrap_or(u32::MAX),
+        len: if declared >= header_len {
+            u32::from(word(TOTAL_LEN))
+        } else {
+            0
+        },
+        captured: u32::try_from(p.len()).unwrap_or(u32::MAX),
     };
     if flags_offset & OFFSET_MASK != 0 {
         ip.fragment = Fragment::Later(id);
@@ -156,9 +165,10 @@ fn ipv6(p: &[u8], vlan: u16) -> Result<Decoded<'_>, Skip> {
         proto: IpProto(h[NEXT_HEADER]),
         fragment: Fragment::None,
         len: match u16::from_be_bytes([h[PAYLOAD_LEN], h[PAYLOAD_LEN + 1]]) {
-            0 => u32::try_from(p.len()).unwrap_or(u32::MAX),
+            0 => 0,
             len => u32::from(len) + LEN as u32,
         },
+        captured: u32::try_from(p.len()).unwrap_or(u32::MAX),
     };
     let mut next = ip.proto;
     let mut rest = &p[LEN..];

@@ -51,6 +51,22 @@ pub enum IpVersion {
     V6,
 }
 
+/// The IP-layer octets of a frame of `wire_len` bytes whose `frame_captured` bytes were
+/// captured: the header's length, bounded by what the wire carried after the link header;
+/// where the header gives none, all the wire carried after the link header.
+#[inline]
+pub fn ip_octets(ip: &Ip, wire_len: u32, frame_captured: usize) -> u32 {
+    let link = u32::try_from(frame_captured)
+        .unwrap_or(u32::MAX)
+        .saturating_sub(ip.captured);
+    let room = wire_len.saturating_sub(link);
+    if ip.len == 0 {
+        room
+    } else {
+        ip.len.min(room)
+    }
+}
+
 /// The IP layer of a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ip {
@@ -63,11 +79,13 @@ pub struct Ip {
     /// The upper-layer protocol after IPv6 extension headers (AH and ESP stop the walk).
     pub proto: IpProto,
     pub fragment: Fragment,
-    /// The packet's IP-layer octets (RFC 7012: its headers and payload): IPv4's total
-    /// length, or IPv6's payload length plus its 40-byte header; where the header gives no
-    /// usable length (TSO captures write 0, jumbograms carry 0), the bytes captured from
-    /// the IP header on.
+    /// The packet's IP-layer octets (RFC 7012: its headers and payload) as its header
+    /// gives them: IPv4's total length, or IPv6's payload length plus its 40-byte header;
+    /// 0 where the header gives no usable length (TSO captures write 0, jumbograms carry 0).
     pub len: u32,
+    /// The bytes captured from the IP header on (so the link header before it is the
+    /// frame's captured length less this).
+    pub captured: u32,
 }
 
 /// What the decoder read of the header after IP.
@@ -274,26 +292,36 @@ mod tests {
     }
 
     /// IP-layer octets come from the IP header: Ethernet padding and a cut capture do not
-    /// change them, and a total length of 0 (TSO) falls back to the bytes captured.
+    /// change them; a total length of 0 (TSO) or one longer than the wire carried falls
+    /// back to what the wire carried after the link header.
     #[test]
     fn ip_length_is_the_headers_not_the_frames() {
+        let octets = |frame: &[u8], wire: usize| {
+            let d = d(Link::Ethernet, frame).unwrap();
+            ip_octets(&d.ip, u32::try_from(wire).unwrap(), frame.len())
+        };
         let frame = eth_tcp4(50000, 445, b"");
-        assert_eq!(d(Link::Ethernet, &frame).unwrap().ip.len, 40);
+        assert_eq!(octets(&frame, frame.len()), 40);
         let mut padded = frame.clone();
         padded.resize(60, 0);
-        assert_eq!(d(Link::Ethernet, &padded).unwrap().ip.len, 40);
+        assert_eq!(octets(&padded, 60), 40);
         let long = eth_tcp4(50000, 445, &[7; 1000]);
-        assert_eq!(d(Link::Ethernet, &long[..100]).unwrap().ip.len, 1040);
+        assert_eq!(octets(&long[..100], long.len()), 1040);
         let mut tso = long.clone();
         tso[16..18].copy_from_slice(&[0, 0]);
-        assert_eq!(d(Link::Ethernet, &tso).unwrap().ip.len, 1040);
+        assert_eq!(octets(&tso, tso.len()), 1040);
+        // Cut to 100 bytes by the snap length, 64 KB on the wire: what the wire carried.
+        assert_eq!(octets(&tso[..100], 65_000), 65_000 - 14);
+        let mut lying = long.clone();
+        lying[16..18].copy_from_slice(&[0xff, 0xff]);
+        assert_eq!(octets(&lying, lying.len()), 1040);
         let mut v6 = Vec::new();
         PacketBuilder::ethernet2([1; 6], [2; 6])
             .ipv6([1; 16], [2; 16], 64)
             .udp(5353, 53)
             .write(&mut v6, &[1; 30])
             .unwrap();
-        assert_eq!(d(Link::Ethernet, &v6).unwrap().ip.len, 40 + 8 + 30);
+        assert_eq!(octets(&v6, v6.len()), 40 + 8 + 30);
     }
 
     #[test]

@@ -117,6 +117,7 @@ mod tests {
                 proto: IpProto::TCP,
                 fragment: Fragment::None,
                 len: 40,
+                captured: 40,
             },
             upper: Upper::Ports {
                 src: sp,

@@ -174,7 +174,6 @@ fn record<K: FlowKey>(key: K, s: &Stats, end: FlowEnd) -> FlowRecord {
 /// own row's and each part's), starting at the first packet since; `None` if nothing.
 fn delta<K: FlowKey>(key: K, s: &Stats) -> Option<FlowRecord> {
     let mut r = record(key, s, FlowEnd::Active);
-    r.end = FlowEnd::Active;
     if let Some(e) = r.exported.take() {
         r.first_ns = e.first_ns;
         for side in 0..2 {

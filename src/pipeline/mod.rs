@@ -96,7 +96,7 @@ pub fn run_live<'a>(
 /// order, and the rest once the workers are done.
 pub struct Export<'s> {
     pub sink: &'s mut (dyn FnMut(&[FlowRecord]) + Send),
-    /// Whether the outcome keeps the flows too (`--flows`, `--ipfix-file`); live runs,
+    /// Whether the outcome keeps the flows too (`--flows`); live runs,
     /// which would keep them without end, do not.
     pub keep: bool,
 }
