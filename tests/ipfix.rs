@@ -451,17 +451,7 @@ fn nfdump_reads_inner_flows_apart_in_their_own_domain() {
 fn paced_udp_export_of_many_flows_loses_nothing() {
     let dir = tmpdir("ipfix-many");
     let capture = dir.join("many.pcap");
-    let out = run(&[
-        "gen",
-        "-o",
-        capture.to_str().unwrap(),
-        "--small",
-        "--packets",
-        "300000",
-        "--flows",
-        "100000",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    super::util::gen(&capture, true, 300_000, 100_000);
     let collector = Nfcapd::start(&dir);
     let url = format!("udp://127.0.0.1:{}", collector.port);
     let flows = dir.join("flows.jsonl");
@@ -720,16 +710,7 @@ fn ipfix_dump_reads_inner_flows_in_the_file() {
 fn the_ipfix_file_is_the_same_for_any_thread_count() {
     let dir = tmpdir("ipfix-threads");
     let capture = dir.join("gen.pcap");
-    let out = run(&[
-        "gen",
-        "-o",
-        capture.to_str().unwrap(),
-        "--packets",
-        "200000",
-        "--flows",
-        "20000",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    super::util::gen(&capture, false, 200_000, 20_000);
     let mut files = Vec::new();
     for threads in ["1", "2", "3"] {
         let file = dir.join(format!("{threads}.ipfix"));

@@ -539,17 +539,7 @@ fn live_exports_to_nfcapd_while_tcpreplay_sends() {
     };
     let dir = tmpdir("live-ipfix");
     let capture = dir.join("mix.pcap");
-    let out = super::util::run(&[
-        "gen",
-        "-o",
-        capture.to_str().unwrap(),
-        "--small",
-        "--packets",
-        "300000",
-        "--flows",
-        "5000",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    super::util::gen(&capture, true, 300_000, 5_000);
     let veth = Veth::new();
     let collector = super::ipfix::Nfcapd::start(&dir);
     let url = format!("udp://127.0.0.1:{}", collector.port);

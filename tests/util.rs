@@ -17,6 +17,19 @@ pub fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("run portscope")
 }
 
+/// `portscope gen` of `packets` packets in `flows` flows (64-byte packets if `small`) into
+/// `path`.
+pub fn gen(path: &Path, small: bool, packets: u64, flows: u64) {
+    let (packets, flows) = (packets.to_string(), flows.to_string());
+    let mut args = vec!["gen", "-o", path.to_str().unwrap(), "--packets", &packets];
+    args.extend(["--flows", &flows]);
+    if small {
+        args.push("--small");
+    }
+    let out = run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
