@@ -32,9 +32,13 @@ impl Nfcapd {
     pub(super) fn start(dir: &Path) -> Nfcapd {
         let port = free_udp_port();
         let log = std::fs::File::create(dir.join("nfcapd.log")).unwrap();
+        // A directory of its own: nfcapd starts a new file at every 5 minutes of the
+        // clock, so a run may leave more than one.
+        let files = dir.join("nfcapd");
+        std::fs::create_dir_all(&files).unwrap();
         let child = Command::new("nfcapd")
             .args(["-b", "127.0.0.1", "-p", &port.to_string(), "-w"])
-            .arg(dir)
+            .arg(&files)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -57,7 +61,8 @@ impl Nfcapd {
         }
     }
 
-    /// Stops nfcapd (SIGTERM: it writes out its file) and returns the file it wrote.
+    /// Stops nfcapd (SIGTERM: it writes out its file) and returns the directory of the
+    /// files it wrote (`nfdump -R` reads them all).
     pub(super) fn stop(mut self) -> PathBuf {
         // Give the last datagrams time to be read.
         std::thread::sleep(Duration::from_millis(500));
@@ -73,16 +78,16 @@ impl Nfcapd {
         // sequence numbers count the application names that come between them too
         // (`udp_messages_stay_within_the_mtu` checks those).
         assert!(log.contains(", Bad Packets: 0"), "{log}");
-        std::fs::read_dir(&self.dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("nfcapd.2")
-            })
-            .expect("nfcapd wrote no file")
+        let files = self.dir.join("nfcapd");
+        assert!(
+            std::fs::read_dir(&files).unwrap().any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("nfcapd.2")),
+            "nfcapd wrote no file"
+        );
+        files
     }
 }
 
@@ -210,7 +215,7 @@ fn read_back_octets(
     Vec<(u64, u64)>,
 ) {
     let out = Command::new("nfdump")
-        .arg("-r")
+        .arg("-R")
         .arg(file)
         .args([
             "-q",
@@ -421,7 +426,7 @@ fn nfdump_reads_inner_flows_apart_in_their_own_domain() {
         assert_eq!(&got[3 * i..3 * i + 3], want, "{name}");
         // The inner records carry their domain, and nfdump filters on it.
         let out = Command::new("nfdump")
-            .arg("-r")
+            .arg("-R")
             .arg(&file)
             .args(["-q", "-N", "-o", "fmt:%exp|%odid|%ipkt|%opkt"])
             .arg(format!("observation domain id {inner_domain}"))
@@ -492,7 +497,7 @@ fn paced_udp_export_of_many_flows_loses_nothing() {
 /// nfdump's lines of `file` in the format `fmt` (without `fmt:`), fields split at `|`.
 pub(super) fn nfdump_lines(file: &Path, fmt: &str) -> Vec<Vec<String>> {
     let out = Command::new("nfdump")
-        .arg("-r")
+        .arg("-R")
         .arg(file)
         .args(["-q", "-N", "-o", &format!("fmt:{fmt}")])
         .output()
