@@ -525,15 +525,16 @@ fn expected_at_collector(total: &Report) -> std::collections::BTreeMap<String, u
 }
 
 /// tcpreplay sends 300,000 64-byte packets of the synthetic mix onto a veth pair, at
-/// 300,000 a second (a rate the README quotes for release builds; 100,000 from a debug
-/// build, whose decoding is many times slower); `live --ipfix` on the other end exports to
+/// 300,000 a second (a rate the README quotes for release builds; 30,000 from a debug
+/// build, whose decoding is many times slower: at 100,000, with the rest of the suite
+/// running beside it, it shed 1 packet of 300,000 once); `live --ipfix` on the other end exports to
 /// nfcapd while it captures. Live counts every packet, and nfdump reads back, per
 /// application, the packets of live's final rows, and as many records as live says it
 /// sent: nothing lost.
 #[test]
 fn live_exports_to_nfcapd_while_tcpreplay_sends() {
     let pps = if cfg!(debug_assertions) {
-        "--pps=100000"
+        "--pps=30000"
     } else {
         "--pps=300000"
     };
