@@ -86,7 +86,7 @@ const APP_FIELDS: [(u16, u16); 4] = [
 ];
 
 /// Why a flow ended, as `flowEndReason` (IE 136) numbers it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum EndReason {
     IdleTimeout = 1,
@@ -96,10 +96,9 @@ pub enum EndReason {
     LackOfResources = 5,
 }
 
-/// One bidirectional flow record: forward is the originator's direction. Ordered by start
-/// time first (the order of an IPFIX file), then by every other field, so that sorting
-/// gives one order whatever order the records came in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// One bidirectional flow record: forward is the originator's direction. (The IPFIX file
+/// orders records by start time, then by their encoded bytes.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record {
     pub start_ms: u64,
     pub end_ms: u64,

@@ -2,7 +2,8 @@
 //! `--flows` writes, as IPFIX messages to UDP and TCP collectors (`--ipfix URL`) and to an
 //! IPFIX file (`--ipfix-file`, RFC 5655: the messages one after another).
 //!
-//! One record per flow; flows inside tunnels are exported only when asked (`--ipfix-inner`;
+//! One record per flow, per part of a flow split over service rows (SMB), and per active
+//! timeout of a long flow; flows inside tunnels are exported only when asked (`--ipfix-inner`;
 //! their packets are also in their tunnel's outer flow), in an observation domain of their
 //! own, so a collector's totals of the outer domain equal portscope's. Each record's
 //! `applicationId` names its service row; options records name the applications, before
