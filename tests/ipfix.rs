@@ -930,6 +930,49 @@ fn bad_inner_domains_stop_before_any_packet_is_read() {
     );
 }
 
+/// The options that shape an export are refused without `--ipfix` or `--ipfix-file`,
+/// rather than silently ignored (an operator who typed `--active-timeout` expects records).
+#[test]
+fn export_options_without_a_collector_or_file_are_refused() {
+    let demo = super::util::fixture("demo.pcap");
+    for args in [
+        &["classify", "--active-timeout", "5"][..],
+        &["classify", "--ipfix-inner"],
+        &["classify", "--ipfix-rate", "0"],
+        &["classify", "--ipfix-mtu", "9000"],
+        &["classify", "--observation-domain", "3"],
+        &["live", "-i", "lo", "--active-timeout", "5"],
+    ] {
+        let mut all = args.to_vec();
+        if all[0] == "classify" {
+            all.push(&demo);
+        }
+        let out = run(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).starts_with(
+                "error: the following required arguments were not provided:\n  <--ipfix <URL>|--ipfix-file <FILE>>\n"
+            ),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // With a file to export to, they are taken.
+    let out = run(&[
+        "classify",
+        "--ipfix-file",
+        "/dev/null",
+        "--active-timeout",
+        "5",
+        "--ipfix-inner",
+        "--format",
+        "json",
+        &demo,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn unreachable_collectors_do_not_stop_the_report() {
     let demo = super::util::fixture("demo.pcap");

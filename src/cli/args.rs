@@ -129,8 +129,11 @@ pub struct FlowOpts {
     pub ports_only: bool,
 }
 
-/// IPFIX export of finished flows: shared by every subcommand that classifies.
+/// IPFIX export of finished flows: shared by every subcommand that classifies. The options
+/// that shape an export are refused without a collector or a file to export to, rather
+/// than ignored.
 #[derive(Debug, ClapArgs)]
+#[command(group = clap::ArgGroup::new("ipfix_out").args(["ipfix", "ipfix_file"]).multiple(true))]
 pub struct ExportOpts {
     /// Export every flow to this IPFIX collector (repeatable): udp://HOST:PORT (the
     /// default scheme) or tcp://HOST:PORT.
@@ -140,18 +143,18 @@ pub struct ExportOpts {
     #[arg(long, value_name = "FILE")]
     pub ipfix_file: Option<PathBuf>,
     /// The largest UDP message to send, in bytes (512 to 65535).
-    #[arg(long, value_name = "BYTES", default_value_t = portscope::export::DEFAULT_MTU)]
+    #[arg(long, requires = "ipfix_out", value_name = "BYTES", default_value_t = portscope::export::DEFAULT_MTU)]
     pub ipfix_mtu: usize,
     /// The most data records a second to send over UDP (0: no pacing). UDP has no flow
     /// control: a collector that falls behind loses what its receive buffer cannot hold.
-    #[arg(long, value_name = "RECORDS", default_value_t = portscope::export::DEFAULT_RATE)]
+    #[arg(long, requires = "ipfix_out", value_name = "RECORDS", default_value_t = portscope::export::DEFAULT_RATE)]
     pub ipfix_rate: u64,
     /// The observation domain ID in every IPFIX message (of outer flows).
-    #[arg(long, value_name = "ID", default_value_t = 1)]
+    #[arg(long, requires = "ipfix_out", value_name = "ID", default_value_t = 1)]
     pub observation_domain: u32,
     /// Also export the flows inside tunnels, in an observation domain of their own, so that
     /// a collector's totals of the outer domain still equal portscope's.
-    #[arg(long)]
+    #[arg(long, requires = "ipfix_out")]
     pub ipfix_inner: bool,
     /// The observation domain of the flows inside tunnels (default: the outer one + 1).
     #[arg(long, value_name = "ID", requires = "ipfix_inner")]
@@ -160,7 +163,7 @@ pub struct ExportOpts {
     /// is exported again with what it carried since (delta counts, flowEndReason 2), and
     /// stays open; 0: flows are exported when they end. Default: 60 for live, 0 for
     /// classify.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, requires = "ipfix_out", value_name = "SECS")]
     pub active_timeout: Option<u64>,
 }
 
