@@ -44,6 +44,9 @@ pub struct WorkerConfig {
     /// for the `top` pairs of each row (`--top`).
     pub hosts: bool,
     pub top: usize,
+    /// Active-timeout records of the flows inside tunnels too (`--ipfix-inner`); without
+    /// it only outer flows make them, since the export would drop the inner ones.
+    pub inner_active: bool,
 }
 
 impl WorkerConfig {
@@ -61,6 +64,7 @@ impl WorkerConfig {
             follow: true,
             hosts: false,
             top: 0,
+            inner_active: false,
         }
     }
 }
@@ -331,6 +335,9 @@ pub struct Worker<'t> {
     shards: Vec<Shard>,
     /// Flows inside tunnels, per owned shard (the shard of the outer packet).
     inner: Vec<Shard<InnerKey>>,
+    /// The timeouts of those flows: the outer ones, with no active timeout unless
+    /// `inner_active`.
+    inner_timeouts: Timeouts,
     /// Announced flows, per owned shard.
     expected: Vec<Expected>,
     /// Interfaces the interface table does not know that each owned shard has named.
@@ -363,6 +370,14 @@ impl<'t> Worker<'t> {
             inner: (0..owned)
                 .map(|_| Shard::<InnerKey>::with_capacity(per_shard, 0))
                 .collect(),
+            inner_timeouts: Timeouts {
+                active_ns: if config.inner_active {
+                    config.timeouts.active_ns
+                } else {
+                    0
+                },
+                ..config.timeouts
+            },
             expected: (0..owned)
                 .map(|_| Expected::new(EXPECTATIONS_PER_SHARD))
                 .collect(),
@@ -706,7 +721,7 @@ impl<'t> Worker<'t> {
         self.inner[local].packet(
             &packet,
             |k| classify(table, &k.key),
-            &self.config.timeouts,
+            &self.inner_timeouts,
             &mut self.tally,
         );
     }
@@ -1116,6 +1131,50 @@ mod tests {
             classify_frames(&TABLE, config(1), Link::Ipv6, frames).orphan_fragments,
             1
         );
+    }
+
+    /// IPv4 GRE from 10.0.0.1 to 10.0.0.2 carrying UDP 5000 -> 53 between 192.168.0.1 and
+    /// 192.168.0.2.
+    fn gre_udp() -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0, 0, 52, 0, 0, 0, 0, 64, 47, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        p.extend_from_slice(&[0, 0, 0x08, 0x00]);
+        p.extend_from_slice(&[0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
+        p.extend_from_slice(&[192, 168, 0, 1, 192, 168, 0, 2]);
+        p.extend_from_slice(&[0x13, 0x88, 0, 53, 0, 8, 0, 0]);
+        p
+    }
+
+    #[test]
+    fn flows_inside_tunnels_make_active_records_only_when_they_are_exported() {
+        // A packet a second for 10 s under a 3 s active timeout.
+        let frame = gre_udp();
+        let frames = || (0..10u64).map(|i| (i * 1_000_000_000, 52, &frame[..]));
+        let active = |inner_active: bool| {
+            let mut c = WorkerConfig {
+                keep_flows: true,
+                inner_active,
+                ..config(1)
+            };
+            c.timeouts.active_ns = 3_000_000_000;
+            let tally = classify_frames(&TABLE, c, Link::Ipv4, frames());
+            let count = |inner: bool| {
+                tally
+                    .flows
+                    .iter()
+                    .filter(|f| {
+                        f.end == crate::flow::FlowEnd::Active && f.tunnel.is_some() == inner
+                    })
+                    .map(|f| f.packets[0])
+                    .collect::<Vec<_>>()
+            };
+            (count(false), count(true))
+        };
+        // The packets at 3, 6 and 9 s find a record due (before they count): each carries
+        // the 3 packets since the last; the 10th is left to the flow's end.
+        assert_eq!(active(false), (vec![3, 3, 3], vec![]));
+        assert_eq!(active(true), (vec![3, 3, 3], vec![3, 3, 3]));
     }
 
     fn config(workers: usize) -> WorkerConfig {

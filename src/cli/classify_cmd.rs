@@ -47,6 +47,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         ..super::worker_config(&a.flow, a.flows.is_some() || exporting)?
     };
     worker.timeouts.active_ns = super::active_ns(&a.export, 0);
+    worker.inner_active = a.export.ipfix_inner;
     let config = Config {
         worker,
         progress: progress_bar(captures),

@@ -61,6 +61,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
     );
     let mut worker = super::worker_config(&a.flow, super::exporting(&a.export))?;
     worker.timeouts.active_ns = super::active_ns(&a.export, DEFAULT_ACTIVE_TIMEOUT);
+    worker.inner_active = a.export.ipfix_inner;
     let config = Config {
         worker,
         progress: None,
