@@ -969,6 +969,28 @@ mod tests {
         assert!(Pacer::new(0, 1400).is_none());
     }
 
+    /// However long the pacer waited, it lets no more than a millisecond's worth leave at
+    /// once: a pause does not become a burst that a collector's buffer cannot hold.
+    #[test]
+    fn the_pacer_sends_no_more_than_its_burst_after_a_pause() {
+        let mut p = Pacer::new(100_000, 1400).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        for _ in 0..50 {
+            p.wait(18);
+        }
+        // 900 records: the 100 of the burst at once, 800 at 100,000 a second.
+        assert!(
+            start.elapsed() >= Duration::from_millis(8),
+            "{:?}",
+            start.elapsed()
+        );
+        // A message bigger than the burst still leaves.
+        let mut p = Pacer::new(1_000, 1400).unwrap();
+        assert_eq!(p.burst, 18.0);
+        p.wait(18);
+    }
+
     #[test]
     fn udp_streams_repeat_templates_often_and_names_seldom() {
         let record = ipfix::Record {
