@@ -923,9 +923,15 @@ impl<'t> Worker<'t> {
     }
 
     /// The finished flows kept so far, once there are at least `at_least` of them (handed
-    /// to the export while the run goes on).
-    pub fn take_flows(&mut self, at_least: usize) -> Option<Vec<crate::flow::FlowRecord>> {
-        (self.tally.flows.len() >= at_least).then(|| std::mem::take(&mut self.tally.flows))
+    /// to the export while the run goes on); `next` gives the (empty) vector that keeps
+    /// the flows from then on.
+    pub fn take_flows(
+        &mut self,
+        at_least: usize,
+        next: impl FnOnce() -> Vec<crate::flow::FlowRecord>,
+    ) -> Option<Vec<crate::flow::FlowRecord>> {
+        (self.tally.flows.len() >= at_least)
+            .then(|| std::mem::replace(&mut self.tally.flows, next()))
     }
 
     /// Ends every open flow and hands over the tally.

@@ -57,6 +57,8 @@ pub(super) struct Links {
     pub reports: Sender<Report>,
     /// Where finished flows go while the run goes on, when they are exported.
     pub finished: Option<Sender<Vec<FlowRecord>>>,
+    /// The vectors the export emptied, for the next hand-over.
+    pub emptied: Receiver<Vec<FlowRecord>>,
     /// Live: finished flows also go at least this often (of wall time), however few, so
     /// that a collector sees them while the capture goes on.
     pub flush_every: Option<Duration>,
@@ -169,7 +171,13 @@ pub(super) fn work(mut worker: Worker<'_>, links: &Links) -> (Tally, Duration) {
                 .flush_every
                 .is_some_and(|every| flushed.elapsed() >= every);
             let at_least = if due { 1 } else { super::EXPORT_CHUNK };
-            if let Some(flows) = worker.take_flows(at_least) {
+            let next = || {
+                links
+                    .emptied
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(2 * super::EXPORT_CHUNK))
+            };
+            if let Some(flows) = worker.take_flows(at_least, next) {
                 let _ = tx.send(flows);
             }
             if due {

@@ -155,13 +155,19 @@ pub fn run_exporting<'a>(
         let spare: Vec<Spare> = (0..workers).map(|_| unbounded()).collect();
         let (finished_tx, finished_rx) = unbounded::<Vec<FlowRecord>>();
         let finished_tx = export.is_some().then_some(finished_tx);
+        // The export's emptied vectors go back to the workers (unless it keeps the flows),
+        // so that a hand-over neither grows a vector from nothing nor faults in new pages.
+        let (emptied_tx, emptied_rx) = bounded::<Vec<FlowRecord>>(2 * workers + 2);
         let exporter = export.map(|Export { sink, keep }| {
             scope.spawn(move || {
                 let mut kept = Vec::new();
-                for flows in finished_rx {
+                for mut flows in finished_rx {
                     sink(&flows);
                     if keep {
                         kept.push(flows);
+                    } else {
+                        flows.clear();
+                        let _ = emptied_tx.try_send(flows);
                     }
                 }
                 kept
@@ -181,6 +187,7 @@ pub fn run_exporting<'a>(
                 spare_out: spare.iter().map(|s| s.0.clone()).collect(),
                 reports: report_tx.clone(),
                 finished: finished_tx.clone(),
+                emptied: emptied_rx.clone(),
                 flush_every: sheds.then_some(LIVE_FLUSH),
                 ahead: if exact_intervals { 0 } else { AHEAD },
             };
