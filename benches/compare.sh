@@ -43,6 +43,24 @@ cmds[portscope]="$bin classify --format json -o /dev/null $cap"
 cmds[portscope_1worker]="$bin classify --threads 1 --format json -o /dev/null $cap"
 cmds[tcpdump]="tcpdump -n -r $cap -w /dev/null"
 order=(walk portscope portscope_1worker tcpdump)
+# IPFIX export to a local collector (the cost check of the export issue): nfcapd with the
+# receive buffer the README's deployment section starts it with, and portscope with its
+# defaults (paced to 200,000 records a second, 1400-byte messages) and as the README sets it
+# up for a collector on the same host (unpaced, loopback-sized messages).
+collector=""
+if command -v nfcapd >/dev/null; then
+  collector=$(mktemp -d)
+  port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  nfcapd -b 127.0.0.1 -p "$port" -w "$collector" -B 4194304 >"$collector/log" 2>&1 &
+  nfcapd_pid=$!
+  trap 'kill $nfcapd_pid 2>/dev/null; rm -rf "$collector"' EXIT
+  until grep -q "Startup nfcapd" "$collector/log"; do sleep 0.05; done
+  cmds[ipfix_paced]="$bin classify --ipfix udp://127.0.0.1:$port --format json -o /dev/null $cap"
+  cmds[ipfix_local]="$bin classify --ipfix udp://127.0.0.1:$port --ipfix-rate 0 --ipfix-mtu 65000 --format json -o /dev/null $cap"
+  # With one worker the pipeline leaves the collector room on two cores.
+  cmds[portscope_1worker_ipfix_local]="$bin classify --threads 1 --ipfix udp://127.0.0.1:$port --ipfix-rate 0 --ipfix-mtu 65000 --format json -o /dev/null $cap"
+  order+=(ipfix_paced ipfix_local portscope_1worker_ipfix_local)
+fi
 if command -v ndpiReader >/dev/null; then
   cmds[ndpiReader]="ndpiReader -i $cap -q"
   order+=(ndpiReader)
@@ -80,6 +98,10 @@ for name in "${order[@]}"; do
   printf '%-20s %10s %10.0f %12.2f\n' "$name" "$t" "$(awk -v m="$m" 'BEGIN {print m/1024}')" "$(awk -v t="$t" -v b="$base" 'BEGIN {print t/b}')"
 done
 echo "capture: $cap ($runs runs each, interleaved; $(nproc) cores)"
+if [ -n "$collector" ]; then
+  ticks=$(awk '{print $14 + $15}' "/proc/$nfcapd_pid/stat")
+  echo "nfcapd (the local collector of the ipfix rows) used $(awk -v t="$ticks" -v r="$runs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f", t / hz / (3 * r)}') s of CPU per export"
+fi
 
 # The issues' targets: each tool's median over portscope's (walk: portscope's over the walk's).
 target() { # name, ratio, comparison, bound
@@ -93,6 +115,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 med() { echo "${times[$1]}" | median; }
 case "$kind" in
   mix)
+    if [ -n "$collector" ]; then
+      target "ipfix_local / portscope" "$(ratio "$(med ipfix_local)" "$base")" "<=" 1.05
+      target "the same, 1 worker" "$(ratio "$(med portscope_1worker_ipfix_local)" "$(med portscope_1worker)")" "<=" 1.05
+    fi
     target "tcpdump / portscope" "$(ratio "$(med tcpdump)" "$base")" ">=" 2.5
     [ -n "${times[ndpiReader]:-}" ] && target "ndpiReader / portscope" "$(ratio "$(med ndpiReader)" "$base")" ">=" 25
     target "portscope / walk" "$(ratio "$base" "$(med walk)")" "<=" 1.3
