@@ -79,16 +79,6 @@ pub fn run<'a>(
     run_exporting(sources, table, config, None, None)
 }
 
-/// As [`run`], reporting intervals (see [`Live`]); for a live capture, batches are shed
-/// rather than waited for.
-pub fn run_live<'a>(
-    sources: impl IntoIterator<Item = Opened<'a>>,
-    table: &PortTable,
-    config: &Config,
-    live: Live<'_>,
-) -> Result<Outcome, Panicked> {
-    run_exporting(sources, table, config, Some(live), None)
-}
 
 /// Finished flows handed over while the run goes on (IPFIX export), on a thread of their
 /// own, so that what the sink does (encoding, paced sends) overlaps the pipeline's work:
@@ -126,7 +116,8 @@ impl Panicked {
     }
 }
 
-/// [`run`] or [`run_live`] (with `live`), handing finished flows to `export` as they end.
+/// [`run`], reporting intervals with `live` (see [`Live`]; for a live capture, batches are
+/// shed rather than waited for), and handing finished flows to `export` as they end.
 ///
 /// # Errors
 /// A thread of the run panicked (the export's included).
