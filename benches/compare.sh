@@ -57,9 +57,23 @@ if command -v nfcapd >/dev/null; then
   until grep -q "Startup nfcapd" "$collector/log"; do sleep 0.05; done
   cmds[ipfix_paced]="$bin classify --ipfix udp://127.0.0.1:$port --format json -o /dev/null $cap"
   cmds[ipfix_local]="$bin classify --ipfix udp://127.0.0.1:$port --ipfix-rate 0 --ipfix-mtu 65000 --format json -o /dev/null $cap"
+  # The same export to a socket that only reads the datagrams: portscope's share of the
+  # cost without the collector's own work.
+  sink_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4194304)
+s.bind(('127.0.0.1', $sink_port))
+while True:
+    s.recv(65536)
+" &
+  sink_pid=$!
+  trap 'kill $nfcapd_pid $sink_pid 2>/dev/null; rm -rf "$collector"' EXIT
+  cmds[ipfix_local_sink]="$bin classify --ipfix udp://127.0.0.1:$sink_port --ipfix-rate 0 --ipfix-mtu 65000 --format json -o /dev/null $cap"
   # With one worker the pipeline leaves the collector room on two cores.
   cmds[portscope_1worker_ipfix_local]="$bin classify --threads 1 --ipfix udp://127.0.0.1:$port --ipfix-rate 0 --ipfix-mtu 65000 --format json -o /dev/null $cap"
-  order+=(ipfix_paced ipfix_local portscope_1worker_ipfix_local)
+  order+=(ipfix_paced ipfix_local ipfix_local_sink portscope_1worker_ipfix_local)
 fi
 if command -v ndpiReader >/dev/null; then
   cmds[ndpiReader]="ndpiReader -i $cap -q"
@@ -117,6 +131,7 @@ case "$kind" in
   mix)
     if [ -n "$collector" ]; then
       target "ipfix_local / portscope" "$(ratio "$(med ipfix_local)" "$base")" "<=" 1.05
+      target "the same to a bare socket" "$(ratio "$(med ipfix_local_sink)" "$base")" "<=" 1.05
       target "the same, 1 worker" "$(ratio "$(med portscope_1worker_ipfix_local)" "$(med portscope_1worker)")" "<=" 1.05
     fi
     target "tcpdump / portscope" "$(ratio "$(med tcpdump)" "$base")" ">=" 2.5
