@@ -53,7 +53,6 @@ if command -v nfcapd >/dev/null; then
   port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   nfcapd -b 127.0.0.1 -p "$port" -w "$collector" -B 4194304 >"$collector/log" 2>&1 &
   nfcapd_pid=$!
-  trap 'kill $nfcapd_pid 2>/dev/null; rm -rf "$collector"' EXIT
   until grep -q "Startup nfcapd" "$collector/log"; do sleep 0.05; done
   cmds[ipfix_paced]="$bin classify --ipfix udp://127.0.0.1:$port --format json -o /dev/null $cap"
   cmds[ipfix_local]="$bin classify --ipfix udp://127.0.0.1:$port --ipfix-rate 0 --ipfix-mtu 65000 --format json -o /dev/null $cap"
@@ -69,7 +68,8 @@ while True:
     s.recv(65536)
 " &
   sink_pid=$!
-  trap 'kill $nfcapd_pid $sink_pid 2>/dev/null; rm -rf "$collector"' EXIT
+  # nfcapd writes its file when told to stop: wait for it before removing the directory.
+  trap 'kill $nfcapd_pid $sink_pid 2>/dev/null; wait $nfcapd_pid 2>/dev/null; rm -rf "$collector"' EXIT
   cmds[ipfix_local_sink]="$bin classify --ipfix udp://127.0.0.1:$sink_port --ipfix-rate 0 --ipfix-mtu 65000 --format json -o /dev/null $cap"
   # With one worker the pipeline leaves the collector room on two cores.
   cmds[portscope_1worker_ipfix_local]="$bin classify --threads 1 --ipfix udp://127.0.0.1:$port --ipfix-rate 0 --ipfix-mtu 65000 --format json -o /dev/null $cap"
