@@ -79,7 +79,6 @@ pub fn run<'a>(
     run_exporting(sources, table, config, None, None)
 }
 
-
 /// Finished flows handed over while the run goes on (IPFIX export), on a thread of their
 /// own, so that what the sink does (encoding, paced sends) overlaps the pipeline's work:
 /// each worker's finished flows in chunks of [`EXPORT_CHUNK`] as they end, in no fixed
