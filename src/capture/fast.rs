@@ -21,7 +21,7 @@ use super::{ts_ns, Batch, Error, Fill, Frame, Source};
 use crate::decode::Link;
 
 /// libpcap's largest snapshot length for the link types read here.
-const MAX_SNAPLEN: u32 = 262_144;
+const MAX_SNAPLEN: u32 = super::FRAME_BYTES as u32;
 /// Link types (as written in the file) read here from a plain file; anything else goes to
 /// libpcap, which also maps LINKTYPE values to DLT values.
 const LINKTYPES: [u32; 10] = [1, 0, 108, 101, 228, 229, 113, 276, 9, 104];

@@ -3,7 +3,7 @@
 //!
 //! Each input keeps one batch of its own reader's; the frame with the earliest time among
 //! the inputs' next frames goes next (ties: the earlier input), copied into the output
-//! batch as the libpcap readers copy (at most [`HEADER_BYTES`](super::HEADER_BYTES) of it),
+//! batch as the libpcap readers copy (at most [`FRAME_BYTES`](super::FRAME_BYTES) of it),
 //! with its link type. Within one input the order is the file's, even where its time goes
 //! backwards. The order depends only on the inputs, never on the thread count.
 
@@ -100,6 +100,7 @@ impl<'a> Merge<'a> {
                 shed: 0,
                 drops: p.source.drops(),
                 filtered: p.source.filtered(),
+                note: p.source.note(),
             })
             .collect()
     }

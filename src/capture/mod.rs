@@ -54,7 +54,7 @@ pub fn open_file(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Source>,
             Ok(Box::new(fast))
         }
         Err(fast::Refusal::Format(message)) => Err(open_error(message)),
-        Err(fast::Refusal::NotMine(input)) if input.plain_file => open_libpcap(path, filter),
+        Err(fast::Refusal::NotMine(input)) if input.plain_file => libpcap_alone(path, filter),
         Err(fast::Refusal::NotMine(input))
             if input.head().len() < 24 && input.compression == Compression::None =>
         {
@@ -71,12 +71,152 @@ pub fn open_file(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Source>,
 ///
 /// # Errors
 /// As [`open_file`].
+///
+/// Where libpcap refuses what portscope's own readers read (a pcapng file whose interfaces
+/// differ in link type or snapshot length, a pcap version it does not know), those readers
+/// take over: from the start when libpcap cannot open the file, else after the frames
+/// libpcap delivered. The input's [`InputReport::note`] says so; the report is the one
+/// the default reader gives.
 pub fn open_libpcap(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Source>, Error> {
+    let mut file = match PcapFile::open(path) {
+        Ok(file) => file,
+        Err(refusal) => {
+            let Ok(own) = open_file(path, filter) else {
+                return Err(refusal);
+            };
+            let (_, why) = refusal.parts();
+            return Ok(Box::new(LibpcapFirst {
+                libpcap: None,
+                own: Some(own),
+                path: path.to_string(),
+                filter: filter.cloned(),
+                skip: 0,
+                note: Some(format!(
+                    "libpcap cannot open it ({why}); read with portscope's own reader"
+                )),
+            }));
+        }
+    };
+    if let Some(f) = filter {
+        file.set_filter(f.compile(file.dlt())?);
+    }
+    Ok(Box::new(LibpcapFirst {
+        libpcap: Some(file),
+        own: None,
+        path: path.to_string(),
+        filter: filter.cloned(),
+        skip: 0,
+        note: None,
+    }))
+}
+
+/// libpcap's reader, for files the block readers leave to it.
+fn libpcap_alone(path: &str, filter: Option<&Filter>) -> Result<Box<dyn Source>, Error> {
     let mut file = PcapFile::open(path)?;
     if let Some(f) = filter {
         file.set_filter(f.compile(file.dlt())?);
     }
     Ok(Box::new(file))
+}
+
+/// `--reader libpcap`: libpcap's reader, and portscope's own for what libpcap refuses.
+struct LibpcapFirst {
+    libpcap: Option<PcapFile>,
+    own: Option<Box<dyn Source>>,
+    path: String,
+    filter: Option<Filter>,
+    /// Frames the own reader still has to pass over: those libpcap delivered.
+    skip: u64,
+    note: Option<String>,
+}
+
+impl LibpcapFirst {
+    /// libpcap stopped with `message` after the frames it delivered (`kept`, the filter's
+    /// rejects not among them): the own reader takes over when it can read the file.
+    fn take_over(&mut self, kept: u64, message: String) -> Fill {
+        match open_file(&self.path, self.filter.as_ref()) {
+            Ok(own) => {
+                self.note = Some(format!(
+                    "libpcap stopped after {kept} packets ({message}); read on with portscope's own reader"
+                ));
+                self.own = Some(own);
+                self.libpcap = None;
+                self.skip = kept;
+                Fill::More
+            }
+            Err(_) => Fill::Failed(message),
+        }
+    }
+}
+
+impl Source for LibpcapFirst {
+    fn name(&self) -> &str {
+        &self.path
+    }
+
+    fn link(&self) -> Link {
+        match (&self.own, &self.libpcap) {
+            (Some(own), _) => own.link(),
+            (None, Some(file)) => file.link(),
+            (None, None) => Link::Ethernet,
+        }
+    }
+
+    fn fill(&mut self, batch: &mut Batch) -> Fill {
+        if let Some(file) = &mut self.libpcap {
+            let fill = file.fill(batch);
+            let Fill::Failed(message) = fill else {
+                return fill;
+            };
+            // libpcap reads one link type and snapshot length per file; other failures
+            // (a truncated file) are the file's, and the own reader would meet them too.
+            if !message.contains(" different from the ") {
+                return Fill::Failed(message);
+            }
+            let kept = file.delivered();
+            let fill = self.take_over(kept, message);
+            if !batch.frames.is_empty() || fill != Fill::More {
+                return fill;
+            }
+        }
+        let Some(own) = &mut self.own else {
+            return Fill::Done;
+        };
+        loop {
+            let fill = own.fill(batch);
+            if self.skip > 0 {
+                let n = usize::try_from(self.skip)
+                    .unwrap_or(usize::MAX)
+                    .min(batch.frames.len());
+                batch.frames.drain(..n);
+                self.skip -= n as u64;
+            }
+            if !batch.frames.is_empty() || fill != Fill::More {
+                return fill;
+            }
+        }
+    }
+
+    fn drops(&mut self) -> Option<Drops> {
+        match (&mut self.own, &mut self.libpcap) {
+            (Some(own), _) => own.drops(),
+            (None, Some(file)) => file.drops(),
+            (None, None) => None,
+        }
+    }
+
+    fn filtered(&self) -> Option<Filtered> {
+        // The own reader reads the file from its start, so its counts cover it all.
+        match (&self.own, &self.libpcap) {
+            (Some(own), _) => own.filtered(),
+            (None, Some(file)) => file.filtered(),
+            (None, None) => None,
+        }
+    }
+
+    fn note(&self) -> Option<String> {
+        self.note.clone()
+    }
 }
 
 use crate::decode::Link;
@@ -119,14 +259,21 @@ pub fn time_span(source: &mut dyn Source, limit: &mut Option<u64>) -> Option<(u6
     }
 }
 
-/// How many bytes of each frame the libpcap readers keep: a whole Ethernet frame, since the
-/// payload parsers read past the headers (endpoint mapper answers, DCE/RPC binds, SMB
-/// messages, several to a segment), and what they find must not depend on the reader.
-/// Wire lengths are kept whole.
-pub const HEADER_BYTES: usize = 2048;
+/// The most bytes of a frame any reader keeps: libpcap's `MAXIMUM_SNAPLEN`, the most it
+/// reads of a record from a file and what tcpdump keeps live by default. Every reader (the
+/// block readers, libpcap offline and live, `--merge`, the copies `--interval` cuts) keeps
+/// the same `min(captured, FRAME_BYTES)` bytes of a frame, so the payload parsers (SMB
+/// messages inside a 64 KiB offloaded segment, DCE/RPC binds, endpoint mapper answers)
+/// see the same bytes whichever path read it. Wire lengths are kept whole.
+pub const FRAME_BYTES: usize = 262_144;
 
-/// Frames per batch.
+/// Frames per batch, at most.
 pub const BATCH_FRAMES: usize = 512;
+
+/// Bytes of frames a copying reader puts in a batch before it counts as full (one more
+/// frame may take it past this, by at most [`FRAME_BYTES`]): the block readers' block size,
+/// so a batch of large frames is no larger than a block.
+pub const BATCH_BYTES: usize = 1 << 20;
 
 /// One frame's place in a [`Batch`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -159,7 +306,7 @@ impl Default for Batch {
     fn default() -> Batch {
         Batch {
             links: vec![Link::Ethernet],
-            data: Vec::with_capacity(BATCH_FRAMES * HEADER_BYTES),
+            data: Vec::with_capacity(BATCH_BYTES),
             frames: Vec::with_capacity(BATCH_FRAMES),
             tick: None,
         }
@@ -216,14 +363,16 @@ impl Batch {
             .unwrap_or(self.links[0])
     }
 
+    /// Whether a copying reader should stop adding frames: [`BATCH_FRAMES`] frames, or
+    /// [`BATCH_BYTES`] of them.
     pub fn is_full(&self) -> bool {
-        self.frames.len() >= BATCH_FRAMES
+        self.frames.len() >= BATCH_FRAMES || self.data.len() >= BATCH_BYTES
     }
 
-    /// Appends a frame, keeping at most [`HEADER_BYTES`] of it.
+    /// Appends a frame, keeping at most [`FRAME_BYTES`] of it.
     #[inline]
     pub fn push(&mut self, ts_ns: u64, wire_len: u32, bytes: &[u8]) {
-        let kept = &bytes[..bytes.len().min(HEADER_BYTES)];
+        let kept = &bytes[..bytes.len().min(FRAME_BYTES)];
         let start = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
         self.data.extend_from_slice(kept);
         self.frames.push(Frame {
@@ -235,7 +384,7 @@ impl Batch {
         });
     }
 
-    /// Appends a frame of `other`, keeping at most [`HEADER_BYTES`] of it, with its link
+    /// Appends a frame of `other`, keeping at most [`FRAME_BYTES`] of it, with its link
     /// type (added to this batch's list when new).
     #[inline]
     pub(crate) fn push_from(&mut self, other: &Batch, f: &Frame) {
@@ -295,6 +444,12 @@ pub trait Source {
     fn filtered(&self) -> Option<Filtered> {
         None
     }
+
+    /// Something the user should know about how the input was read (a reader that took
+    /// over from another); not part of the report.
+    fn note(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What became of one input.
@@ -317,6 +472,8 @@ pub struct InputReport {
     pub drops: Option<Drops>,
     /// `classify -f`: frames read but dropped by the filter (not in `packets`).
     pub filtered: Option<Filtered>,
+    /// How the input was read, when the user should know ([`Source::note`]).
+    pub note: Option<String>,
 }
 
 /// libpcap's counters of a live capture (`pcap_stats`).
@@ -354,6 +511,10 @@ impl<S: Source + ?Sized> Source for &mut S {
 
     fn filtered(&self) -> Option<Filtered> {
         (**self).filtered()
+    }
+
+    fn note(&self) -> Option<String> {
+        (**self).note()
     }
 }
 

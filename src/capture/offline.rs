@@ -14,6 +14,8 @@ pub struct PcapFile {
     /// `classify -f`: frames it rejects are read and counted, not kept. (Not libpcap's own
     /// filter on the handle, which would drop them unseen.)
     filter: Option<Program>,
+    /// Frames put in batches so far.
+    delivered: u64,
 }
 
 impl PcapFile {
@@ -32,12 +34,18 @@ impl PcapFile {
             link: Link::from_dlt(capture.get_datalink().0),
             capture,
             filter: None,
+            delivered: 0,
         })
     }
 
     /// The file's link type as libpcap reports it (a DLT value), to compile filters for.
     pub fn dlt(&self) -> i32 {
         self.capture.get_datalink().0
+    }
+
+    /// Frames put in batches so far (the filter's rejects not among them).
+    pub fn delivered(&self) -> u64 {
+        self.delivered
     }
 
     /// Keeps only the frames `filter` passes (compiled for [`PcapFile::dlt`]).
@@ -99,6 +107,7 @@ impl Source for PcapFile {
                         p.header.len,
                         p.data,
                     );
+                    self.delivered += 1;
                 }
                 Err(pcap::Error::NoMorePackets) => return Fill::Done,
                 Err(e) => return Fill::Failed(pcap_message(&e, &self.name)),

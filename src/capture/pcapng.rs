@@ -348,6 +348,8 @@ impl Pcapng {
                         ));
                     }
                     let wire_len = self.u32_at(block, 24);
+                    // Every reader keeps at most `FRAME_BYTES` of a frame.
+                    let caplen = caplen.min(super::FRAME_BYTES as u32);
                     let bytes = &block[28..28 + caplen as usize];
                     if self.passes(iface.link, bytes, wire_len) {
                         frames.push(Frame {
@@ -369,6 +371,7 @@ impl Pcapng {
                     if iface.snaplen != 0 {
                         caplen = caplen.min(iface.snaplen);
                     }
+                    caplen = caplen.min(super::FRAME_BYTES as u32);
                     // A simple packet block has no timestamp.
                     let bytes = &block[12..12 + caplen as usize];
                     if self.passes(iface.link, bytes, wire_len) {

@@ -211,8 +211,11 @@ pub struct ClassifyArgs {
     /// Stop after N packets (over all inputs, like tcpdump's -c); the report covers them.
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<u64>,
-    /// `auto` reads classic pcap files in large blocks and everything else through libpcap;
-    /// `libpcap` reads everything through libpcap (the two give the same report).
+    /// `auto` reads classic pcap and pcapng (plain or compressed) with portscope's own block
+    /// readers and other formats through libpcap;
+    /// `libpcap` reads everything through libpcap, and portscope's own readers what libpcap
+    /// refuses (a pcapng file whose interfaces differ), with a note on standard error: the
+    /// two give the same report.
     #[arg(long, value_enum, default_value_t = ReaderArg::Auto)]
     pub reader: ReaderArg,
     #[command(flatten)]
@@ -240,12 +243,16 @@ pub struct LiveArgs {
     /// A BPF filter expression, as tcpdump takes it.
     #[arg(short, long, value_name = "EXPR")]
     pub filter: Option<String>,
-    /// Bytes kept of each packet (volumes still count whole packets).
-    #[arg(long, default_value_t = 256)]
+    /// Bytes kept of each packet, as tcpdump's -s: the default, libpcap's own (262,144),
+    /// keeps whole offloaded segments, so SMB and DCE/RPC names are read as offline; volumes
+    /// always count whole packets.
+    #[arg(long, default_value_t = 262_144)]
     pub snaplen: i32,
-    /// The kernel capture buffer, in bytes (libpcap's default when not given).
-    #[arg(long, value_name = "BYTES")]
-    pub buffer_size: Option<i32>,
+    /// The kernel capture buffer, in bytes, as tcpdump's -B (in KiB there). The default,
+    /// 64 MiB, holds a burst of a quarter second at 2 Gbit/s of whole frames; libpcap's
+    /// own 2 MiB drops most of a replayed burst at the default snapshot length.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub buffer_size: i32,
     /// Do not put the interface in promiscuous mode.
     #[arg(long)]
     pub no_promisc: bool,

@@ -94,6 +94,9 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
 
     let mut status = ExitCode::SUCCESS;
     for input in &outcome.inputs {
+        if let Some(note) = &input.note {
+            eprintln!("portscope: note: {}: {note}", input.name);
+        }
         if let Some(e) = &input.open_error {
             eprintln!("portscope: cannot open capture {}: {e}", input.name);
             status = ExitCode::from(2);

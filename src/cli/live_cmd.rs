@@ -43,7 +43,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         interface: a.interface.clone(),
         filter: a.filter.clone(),
         snaplen: a.snaplen,
-        buffer_size: a.buffer_size,
+        buffer_size: Some(a.buffer_size),
         promisc: !a.no_promisc,
         write: a.write.clone(),
         count: a.count,
@@ -81,6 +81,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         shed: 0,
         drops: None,
         filtered: None,
+        note: None,
     };
     let mut running = Tally::default();
     let mut failed = None;

@@ -271,6 +271,7 @@ impl Reader {
                     shed: 0,
                     drops: None,
                     filtered: None,
+                    note: None,
                 };
             }
         };
@@ -284,6 +285,7 @@ impl Reader {
             shed: 0,
             drops: None,
             filtered: None,
+            note: None,
         };
         let mut position = 0;
         loop {
@@ -343,6 +345,7 @@ impl Reader {
             report.drops = source.drops();
         }
         report.filtered = source.filtered();
+        report.note = source.note();
         report
     }
 }
