@@ -85,6 +85,9 @@ pub enum Routed {
     SmbEvent(SmbEvent),
     /// An SMB create request's file name.
     SmbOpen(SmbOpen),
+    /// The rest of the file name of the [`SmbOpen`] before it, [`NAME_MORE`] bytes a
+    /// record.
+    SmbName([u8; NAME_MORE]),
     /// The SMB messages a segment holds, for the part of its connection it goes to.
     SmbSegment(SmbSegment),
     /// The last SMB message of a segment, which goes on past it.
@@ -165,13 +168,20 @@ pub enum SmbWhat {
     Opened { message: u64, file: u64 },
     Bind { file: u64, uuid: [u8; 16] },
     Directory { tree: u32 },
+    Close { message: u64, file: u64 },
+    TreeDisconnect { message: u64, tree: u32 },
+    Logoff,
 }
 
-/// How many bytes of a create request's file name are routed: pipe names are short, and a
-/// longer name is no pipe the table knows.
+/// How many bytes of a create request's file name an [`SmbOpen`] carries; the rest, up to
+/// [`smb::MAX_NAME`], follows in [`Routed::SmbName`] records.
 pub const NAME_LEN: usize = 32;
 
-/// An SMB create request of packet `packet`: its file name, as [`smb::pipe_name`] writes it.
+/// The bytes of a name an [`Routed::SmbName`] record carries.
+pub const NAME_MORE: usize = 60;
+
+/// An SMB create request of packet `packet`: its file name, as [`smb::pipe_name`] writes it
+/// (`len` bytes in all: the first [`NAME_LEN`] here, the rest in the records after it).
 #[derive(Clone, Copy, Debug)]
 pub struct SmbOpen {
     pub packet: u32,
@@ -390,7 +400,7 @@ impl<'t> Worker<'t> {
                 interval: config.live.then(hashbrown::HashMap::new),
                 interval_tunneled: config.live.then(hashbrown::HashMap::new),
                 hosts: (config.hosts || config.top > 0)
-                    .then(|| Box::new(crate::flow::Hosts::new(config.top))),
+                    .then(|| Box::new(crate::flow::Hosts::new(config.top, config.hosts))),
                 ..Tally::new(config.keep_flows)
             },
             reported: Tally::default(),
@@ -619,9 +629,12 @@ impl<'t> Worker<'t> {
             }
             Routed::SmbOpen(o) => {
                 if let Some(p) = packet(o.packet) {
-                    self.apply_smb_open(o, p);
+                    let more = part.get(at as usize + 1..).unwrap_or(&[]);
+                    self.apply_smb_open(o, more, p);
                 }
             }
+            // Read with the create request before it.
+            Routed::SmbName(_) => {}
             Routed::SmbSegment(s) => {
                 if let Some(p) = packet(s.packet) {
                     self.apply_smb_segment(s, p);
@@ -787,6 +800,11 @@ impl<'t> Worker<'t> {
             SmbWhat::Tree { tree, share } => conn.connected(tree, share),
             SmbWhat::Opened { message, file } => conn.opened(message, file),
             SmbWhat::Directory { tree } => conn.directory(tree),
+            SmbWhat::Close { message, file } => conn.close(message, file),
+            SmbWhat::TreeDisconnect { message, tree } => {
+                conn.disconnect(message, tree, |l| smb_row(table, port, l));
+            }
+            SmbWhat::Logoff => conn.logoff(),
             SmbWhat::Bind { file, .. } => {
                 if let Some(id) = interface {
                     conn.bound(file, id, |l| smb_row(table, port, l));
@@ -797,11 +815,25 @@ impl<'t> Worker<'t> {
 
     /// A create request: on a pipe share (or on a tree whose connect was not seen, for a
     /// name the pipe table knows), the pipe it opens.
-    fn apply_smb_open(&mut self, o: &SmbOpen, p: &RoutedPacket) {
+    fn apply_smb_open(&mut self, o: &SmbOpen, more: &[Routed], p: &RoutedPacket) {
         let (port, _) = smb_ends(p);
         let table = self.table;
         let local = self.local(p.shard());
-        let name = std::str::from_utf8(&o.name[..usize::from(o.len)]).unwrap_or("");
+        let mut whole = [0u8; smb::MAX_NAME];
+        let len = usize::from(o.len).min(smb::MAX_NAME);
+        let first = len.min(NAME_LEN);
+        whole[..first].copy_from_slice(&o.name[..first]);
+        let mut at = first;
+        for r in more {
+            let Routed::SmbName(bytes) = r else { break };
+            let n = (len - at).min(NAME_MORE);
+            whole[at..at + n].copy_from_slice(&bytes[..n]);
+            at += n;
+            if at >= len {
+                break;
+            }
+        }
+        let name = std::str::from_utf8(&whole[..at]).unwrap_or("");
         let Some(tree) = self
             .smb_conn(p, o.packet, true)
             .map(|conn| conn.tree(o.tree))
@@ -815,7 +847,7 @@ impl<'t> Worker<'t> {
             Some(_) => None,
         };
         if let (Some(pipe), Some(conn)) = (pipe, self.smb_conn(p, o.packet, true)) {
-            conn.open(o.message, pipe, |l| smb_row(table, port, l));
+            conn.open(o.message, o.tree, pipe, |l| smb_row(table, port, l));
         }
     }
 
@@ -988,7 +1020,7 @@ fn route_smb(
     };
     let len = u32::try_from(len).unwrap_or(u32::MAX);
     let segment = smb::segment(payload, len, |e| {
-        outbox.push(match e {
+        let record = match e {
             smb::Event::Tree { tree, share } => Routed::SmbEvent(SmbEvent {
                 packet,
                 what: SmbWhat::Tree { tree, share },
@@ -1005,22 +1037,43 @@ fn route_smb(
                 packet,
                 what: SmbWhat::Directory { tree },
             }),
+            smb::Event::Close { message, file } => Routed::SmbEvent(SmbEvent {
+                packet,
+                what: SmbWhat::Close { message, file },
+            }),
+            smb::Event::TreeDisconnect { message, tree } => Routed::SmbEvent(SmbEvent {
+                packet,
+                what: SmbWhat::TreeDisconnect { message, tree },
+            }),
+            smb::Event::Logoff => Routed::SmbEvent(SmbEvent {
+                packet,
+                what: SmbWhat::Logoff,
+            }),
             smb::Event::Open {
                 message,
                 tree,
                 name,
             } => {
-                let mut out = [0; NAME_LEN];
-                let n = smb::pipe_name(name, &mut out);
-                Routed::SmbOpen(SmbOpen {
+                let mut all = [0; smb::MAX_NAME];
+                let n = smb::pipe_name(name, &mut all);
+                let mut first = [0; NAME_LEN];
+                first.copy_from_slice(&all[..NAME_LEN]);
+                outbox.push(Routed::SmbOpen(SmbOpen {
                     packet,
                     message,
                     tree,
-                    len: u8::try_from(n).unwrap_or(0),
-                    name: out,
-                })
+                    len: u8::try_from(n).unwrap_or(u8::MAX),
+                    name: first,
+                }));
+                for chunk in all[NAME_LEN.min(n)..n].chunks(NAME_MORE) {
+                    let mut more = [0; NAME_MORE];
+                    more[..chunk.len()].copy_from_slice(chunk);
+                    outbox.push(Routed::SmbName(more));
+                }
+                return;
             }
-        });
+        };
+        outbox.push(record);
     });
     outbox.push(Routed::SmbSegment(SmbSegment {
         packet,

@@ -5,8 +5,8 @@ use etherparse::{IpNumber, Ipv4Header, PacketBuilder};
 use portscope::gen::{self, Record};
 use std::path::{Path, PathBuf};
 
-const NS: u64 = 1_000_000_000;
-const T0: u64 = 1_700_000_000 * NS;
+pub const NS: u64 = 1_000_000_000;
+pub const T0: u64 = 1_700_000_000 * NS;
 
 /// Tunnel endpoints.
 const T1: [u8; 4] = [192, 0, 2, 1];
@@ -334,13 +334,13 @@ fn rpc() -> Fixture {
 }
 
 /// One TCP connection with real sequence numbers, for payload that is read as a stream.
-struct Stream {
+pub struct Stream {
     ends: [([u8; 4], u16); 2],
     seq: [u32; 2],
 }
 
 impl Stream {
-    fn new(client: ([u8; 4], u16), server: ([u8; 4], u16)) -> Stream {
+    pub fn new(client: ([u8; 4], u16), server: ([u8; 4], u16)) -> Stream {
         Stream {
             ends: [client, server],
             seq: [1_000, 7_000_000],
@@ -348,7 +348,7 @@ impl Stream {
     }
 
     /// A segment from the client (`side` 0) or the server carrying `payload`.
-    fn segment(&mut self, side: usize, syn: bool, payload: &[u8]) -> Vec<u8> {
+    pub fn segment(&mut self, side: usize, syn: bool, payload: &[u8]) -> Vec<u8> {
         let ((src, sport), (dst, dport)) = (self.ends[side], self.ends[1 - side]);
         let mut b = PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, self.seq[side], 8000);
         b = if syn && side == 0 {
@@ -527,7 +527,7 @@ pub struct Fixture {
     pub records: Vec<Record>,
 }
 
-fn whole(ts: u64, frame: Vec<u8>) -> Record {
+pub fn whole(ts: u64, frame: Vec<u8>) -> Record {
     (ts, u32::try_from(frame.len()).unwrap(), frame)
 }
 
@@ -618,7 +618,7 @@ fn eth(ethertype: [u8; 2], rest: &[u8]) -> Vec<u8> {
     f
 }
 
-fn eth_ip(ip: &[u8]) -> Vec<u8> {
+pub fn eth_ip(ip: &[u8]) -> Vec<u8> {
     let et = if ip[0] >> 4 == 6 {
         [0x86, 0xdd]
     } else {
@@ -627,8 +627,8 @@ fn eth_ip(ip: &[u8]) -> Vec<u8> {
     eth(et, ip)
 }
 
-const A: [u8; 4] = [10, 1, 1, 1];
-const B: [u8; 4] = [10, 1, 1, 2];
+pub const A: [u8; 4] = [10, 1, 1, 1];
+pub const B: [u8; 4] = [10, 1, 1, 2];
 const C: [u8; 4] = [10, 1, 1, 3];
 const A6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 const B6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];

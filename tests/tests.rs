@@ -23,6 +23,8 @@ mod rpc;
 // SMB connections split by the trees and pipes their messages address: the fixture, and
 // the corpus against tshark.
 mod smb;
+// SMB state that forgets only what ended: long sessions, long names, offloaded segments.
+mod smb_state;
 // IPFIX export against nfcapd/nfdump and ipfixDump; bad collector URLs.
 mod ipfix;
 // `portscope merge`: reports that add up to one run, and bad reports.

@@ -22,6 +22,8 @@ pub struct Hosts {
     pub server_flows: hashbrown::HashMap<[u8; 16], u64>,
     /// How many pairs per row the report lists (`--top N`).
     pub top: usize,
+    /// Whether the report lists the servers (`--servers`): `--top` alone does not.
+    pub list_servers: bool,
 }
 
 /// The address of the endpoint that served a flow, if one can be told:
@@ -51,9 +53,12 @@ pub fn server_of(r: &FlowRecord) -> Option<[u8; 16]> {
 }
 
 impl Hosts {
-    pub fn new(top: usize) -> Hosts {
+    /// Hosts for a report that lists the servers (`list_servers`) and the `top` host
+    /// pairs of each row (none for 0).
+    pub fn new(top: usize, list_servers: bool) -> Hosts {
         Hosts {
             top,
+            list_servers,
             ..Hosts::default()
         }
     }
@@ -90,5 +95,6 @@ impl AddAssign for Hosts {
             *self.server_flows.entry(k).or_default() += n;
         }
         self.top = self.top.max(o.top);
+        self.list_servers |= o.list_servers;
     }
 }

@@ -4,8 +4,15 @@
 //! are attributed per message: each segment goes to the part of the tree or pipe that the
 //! message it begins, continues or completes addresses. The state is small and bounded:
 //! [`MAX_TREES`] trees, [`MAX_FILES`] open pipes, [`MAX_PENDING`] requests awaiting their
-//! response and [`MAX_PARTS`] parts per connection; what a full table pushes out (its oldest
-//! entry) is counted in `forgotten`.
+//! response and [`MAX_PARTS`] parts per connection.
+//!
+//! State forgets only what has ended, as far as it can: a CLOSE ends its file, a
+//! TREE_DISCONNECT its tree and the files opened on it, a LOGOFF every tree and file of the
+//! connection (portscope does not key trees by session), a response its request. Files on
+//! disk and print shares are not kept at all (their messages name their tree). When a
+//! table is full all the same, it pushes out the entry used least recently (for requests,
+//! the oldest), so a pipe in use outlives idle ones; what is pushed out is counted in
+//! `forgotten`.
 //!
 //! Per direction, the connection knows where the next message starts in TCP sequence
 //! space. A segment that starts there begins a message; one before it continues the
@@ -59,6 +66,40 @@ pub struct Part {
     pub exported_ip_bytes: [u64; 2],
 }
 
+impl Part {
+    /// Adds what `other` counted (both parts' flow counts once in every row it is in).
+    fn absorb(&mut self, other: &Part) {
+        for side in 0..2 {
+            self.packets[side] += other.packets[side];
+            self.bytes[side] += other.bytes[side];
+            self.ip_bytes[side] += other.ip_bytes[side];
+            self.exported_packets[side] += other.exported_packets[side];
+            self.exported_bytes[side] += other.exported_bytes[side];
+            self.exported_ip_bytes[side] += other.exported_ip_bytes[side];
+        }
+        self.reported |= other.reported;
+        self.reported_packets += other.reported_packets;
+        self.reported_bytes += other.reported_bytes;
+    }
+
+    /// Counts nothing again.
+    fn clear(&mut self) {
+        *self = Part {
+            label: self.label,
+            row: self.row,
+            packets: [0; 2],
+            bytes: [0; 2],
+            ip_bytes: [0; 2],
+            reported: false,
+            reported_packets: 0,
+            reported_bytes: 0,
+            exported_packets: [0; 2],
+            exported_bytes: [0; 2],
+            exported_ip_bytes: [0; 2],
+        };
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Direction {
     synced: bool,
@@ -72,15 +113,35 @@ struct Direction {
 #[derive(Clone, Debug, Default)]
 pub struct Conn {
     directions: [Direction; 2],
-    trees: Vec<(u32, ShareKind)>,
-    /// Open pipes: file id to part.
-    files: Vec<(u64, u8)>,
+    trees: Vec<Tree>,
+    /// Open pipes.
+    files: Vec<File>,
     /// Requests whose response goes to a part: message id to part.
     pending: Vec<(u64, u8)>,
+    /// Create requests on pipes: message id to the tree, for the file they open.
+    creating: Vec<(u64, u32)>,
+    /// Counts the uses of trees and files, for least-recently-used eviction.
+    clock: u64,
     pub parts: Vec<Part>,
     /// Trees, files, pending requests or parts pushed out of full tables, or parts that
     /// found no room.
     pub forgotten: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Tree {
+    id: u32,
+    share: ShareKind,
+    used: u64,
+}
+
+/// An open pipe.
+#[derive(Clone, Copy, Debug)]
+struct File {
+    id: u64,
+    part: u8,
+    tree: u32,
+    used: u64,
 }
 
 /// Pushes `entry` into a table bounded at `max`, pushing out the oldest; counts it.
@@ -88,6 +149,24 @@ fn bounded<T>(table: &mut Vec<T>, max: usize, entry: T, forgotten: &mut u64) {
     if table.len() >= max {
         table.remove(0);
         *forgotten += 1;
+    }
+    table.push(entry);
+}
+
+/// Pushes `entry` into a table bounded at `max`, pushing out the entry with the smallest
+/// `used`; counts it.
+fn bounded_lru<T>(
+    table: &mut Vec<T>,
+    max: usize,
+    entry: T,
+    used: impl Fn(&T) -> u64,
+    forgotten: &mut u64,
+) {
+    if table.len() >= max {
+        if let Some(i) = (0..table.len()).min_by_key(|&i| used(&table[i])) {
+            table.swap_remove(i);
+            *forgotten += 1;
+        }
     }
     table.push(entry);
 }
@@ -100,38 +179,68 @@ fn before(a: u32, b: u32) -> bool {
 impl Conn {
     /// The kind of share `tree` is, if its tree connect was seen.
     pub fn tree(&self, tree: u32) -> Option<ShareKind> {
-        self.trees.iter().find(|t| t.0 == tree).map(|t| t.1)
+        self.trees.iter().find(|t| t.id == tree).map(|t| t.share)
+    }
+
+    /// Marks `tree` used now; its kind.
+    fn use_tree(&mut self, tree: u32) -> Option<ShareKind> {
+        self.clock += 1;
+        let now = self.clock;
+        let t = self.trees.iter_mut().find(|t| t.id == tree)?;
+        t.used = now;
+        Some(t.share)
+    }
+
+    /// The part of open pipe `file`, marked used now.
+    fn use_file(&mut self, file: u64) -> Option<u8> {
+        self.clock += 1;
+        let now = self.clock;
+        let f = self.files.iter_mut().find(|f| f.id == file)?;
+        f.used = now;
+        Some(f.part)
+    }
+
+    /// Trees and open pipes held now (for tests and the bounds).
+    pub fn held(&self) -> (usize, usize) {
+        (self.trees.len(), self.files.len())
     }
 
     /// A tree connect response.
     pub fn connected(&mut self, tree: u32, share: ShareKind) {
-        if let Some(t) = self.trees.iter_mut().find(|t| t.0 == tree) {
-            t.1 = share;
+        if self.use_tree(tree).is_some() {
+            if let Some(t) = self.trees.iter_mut().find(|t| t.id == tree) {
+                t.share = share;
+            }
         } else {
-            bounded(
-                &mut self.trees,
-                MAX_TREES,
-                (tree, share),
-                &mut self.forgotten,
-            );
+            self.add_tree(tree, share);
         }
+    }
+
+    fn add_tree(&mut self, id: u32, share: ShareKind) {
+        let entry = Tree {
+            id,
+            share,
+            used: self.clock,
+        };
+        bounded_lru(
+            &mut self.trees,
+            MAX_TREES,
+            entry,
+            |t| t.used,
+            &mut self.forgotten,
+        );
     }
 
     /// A directory operation on `tree`: a tree whose connect was not seen is a disk share.
     pub fn directory(&mut self, tree: u32) {
         if self.tree(tree).is_none() {
-            bounded(
-                &mut self.trees,
-                MAX_TREES,
-                (tree, ShareKind::Disk),
-                &mut self.forgotten,
-            );
+            self.add_tree(tree, ShareKind::Disk);
         }
     }
 
-    /// A create request for pipe `pipe`: the request and its response go to the pipe's
-    /// part, and so will the file it opens.
-    pub fn open(&mut self, message: u64, pipe: u32, row: impl FnOnce(Label) -> Match) {
+    /// A create request for pipe `pipe` on `tree`: the request and its response go to the
+    /// pipe's part, and so will the file it opens.
+    pub fn open(&mut self, message: u64, tree: u32, pipe: u32, row: impl FnOnce(Label) -> Match) {
         let label = Label::Pipe {
             pipe,
             interface: None,
@@ -139,44 +248,124 @@ impl Conn {
         let part = self.part(label, row);
         if part != NONE {
             self.expect(message, part);
-        }
-    }
-
-    /// A create response: the file request `message` opened is `file`.
-    pub fn opened(&mut self, message: u64, file: u64) {
-        if let Some(&(_, part)) = self.pending.iter().find(|p| p.0 == message) {
-            if let Some(f) = self.files.iter_mut().find(|f| f.0 == file) {
-                f.1 = part;
+            if let Some(c) = self.creating.iter_mut().find(|c| c.0 == message) {
+                c.1 = tree;
             } else {
                 bounded(
-                    &mut self.files,
-                    MAX_FILES,
-                    (file, part),
+                    &mut self.creating,
+                    MAX_PENDING,
+                    (message, tree),
                     &mut self.forgotten,
                 );
             }
         }
     }
 
+    /// A create response: the pipe the create request `message` opened is `file`. (Files
+    /// on other shares are not kept: their messages name their tree.)
+    pub fn opened(&mut self, message: u64, file: u64) {
+        let Some(i) = self.creating.iter().position(|c| c.0 == message) else {
+            return;
+        };
+        let (_, tree) = self.creating.swap_remove(i);
+        let Some(&(_, part)) = self.pending.iter().find(|p| p.0 == message) else {
+            return;
+        };
+        if self.use_file(file).is_some() {
+            if let Some(f) = self.files.iter_mut().find(|f| f.id == file) {
+                f.part = part;
+                f.tree = tree;
+            }
+        } else {
+            let entry = File {
+                id: file,
+                part,
+                tree,
+                used: self.clock,
+            };
+            bounded_lru(
+                &mut self.files,
+                MAX_FILES,
+                entry,
+                |f| f.used,
+                &mut self.forgotten,
+            );
+        }
+    }
+
+    /// A close request (`message`) of `file`: the request and its response still go to
+    /// the file's part; the file ends.
+    pub fn close(&mut self, message: u64, file: u64) {
+        if let Some(i) = self.files.iter().position(|f| f.id == file) {
+            let part = self.files.swap_remove(i).part;
+            self.expect(message, part);
+        }
+    }
+
+    /// A tree disconnect request (`message`): the request and its response still go to the
+    /// tree's part; the tree ends, and so do the pipes opened on it.
+    pub fn disconnect(&mut self, message: u64, tree: u32, row: impl FnOnce(Label) -> Match) {
+        let part = self.tree_part(tree, row);
+        if part != NONE {
+            self.expect(message, part);
+        }
+        self.trees.retain(|t| t.id != tree);
+        self.files.retain(|f| f.tree != tree);
+    }
+
+    /// A logoff: every tree and file of the connection ends.
+    pub fn logoff(&mut self) {
+        self.trees.clear();
+        self.files.clear();
+        self.creating.clear();
+    }
+
     /// A bind written to `file`: its pipe's part takes the interface, unless one was bound
-    /// before (the first bind names the part).
+    /// before (the first bind names the part). When an earlier open of the same pipe bound
+    /// the same interface, the file and what its part counted join that part, and the
+    /// emptied part stays the pipe's unbound one, for the next open: a session that opens
+    /// the same pipe again and again holds two parts, not one per open.
     pub fn bound(&mut self, file: u64, interface: u32, row: impl FnOnce(Label) -> Match) {
-        let Some(&(_, part)) = self.files.iter().find(|f| f.0 == file) else {
+        let Some(part) = self.use_file(file) else {
             return;
         };
-        let Some(p) = self.parts.get_mut(usize::from(part)) else {
+        let Some(&p) = self.parts.get(usize::from(part)) else {
             return;
         };
-        if let Label::Pipe {
+        let Label::Pipe {
             pipe,
             interface: None,
         } = p.label
-        {
-            p.label = Label::Pipe {
-                pipe,
-                interface: Some(interface),
-            };
-            p.row = row(p.label);
+        else {
+            return;
+        };
+        let label = Label::Pipe {
+            pipe,
+            interface: Some(interface),
+        };
+        let Some(into) = self.parts.iter().position(|q| q.label == label) else {
+            let p = &mut self.parts[usize::from(part)];
+            p.label = label;
+            p.row = row(label);
+            return;
+        };
+        let into_id = u8::try_from(into).unwrap_or(NONE);
+        self.parts[into].absorb(&p);
+        self.parts[usize::from(part)].clear();
+        for f in &mut self.files {
+            if f.part == part {
+                f.part = into_id;
+            }
+        }
+        for q in &mut self.pending {
+            if q.1 == part {
+                q.1 = into_id;
+            }
+        }
+        for d in &mut self.directions {
+            if d.current == part {
+                d.current = into_id;
+            }
         }
     }
 
@@ -285,9 +474,7 @@ impl Conn {
             }
             return self.tree_part(h.tree, &mut row);
         }
-        let file = (h.file != 0)
-            .then(|| self.files.iter().find(|f| f.0 == h.file).map(|f| f.1))
-            .flatten();
+        let file = (h.file != 0).then(|| self.use_file(h.file)).flatten();
         if let Some(part) = file {
             self.expect(h.message, part);
             return part;
@@ -304,8 +491,8 @@ impl Conn {
     }
 
     /// The part of a disk or print share's tree; none for a pipe tree or an unknown one.
-    fn tree_part(&mut self, tree: u32, row: impl FnMut(Label) -> Match) -> u8 {
-        match self.tree(tree) {
+    fn tree_part(&mut self, tree: u32, row: impl FnOnce(Label) -> Match) -> u8 {
+        match self.use_tree(tree) {
             Some(share @ (ShareKind::Disk | ShareKind::Print)) => {
                 self.part(Label::Share(share), row)
             }
@@ -427,7 +614,7 @@ mod tests {
         }
         assert_eq!(c.pending.len(), MAX_PENDING);
         for pipe in 0..100 {
-            c.open(1000 + u64::from(pipe), pipe, row);
+            c.open(1000 + u64::from(pipe), 1, pipe, row);
         }
         assert_eq!(c.parts.len(), MAX_PARTS);
     }

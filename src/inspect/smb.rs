@@ -63,7 +63,9 @@ mod field {
 }
 
 mod smb2_command {
+    pub const LOGOFF: u16 = 0x02;
     pub const TREE_CONNECT: u16 = 0x03;
+    pub const TREE_DISCONNECT: u16 = 0x04;
     pub const CREATE: u16 = 0x05;
     pub const CLOSE: u16 = 0x06;
     pub const FLUSH: u16 = 0x07;
@@ -83,6 +85,8 @@ mod smb1_command {
     pub const TRANSACTION: u8 = 0x25;
     pub const READ_ANDX: u8 = 0x2e;
     pub const WRITE_ANDX: u8 = 0x2f;
+    pub const TREE_DISCONNECT: u8 = 0x71;
+    pub const LOGOFF_ANDX: u8 = 0x74;
     pub const TREE_CONNECT_ANDX: u8 = 0x75;
     pub const NT_CREATE_ANDX: u8 = 0xa2;
     /// No further command in an AndX chain.
@@ -178,6 +182,12 @@ pub enum Event<'a> {
     /// A directory listing or change notification on `tree`: only disk shares have
     /// directories, so a tree whose connect the capture missed is a disk share.
     Directory { tree: u32 },
+    /// A close request (`message`) of `file`: the file ends with it.
+    Close { message: u64, file: u64 },
+    /// A tree disconnect request (`message`): `tree` and the files opened on it end.
+    TreeDisconnect { message: u64, tree: u32 },
+    /// A logoff request: the session's trees and files end.
+    Logoff,
 }
 
 /// What a segment holds.
@@ -420,11 +430,24 @@ fn may_name(h: &Header, smb: &[u8]) -> bool {
                     (h.command, h.response),
                     (TREE_CONNECT, true)
                         | (CREATE, _)
-                        | (WRITE | IOCTL | QUERY_DIRECTORY | CHANGE_NOTIFY, false)
+                        | (
+                            WRITE
+                                | IOCTL
+                                | QUERY_DIRECTORY
+                                | CHANGE_NOTIFY
+                                | CLOSE
+                                | TREE_DISCONNECT
+                                | LOGOFF,
+                            false
+                        )
                 )
         }
         // Session setup can chain a tree connect (AndX).
-        Dialect::Smb1 => matches!(h.command, 0x25 | 0x2f | 0x73 | 0x75 | 0xa2),
+        // Close, tree disconnect and logoff end what they name.
+        Dialect::Smb1 => matches!(
+            h.command,
+            0x04 | 0x25 | 0x2f | 0x71 | 0x73 | 0x74 | 0x75 | 0xa2
+        ),
         Dialect::Sealed | Dialect::Other => false,
     }
 }
@@ -512,6 +535,15 @@ fn smb2_events<'a>(smb: &'a [u8], event: &mut impl FnMut(Event<'a>)) {
         (QUERY_DIRECTORY | CHANGE_NOTIFY, false) if h.tree != NO_TREE => {
             event(Event::Directory { tree: h.tree });
         }
+        (CLOSE, false) if h.file != 0 => event(Event::Close {
+            message: h.message,
+            file: h.file,
+        }),
+        (TREE_DISCONNECT, false) if h.tree != NO_TREE => event(Event::TreeDisconnect {
+            message: h.message,
+            tree: h.tree,
+        }),
+        (LOGOFF, false) => event(Event::Logoff),
         (IOCTL, false) if le32(body, IOCTL_CTL_CODE) == Some(FSCTL_PIPE_TRANSCEIVE) => {
             let (Some(offset), Some(len)) = (
                 le32(body, IOCTL_INPUT_OFFSET),
@@ -601,6 +633,15 @@ fn smb1_events<'a>(smb: &'a [u8], event: &mut impl FnMut(Event<'a>)) {
                     bind(smb, usize::from(offset), usize::from(len), h.file, event);
                 }
             }
+            (CLOSE, false) if h.file != 0 => event(Event::Close {
+                message: h.message,
+                file: h.file,
+            }),
+            (TREE_DISCONNECT, false) => event(Event::TreeDisconnect {
+                message: h.message,
+                tree: h.tree,
+            }),
+            (LOGOFF_ANDX, false) => event(Event::Logoff),
             (TRANSACTION, false) if h.file != 0 && words >= 16 => {
                 if let (Some(len), Some(offset)) = (le16(smb, w + 22), le16(smb, w + 24)) {
                     bind(smb, usize::from(offset), usize::from(len), h.file, event);
@@ -612,7 +653,7 @@ fn smb1_events<'a>(smb: &'a [u8], event: &mut impl FnMut(Event<'a>)) {
         let andx = matches!(
             command,
             TREE_CONNECT_ANDX | NT_CREATE_ANDX | READ_ANDX | WRITE_ANDX
-        ) || matches!(command, 0x73 | 0x74);
+        ) || matches!(command, 0x73 | LOGOFF_ANDX);
         if !andx || words < 2 {
             return;
         }
@@ -632,9 +673,9 @@ fn smb1_events<'a>(smb: &'a [u8], event: &mut impl FnMut(Event<'a>)) {
 /// `\pipe\` prefix, at most `N` bytes of UTF-8 (a longer name is cut at a character);
 /// returns the length written.
 pub fn pipe_name<const N: usize>(name: Name<'_>, out: &mut [u8; N]) -> usize {
-    // Room for the prefix and a name longer than any pipe's, so the cut comes after the
-    // prefix is gone.
-    let mut all = [0u8; 128];
+    // Room for the prefix and a name longer than any pipe's (Windows allows 256
+    // characters), so the cut comes after the prefix is gone.
+    let mut all = [0u8; 4 * MAX_NAME];
     let mut len = 0;
     let mut push = |c: char| {
         let c = c.to_ascii_lowercase();
@@ -671,6 +712,10 @@ pub fn pipe_name<const N: usize>(name: Name<'_>, out: &mut [u8; N]) -> usize {
     out[..n].copy_from_slice(&name[..n]);
     n
 }
+
+/// The longest pipe or file name portscope keeps, in bytes of UTF-8: a Windows pipe name
+/// has at most 256 characters, `\\pipe\\` included.
+pub const MAX_NAME: usize = 255;
 
 /// SMB messages with their session header, for tests and the fixture generator: just the
 /// fields portscope reads, the rest zero.
@@ -744,6 +789,23 @@ pub mod build {
         body[0] = 89;
         body[64..80].copy_from_slice(&file_id(file));
         m.extend_from_slice(&body);
+        m
+    }
+
+    /// A close request of `file`.
+    pub fn close_request(message: u64, tree: u32, file: u64) -> Vec<u8> {
+        let mut m = smb2(0x06, false, message, Some(tree));
+        let mut body = vec![0u8; 24];
+        body[0] = 24;
+        body[8..24].copy_from_slice(&file_id(file));
+        m.extend_from_slice(&body);
+        m
+    }
+
+    /// A tree disconnect request of `tree`.
+    pub fn tree_disconnect_request(message: u64, tree: u32) -> Vec<u8> {
+        let mut m = smb2(0x04, false, message, Some(tree));
+        m.extend_from_slice(&[4, 0, 0, 0]);
         m
     }
 

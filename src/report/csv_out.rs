@@ -9,10 +9,18 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     // `--servers` adds a last column, `server`: empty on the report's own rows, the server's
     // address on the rows of each server that follow them.
+    // `--top N` adds two more, `pair_a` and `pair_b`: empty on the other rows, the pair's
+    // addresses (the lower first) on the rows of each pair, which follow those of servers,
+    // row by row, with the pair's flows, packets and bytes.
     let servers = s.servers.as_deref();
-    let extra = |mut record: Vec<String>, server: &str| {
+    let pairs = s.services.iter().any(|r| r.top_pairs.is_some());
+    let extra = |mut record: Vec<String>, (server, a, b): (&str, &str, &str)| {
         if servers.is_some() {
             record.push(server.to_string());
+        }
+        if pairs {
+            record.push(a.to_string());
+            record.push(b.to_string());
         }
         record
     };
@@ -35,19 +43,31 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         ]
         .map(String::from)
         .to_vec(),
-        "server",
+        ("server", "pair_a", "pair_b"),
     ))
     .map_err(io_err)?;
     let rows = s
         .services
         .iter()
         .chain(&s.tunneled)
-        .map(|r| (r, String::new()));
+        .map(|r| (r, String::new(), None));
     let served = servers
         .into_iter()
         .flatten()
-        .flat_map(|v| v.rows.iter().map(|r| (r, v.address.to_string())));
-    for (r, server) in rows.chain(served) {
+        .flat_map(|v| v.rows.iter().map(|r| (r, v.address.to_string(), None)));
+    let paired = s.services.iter().flat_map(|r| {
+        r.top_pairs
+            .iter()
+            .flatten()
+            .map(move |p| (r, String::new(), Some(p)))
+    });
+    for (r, server, pair) in rows.chain(served).chain(paired) {
+        let (flows, packets, bytes) = pair.map_or((r.flows, r.packets, r.bytes), |p| {
+            (p.flows, p.packets, p.bytes)
+        });
+        let (a, b) = pair.map_or((String::new(), String::new()), |p| {
+            (p.a.to_string(), p.b.to_string())
+        });
         let (lo, hi) = r.ports.map_or((String::new(), String::new()), |[lo, hi]| {
             (lo.to_string(), hi.to_string())
         });
@@ -61,9 +81,9 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
                 r.kind.to_string(),
                 r.protocols.join("; "),
                 services.join("; "),
-                r.flows.to_string(),
-                r.packets.to_string(),
-                r.bytes.to_string(),
+                flows.to_string(),
+                packets.to_string(),
+                bytes.to_string(),
                 r.tunnel.map_or(String::new(), |t| t.to_string()),
                 r.interface
                     .as_ref()
@@ -71,7 +91,7 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
                 r.pipe.clone().unwrap_or_default(),
                 r.share_type.unwrap_or_default().to_string(),
             ],
-            &server,
+            (&server, &a, &b),
         ))
         .map_err(io_err)?;
     }
@@ -108,7 +128,7 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
                 String::new(),
                 String::new(),
             ],
-            "",
+            ("", "", ""),
         ))
         .map_err(io_err)?;
     }

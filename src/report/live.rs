@@ -105,16 +105,31 @@ pub fn write_live_table(
     out.flush()
 }
 
+/// A row's match kind with what tells it from the other rows of its port: its pipe,
+/// share type or interface.
+fn qualified_kind(r: &super::Row) -> String {
+    match (&r.pipe, r.share_type, &r.interface) {
+        (Some(pipe), _, _) => format!("{} \\pipe\\{pipe}", r.kind),
+        (None, Some(share), _) => format!("{} {share}", r.kind),
+        (None, None, Some(i)) => format!("{} {}", r.kind, i.name.as_ref().unwrap_or(&i.uuid)),
+        (None, None, None) => r.kind.to_string(),
+    }
+}
+
 /// How many of the report's top rows `write_interval_table` follows.
 pub const INTERVAL_TOP_ROWS: usize = 5;
 
 /// Whether two rows are the same service row (the counts aside).
 pub(super) fn same_row(a: &super::Row, b: &super::Row) -> bool {
+    // The whole key: two pipes (or shares, or interfaces) on one port are two rows.
     a.transport == b.transport
         && a.ports == b.ports
         && a.kind == b.kind
         && a.tunnel == b.tunnel
+        && a.inner_match == b.inner_match
         && a.interface.as_ref().map(|i| &i.uuid) == b.interface.as_ref().map(|i| &i.uuid)
+        && a.pipe == b.pipe
+        && a.share_type == b.share_type
         && a.protocols == b.protocols
 }
 
@@ -161,7 +176,7 @@ pub fn write_interval_table(
             lines.push([
                 span.clone(),
                 r.key(),
-                r.kind.to_string(),
+                qualified_kind(r),
                 super::thousands(packets),
                 super::human_bytes(bytes),
             ]);

@@ -289,7 +289,9 @@ impl Summary {
                 Some(r)
             })
             .collect();
-        let servers = hosts.map(|h| servers_of(h, catalog, table));
+        let servers = hosts
+            .filter(|h| h.list_servers)
+            .map(|h| servers_of(h, catalog, table));
         services.sort_by(by_bytes);
         let mut tunnels: Vec<TunnelTotal> = Vec::new();
         let mut tunneled: Vec<Row> = Vec::new();
