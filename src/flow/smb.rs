@@ -82,11 +82,11 @@ impl Part {
         self.reported_bytes += other.reported_bytes;
     }
 
-    /// Counts nothing again.
-    fn clear(&mut self) {
-        *self = Part {
-            label: self.label,
-            row: self.row,
+    /// A part that has counted nothing yet.
+    fn new(label: Label, row: Match) -> Part {
+        Part {
+            label,
+            row,
             packets: [0; 2],
             bytes: [0; 2],
             ip_bytes: [0; 2],
@@ -96,7 +96,12 @@ impl Part {
             exported_packets: [0; 2],
             exported_bytes: [0; 2],
             exported_ip_bytes: [0; 2],
-        };
+        }
+    }
+
+    /// Counts nothing again.
+    fn clear(&mut self) {
+        *self = Part::new(self.label, self.row);
     }
 }
 
@@ -523,19 +528,7 @@ impl Conn {
             self.forgotten += 1;
             return NONE;
         }
-        self.parts.push(Part {
-            label,
-            row: row(label),
-            packets: [0; 2],
-            bytes: [0; 2],
-            ip_bytes: [0; 2],
-            reported: false,
-            reported_packets: 0,
-            reported_bytes: 0,
-            exported_packets: [0; 2],
-            exported_bytes: [0; 2],
-            exported_ip_bytes: [0; 2],
-        });
+        self.parts.push(Part::new(label, row(label)));
         u8::try_from(self.parts.len() - 1).unwrap_or(NONE)
     }
 }
