@@ -375,6 +375,43 @@ fn interval_lines_of_a_fixture() {
 }
 
 #[test]
+fn a_gap_of_centuries_is_one_interval_after_a_thousand_empty_ones() {
+    // PcapPlusPlus's pcapng example jumps from 2015 to 2061 and then to the end of what
+    // nanoseconds since 1970 hold (2554): 1,000 empty one-second intervals are reported one
+    // by one after each jump, then the rest of the gap is one line.
+    let capture = super::corpus::dir().join("pcpp__PcapExamples__pcapng-example.pcapng");
+    let lines = interval_lines(capture.to_str().unwrap(), "1");
+    let t0 = 1_422_527_998.578_402;
+    let spans: Vec<(i64, i64, u64)> = lines
+        .iter()
+        .filter(|l| {
+            let width = l["interval_end"].as_f64().unwrap() - l["interval_start"].as_f64().unwrap();
+            l["packets"].as_u64().unwrap() > 0 || width > 1.5
+        })
+        .map(|l| {
+            (
+                (l["interval_start"].as_f64().unwrap() - t0).round() as i64,
+                (l["interval_end"].as_f64().unwrap() - t0).round() as i64,
+                l["packets"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            (0, 1, 1),
+            (1000, 1_472_003_999, 0),
+            (1_472_003_999, 1_472_004_000, 58),
+            (1_472_004_999, 17_024_216_075, 0),
+            (17_024_216_075, 17_024_216_075, 100),
+            (0, 17_024_216_075, 159),
+        ]
+    );
+    assert_eq!(lines.len(), 2004);
+    assert!(lines.last().unwrap()["final"].as_bool().unwrap());
+}
+
+#[test]
 fn bad_intervals_are_one_line_and_exit_2() {
     for bad in ["0", "-1", "nan"] {
         let arg = format!("--interval={bad}");

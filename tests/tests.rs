@@ -29,6 +29,8 @@ mod smb_state;
 mod ipfix;
 // `portscope merge`: reports that add up to one run, and bad reports.
 mod merge;
+// One capture, one answer through every path.
+mod metamorphic;
 // `portscope live` on the loopback interface (needs root, as CI has).
 mod live;
 // The tshark oracle: each packet's service row from tshark's dissection and the catalog.

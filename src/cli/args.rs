@@ -195,8 +195,9 @@ pub struct ClassifyArgs {
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
     /// Also report every SECS seconds of capture time, from the first packet (empty
-    /// intervals included): JSON lines as `live --format json` writes them, or a table line
-    /// per interval per top row.
+    /// intervals included, up to 1,000 in a row; the rest of a longer gap is one interval):
+    /// JSON lines as `live --format json` writes them, or a table line per interval per top
+    /// row.
     #[arg(long, value_name = "SECS")]
     pub interval: Option<f64>,
     /// Keep only the packets this BPF filter expression passes, as tcpdump takes it (the

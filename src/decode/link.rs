@@ -23,6 +23,10 @@ pub enum Link {
     Sll2,
     /// PPP (DLT 9): the protocol field, after an optional 0xff 0x03 address and control.
     Ppp,
+    /// PPP in HDLC-like framing (DLT 50, RFC 1662), as serial links carry it: read as
+    /// [`Link::Ppp`] (as tshark reads it, and editcap rewrites it to DLT 9), or as Cisco
+    /// HDLC when the address is Cisco's (0x0f or 0x8f), as BSD's ppp capture writes it.
+    PppSerial,
     /// Cisco HDLC (DLT 104): address, control, then an ethertype.
     CHdlc,
     /// IEEE 802.11 (DLT 105): a data frame's header, then LLC/SNAP.
@@ -51,9 +55,9 @@ pub enum Link {
 
 impl Link {
     /// Every DLT value portscope decodes: what the fuzzer and the property tests draw from.
-    pub const DECODED_DLTS: [i32; 21] = [
-        1, 0, 108, 12, 14, 101, 228, 229, 113, 276, 9, 104, 105, 127, 192, 239, 107, 129, 226, 242,
-        258,
+    pub const DECODED_DLTS: [i32; 22] = [
+        1, 0, 108, 12, 14, 101, 228, 229, 113, 276, 9, 50, 104, 105, 127, 192, 239, 107, 129, 226,
+        242, 258,
     ];
 
     /// Maps a DLT value as libpcap reports it (`pcap_datalink`).
@@ -71,6 +75,7 @@ impl Link {
             113 => Link::Sll,
             276 => Link::Sll2,
             9 => Link::Ppp,
+            50 => Link::PppSerial,
             104 => Link::CHdlc,
             105 => Link::Ieee80211,
             127 => Link::Radiotap,
@@ -97,6 +102,7 @@ impl Link {
             Link::Sll => 113,
             Link::Sll2 => 276,
             Link::Ppp => 9,
+            Link::PppSerial => 50,
             Link::CHdlc => 104,
             Link::Ieee80211 => 105,
             Link::Radiotap => 127,
@@ -183,7 +189,10 @@ pub(super) fn strip<'a>(link: Link, frame: &'a [u8], vlan: &mut u16) -> Result<&
             let rest = frame.get(field::SLL2_LEN..).ok_or(truncated)?;
             ethertype_payload(EtherType(protocol), rest, vlan)
         }
-        Link::Ppp => {
+        Link::PppSerial if matches!(frame.first(), Some(0x0f | 0x8f)) => {
+            strip(Link::CHdlc, frame, vlan)
+        }
+        Link::Ppp | Link::PppSerial => {
             let rest = match frame {
                 [0xff, 0x03, rest @ ..] => rest,
                 rest => rest,

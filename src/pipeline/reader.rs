@@ -33,6 +33,16 @@ pub(super) struct CaptureClock {
     pub span: Option<(u64, u64)>,
 }
 
+/// Empty intervals reported one by one before the rest of a gap in capture time is
+/// reported as one (`classify --interval`'s help says so).
+const MAX_EMPTY: u32 = 1000;
+
+/// Whether a frame at `ts` is past an interval ending at `end`. The last representable
+/// interval (ending at `u64::MAX` ns, in 2554) holds everything after it.
+fn due(ts: u64, end: u64) -> bool {
+    ts >= end && end < u64::MAX
+}
+
 fn at(ns: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(ns)
 }
@@ -130,7 +140,7 @@ impl Reader {
             let (_, end) = *clock
                 .span
                 .get_or_insert((first.ts_ns, first.ts_ns.saturating_add(clock.step_ns)));
-            let Some(cut) = batch.frames.iter().position(|f| f.ts_ns >= end) else {
+            let Some(cut) = batch.frames.iter().position(|f| due(f.ts_ns, end)) else {
                 return self.send(batch, report);
             };
             if cut > 0 {
@@ -143,14 +153,24 @@ impl Reader {
                 batch.frames.drain(..cut);
             }
             let next = batch.frames[0].ts_ns;
-            while self
+            let mut empty = 0;
+            while let Some(clock) = self
                 .live
-                .as_ref()
-                .and_then(|l| l.capture.as_ref())
-                .and_then(|c| c.span)
-                .is_some_and(|(_, end)| next >= end)
+                .as_mut()
+                .and_then(|l| l.capture.as_mut())
+                .filter(|c| c.span.is_some_and(|(_, end)| due(next, end)))
             {
+                // The interval just ended was reported; the ones after it are empty up to
+                // the one holding `next`. Past MAX_EMPTY of them, the rest of the gap is
+                // one interval, so a jump in the clock cannot make billions of lines.
+                if empty == MAX_EMPTY {
+                    if let Some((start, end)) = clock.span {
+                        let steps = (next - end) / clock.step_ns;
+                        clock.span = Some((start, end + steps * clock.step_ns));
+                    }
+                }
                 self.capture_tick(batch.link());
+                empty += 1;
             }
         }
     }
