@@ -198,6 +198,9 @@ pub struct SmbSegment {
     pub seq: u32,
     /// The TCP payload's length on the wire.
     pub len: u32,
+    /// [`smb::Segment::unread`] (a message that may name holds at least 68 bytes, so a
+    /// frame's 262,144 bytes hold fewer than `u16::MAX`).
+    pub unread: u16,
     pub segment: SegmentRead,
 }
 
@@ -876,6 +879,8 @@ impl<'t> Worker<'t> {
     }
 
     fn apply_smb_segment(&mut self, s: &SmbSegment, p: &RoutedPacket) {
+        // Messages a segment held past those read for names: what they named is forgotten.
+        self.tally.smb_forgotten += u64::from(s.unread);
         let (port, side) = smb_ends(p);
         let table = self.table;
         // A connection gets its state at its first SMB message: a segment in which none
@@ -889,6 +894,7 @@ impl<'t> Worker<'t> {
             first: s.segment.first,
             end: s.segment.end,
             tail: None,
+            unread: u32::from(s.unread),
         };
         let lens = (u64::from(p.wire_len), u64::from(p.ip_len()));
         conn.segment(side, s.seq, s.len, lens, &segment, |l| {
@@ -1079,6 +1085,7 @@ fn route_smb(
         packet,
         seq: d.tcp_seq(),
         len,
+        unread: u16::try_from(segment.unread).unwrap_or(u16::MAX),
         segment: SegmentRead {
             start: segment.start.unwrap_or(u32::MAX),
             first: segment.first,

@@ -588,6 +588,49 @@ fn live_exports_to_nfcapd_while_tcpreplay_sends() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A Windows 10 SMB capture and a 29,254-byte offloaded SMB segment, replayed with
+/// `tcpreplay --topspeed` onto a veth pair (MTU 65,535, so the big frame goes as one):
+/// `live` at its default snap length and kernel buffer gives the rows `classify` gives for
+/// the files, and the kernel drops nothing.
+#[test]
+fn live_at_its_defaults_gives_the_rows_of_classify() {
+    let dir = tmpdir("live-defaults");
+    let offload = super::smb_state::offloaded_write(&dir);
+    let windows = super::util::fixture("real_smb_windows10.pcap");
+    let files = [windows.as_str(), offload.to_str().unwrap()];
+    let veth = Veth::new();
+    for end in [&veth.a, &veth.b] {
+        assert!(ip(&["link", "set", end, "mtu", "65535"]));
+    }
+    let (child, err) = start_on(&veth.b, &["-i", &veth.b, "--format", "json"]);
+    let replay = Command::new("tcpreplay")
+        .args(["-q", "--topspeed", "-i", &veth.a])
+        .args(files)
+        .output()
+        .expect("tcpreplay (Debian package tcpreplay) must be installed");
+    assert!(replay.status.success(), "{}", stderr(&replay));
+    std::thread::sleep(Duration::from_millis(500));
+    interrupt(&child);
+    let (lines, status, rest) = finish(child, err, Duration::from_secs(30));
+    assert_eq!(status, Some(0), "{rest}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["final"], true);
+    assert_eq!(last["drops"]["kernel"], 0, "{last}");
+    assert_eq!(last["drops"]["shed"], 0, "{last}");
+    let (file, out) = classify_json(&files);
+    assert!(out.status.success());
+    let got = report(last);
+    // Flows aside: live times flows by the clock, classify by the capture's (517 s long).
+    let rows = |r: &Report| -> Vec<(String, u64, u64)> {
+        r.rows().into_iter().map(|(k, _, p, b)| (k, p, b)).collect()
+    };
+    assert_eq!(rows(&got), rows(&file));
+    assert_eq!((got.packets, got.bytes), (file.packets, file.bytes));
+    // 125 Windows packets and the 38 of the offloaded write, one of them 29,308 bytes.
+    assert_eq!(got.packets, 125 + 38);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `live --active-timeout 1` on a UDP exchange that lasts 3.5 s: the collector gets
 /// records of it while it goes on (flowEndReason 2), and its records add up to the row.
 #[test]

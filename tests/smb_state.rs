@@ -158,6 +158,75 @@ fn closed_pipes_free_their_place_and_open_ones_are_counted() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A hostile session opens 1,000,000 pipes, each with its own name, and closes none (32
+/// creates to a segment, then their 32 responses): the run finishes, memory stays under
+/// 64 MiB, every packet is in a row, and all but the 64 pipes still held are forgotten and
+/// counted.
+#[test]
+fn a_million_pipes_never_closed_are_counted_and_memory_stays_bounded() {
+    let dir = tmpdir("smb-million");
+    let (pipes, per_segment) = (1_000_000u64, 32u64);
+    let path = dir.join("million.pcap");
+    let mut t = Stream::new((A, 50601), (B, 445));
+    let mut at = T0;
+    let mut segment = move |side: usize, syn: bool, payload: &[u8]| {
+        at += NS / 1000;
+        whole(at, eth_ip(&t.segment(side, syn, payload)))
+    };
+    let mut setup = vec![
+        segment(0, true, &[]),
+        segment(1, true, &[]),
+        segment(0, false, &session(&smb2_plain(3, false, 1, 24))),
+        segment(1, false, &session(&tree_connect_response(1, 1, 2))),
+    ]
+    .into_iter();
+    let mut batch = 0u64;
+    let mut responses: Option<Record> = None;
+    let records = std::iter::from_fn(move || {
+        if let Some(r) = setup.next() {
+            return Some(r);
+        }
+        if let Some(r) = responses.take() {
+            return Some(r);
+        }
+        if batch * per_segment == pipes {
+            return None;
+        }
+        let (mut asks, mut answers) = (Vec::new(), Vec::new());
+        for i in batch * per_segment..(batch + 1) * per_segment {
+            asks.extend(session(&create_request(10 + i, 1, &format!("pipe{i}"))));
+            answers.extend(session(&create_response(10 + i, 1, 1_000_000 + i)));
+        }
+        batch += 1;
+        let ask = segment(0, false, &asks);
+        responses = Some(segment(1, false, &answers));
+        Some(ask)
+    });
+    let frames = gen::write_pcap(&path, 1, false, records).unwrap();
+    assert_eq!(frames, 4 + 2 * pipes / per_segment);
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_portscope"))
+        .args(["classify", "--format", "json", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["packets"], frames);
+    assert_eq!(j["smb_forgotten"], pipes - 64);
+    let in_rows: u64 = j["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["packets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_rows, frames);
+    let peak_kib: u64 = stderr(&out).trim().lines().last().unwrap().parse().unwrap();
+    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
+    eprintln!("a million open pipes: peak RSS {peak_kib} KiB");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Pipe names longer than 32 bytes, as PsExec's are, are reported whole.
 #[test]
 fn long_pipe_names_are_whole() {
@@ -189,24 +258,7 @@ fn long_pipe_names_are_whole() {
 #[test]
 fn a_message_deep_inside_an_offloaded_segment_is_read_by_every_reader() {
     let dir = tmpdir("smb-offload");
-    let path = capture_of(&dir, "offload.pcap", |push| {
-        let mut first = write_request(10, 2, 5, &[]);
-        let data = 7_252 - 4 - first.len();
-        first.resize(first.len() + data, 0x11);
-        let first = session(&first);
-        let second = session(&write_request(11, 2, 5, &vec![0x22; 60_000]));
-        let mut big = first[1000..].to_vec();
-        big.extend_from_slice(&second[..29_254 - big.len()]);
-        assert_eq!(big.len(), 29_254);
-        push(0, &first[..1000]);
-        push(0, &big);
-        let rest = &second[29_254 - (first.len() - 1000)..];
-        for chunk in rest.chunks(1448) {
-            push(0, chunk);
-        }
-        push(1, &session(&smb2_plain(9, true, 10, 16)));
-        push(1, &session(&smb2_plain(9, true, 11, 16)));
-    });
+    let path = offloaded_write(&dir);
     let p = path.to_str().unwrap();
     let base = report(&[p]);
     let rows = smb_rows(&base);
@@ -226,4 +278,26 @@ fn a_message_deep_inside_an_offloaded_segment_is_read_by_every_reader() {
     let last: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
     assert_eq!(smb_rows(&last), rows, "--interval");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `offload.pcap` in `dir`: the capture of the test above (live replays it too).
+pub(super) fn offloaded_write(dir: &Path) -> PathBuf {
+    capture_of(dir, "offload.pcap", |push| {
+        let mut first = write_request(10, 2, 5, &[]);
+        let data = 7_252 - 4 - first.len();
+        first.resize(first.len() + data, 0x11);
+        let first = session(&first);
+        let second = session(&write_request(11, 2, 5, &vec![0x22; 60_000]));
+        let mut big = first[1000..].to_vec();
+        big.extend_from_slice(&second[..29_254 - big.len()]);
+        assert_eq!(big.len(), 29_254);
+        push(0, &first[..1000]);
+        push(0, &big);
+        let rest = &second[29_254 - (first.len() - 1000)..];
+        for chunk in rest.chunks(1448) {
+            push(0, chunk);
+        }
+        push(1, &session(&smb2_plain(9, true, 10, 16)));
+        push(1, &session(&smb2_plain(9, true, 11, 16)));
+    })
 }

@@ -20,9 +20,11 @@ pub const NETBIOS_SESSION_PORT: u16 = 139;
 /// The NetBIOS session message type that carries SMB; the others (session request, positive
 /// and negative response, retarget, keep-alive) carry none.
 const SESSION_MESSAGE: u8 = 0x00;
-/// At most this many messages are walked in one segment (a segment holds a few at most;
-/// a flood of tiny ones is cut off, the rest of it counted where its first message goes).
-const MAX_MESSAGES: usize = 16;
+/// At most this many messages of one segment are read for names: a segment usually holds
+/// a few, an offloaded one a few hundred small ones at most. The walk goes on past them
+/// (so the next message is found where it starts), and the messages past the bound that
+/// could have named something are counted in [`Segment::unread`].
+pub const MAX_MESSAGES: usize = 64;
 /// At most this many SMB2 commands of one compound message, or SMB1 AndX commands of one
 /// message, are read for events.
 const MAX_CHAIN: usize = 8;
@@ -205,6 +207,9 @@ pub struct Segment {
     /// The last message read, if it is not the first and goes on past the segment: what
     /// the segments after this one carry.
     pub tail: Option<Header>,
+    /// Messages past the first [`MAX_MESSAGES`] that could have named a tree or a pipe,
+    /// and were not read for it.
+    pub unread: u32,
 }
 
 /// Whether a packet may carry SMB: TCP to or from port 445 or 139, with payload.
@@ -238,20 +243,24 @@ pub fn segment<'a>(payload: &'a [u8], len: u32, mut event: impl FnMut(Event<'a>)
             first: Header::OTHER,
             end: 0,
             tail: None,
+            unread: 0,
         };
     };
     let mut at = start as usize;
     let mut first = None;
     let mut last = Header::OTHER;
     let mut read = 0;
-    for _ in 0..MAX_MESSAGES {
-        let Some((header, total)) = at_zero.take().or_else(|| message_at(payload, at)) else {
-            break;
-        };
+    let mut unread = 0;
+    // Every message advances `at` by at least its 4-byte session header.
+    while let Some((header, total)) = at_zero.take().or_else(|| message_at(payload, at)) {
         let body = payload.get(at + 4..).unwrap_or(&[]);
         let body = &body[..body.len().min(total - 4)];
         if may_name(&header, body) {
-            events(header.dialect, body, &mut event);
+            if read < MAX_MESSAGES {
+                events(header.dialect, body, &mut event);
+            } else {
+                unread += 1;
+            }
         }
         first.get_or_insert(header);
         last = header;
@@ -268,6 +277,7 @@ pub fn segment<'a>(payload: &'a [u8], len: u32, mut event: impl FnMut(Event<'a>)
         first,
         end,
         tail: (end > len && read > 1).then_some(last),
+        unread,
     }
 }
 
@@ -946,6 +956,24 @@ mod tests {
             }
         });
         assert_eq!(&name[..open.unwrap()], b"samr");
+    }
+
+    #[test]
+    fn messages_past_the_bound_are_walked_and_counted_unread() {
+        // 70 creates and 10 reads (which name nothing) in one segment.
+        let mut payload = Vec::new();
+        for i in 0..70 {
+            payload.extend(session(&create_request(i, 1, "srvsvc")));
+            if i % 7 == 0 {
+                payload.extend(session(&read_request(1000 + i, 1, 5)));
+            }
+        }
+        let (s, events) = read(&payload);
+        assert_eq!(s.end as usize, payload.len());
+        // The first 64 messages are 8 of (7 creates, a read): 56 creates are read, and the
+        // other 14 are left unread.
+        assert_eq!(events.len(), 56);
+        assert_eq!(s.unread, 14);
     }
 
     #[test]

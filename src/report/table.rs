@@ -287,8 +287,9 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     if s.smb_forgotten > 0 {
         writeln!(
             out,
-            "note: {} SMB trees, open pipes or requests were pushed out of a connection's bounded state; what they would have named stays in the port rows",
+            "note: {} SMB trees, open pipes or requests were pushed out of a connection's bounded state, or were in a segment past the {} messages read for names; what they would have named stays in the port rows",
             thousands(s.smb_forgotten),
+            crate::inspect::smb::MAX_MESSAGES,
         )?;
     }
     let e = &s.expectations;
