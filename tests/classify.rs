@@ -531,6 +531,8 @@ fn missing_file_is_an_error_but_the_rest_is_reported() {
         stderr(&out),
         "portscope: cannot open capture /nonexistent/x.pcap: No such file or directory\n"
     );
+    // Nothing was read: no all-zero report beside the error.
+    assert_eq!(stdout(&out), "");
     let (r, out) = classify_json(&["/nonexistent/x.pcap", &fixture("link_ethernet.pcap")]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(r.packets, 12);
@@ -698,6 +700,50 @@ fn completions_and_man_page() {
     let man = text(&["man"]);
     assert!(man.contains(".TH portscope 1"), "{man}");
     assert!(man.contains("classify"));
+    for section in [
+        ".SH \"EXIT STATUS\"",
+        ".SH FILES",
+        ".SH EXAMPLES",
+        ".BR portscope-classify (1)",
+    ] {
+        assert!(man.contains(section), "{section}");
+    }
+    // A page per subcommand, with its options.
+    let classify = text(&["man", "classify"]);
+    assert!(classify.starts_with(".ie") && classify.contains(".TH portscope-classify 1"));
+    for option in ["\\-\\-flows", "\\-\\-interval", "\\-\\-reader"] {
+        assert!(classify.contains(option), "{option}");
+    }
+    let bad = run(&["man", "clasify"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        stderr(&bad),
+        "portscope: no subcommand clasify: see portscope --help\n"
+    );
+    let dir = tmpdir("man");
+    let out = run(&["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(
+        stderr(&out),
+        format!("portscope: wrote 10 man pages to {}\n", dir.display())
+    );
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    assert_eq!(
+        pages[..3],
+        [
+            "portscope-bench.1",
+            "portscope-catalog.1",
+            "portscope-classify.1"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("portscope-classify.1")).unwrap(),
+        classify
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
     let bad = run(&["completions", "tcsh"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(
@@ -705,6 +751,48 @@ fn completions_and_man_page() {
         "{}",
         stderr(&bad)
     );
+}
+
+/// tcpdump's habits: a filter after the captures, and `-` for standard output.
+#[test]
+fn trailing_filter_and_flows_on_standard_output() {
+    let smb = fixture("smb.pcap");
+    let (with_f, _) = classify_json(&["-f", "tcp port 445", &smb]);
+    let (trailing, out) = classify_json(&[&smb, "tcp", "port", "445"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(trailing.rows(), with_f.rows());
+    assert_eq!(trailing.inputs.len(), 1);
+    assert_eq!(trailing.packets, with_f.packets);
+    // A typo in it is a filter error, not three missing captures.
+    let out = run(&["classify", &smb, "tcp", "prt", "445"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "portscope: bad filter \"tcp prt 445\": can't parse filter expression: syntax error\n"
+    );
+    assert_eq!(stdout(&out), "");
+    // Words that are no filter stay missing captures.
+    let out = run(&["classify", &smb, "nosuch.pcap"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "portscope: cannot open capture nosuch.pcap: No such file or directory\n"
+    );
+    // `--flows -`: the flow lines on standard output, the report on standard error.
+    let out = run(&["classify", "--format", "json", "--flows", "-", &smb]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let report: Report = serde_json::from_str(&stderr(&out)).unwrap();
+    assert_eq!(lines.len() as u64, report.flows);
+    let packets: u64 = lines
+        .iter()
+        .map(|l| l["orig_packets"].as_u64().unwrap() + l["resp_packets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(packets, report.packets - report.not_ip.packets);
+    assert!(!std::path::Path::new("-").exists());
 }
 
 /// `-c N` stops after N packets over all inputs, like tcpdump's, and the report covers

@@ -34,8 +34,15 @@ pub enum Command {
         #[arg(value_enum)]
         shell: ShellArg,
     },
-    /// Print the man page (roff) on standard output.
-    Man,
+    /// Print a man page (roff) on standard output: the top page, or a subcommand's.
+    Man {
+        /// The subcommand whose page to print (its options, as `--help` lists them).
+        subcommand: Option<String>,
+        /// Write every page (portscope.1, portscope-classify.1, ...) into DIR instead, e.g.
+        /// /usr/local/share/man/man1.
+        #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// The shells `portscope completions` writes for.
@@ -169,7 +176,9 @@ pub struct ExportOpts {
 
 #[derive(Debug, ClapArgs)]
 pub struct ClassifyArgs {
-    /// Capture files (pcap or pcapng); `-` reads standard input.
+    /// Capture files (pcap or pcapng) or directories of them; `-` reads standard input. As
+    /// with tcpdump, a filter may follow the captures instead of `-f`
+    /// (`portscope classify F tcp port 445`).
     #[arg(required = true, value_name = "CAPTURE")]
     pub captures: Vec<String>,
     #[arg(long, value_enum, default_value_t = ClassifyFormat::Table)]
@@ -177,7 +186,8 @@ pub struct ClassifyArgs {
     /// Write the report to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Also write one JSON line per flow to FILE.
+    /// Also write one JSON line per flow to FILE; `-` writes them on standard output, and
+    /// the report then goes to standard error unless -o names a file for it.
     #[arg(long, value_name = "FILE")]
     pub flows: Option<PathBuf>,
     #[command(flatten)]

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
-    let captures = &expand_directories(&a.captures)?;
+    let (files, trailing) = trailing_filter(&a.captures, a.filter.is_some())?;
+    let captures = &expand_directories(files)?;
     if a.count == Some(0) {
         anyhow::bail!("--count must be at least 1");
     }
@@ -32,7 +33,16 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     if html && a.output.is_none() && std::io::stdout().is_terminal() {
         anyhow::bail!("--format html writes a file: give it with -o FILE (or redirect the output)");
     }
-    let filter = a.filter.as_deref().map(Filter::new).transpose()?;
+    let filter = match trailing {
+        Some(f) => Some(f),
+        None => a.filter.as_deref().map(Filter::new).transpose()?,
+    };
+    // `--flows -` streams the flows on standard output; the report then goes to standard
+    // error, unless -o names a file for it.
+    let flows_to_stdout = a.flows.as_deref() == Some(std::path::Path::new("-"));
+    if flows_to_stdout && html && a.output.is_none() {
+        anyhow::bail!("--flows - takes standard output: give the HTML report a file with -o FILE");
+    }
     if html && interval.is_none() {
         interval = Some(fitting_interval(captures, filter.as_ref(), a.count));
     }
@@ -119,8 +129,17 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    // Nothing was read: the error lines are the whole answer (an all-zero report beside
+    // them would read as an empty capture).
+    if !outcome.inputs.is_empty() && outcome.inputs.iter().all(|i| i.open_error.is_some()) {
+        return Ok(status);
+    }
     let summary = Summary::new(&outcome.tally, &outcome.inputs, &catalog, &table);
-    write_output(a.output.as_deref(), |out| match (a.format, interval) {
+    let report_to = match (&a.output, flows_to_stdout) {
+        (None, true) => Some(std::path::Path::new("/dev/stderr")),
+        (output, _) => output.as_deref(),
+    };
+    write_output(report_to, |out| match (a.format, interval) {
         (ClassifyFormat::Html, _) => report::write_html(&summary, &intervals, out),
         (ClassifyFormat::Table, None) => summary.write(Format::Table, out),
         (ClassifyFormat::Json, None) => summary.write(Format::Json, out),
@@ -138,7 +157,8 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     if let Some(path) = &a.flows {
-        write_output(Some(path), |out| {
+        let path = (!flows_to_stdout).then_some(path.as_path());
+        write_output(path, |out| {
             report::write_flows(&mut outcome.tally.flows, &table, out)
         })?;
     }
@@ -148,6 +168,62 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         super::print_deliveries(&deliveries);
     }
     Ok(status)
+}
+
+/// A filter written after the captures, as tcpdump takes one (`portscope classify F tcp
+/// port 445`): without `-f`, the arguments from the first one that names no file (and is
+/// not `-`) on are the filter, if they compile as one and a capture comes before them.
+/// Otherwise every argument is a capture, and a missing one is reported as such.
+/// A filter that does not compile is its error when it begins with a word only a filter
+/// begins with (`tcp prt 445`).
+fn trailing_filter(
+    args: &[String],
+    has_filter: bool,
+) -> anyhow::Result<(&[String], Option<Filter>)> {
+    /// Words a BPF expression starts with (pcap-filter(7)'s primitives and qualifiers).
+    const FILTER_WORDS: [&str; 27] = [
+        "tcp",
+        "udp",
+        "icmp",
+        "icmp6",
+        "ip",
+        "ip6",
+        "arp",
+        "rarp",
+        "host",
+        "net",
+        "port",
+        "portrange",
+        "src",
+        "dst",
+        "ether",
+        "vlan",
+        "mpls",
+        "pppoes",
+        "not",
+        "proto",
+        "greater",
+        "less",
+        "broadcast",
+        "multicast",
+        "inbound",
+        "outbound",
+        "sctp",
+    ];
+    let first_missing = args
+        .iter()
+        .position(|a| a != "-" && !std::path::Path::new(a).exists());
+    let Some(i) = first_missing.filter(|&i| i > 0 && !has_filter) else {
+        return Ok((args, None));
+    };
+    let expr = args[i..].join(" ");
+    match Filter::new(&expr) {
+        Ok(filter) => Ok((&args[..i], Some(filter))),
+        Err(e) if FILTER_WORDS.contains(&args[i].as_str()) || args[i].starts_with(['(', '!']) => {
+            Err(e.into())
+        }
+        Err(_) => Ok((args, None)),
+    }
 }
 
 /// The inputs with every directory replaced by the files under it (recursively): the

@@ -9,6 +9,7 @@ mod bench_cmd;
 mod catalog_cmd;
 mod classify_cmd;
 mod live_cmd;
+mod man;
 
 pub use args::Args;
 
@@ -44,10 +45,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             write_output(None, |w| w.write_all(&out))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
-            use clap::CommandFactory;
+        Command::Man { subcommand, dir } => {
+            if let Some(dir) = dir {
+                let n = man::write_all(&dir)?;
+                eprintln!("portscope: wrote {n} man pages to {}", dir.display());
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut out = Vec::new();
-            clap_mangen::Man::new(Args::command()).render(&mut out)?;
+            man::write_page(subcommand.as_deref(), &mut out)?;
             write_output(None, |w| w.write_all(&out))?;
             Ok(ExitCode::SUCCESS)
         }
