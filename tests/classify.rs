@@ -793,6 +793,22 @@ fn trailing_filter_and_flows_on_standard_output() {
         .sum();
     assert_eq!(packets, report.packets - report.not_ip.packets);
     assert!(!std::path::Path::new("-").exists());
+    // `-r FILE` as tcpdump and tshark take it, `-o -`, and ndjson: the report on one line.
+    let out = run(&[
+        "classify", "-r", &smb, "-o", "-", "--format", "ndjson", "tcp", "port", "445",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1);
+    let one: Report = serde_json::from_str(&text).unwrap();
+    assert_eq!(one.rows(), with_f.rows());
+    let out = run(&["catalog", "interfaces", "--format", "ndjson"]);
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() > 100);
+    assert_eq!(lines[0]["uuid"], "e3514235-4b06-11d1-ab04-00c04fc2dcd2");
 }
 
 /// `-c N` stops after N packets over all inputs, like tcpdump's, and the report covers

@@ -594,6 +594,19 @@ fn servers_of_fixtures() {
         smb["services"][0]["top_pairs"],
         serde_json::json!([{"a": "192.168.199.132", "b": "192.168.199.133", "flows": 6, "packets": 73, "bytes": 18387}])
     );
+    // NetBIOS names: the host that answered is a server; the subnet's broadcast address,
+    // where the queries and registrations went, is not.
+    let nbns = json("real_nbns.pcap", &[]);
+    assert_eq!(
+        server_rows(&nbns),
+        [(
+            s("192.168.239.2"),
+            2,
+            14,
+            1540,
+            vec![(s("udp/137"), s("port"), 14)]
+        )]
+    );
     // DCE/RPC: one server offers the endpoint mapper and the interfaces bound or announced.
     let rpc = json("rpc.pcap", &[]);
     assert_eq!(

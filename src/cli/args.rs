@@ -88,6 +88,8 @@ pub enum ReaderArg {
 pub enum FormatArg {
     Table,
     Json,
+    /// JSON, one document a line (NDJSON): a report on one line, a list one item a line.
+    Ndjson,
     Csv,
 }
 
@@ -96,6 +98,8 @@ pub enum FormatArg {
 pub enum ClassifyFormat {
     Table,
     Json,
+    /// The report as JSON on one line (NDJSON); with --interval the same lines as json.
+    Ndjson,
     Csv,
     /// One self-contained HTML page (charts as inline SVG, no script, nothing fetched);
     /// needs `-o` when standard output is a terminal.
@@ -179,8 +183,12 @@ pub struct ClassifyArgs {
     /// Capture files (pcap or pcapng) or directories of them; `-` reads standard input. As
     /// with tcpdump, a filter may follow the captures instead of `-f`
     /// (`portscope classify F tcp port 445`).
-    #[arg(required = true, value_name = "CAPTURE")]
+    #[arg(required_unless_present = "read", value_name = "CAPTURE")]
     pub captures: Vec<String>,
+    /// A capture to read, as tcpdump's and tshark's -r (repeatable; read before the
+    /// CAPTURE arguments).
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Vec<String>,
     #[arg(long, value_enum, default_value_t = ClassifyFormat::Table)]
     pub format: ClassifyFormat,
     /// Write the report to FILE instead of standard output.

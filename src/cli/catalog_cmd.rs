@@ -166,6 +166,13 @@ fn print(entries: &[Entry], format: FormatArg, out: &mut dyn Write) -> std::io::
             serde_json::to_writer_pretty(&mut *out, entries)?;
             writeln!(out)
         }
+        FormatArg::Ndjson => {
+            for e in entries.iter() {
+                serde_json::to_writer(&mut *out, e)?;
+                writeln!(out)?;
+            }
+            Ok(())
+        }
         FormatArg::Csv => {
             let mut w = csv::Writer::from_writer(out);
             let mut header = vec![
@@ -269,6 +276,13 @@ fn print_interfaces(
         FormatArg::Json => {
             serde_json::to_writer_pretty(&mut *out, &entries)?;
             writeln!(out)
+        }
+        FormatArg::Ndjson => {
+            for e in entries.iter() {
+                serde_json::to_writer(&mut *out, e)?;
+                writeln!(out)?;
+            }
+            Ok(())
         }
         FormatArg::Csv => {
             let mut w = csv::Writer::from_writer(out);

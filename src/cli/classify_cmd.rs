@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
-    let (files, trailing) = trailing_filter(&a.captures, a.filter.is_some())?;
+    let named: Vec<String> = a.read.iter().chain(&a.captures).cloned().collect();
+    let (files, trailing) = trailing_filter(&named, a.filter.is_some())?;
     let captures = &expand_directories(files)?;
     if a.count == Some(0) {
         anyhow::bail!("--count must be at least 1");
@@ -143,9 +144,10 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         (ClassifyFormat::Html, _) => report::write_html(&summary, &intervals, out),
         (ClassifyFormat::Table, None) => summary.write(Format::Table, out),
         (ClassifyFormat::Json, None) => summary.write(Format::Json, out),
+        (ClassifyFormat::Ndjson, None) => summary.write(Format::Ndjson, out),
         (ClassifyFormat::Csv, _) => summary.write(Format::Csv, out),
         (ClassifyFormat::Table, Some(_)) => report::write_interval_table(&intervals, &summary, out),
-        (ClassifyFormat::Json, Some(_)) => {
+        (ClassifyFormat::Json | ClassifyFormat::Ndjson, Some(_)) => {
             for (span, s) in &intervals {
                 report::write_live_json(s, *span, LiveDrops::default(), false, out)?;
             }

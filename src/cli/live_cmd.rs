@@ -69,7 +69,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         merge: false,
     };
     let started = SystemTime::now();
-    let json = a.format == FormatArg::Json;
+    let json = matches!(a.format, FormatArg::Json | FormatArg::Ndjson);
     let redraw = std::io::stdout().is_terminal();
     let input = |t: &Tally| InputReport {
         name: a.interface.clone(),

@@ -93,6 +93,7 @@ fn merge(m: &args::MergeArgs) -> anyhow::Result<ExitCode> {
     let format = match m.format {
         args::FormatArg::Table => portscope::report::Format::Table,
         args::FormatArg::Json => portscope::report::Format::Json,
+        args::FormatArg::Ndjson => portscope::report::Format::Ndjson,
         args::FormatArg::Csv => portscope::report::Format::Csv,
     };
     write_output(m.output.as_deref(), |out| merged.write(format, out))?;
@@ -247,12 +248,12 @@ fn worker_config(f: &args::FlowOpts, keep_flows: bool) -> anyhow::Result<WorkerC
 }
 
 /// Writes through `write` to `path` (via a temporary file renamed into place, so an
-/// interrupted run never leaves half a report), or to standard output.
+/// interrupted run never leaves half a report), or to standard output (no path, or `-`).
 fn write_output(
     path: Option<&Path>,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
-    match path {
+    match path.filter(|p| p.as_os_str() != "-") {
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());

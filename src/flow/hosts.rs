@@ -31,8 +31,33 @@ pub struct Hosts {
 /// - otherwise, on a row of one port (a port record, or a port the endpoint mapper, FTP or
 ///   TFTP announced, or a DCE/RPC bind's server port): the endpoint on that port (the one
 ///   that did not send first, when both are);
-/// - range and IP-protocol rows, and unclassified flows, without a handshake: none.
+/// - range and IP-protocol rows, and unclassified flows, without a handshake: none;
+/// - never a broadcast or multicast address (NetBIOS name and datagram broadcasts go to
+///   the subnet's broadcast address, which no host answers from).
 pub fn server_of(r: &FlowRecord) -> Option<[u8; 16]> {
+    let server = endpoint_served(r)?;
+    let sent = if server == r.key.a {
+        r.packets[0]
+    } else {
+        r.packets[1]
+    };
+    (!group_address(&server, sent == 0)).then_some(server)
+}
+
+/// Whether `addr` names a group rather than a host: IPv4's limited broadcast, IPv4 and
+/// IPv6 multicast, and, for an address that sent nothing in the flow (`silent`), an IPv4
+/// address ending in .255 (a /24 or wider subnet's broadcast; a host with such an address
+/// in a wider subnet shows itself by sending).
+fn group_address(addr: &[u8; 16], silent: bool) -> bool {
+    let v6 = std::net::Ipv6Addr::from(*addr);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => v4.is_broadcast() || v4.is_multicast() || (silent && v4.octets()[3] == 255),
+        None => v6.is_multicast(),
+    }
+}
+
+/// The endpoint the rules above name, before group addresses are left out.
+fn endpoint_served(r: &FlowRecord) -> Option<[u8; 16]> {
     let k = &r.key;
     if k.proto == IpProto::TCP {
         if let Some(a) = r.syn_ack_from_a {

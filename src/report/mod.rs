@@ -34,6 +34,8 @@ use std::net::IpAddr;
 pub enum Format {
     Table,
     Json,
+    /// JSON on one line.
+    Ndjson,
     Csv,
 }
 
@@ -403,6 +405,10 @@ impl Summary {
             Format::Table => table::write(self, out),
             Format::Json => {
                 serde_json::to_writer_pretty(&mut *out, self)?;
+                writeln!(out)
+            }
+            Format::Ndjson => {
+                serde_json::to_writer(&mut *out, self)?;
                 writeln!(out)
             }
             Format::Csv => csv_out::write(self, out),
