@@ -185,7 +185,9 @@ fn unsupported_link_types_are_named() {
     );
     let table = stdout(&run(&["classify", &fixture("unsupported_link.pcap")]));
     assert!(
-        table.contains("note: 3 packets of link type 147 (DLT), which portscope does not decode"),
+        table.contains(
+            "note: 3 packets of link type 147 (USER0, for private use), which portscope does not decode"
+        ),
         "{table}"
     );
 }

@@ -332,6 +332,25 @@ fn pcapng_with_several_link_types() {
     for k in ["unclassified", "not_ip", "undecodable"] {
         assert_eq!(merged_json[k]["packets"], apart_json[k]["packets"], "{k}");
     }
+    // Every link type is in the report, named, and the table says so.
+    assert_eq!(
+        merged_json["inputs"][0]["link_types"],
+        serde_json::json!([
+            {"dlt": 1, "name": "Ethernet"},
+            {"dlt": 239, "name": "Linux netfilter log messages"},
+            {"dlt": 127, "name": "802.11 plus radiotap header"},
+            {"dlt": 276, "name": "Linux cooked v2"},
+        ])
+    );
+    let table = run(&["classify", merged.to_str().unwrap()]);
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        text.ends_with(&format!(
+            "note: {} has frames of 4 link types: Ethernet (1), Linux netfilter log messages (239), 802.11 plus radiotap header (127), Linux cooked v2 (276)\n",
+            merged.display()
+        )),
+        "{text}"
+    );
 }
 
 /// Little-endian pcapng blocks, built by hand.

@@ -93,6 +93,7 @@ impl<'a> Merge<'a> {
             .map(|p| InputReport {
                 name: p.source.name().to_string(),
                 link: Some(p.source.link()),
+                links: p.source.links(),
                 packets: p.packets,
                 bytes: p.bytes,
                 open_error: None,

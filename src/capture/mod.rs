@@ -162,6 +162,14 @@ impl Source for LibpcapFirst {
         }
     }
 
+    fn links(&self) -> Vec<Link> {
+        match (&self.own, &self.libpcap) {
+            (Some(own), _) => own.links(),
+            (None, Some(file)) => file.links(),
+            (None, None) => vec![Link::Ethernet],
+        }
+    }
+
     fn fill(&mut self, batch: &mut Batch) -> Fill {
         if let Some(file) = &mut self.libpcap {
             let fill = file.fill(batch);
@@ -425,8 +433,13 @@ pub enum Fill {
 pub trait Source {
     /// The name the user knows the source by (a path, `-`, an interface).
     fn name(&self) -> &str;
-    /// The link type of every frame.
+    /// The link type of every frame (a pcapng file's first interface's).
     fn link(&self) -> Link;
+    /// Every link type the frames had, in the order they appeared: more than one only in
+    /// a pcapng file whose interfaces differ.
+    fn links(&self) -> Vec<Link> {
+        vec![self.link()]
+    }
     /// Clears `batch` and fills it with up to [`BATCH_FRAMES`] frames.
     fn fill(&mut self, batch: &mut Batch) -> Fill;
     /// Drop counters: libpcap's for live captures, the interface statistics of a pcapng
@@ -458,6 +471,8 @@ pub struct InputReport {
     pub name: String,
     /// `None` when the input could not be opened.
     pub link: Option<Link>,
+    /// Every link type of its frames ([`Source::links`]); empty when not opened.
+    pub links: Vec<Link>,
     /// Packets read (including any shed).
     pub packets: u64,
     /// Their wire lengths, summed.
@@ -495,6 +510,10 @@ impl<S: Source + ?Sized> Source for &mut S {
 
     fn link(&self) -> Link {
         (**self).link()
+    }
+
+    fn links(&self) -> Vec<Link> {
+        (**self).links()
     }
 
     fn fill(&mut self, batch: &mut Batch) -> Fill {

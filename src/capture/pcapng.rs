@@ -403,6 +403,14 @@ impl Source for Pcapng {
         self.links.first().copied().unwrap_or(Link::Ethernet)
     }
 
+    fn links(&self) -> Vec<Link> {
+        if self.links.is_empty() {
+            vec![Link::Ethernet]
+        } else {
+            self.links.clone()
+        }
+    }
+
     fn filtered(&self) -> Option<Filtered> {
         self.filter.as_ref()?;
         let mut total = Filtered::default();

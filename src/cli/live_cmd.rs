@@ -74,6 +74,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
     let input = |t: &Tally| InputReport {
         name: a.interface.clone(),
         link: Some(link),
+        links: vec![link],
         packets: t.total().packets,
         bytes: t.total().bytes,
         open_error: None,

@@ -284,6 +284,7 @@ impl Reader {
                 return InputReport {
                     name,
                     link: None,
+                    links: Vec::new(),
                     packets: 0,
                     bytes: 0,
                     open_error: Some(message),
@@ -298,6 +299,7 @@ impl Reader {
         let mut report = InputReport {
             name: source.name().to_string(),
             link: None,
+            links: Vec::new(),
             packets: 0,
             bytes: 0,
             open_error: None,
@@ -360,6 +362,7 @@ impl Reader {
         self.tick(&mut *source, true, &mut report);
         // Known once read: a pcapng file's first interface, its statistics blocks' counters.
         report.link = Some(source.link());
+        report.links = source.links();
         // Offline (intervals of capture time included): the file's own drop counters.
         if !self.live.as_ref().is_some_and(|l| l.capture.is_none()) {
             report.drops = source.drops();

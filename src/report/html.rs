@@ -295,7 +295,12 @@ pub fn write_html(
             h,
             "<tr class=\"input\"><td>{}</td><td>{}</td><td class=\"packets\">{}</td><td class=\"bytes\">{}</td><td>{}</td></tr>",
             esc(&i.name),
-            i.link_type.map_or(String::new(), |l| l.to_string()),
+            esc(&i
+                .link_types
+                .iter()
+                .map(|l| format!("{} ({})", l.name, l.dlt))
+                .collect::<Vec<_>>()
+                .join(", ")),
             thousands(i.packets),
             thousands(i.bytes),
             esc(&note)

@@ -118,7 +118,11 @@ impl Summary {
         total.tunnels = tunnels.into_values().collect();
         total.undecodable.unsupported_link_types = links
             .into_iter()
-            .map(|(dlt, packets)| super::LinkCount { dlt, packets })
+            .map(|(dlt, packets)| super::LinkCount {
+                dlt,
+                name: super::link_name(dlt),
+                packets,
+            })
             .collect();
         total.sort();
         total

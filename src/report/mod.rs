@@ -191,7 +191,32 @@ pub struct Undecodable {
 #[serde(deny_unknown_fields)]
 pub struct LinkCount {
     pub dlt: i32,
+    /// libpcap's description of the link type ([`link_name`]).
+    #[serde(default)]
+    pub name: String,
     pub packets: u64,
+}
+
+/// A link type and its name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkType {
+    pub dlt: i32,
+    pub name: String,
+}
+
+/// The name of link type `dlt` as libpcap describes it (`pcap_datalink_val_to_description`:
+/// "Ethernet", "802.11 plus radiotap header", "D-Bus"), else its DLT name ("USER0"), else
+/// "unnamed". LINKTYPE_USER0 to USER15 (147 to 162), which libpcap does not name, are
+/// reserved for private use.
+pub fn link_name(dlt: i32) -> String {
+    if (147..=162).contains(&dlt) {
+        return format!("USER{}, for private use", dlt - 147);
+    }
+    let link = pcap::Linktype(dlt);
+    link.get_description()
+        .or_else(|_| link.get_name())
+        .unwrap_or_else(|_| "unnamed".to_string())
 }
 
 /// One input as the report lists it.
@@ -199,7 +224,11 @@ pub struct LinkCount {
 #[serde(deny_unknown_fields)]
 pub struct Input {
     pub name: String,
+    /// The first link type (a pcapng file's first interface's).
     pub link_type: Option<i32>,
+    /// Every link type of the input's frames, named.
+    #[serde(default)]
+    pub link_types: Vec<LinkType>,
     pub packets: u64,
     /// Wire bytes read, counted by the reader (the rows add up to the sum over inputs).
     pub bytes: u64,
@@ -345,6 +374,14 @@ impl Summary {
                 .map(|i| Input {
                     name: i.name.clone(),
                     link_type: i.link.map(Link::dlt),
+                    link_types: i
+                        .links
+                        .iter()
+                        .map(|l| LinkType {
+                            dlt: l.dlt(),
+                            name: link_name(l.dlt()),
+                        })
+                        .collect(),
                     packets: i.packets,
                     bytes: i.bytes,
                     error: i.open_error.clone().or_else(|| i.read_error.clone()),
@@ -367,7 +404,11 @@ impl Summary {
                 unsupported_link_types: tally
                     .unsupported_links
                     .iter()
-                    .map(|(&dlt, &packets)| LinkCount { dlt, packets })
+                    .map(|(&dlt, &packets)| LinkCount {
+                        dlt,
+                        name: link_name(dlt),
+                        packets,
+                    })
                     .collect(),
             },
             evicted_flows: tally.evicted_flows,

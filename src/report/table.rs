@@ -257,9 +257,24 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     for link in &s.undecodable.unsupported_link_types {
         writeln!(
             out,
-            "note: {} packets of link type {} (DLT), which portscope does not decode",
+            "note: {} packets of link type {} ({}), which portscope does not decode",
             thousands(link.packets),
-            link.dlt
+            link.dlt,
+            link.name
+        )?;
+    }
+    for input in s.inputs.iter().filter(|i| i.link_types.len() > 1) {
+        let named: Vec<String> = input
+            .link_types
+            .iter()
+            .map(|l| format!("{} ({})", l.name, l.dlt))
+            .collect();
+        writeln!(
+            out,
+            "note: {} has frames of {} link types: {}",
+            input.name,
+            named.len(),
+            named.join(", ")
         )?;
     }
     if s.evicted_flows > 0 {
