@@ -739,7 +739,13 @@ fn chromium(page: &Path, dir: &Path) -> String {
 
 #[test]
 fn html_report_renders_in_chromium_with_the_json_numbers() {
-    for name in ["demo.pcap", "tunnels.pcap", "rpc.pcap", "dynamic.pcap"] {
+    for name in [
+        "demo.pcap",
+        "tunnels.pcap",
+        "rpc.pcap",
+        "dynamic.pcap",
+        "smb.pcap",
+    ] {
         let dir = tmpdir(&format!("html-{name}"));
         let page = dir.join("report.html");
         let capture = fixture(name);
@@ -761,6 +767,43 @@ fn html_report_renders_in_chromium_with_the_json_numbers() {
         let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
         let n = |v: &serde_json::Value| v.as_u64().unwrap();
         let dom = chromium(&page, &dir);
+        // The capture's name in the title and the heading, and its time span in UTC.
+        let title = format!("portscope report: {name}");
+        assert!(dom.contains(&format!("<title>{title}</title>")), "{name}");
+        assert!(dom.contains(&format!("<h1>{title}</h1>")), "{name}");
+        let first = report["inputs"][0]["first_time"].as_f64().unwrap();
+        let last = report["inputs"][0]["last_time"].as_f64().unwrap();
+        let utc = |t: f64| {
+            let out = Command::new("date")
+                .args(["-u", "-d", &format!("@{t:.6}"), "+%Y-%m-%d %H:%M:%S.%6N"])
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        assert!(
+            dom.contains(&format!(
+                "Packets from <time class=\"first\">{}</time> to <time class=\"last\">{}</time> UTC",
+                utc(first),
+                utc(last)
+            )),
+            "{name}"
+        );
+        // Every pipe row names its pipe in the table, and the chart's labels differ.
+        for r in report["services"].as_array().unwrap() {
+            if let Some(pipe) = r["pipe"].as_str() {
+                assert!(
+                    dom.contains(&format!("<td class=\"name\">\\pipe\\{pipe}")),
+                    "{name}: {pipe}"
+                );
+            }
+        }
+        let legend: Vec<&str> = between(&dom, "<ul class=\"legend\">", "</ul>")
+            .split("</span>")
+            .skip(1)
+            .map(|l| &l[..l.find("</li>").unwrap()])
+            .collect();
+        let distinct: std::collections::BTreeSet<&&str> = legend.iter().collect();
+        assert_eq!(distinct.len(), legend.len(), "{name}: {legend:?}");
         // Totals.
         let total = between(&dom, "<tr id=\"total\">", "</tr>");
         assert_eq!(

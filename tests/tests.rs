@@ -39,5 +39,7 @@ mod oracle;
 mod readers;
 // The analyst's report: filters, intervals, servers, HTML.
 mod report;
+// The README's console examples, run against the binary.
+mod readme;
 // Broken and hostile input: the whole corpus, floods, bad inputs among good ones.
 mod robustness;

@@ -22,6 +22,8 @@ struct Part<'a> {
     more: bool,
     packets: u64,
     bytes: u64,
+    /// The earliest and latest capture times of its frames.
+    span: Option<(u64, u64)>,
     read_error: Option<String>,
 }
 
@@ -53,6 +55,7 @@ impl<'a> Merge<'a> {
                 next: 0,
                 more: true,
                 packets: 0,
+                span: None,
                 bytes: 0,
                 read_error: None,
             })
@@ -94,6 +97,7 @@ impl<'a> Merge<'a> {
                 name: p.source.name().to_string(),
                 link: Some(p.source.link()),
                 links: p.source.links(),
+                span: p.span,
                 packets: p.packets,
                 bytes: p.bytes,
                 open_error: None,
@@ -135,6 +139,8 @@ impl Source for Merge<'_> {
             out.push_from(&part.batch, &f);
             part.packets += 1;
             part.bytes += u64::from(f.wire_len);
+            let span = part.span.get_or_insert((f.ts_ns, f.ts_ns));
+            *span = (span.0.min(f.ts_ns), span.1.max(f.ts_ns));
             part.next += 1;
             if let Some(left) = &mut self.limit {
                 *left -= 1;

@@ -473,6 +473,8 @@ pub struct InputReport {
     pub link: Option<Link>,
     /// Every link type of its frames ([`Source::links`]); empty when not opened.
     pub links: Vec<Link>,
+    /// The earliest and the latest capture time of its frames (ns since the epoch).
+    pub span: Option<(u64, u64)>,
     /// Packets read (including any shed).
     pub packets: u64,
     /// Their wire lengths, summed.

@@ -75,6 +75,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         name: a.interface.clone(),
         link: Some(link),
         links: vec![link],
+        span: None,
         packets: t.total().packets,
         bytes: t.total().bytes,
         open_error: None,

@@ -285,6 +285,7 @@ impl Reader {
                     name,
                     link: None,
                     links: Vec::new(),
+                    span: None,
                     packets: 0,
                     bytes: 0,
                     open_error: Some(message),
@@ -300,6 +301,7 @@ impl Reader {
             name: source.name().to_string(),
             link: None,
             links: Vec::new(),
+            span: None,
             packets: 0,
             bytes: 0,
             open_error: None,
@@ -324,11 +326,17 @@ impl Reader {
                 *left -= batch.frames.len() as u64;
             }
             report.packets += batch.frames.len() as u64;
-            report.bytes += batch
-                .frames
-                .iter()
-                .map(|f| u64::from(f.wire_len))
-                .sum::<u64>();
+            let (mut bytes, mut first, mut last) = (0, u64::MAX, 0);
+            for f in &batch.frames {
+                bytes += u64::from(f.wire_len);
+                first = first.min(f.ts_ns);
+                last = last.max(f.ts_ns);
+            }
+            report.bytes += bytes;
+            if first <= last {
+                let span = report.span.get_or_insert((first, last));
+                *span = (span.0.min(first), span.1.max(last));
+            }
             if let Some(bar) = &self.progress {
                 let read = match source.position() {
                     // Bytes of the file (compressed, if it is) read so far.

@@ -12,6 +12,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::SystemTime;
 
+/// The charts' drawing width; they scale to the page's.
+const PAGE_W: f64 = 1200.0;
 /// Rows the bar chart shows at most (the table lists them all).
 const CHART_ROWS: usize = 25;
 /// Servers the page shows at most, most bytes first (the JSON report lists them all).
@@ -53,21 +55,45 @@ pub fn match_words(kind: &str) -> String {
     }
 }
 
-fn row_label(r: &Row) -> String {
-    let name = r
-        .pipe
+/// What names a row beyond its ports: its pipe, share type or DCE/RPC interface.
+fn row_name(r: &Row) -> String {
+    let interface = r
+        .interface
         .as_ref()
-        .map(|p| format!("\\pipe\\{p}"))
-        .or_else(|| r.share_type.map(str::to_string))
-        .or_else(|| r.protocols.first().cloned())
-        .or_else(|| r.interface.as_ref().map(|i| i.uuid.clone()))
-        .unwrap_or_default();
-    let label = format!("{} {}", r.key(), name);
-    // The chart's label column is about 40 characters wide.
-    match label.char_indices().nth(38) {
-        Some((cut, _)) => format!("{}…", &label[..cut]),
-        None => label,
+        .map(|i| i.name.clone().unwrap_or_else(|| i.uuid.clone()));
+    match (&r.pipe, r.share_type, interface) {
+        (Some(p), _, Some(i)) => format!("\\pipe\\{p} {i}"),
+        (Some(p), _, None) => format!("\\pipe\\{p}"),
+        (None, Some(share), _) => format!("{share} share"),
+        (None, None, Some(i)) => i,
+        (None, None, None) => String::new(),
     }
+}
+
+/// The chart labels of `rows`: the row, its name or first protocol, at most 60 characters,
+/// and told apart by a number where two would read the same.
+fn row_labels<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Vec<String> {
+    let mut seen: hashbrown::HashMap<String, usize> = hashbrown::HashMap::new();
+    rows.into_iter()
+        .map(|r| {
+            let name = Some(row_name(r))
+                .filter(|n| !n.is_empty())
+                .or_else(|| r.protocols.first().cloned())
+                .unwrap_or_default();
+            let label = format!("{} {} {}", r.key(), r.kind, name);
+            let label = match label.char_indices().nth(59) {
+                Some((cut, _)) => format!("{}…", &label[..cut]),
+                None => label,
+            };
+            let n = seen.entry(label.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                label
+            } else {
+                format!("{label} ({n})")
+            }
+        })
+        .collect()
 }
 
 /// A `<tr>` of a service row (`class="service"`).
@@ -84,12 +110,13 @@ fn row_html(out: &mut String, r: &Row, total_bytes: u64) {
         .map_or(String::new(), |i| i.uuid.clone());
     let _ = writeln!(
         out,
-        "<tr class=\"service\" data-row=\"{}\" data-match=\"{}\" data-interface=\"{}\" data-tunnel=\"{}\"><td>{}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td class=\"flows\">{}</td><td class=\"packets\">{}</td><td class=\"bytes\">{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr class=\"service\" data-row=\"{}\" data-match=\"{}\" data-interface=\"{}\" data-tunnel=\"{}\"><td>{}</td><td class=\"name\">{}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td class=\"flows\">{}</td><td class=\"packets\">{}</td><td class=\"bytes\">{}</td><td>{}</td><td>{}</td></tr>",
         esc(&r.key()),
         esc(r.kind),
         esc(&interface),
         r.tunnel.map_or(String::new(), |t| t.to_string()),
         esc(&r.key()),
+        esc(&row_name(r)),
         esc(&match_words(r.kind)),
         esc(r.inner_match.map_or(r.kind.to_string(), |m| format!("inner {m}")).as_str()),
         esc(&r.protocols.join(", ")),
@@ -102,16 +129,18 @@ fn row_html(out: &mut String, r: &Row, total_bytes: u64) {
     );
 }
 
-const ROW_HEADER: &str = "<tr><th>Row</th><th>Match</th><th>Protocols</th><th>Services</th><th>Flows</th><th>Packets</th><th>Bytes</th><th>Size</th><th>Share</th></tr>\n";
+const ROW_HEADER: &str = "<tr><th>Row</th><th>Pipe, share or interface</th><th>Match</th><th>Protocols</th><th>Services</th><th>Flows</th><th>Packets</th><th>Bytes</th><th>Size</th><th>Share</th></tr>\n";
 
 fn bar_chart(out: &mut String, rows: &[Row]) {
     let shown = &rows[..rows.len().min(CHART_ROWS)];
+    let labels = row_labels(shown);
     let max = shown.iter().map(|r| r.bytes).max().unwrap_or(0).max(1);
-    let (label_w, bar_w, h) = (260.0, 520.0, 20.0);
+    let (label_w, bar_w, h) = (430.0, 650.0, 20.0);
     let height = h * shown.len() as f64 + 10.0;
+    // As wide as the page: the drawing scales with it.
     let _ = writeln!(
         out,
-        "<svg class=\"bars\" width=\"900\" height=\"{height}\" role=\"img\" aria-label=\"bytes per row\">"
+        "<svg class=\"bars\" width=\"100%\" viewBox=\"0 0 {PAGE_W} {height}\" role=\"img\" aria-label=\"bytes per row\">"
     );
     for (i, r) in shown.iter().enumerate() {
         let y = i as f64 * h + 5.0;
@@ -121,7 +150,7 @@ fn bar_chart(out: &mut String, rows: &[Row]) {
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"{}\" y=\"{}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>",
             label_w - 6.0,
             y + 14.0,
-            esc(&row_label(r)),
+            esc(&labels[i]),
             label_w,
             y + 2.0,
             h - 4.0,
@@ -147,7 +176,18 @@ fn time_chart(out: &mut String, intervals: &[((SystemTime, SystemTime), Summary)
         out.push_str("<p>No packets.</p>\n");
         return;
     };
-    let rel = |t: &SystemTime| t.duration_since(*first).unwrap_or_default().as_secs_f64();
+    let wall = |t: &SystemTime, with_date: bool| {
+        let text = humantime::format_rfc3339_millis(*t).to_string();
+        // 2024-05-01T13:45:07.123Z: the date on the first tick, the time of day on all.
+        let (date, time) = text.split_once('T').unwrap_or(("", &text));
+        let time = time.trim_end_matches('Z');
+        if with_date {
+            format!("{date} {time}")
+        } else {
+            time.to_string()
+        }
+    };
+    let _ = first;
     let series: Vec<Vec<u64>> = top
         .iter()
         .map(|r| {
@@ -163,7 +203,7 @@ fn time_chart(out: &mut String, intervals: &[((SystemTime, SystemTime), Summary)
         })
         .collect();
     let max = series.iter().flatten().copied().max().unwrap_or(0).max(1);
-    let (left, top_m, w, h) = (70.0, 10.0, 780.0, 220.0);
+    let (left, top_m, w, h) = (80.0, 10.0, PAGE_W - 140.0, 260.0);
     let n = intervals.len();
     let x = |i: usize| {
         left + if n > 1 {
@@ -175,7 +215,7 @@ fn time_chart(out: &mut String, intervals: &[((SystemTime, SystemTime), Summary)
     let y = |v: u64| top_m + h - v as f64 / max as f64 * h;
     let _ = writeln!(
         out,
-        "<svg class=\"time\" width=\"900\" height=\"{}\" role=\"img\" aria-label=\"bytes of the top rows over time\">",
+        "<svg class=\"time\" width=\"100%\" viewBox=\"0 0 {PAGE_W} {}\" role=\"img\" aria-label=\"bytes of the top rows over time\">",
         h + 50.0
     );
     let _ = writeln!(
@@ -195,15 +235,20 @@ fn time_chart(out: &mut String, intervals: &[((SystemTime, SystemTime), Summary)
         left - 4.0,
         top_m + h
     );
-    let mut ticks = vec![0, n / 2, n - 1];
+    let mut ticks = vec![0, n / 4, n / 2, 3 * n / 4, n - 1];
     ticks.dedup();
-    for i in ticks {
+    for (k, &i) in ticks.iter().enumerate() {
+        let anchor = match k {
+            0 => "start",
+            _ if i == n - 1 => "end",
+            _ => "middle",
+        };
         let _ = writeln!(
             out,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{:.3} s</text>",
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
             x(i),
             top_m + h + 18.0,
-            rel(&intervals[i].0 .0)
+            wall(&intervals[i].0 .0, k == 0)
         );
     }
     for (k, s) in series.iter().enumerate() {
@@ -220,25 +265,26 @@ fn time_chart(out: &mut String, intervals: &[((SystemTime, SystemTime), Summary)
         );
     }
     out.push_str("</svg>\n<ul class=\"legend\">\n");
-    for (k, r) in top.iter().enumerate() {
+    let labels = row_labels(top.iter().copied());
+    for (k, label) in labels.iter().enumerate() {
         let _ = writeln!(
             out,
             "<li><span class=\"swatch\" style=\"background:{}\"></span>{}</li>",
             COLORS[k % COLORS.len()],
-            esc(&row_label(r))
+            esc(label)
         );
     }
-    out.push_str("</ul>\n<details><summary>The numbers (bytes per interval)</summary>\n<table class=\"intervals\"><tr><th>Seconds</th><th>Packets</th>");
-    for r in top {
-        let _ = write!(out, "<th>{}</th>", esc(&r.key()));
+    out.push_str("</ul>\n<details open><summary>The numbers (bytes per interval)</summary>\n<table class=\"intervals\"><tr><th>Interval (UTC)</th><th>Packets</th>");
+    for label in &labels {
+        let _ = write!(out, "<th>{}</th>", esc(label));
     }
     out.push_str("</tr>\n");
     for (i, ((start, end), s)) in intervals.iter().enumerate() {
         let _ = write!(
             out,
-            "<tr class=\"interval\"><td>{:.3}-{:.3}</td><td class=\"packets\">{}</td>",
-            rel(start),
-            rel(end),
+            "<tr class=\"interval\"><td>{} to {}</td><td class=\"packets\">{}</td>",
+            wall(start, i == 0),
+            wall(end, false),
             thousands(s.packets)
         );
         for column in &series {
@@ -267,6 +313,62 @@ fn counts_row(
     );
 }
 
+/// The inputs by file name: the first three, then how many more.
+fn captures_named(s: &Summary) -> String {
+    let names: Vec<&str> = s
+        .inputs
+        .iter()
+        .map(|i| {
+            std::path::Path::new(&i.name)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or(&i.name)
+        })
+        .collect();
+    match names.len() {
+        0 => "no capture".to_string(),
+        1..=3 => names.join(", "),
+        n => format!("{} and {} more", names[..3].join(", "), n - 3),
+    }
+}
+
+/// The earliest and latest packet times over the inputs, in seconds since the epoch.
+fn time_span(s: &Summary) -> Option<(f64, f64)> {
+    let first = s
+        .inputs
+        .iter()
+        .filter_map(|i| i.first_time)
+        .reduce(f64::min)?;
+    let last = s
+        .inputs
+        .iter()
+        .filter_map(|i| i.last_time)
+        .reduce(f64::max)?;
+    Some((first, last))
+}
+
+/// A time as `2024-05-01 13:45:07.123456` (UTC).
+fn utc(seconds: f64) -> String {
+    // The report's times are whole microseconds.
+    let micros = (seconds.max(0.0) * 1e6).round() as u64;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros);
+    humantime::format_rfc3339_micros(t)
+        .to_string()
+        .trim_end_matches('Z')
+        .replace('T', " ")
+}
+
+/// A duration in the largest unit that keeps it readable.
+fn duration_words(seconds: f64) -> String {
+    match seconds {
+        s if s < 1.0 => format!("{:.3} s", s),
+        s if s < 120.0 => format!("{:.1} s", s),
+        s if s < 7200.0 => format!("{:.1} minutes", s / 60.0),
+        s if s < 172_800.0 => format!("{:.1} hours", s / 3600.0),
+        s => format!("{:.1} days", s / 86_400.0),
+    }
+}
+
 /// Writes the page.
 ///
 /// # Errors
@@ -277,14 +379,28 @@ pub fn write_html(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let mut h = String::with_capacity(64 * 1024);
+    let title = format!("portscope report: {}", esc(&captures_named(s)));
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>\n"
+    );
     h.push_str(concat!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>portscope report</title>\n<style>\n",
         "body{font-family:sans-serif;margin:2em;color:#202124}table{border-collapse:collapse;margin:.5em 0}",
         "th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}td.flows,td.packets,td.bytes{text-align:right}",
         "svg text{font-size:12px;fill:#202124}.swatch{display:inline-block;width:1em;height:1em;margin-right:.4em}",
         ".legend{list-style:none;padding:0}h2{border-bottom:1px solid #ccc}\n",
-        "</style></head><body>\n<h1>portscope report</h1>\n"
+        "</style></head><body>\n"
     ));
+    let _ = writeln!(h, "<h1>{title}</h1>");
+    if let Some((first, last)) = time_span(s) {
+        let _ = writeln!(
+            h,
+            "<p class=\"span\">Packets from <time class=\"first\">{}</time> to <time class=\"last\">{}</time> UTC ({})</p>",
+            utc(first),
+            utc(last),
+            duration_words(last - first)
+        );
+    }
     h.push_str("<h2>Inputs</h2>\n<table class=\"inputs\"><tr><th>Capture</th><th>Link type</th><th>Packets</th><th>Bytes</th><th>Note</th></tr>\n");
     for i in &s.inputs {
         let mut note = i.error.clone().unwrap_or_default();
@@ -355,7 +471,7 @@ pub fn write_html(
     h.push_str("<h2>The top rows over time</h2>\n");
     let top: Vec<&Row> = s.services.iter().take(INTERVAL_TOP_ROWS).collect();
     time_chart(&mut h, intervals, &top);
-    h.push_str("<h2>Service rows</h2>\n<p>Hover over a match kind for what it means; the list is at the end.</p>\n<table class=\"services\">\n");
+    h.push_str("<h2>Service rows</h2>\n<p>What each match kind means is listed at the end of the page.</p>\n<table class=\"services\">\n");
     h.push_str(ROW_HEADER);
     for r in &s.services {
         row_html(&mut h, r, s.bytes);

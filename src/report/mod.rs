@@ -205,6 +205,11 @@ pub struct LinkType {
     pub name: String,
 }
 
+/// Nanoseconds since the epoch as seconds, to the microsecond JSON's doubles hold.
+fn ns_seconds(ns: u64) -> f64 {
+    (ns / 1000) as f64 / 1e6
+}
+
 /// The name of link type `dlt` as libpcap describes it (`pcap_datalink_val_to_description`:
 /// "Ethernet", "802.11 plus radiotap header", "D-Bus"), else its DLT name ("USER0"), else
 /// "unnamed". LINKTYPE_USER0 to USER15 (147 to 162), which libpcap does not name, are
@@ -220,7 +225,7 @@ pub fn link_name(dlt: i32) -> String {
 }
 
 /// One input as the report lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Input {
     pub name: String,
@@ -229,6 +234,12 @@ pub struct Input {
     /// Every link type of the input's frames, named.
     #[serde(default)]
     pub link_types: Vec<LinkType>,
+    /// The earliest and the latest capture time of its packets, in seconds since the epoch
+    /// (absent when it has none).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub first_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_time: Option<f64>,
     pub packets: u64,
     /// Wire bytes read, counted by the reader (the rows add up to the sum over inputs).
     pub bytes: u64,
@@ -260,7 +271,7 @@ pub struct TunnelTotal {
 }
 
 /// Everything a report shows; `portscope merge` reads it back.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Summary {
     pub inputs: Vec<Input>,
@@ -374,6 +385,8 @@ impl Summary {
                 .map(|i| Input {
                     name: i.name.clone(),
                     link_type: i.link.map(Link::dlt),
+                    first_time: i.span.map(|(first, _)| ns_seconds(first)),
+                    last_time: i.span.map(|(_, last)| ns_seconds(last)),
                     link_types: i
                         .links
                         .iter()
