@@ -710,7 +710,34 @@ fn completions_and_man_page() {
     ] {
         assert!(man.contains(section), "{section}");
     }
-    // A page per subcommand, with its options.
+    // A page per subcommand, with every long option its --help lists.
+    for sub in [
+        "classify",
+        "merge",
+        "catalog",
+        "live",
+        "interfaces",
+        "gen",
+        "bench",
+        "completions",
+        "man",
+    ] {
+        let page = text(&["man", sub]);
+        assert!(page.contains(&format!(".TH portscope-{sub} 1")), "{sub}");
+        let help = text(&[sub, "--help"]);
+        for word in help.split_whitespace() {
+            let Some(option) = word.strip_prefix("--") else {
+                continue;
+            };
+            let option = option.trim_end_matches([',', '.', ')', '`']);
+            let option = option.split(['=', '`', '\'']).next().unwrap();
+            if option.is_empty() || !option.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+                continue;
+            }
+            let roff = format!("\\-\\-{}", option.replace('-', "\\-"));
+            assert!(page.contains(&roff), "man {sub} lacks --{option}");
+        }
+    }
     let classify = text(&["man", "classify"]);
     assert!(classify.starts_with(".ie") && classify.contains(".TH portscope-classify 1"));
     for option in ["\\-\\-flows", "\\-\\-interval", "\\-\\-reader"] {

@@ -525,7 +525,7 @@ fn expected_at_collector(total: &Report) -> std::collections::BTreeMap<String, u
 }
 
 /// tcpreplay sends 300,000 64-byte packets of the synthetic mix onto a veth pair, at
-/// 300,000 a second (a rate the README quotes for release builds; 30,000 from a debug
+/// 300,000 a second (a rate benches/README.md measures for release builds; 30,000 from a debug
 /// build, whose decoding is many times slower: at 100,000, with the rest of the suite
 /// running beside it, it shed 1 packet of 300,000 once); `live --ipfix` on the other end exports to
 /// nfcapd while it captures. Live counts every packet, and nfdump reads back, per

@@ -93,6 +93,14 @@ pub enum FormatArg {
     Csv,
 }
 
+/// `live`'s formats: a table, or JSON lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LiveFormat {
+    Table,
+    #[value(alias = "ndjson")]
+    Json,
+}
+
 /// `classify`'s formats: the others', and a page to look at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ClassifyFormat {
@@ -278,10 +286,10 @@ pub struct LiveArgs {
     /// Seconds between reports.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub interval: f64,
-    /// `table` redraws a table in place on a terminal; `json` writes one JSON document per
-    /// line (NDJSON): one per interval, then a last one with `"final": true`.
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    /// `table` redraws a table in place on a terminal; `json` (or `ndjson`) writes one JSON
+    /// document per line: one per interval, then a last one with `"final": true`.
+    #[arg(long, value_enum, default_value_t = LiveFormat::Table)]
+    pub format: LiveFormat,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,

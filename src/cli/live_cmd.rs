@@ -1,6 +1,6 @@
 //! `portscope live` and `portscope interfaces`.
 
-use super::args::{FormatArg, LiveArgs};
+use super::args::{LiveArgs, LiveFormat};
 use super::catalog_cmd;
 use anyhow::bail;
 use portscope::capture::InputReport;
@@ -28,9 +28,6 @@ const DEFAULT_ACTIVE_TIMEOUT: u64 = 60;
 pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
     let catalog = catalog_cmd::load(&a.catalog)?;
     let table = PortTable::build(&catalog);
-    if a.format == FormatArg::Csv {
-        bail!("live reports are a table or JSON lines: use --format table or --format json");
-    }
     // Collectors are resolved before the capture starts: a bad URL stops the run here.
     let targets = super::export_targets(&a.export)?;
     let interval = seconds("--interval", a.interval)?;
@@ -69,7 +66,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         merge: false,
     };
     let started = SystemTime::now();
-    let json = matches!(a.format, FormatArg::Json | FormatArg::Ndjson);
+    let json = a.format == LiveFormat::Json;
     let redraw = std::io::stdout().is_terminal();
     let input = |t: &Tally| InputReport {
         name: a.interface.clone(),

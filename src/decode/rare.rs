@@ -100,7 +100,8 @@ pub(super) fn ipoib<'a>(frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Ski
 }
 
 /// PKTAP: skip the header to the frame of the link type it names (little-endian, as the
-/// macOS machines that write it are; one level only).
+/// macOS machines that write it are). PKTAP does not carry PKTAP or PPI, so with PPI
+/// carrying PKTAP the deepest chain of link headers is PPI, PKTAP, then a plain link type.
 pub(super) fn pktap<'a>(frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip> {
     let truncated = Skip::Truncated(Layer::Link);
     let h = array::<8>(frame, 0).ok_or(truncated)?;

@@ -108,7 +108,8 @@ pub(super) fn ppi<'a>(frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip>
     let dlt = array::<4>(frame, field::PPI_DLT).ok_or(Skip::Truncated(Layer::Link))?;
     let dlt = i32::from_le_bytes(*dlt);
     match Link::from_dlt(dlt) {
-        // One level: PPI inside PPI, or radiotap inside PPI, is not read.
+        // PPI inside PPI, or radiotap or NFLOG inside PPI, is not read. PKTAP is, and it
+        // carries no PPI: the recursion is at most PPI, PKTAP, a plain link type.
         Link::Ppi | Link::Radiotap | Link::Nflog => Err(Skip::UnsupportedLink(dlt)),
         inner => strip(inner, &frame[len..], vlan),
     }

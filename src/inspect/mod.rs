@@ -1,6 +1,6 @@
-//! Payload evidence: what the first bytes of a segment say about the service behind its
-//! connection, beyond what the port table can say. Today: the DCE/RPC interface a
-//! connection binds to ([`rpc`]).
+//! Payload evidence: what a segment says about the service behind its connection, beyond
+//! what the port table can say: the DCE/RPC interface a connection binds to ([`rpc`]), and
+//! the trees, pipes and binds of SMB messages ([`smb`]).
 //!
 //! Like the announcement parsers, each reads one segment, bounds-checked, without
 //! allocating or reassembling, and only outer packets are read.
