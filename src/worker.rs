@@ -164,13 +164,37 @@ pub struct SmbEvent {
 /// [`smb::Event`] without its borrowed name ([`SmbOpen`] carries that).
 #[derive(Clone, Copy, Debug)]
 pub enum SmbWhat {
-    Tree { tree: u32, share: smb::ShareKind },
-    Opened { message: u64, file: u64 },
-    Bind { file: u64, uuid: [u8; 16] },
-    Directory { tree: u32 },
-    Close { message: u64, file: u64 },
-    TreeDisconnect { message: u64, tree: u32 },
+    Tree {
+        tree: u32,
+        share: smb::ShareKind,
+    },
+    Opened {
+        message: u64,
+        file: u64,
+    },
+    Bind {
+        file: u64,
+        uuid: [u8; 16],
+    },
+    Directory {
+        tree: u32,
+    },
+    Close {
+        message: u64,
+        file: u64,
+    },
+    TreeDisconnect {
+        message: u64,
+        tree: u32,
+    },
     Logoff,
+    /// A DCE/RPC bind or alter context (outside SMB) offers presentation context `id` for
+    /// `uuid`, to the server on `port`.
+    Context {
+        id: u16,
+        uuid: [u8; 16],
+        port: u16,
+    },
 }
 
 /// How many bytes of a create request's file name an [`SmbOpen`] carries; the rest, up to
@@ -561,6 +585,8 @@ impl<'t> Worker<'t> {
         }
         if self.config.follow && smb::may_carry(&d, payload) {
             route_smb(&d, wire_len, data, payload, outer, outbox);
+        } else if self.config.follow && inspect::rpc::may_carry_co(&d, payload) {
+            route_rpc(&d, wire_len, data, payload, outer, outbox);
         }
         if self.config.follow && announce::may_announce(&d) {
             let table = self.table;
@@ -647,7 +673,8 @@ impl<'t> Worker<'t> {
                 if let Some(p) = packet(t.packet) {
                     let (port, side) = smb_ends(p);
                     let table = self.table;
-                    if let Some(conn) = self.smb_conn(p, t.packet, true) {
+                    let make = t.header.dialect != smb::Dialect::Rpc;
+                    if let Some(conn) = self.smb_conn(p, t.packet, make) {
                         conn.tail(side, &t.header, |l| smb_row(table, port, l));
                     }
                 }
@@ -790,10 +817,12 @@ impl<'t> Worker<'t> {
         let table = self.table;
         let local = self.local(p.shard());
         let interface = match what {
-            SmbWhat::Bind { uuid, .. } => match self.name_interface(local, uuid) {
-                Some(id) => Some(id),
-                None => return,
-            },
+            SmbWhat::Bind { uuid, .. } | SmbWhat::Context { uuid, .. } => {
+                match self.name_interface(local, uuid) {
+                    Some(id) => Some(id),
+                    None => return,
+                }
+            }
             _ => None,
         };
         let Some(conn) = self.smb_conn(p, at, true) else {
@@ -811,6 +840,11 @@ impl<'t> Worker<'t> {
             SmbWhat::Bind { file, .. } => {
                 if let Some(id) = interface {
                     conn.bound(file, id, |l| smb_row(table, port, l));
+                }
+            }
+            SmbWhat::Context { id, port, .. } => {
+                if let Some(interface) = interface {
+                    conn.context(id, interface, port, |l| smb_row(table, port, l));
                 }
             }
         }
@@ -884,8 +918,9 @@ impl<'t> Worker<'t> {
         let (port, side) = smb_ends(p);
         let table = self.table;
         // A connection gets its state at its first SMB message: a segment in which none
-        // begins only counts for a connection that has one.
-        let make = s.segment.start != u32::MAX;
+        // begins only counts for a connection that has one. A DCE/RPC connection gets it
+        // at its first bind's contexts.
+        let make = s.segment.start != u32::MAX && s.segment.first.dialect != smb::Dialect::Rpc;
         let Some(conn) = self.smb_conn(p, s.packet, make) else {
             return;
         };
@@ -1004,6 +1039,61 @@ fn smb_row(table: &PortTable, port: u16, label: crate::flow::smb::Label) -> crat
         Label::Share(share) => table.smb_share_row(port, share == smb::ShareKind::Print),
         Label::Pipe { pipe, interface } => table.smb_pipe_row(port, pipe, interface),
         Label::Sealed => table.smb_encrypted_row(port),
+        Label::Interface { interface, port } => {
+            table.rpc_bind_row(crate::catalog::Transport::Tcp, port, interface)
+        }
+    }
+}
+
+/// The length on the wire of a TCP payload the capture may have cut short.
+fn payload_wire_len(wire_len: u32, data: &[u8], payload: &[u8]) -> u32 {
+    let len = if data.len() as u64 >= u64::from(wire_len) {
+        payload.len()
+    } else {
+        let headers = (payload.as_ptr() as usize).saturating_sub(data.as_ptr() as usize);
+        (wire_len as usize).saturating_sub(headers)
+    };
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// Routes the DCE/RPC PDUs of a segment of a connection outside SMB, after its packet (at
+/// index `packet` of `outbox`), through the SMB connection state that frames messages:
+/// the contexts its binds offer, then the segment.
+fn route_rpc(
+    d: &decode::Decoded,
+    wire_len: u32,
+    data: &[u8],
+    payload: &[u8],
+    packet: u32,
+    outbox: &mut Vec<Routed>,
+) {
+    let decode::Upper::Ports { dst, .. } = d.upper else {
+        return;
+    };
+    let len = payload_wire_len(wire_len, data, payload);
+    let segment = inspect::rpc::co_segment(payload, len, |id, uuid| {
+        outbox.push(Routed::SmbEvent(SmbEvent {
+            packet,
+            what: SmbWhat::Context {
+                id,
+                uuid,
+                port: dst,
+            },
+        }));
+    });
+    outbox.push(Routed::SmbSegment(SmbSegment {
+        packet,
+        seq: d.tcp_seq(),
+        len,
+        unread: 0,
+        segment: SegmentRead {
+            start: segment.start.unwrap_or(u32::MAX),
+            first: segment.first,
+            end: segment.end,
+        },
+    }));
+    if let Some(header) = segment.tail {
+        outbox.push(Routed::SmbTail(SmbTail { packet, header }));
     }
 }
 
@@ -1017,14 +1107,7 @@ fn route_smb(
     packet: u32,
     outbox: &mut Vec<Routed>,
 ) {
-    // The payload's length on the wire: the capture may have cut it short.
-    let len = if data.len() as u64 >= u64::from(wire_len) {
-        payload.len()
-    } else {
-        let headers = (payload.as_ptr() as usize).saturating_sub(data.as_ptr() as usize);
-        (wire_len as usize).saturating_sub(headers)
-    };
-    let len = u32::try_from(len).unwrap_or(u32::MAX);
+    let len = payload_wire_len(wire_len, data, payload);
     let segment = smb::segment(payload, len, |e| {
         let record = match e {
             smb::Event::Tree { tree, share } => Routed::SmbEvent(SmbEvent {

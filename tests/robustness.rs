@@ -80,9 +80,8 @@ fn every_corpus_capture_ends_cleanly() {
                     err.starts_with(&format!("portscope: cannot open capture {name}: ")),
                     "{name}: {err}"
                 );
-                // The report of what was read (nothing) is still printed.
-                let r: Report = serde_json::from_str(&out).unwrap();
-                assert_eq!(r.packets, 0);
+                // Nothing was read: the error line is the whole answer, no all-zero report.
+                assert_eq!(out, "", "{name}");
                 refused += 1;
             }
             other => panic!("{name}: exit {other:?}: {err}"),

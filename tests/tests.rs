@@ -20,6 +20,8 @@ mod corpus;
 mod corpus_inner;
 // DCE/RPC binds naming their connections: the fixture, and the corpus against tshark.
 mod rpc;
+// DCE/RPC connections context by context.
+mod rpc_contexts;
 // SMB connections split by the trees and pipes their messages address: the fixture, and
 // the corpus against tshark.
 mod smb;

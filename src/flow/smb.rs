@@ -30,6 +30,9 @@ use crate::inspect::smb::{Dialect, Header, Segment, ShareKind};
 pub const MAX_TREES: usize = 64;
 pub const MAX_FILES: usize = 64;
 pub const MAX_PENDING: usize = 64;
+/// Presentation contexts of a DCE/RPC connection (Windows offers one to three per bind or
+/// alter context, and a WMI session a handful).
+pub const MAX_CONTEXTS: usize = 16;
 /// Parts: one per open pipe, plus disk and print shares and sealed messages.
 pub const MAX_PARTS: usize = MAX_FILES + 3;
 
@@ -45,6 +48,10 @@ pub enum Label {
     Pipe { pipe: u32, interface: Option<u32> },
     /// Encrypted or compressed messages.
     Sealed,
+    /// On a DCE/RPC connection of its own, the PDUs of the presentation contexts bound to
+    /// an interface (the worker's interface id) other than the connection's first, on the
+    /// server's port.
+    Interface { interface: u32, port: u16 },
 }
 
 /// The packets and bytes of one part of a connection, by sender (`a` is index 0).
@@ -127,6 +134,13 @@ pub struct Conn {
     creating: Vec<(u64, u32)>,
     /// Counts the uses of trees and files, for least-recently-used eviction.
     clock: u64,
+    /// A DCE/RPC connection's presentation contexts: context id to part ([`NONE`] for
+    /// the connection's first interface, whose PDUs stay in the flow's own row).
+    contexts: Vec<(u32, u8)>,
+    /// The interface the connection bound first, which its own row names.
+    first_interface: Option<u32>,
+    /// The part of the last bind or alter context, which its acknowledgement joins.
+    binding: Option<u8>,
     pub parts: Vec<Part>,
     /// Trees, files, pending requests or parts pushed out of full tables, or parts that
     /// found no room.
@@ -462,11 +476,64 @@ impl Conn {
         };
     }
 
+    /// A DCE/RPC connection's presentation context `id` is bound to `interface` on the
+    /// server's `port` (a bind or alter context offered it: offers the server rejects carry
+    /// no PDUs afterwards, so taking them as bound costs nothing).
+    pub fn context(
+        &mut self,
+        id: u16,
+        interface: u32,
+        port: u16,
+        row: impl FnOnce(Label) -> Match,
+    ) {
+        let id = u32::from(id);
+        let first = *self.first_interface.get_or_insert(interface);
+        let part = if interface == first {
+            NONE
+        } else {
+            self.part(Label::Interface { interface, port }, row)
+        };
+        if let Some(c) = self.contexts.iter_mut().find(|c| c.0 == id) {
+            c.1 = part;
+        } else {
+            bounded(
+                &mut self.contexts,
+                MAX_CONTEXTS,
+                (id, part),
+                &mut self.forgotten,
+            );
+        }
+    }
+
+    /// The part of a DCE/RPC PDU: a request, response or fault goes with its context; a
+    /// bind or alter context with the first context it offers, and its acknowledgement
+    /// with it; anything else (auth3, shutdown, an unknown context) stays in the flow's
+    /// own row.
+    fn pdu_part(&mut self, h: &Header) -> u8 {
+        let of = |contexts: &[(u32, u8)], id: u32| {
+            contexts.iter().find(|c| c.0 == id).map_or(NONE, |c| c.1)
+        };
+        match h.command {
+            // Bind and alter context.
+            11 | 14 => {
+                let part = of(&self.contexts, h.tree);
+                self.binding = Some(part);
+                part
+            }
+            // Their acknowledgements (and a bind's refusal).
+            12 | 13 | 15 => self.binding.unwrap_or(NONE),
+            // Request, response, fault.
+            0 | 2 | 3 => of(&self.contexts, h.tree),
+            _ => NONE,
+        }
+    }
+
     /// The part a message goes to.
     fn part_of(&mut self, h: &Header, mut row: impl FnMut(Label) -> Match) -> u8 {
         match h.dialect {
             Dialect::Sealed => return self.part(Label::Sealed, row),
             Dialect::Other => return NONE,
+            Dialect::Rpc => return self.pdu_part(h),
             Dialect::Smb2 | Dialect::Smb1 => {}
         }
         if h.response {
@@ -564,6 +631,57 @@ mod tests {
             conn.tail(side, &t, row);
         }
         placed
+    }
+
+    /// Feeds one DCE/RPC segment: its contexts bound to interface `uuid[15]`, then it.
+    fn feed_rpc(conn: &mut Conn, side: usize, seq: u32, payload: &[u8]) -> bool {
+        let len = u32::try_from(payload.len()).unwrap();
+        let s = crate::inspect::rpc::co_segment(payload, len, |id, uuid| {
+            conn.context(id, u32::from(uuid[15]), 49670, row);
+        });
+        let placed = conn.segment(side, seq, len, (100, 86), &s, row);
+        if let Some(t) = s.tail {
+            conn.tail(side, &t, row);
+        }
+        placed
+    }
+
+    #[test]
+    fn dce_rpc_pdus_go_to_the_part_of_their_context() {
+        use crate::inspect::rpc::{bind_contexts, co_pdu};
+        let (first, second) = ([1; 16], [2; 16]);
+        let mut c = Conn::default();
+        let (mut client, mut server) = (1000u32, 5000u32);
+        let mut send = |c: &mut Conn, side: usize, pdu: &[u8]| {
+            let seq = if side == 0 { &mut client } else { &mut server };
+            let placed = feed_rpc(c, side, *seq, pdu);
+            *seq = seq.wrapping_add(pdu.len() as u32);
+            placed
+        };
+        // The bind of the first interface and its ack stay in the flow's own row.
+        assert!(!send(&mut c, 0, &bind_contexts(&[first], 0, 1, false)));
+        assert!(!send(&mut c, 1, &co_pdu(12, 0, 1, 40)));
+        // An alter context adds context 1, for the second: it, its ack, and the calls on
+        // context 1 go to the second interface's part; calls on context 0 stay.
+        assert!(send(&mut c, 0, &bind_contexts(&[second], 1, 2, true)));
+        assert!(send(&mut c, 1, &co_pdu(15, 0, 2, 40)));
+        assert!(send(&mut c, 0, &co_pdu(0, 1, 3, 200)));
+        assert!(!send(&mut c, 0, &co_pdu(0, 0, 4, 200)));
+        // A response on context 1 longer than a segment: its three segments go with it.
+        let response = co_pdu(2, 1, 3, 4000);
+        for chunk in response.chunks(1460) {
+            assert!(send(&mut c, 1, chunk));
+        }
+        assert_eq!(c.parts.len(), 1);
+        assert_eq!(
+            c.parts[0].label,
+            Label::Interface {
+                interface: 2,
+                port: 49670
+            }
+        );
+        assert_eq!(c.parts[0].packets, [2, 4]);
+        assert_eq!(c.forgotten, 0);
     }
 
     #[test]

@@ -160,6 +160,173 @@ fn string_order(u: [u8; 16], le: bool) -> [u8; 16] {
     }
 }
 
+/// The presentation context of a PDU that names none (an auth3, a shutdown...).
+pub const NO_CONTEXT: u32 = u32::MAX;
+/// At most this many PDUs of one segment are walked, and this many presentation contexts
+/// of one bind or alter context are read (Windows offers two or three).
+const MAX_PDUS: usize = 64;
+const MAX_CONTEXTS_READ: usize = 8;
+const PTYPE_FAULT: u8 = 3;
+const PTYPE_BIND_ACK: u8 = 12;
+const PTYPE_BIND_NAK: u8 = 13;
+const PTYPE_ALTER_CONTEXT_RESP: u8 = 15;
+/// The highest PDU type C706 defines (rts is 20 in [MS-RPCH]).
+const PTYPE_MAX: u8 = 20;
+
+/// Whether a TCP segment may belong to a DCE/RPC connection of its own: payload, and the
+/// ports [`interface`] reads (the endpoint mapper's, or two dynamic ones), SMB's aside.
+#[inline(always)]
+pub fn may_carry_co(d: &Decoded, payload: &[u8]) -> bool {
+    let Upper::Ports { src, dst, .. } = d.upper else {
+        return false;
+    };
+    !payload.is_empty()
+        && d.ip.proto == IpProto::TCP
+        && (src == EPM_PORT || dst == EPM_PORT || (src >= DYNAMIC && dst >= DYNAMIC))
+}
+
+/// The connection-oriented PDU header at `at`: its type, fragment length, call id, context
+/// id (from a request, response or fault; the first one offered by a bind or alter
+/// context) and integer byte order. `None` unless the header is captured and well formed.
+fn co_header(payload: &[u8], at: usize) -> Option<(u8, usize, u32, u32, bool)> {
+    use field::co::*;
+    let h = array::<16>(payload, at)?;
+    if h[VERSION] != CO_VERSION
+        || h[MINOR] > 1
+        || h[PTYPE] > PTYPE_MAX
+        || h[DREP] & DREP_INTEGER & !DREP_LITTLE_ENDIAN != 0
+    {
+        return None;
+    }
+    let le = h[DREP] & DREP_LITTLE_ENDIAN != 0;
+    let u16_at = |b: [u8; 2]| {
+        if le {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        }
+    };
+    let frag_len = usize::from(u16_at([h[FRAG_LEN], h[FRAG_LEN + 1]]));
+    if frag_len < 16 {
+        return None;
+    }
+    let call = [h[12], h[13], h[14], h[15]];
+    let call = if le {
+        u32::from_le_bytes(call)
+    } else {
+        u32::from_be_bytes(call)
+    };
+    let context_at = match h[PTYPE] {
+        PTYPE_REQUEST | PTYPE_RESPONSE | PTYPE_FAULT => Some(at + 20),
+        PTYPE_BIND | PTYPE_ALTER_CONTEXT => Some(at + 28),
+        _ => None,
+    };
+    let context = context_at
+        .and_then(|c| array::<2>(payload, c))
+        .map_or(NO_CONTEXT, |c| u32::from(u16_at(*c)));
+    Some((h[PTYPE], frag_len, call, context, le))
+}
+
+/// Reads the connection-oriented DCE/RPC PDUs that begin in `payload` (a segment of a TCP
+/// connection, as far as it was captured; `len` is its length on the wire), as
+/// [`crate::inspect::smb::segment`] reads SMB messages, so that the SMB connection state
+/// can frame them: a header of [`Dialect::Rpc`](crate::inspect::smb::Dialect::Rpc) per
+/// PDU. Each presentation context a bind or alter context offers goes to `context` (its
+/// id and the abstract syntax's UUID in string order).
+pub fn co_segment(
+    payload: &[u8],
+    len: u32,
+    mut context: impl FnMut(u16, [u8; 16]),
+) -> crate::inspect::smb::Segment {
+    use crate::inspect::smb::{Dialect, Header, Segment};
+    let mut at = 0;
+    let mut first = None;
+    let mut last = None;
+    let mut read = 0;
+    while read < MAX_PDUS {
+        let Some((ptype, frag_len, call, ctx, le)) = co_header(payload, at) else {
+            break;
+        };
+        if matches!(ptype, PTYPE_BIND | PTYPE_ALTER_CONTEXT) {
+            contexts(payload, at, le, &mut context);
+        }
+        let header = Header {
+            dialect: Dialect::Rpc,
+            response: matches!(
+                ptype,
+                PTYPE_RESPONSE
+                    | PTYPE_FAULT
+                    | PTYPE_BIND_ACK
+                    | PTYPE_BIND_NAK
+                    | PTYPE_ALTER_CONTEXT_RESP
+            ),
+            interim: false,
+            command: u16::from(ptype),
+            tree: ctx,
+            message: u64::from(call),
+            file: 0,
+        };
+        first.get_or_insert(header);
+        last = Some(header);
+        read += 1;
+        at += frag_len;
+        if at >= payload.len() {
+            break;
+        }
+    }
+    let Some(first) = first else {
+        return Segment {
+            start: None,
+            first: Header {
+                dialect: Dialect::Other,
+                response: false,
+                interim: false,
+                command: 0,
+                tree: 0,
+                message: 0,
+                file: 0,
+            },
+            end: 0,
+            tail: None,
+            unread: 0,
+        };
+    };
+    let end = u32::try_from(at).unwrap_or(u32::MAX);
+    Segment {
+        start: Some(0),
+        first,
+        end,
+        tail: if end > len && read > 1 { last } else { None },
+        unread: 0,
+    }
+}
+
+/// The presentation contexts of the bind or alter context at `at` (C706 12.6.4.3: the
+/// count at offset 24, then per context its id, transfer syntax count, a reserved byte,
+/// the abstract syntax and that many transfer syntaxes of 20 bytes each).
+fn contexts(payload: &[u8], at: usize, le: bool, context: &mut impl FnMut(u16, [u8; 16])) {
+    let Some(&n) = payload.get(at + 24) else {
+        return;
+    };
+    let mut pos = at + 28;
+    for _ in 0..usize::from(n).min(MAX_CONTEXTS_READ) {
+        let (Some(id), Some(&syntaxes), Some(uuid)) = (
+            array::<2>(payload, pos),
+            payload.get(pos + 2),
+            array::<16>(payload, pos + 4),
+        ) else {
+            return;
+        };
+        let id = if le {
+            u16::from_le_bytes(*id)
+        } else {
+            u16::from_be_bytes(*id)
+        };
+        context(id, string_order(*uuid, le));
+        pos += 24 + 20 * usize::from(syntaxes);
+    }
+}
+
 /// A little-endian bind (or, with `alter`, an alter context) naming `uuid` (string order)
 /// in its one presentation context, with the NDR transfer syntax: for tests and the
 /// fixture generator.
@@ -183,6 +350,43 @@ pub fn bind_pdu(uuid: [u8; 16], alter: bool) -> Vec<u8> {
         0x04, 0x5d, 0x88, 0x8a, 0xeb, 0x1c, 0xc9, 0x11, 0x9f, 0xe8, 0x08, 0x00, 0x2b, 0x10, 0x48,
         0x60, 2, 0, 0, 0,
     ]);
+    pdu
+}
+
+/// A little-endian bind or alter context (`alter`) offering one presentation context `id`
+/// per UUID of `uuids` (string order), from `id` up, with call id `call`: for tests and
+/// the fixture generator.
+pub fn bind_contexts(uuids: &[[u8; 16]], id: u16, call: u32, alter: bool) -> Vec<u8> {
+    let one = bind_pdu(uuids.first().copied().unwrap_or([0; 16]), alter);
+    // The header and the body before the contexts, then each 44-byte context.
+    let mut pdu = one[..24].to_vec();
+    pdu[12..16].copy_from_slice(&call.to_le_bytes());
+    pdu.extend_from_slice(&[u8::try_from(uuids.len()).unwrap_or(u8::MAX), 0, 0, 0]);
+    for (k, uuid) in uuids.iter().enumerate() {
+        let mut context = one[28..72].to_vec();
+        let ctx = id + u16::try_from(k).unwrap_or(0);
+        context[..2].copy_from_slice(&ctx.to_le_bytes());
+        context[4..20].copy_from_slice(&swap_uuid_fields(*uuid));
+        pdu.extend_from_slice(&context);
+    }
+    let len = u16::try_from(pdu.len()).unwrap_or(u16::MAX);
+    pdu[8..10].copy_from_slice(&len.to_le_bytes());
+    pdu
+}
+
+/// A little-endian connection-oriented PDU of type `ptype` (request 0, response 2, bind
+/// ack 12, alter context response 15...) for context `ctx`, call `call`, with a `body`-byte
+/// stub after the 24-byte header: for tests and the fixture generator.
+pub fn co_pdu(ptype: u8, ctx: u16, call: u32, body: usize) -> Vec<u8> {
+    let mut pdu = vec![CO_VERSION, 0, ptype, 0x03, DREP_LITTLE_ENDIAN, 0, 0, 0];
+    let len = u16::try_from(24 + body).unwrap_or(u16::MAX);
+    pdu.extend_from_slice(&len.to_le_bytes());
+    pdu.extend_from_slice(&[0, 0]); // auth length
+    pdu.extend_from_slice(&call.to_le_bytes());
+    pdu.extend_from_slice(&u32::try_from(body).unwrap_or(0).to_le_bytes()); // alloc hint
+    pdu.extend_from_slice(&ctx.to_le_bytes());
+    pdu.extend_from_slice(&[0, 0]); // opnum, or cancel count and reserved
+    pdu.resize(24 + body, 0x5a);
     pdu
 }
 
@@ -240,6 +444,44 @@ mod tests {
     fn bound(frame: &[u8]) -> Option<Bound> {
         let (d, payload) = decode(Link::Ethernet, frame).unwrap();
         interface(&d, payload)
+    }
+
+    #[test]
+    fn co_segments_frame_pdus_and_list_the_contexts_offered() {
+        let lsarpc = {
+            let mut u = SAMR;
+            u[15] = 0xab;
+            u
+        };
+        // An alter context offering two contexts, then a request on context 1.
+        let mut payload = bind_contexts(&[SAMR, lsarpc], 0, 7, true);
+        let bind_len = payload.len();
+        payload.extend(co_pdu(PTYPE_REQUEST, 1, 8, 100));
+        let mut offered = Vec::new();
+        let s = co_segment(&payload, payload.len() as u32, |id, uuid| {
+            offered.push((id, uuid))
+        });
+        assert_eq!(offered, [(0, SAMR), (1, lsarpc)]);
+        assert_eq!((s.start, s.end as usize), (Some(0), payload.len()));
+        assert_eq!(
+            (s.first.command, s.first.tree, s.first.message),
+            (u16::from(PTYPE_ALTER_CONTEXT), 0, 7)
+        );
+        assert_eq!(s.tail, None);
+        // The request goes on past the segment: it is the tail, on context 1.
+        let cut = &payload[..bind_len + 30];
+        let s = co_segment(cut, cut.len() as u32, |_, _| {});
+        assert_eq!(s.end as usize, payload.len());
+        let tail = s.tail.unwrap();
+        assert_eq!((tail.tree, tail.message, tail.response), (1, 8, false));
+        // A response alone, longer than its segment: no tail (it is the first), its context.
+        let response = co_pdu(PTYPE_RESPONSE, 3, 9, 5000);
+        let s = co_segment(&response[..1460], 1460, |_, _| {});
+        assert_eq!((s.first.tree, s.first.response, s.end), (3, true, 5024));
+        assert_eq!(s.tail, None);
+        // Not DCE/RPC: nothing.
+        let s = co_segment(b"GET / HTTP/1.1\r\n", 16, |_, _| panic!());
+        assert_eq!(s.start, None);
     }
 
     #[test]

@@ -118,6 +118,11 @@ pub enum Dialect {
     /// A NetBIOS session packet that carries no SMB (session request, keep-alive...), or a
     /// session message whose bytes are not SMB.
     Other,
+    /// Not SMB: a connection-oriented DCE/RPC PDU on its own TCP connection
+    /// ([`crate::inspect::rpc::co_segment`]). `command` is its type, `tree` its
+    /// presentation context ([`crate::inspect::rpc::NO_CONTEXT`] for none), `message` its
+    /// call id.
+    Rpc,
 }
 
 /// The fields of a message that say what it addresses.
@@ -458,7 +463,7 @@ fn may_name(h: &Header, smb: &[u8]) -> bool {
             h.command,
             0x04 | 0x25 | 0x2f | 0x71 | 0x73 | 0x74 | 0x75 | 0xa2
         ),
-        Dialect::Sealed | Dialect::Other => false,
+        Dialect::Sealed | Dialect::Other | Dialect::Rpc => false,
     }
 }
 
@@ -479,7 +484,7 @@ fn events<'a>(dialect: Dialect, smb: &'a [u8], event: &mut impl FnMut(Event<'a>)
             }
         }
         Dialect::Smb1 => smb1_events(smb, event),
-        Dialect::Sealed | Dialect::Other => {}
+        Dialect::Sealed | Dialect::Other | Dialect::Rpc => {}
     }
 }
 
