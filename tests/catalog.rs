@@ -350,12 +350,61 @@ fn extra_catalog_names_the_rest_of_the_traffic() {
     );
 }
 
+/// The layer of today's Windows ports (`catalog/windows-current.toml`), loaded with
+/// `--catalog`, names what the 2003-era table lacks, and leaves the built-in rows as they
+/// are.
+#[test]
+fn the_current_windows_layer_adds_todays_ports() {
+    let layer = concat!(env!("CARGO_MANIFEST_DIR"), "/catalog/windows-current.toml");
+    let out = run(&["catalog", "check", layer]);
+    assert_eq!(
+        super::util::stdout(&out),
+        format!("{layer}: ok, 50 records\n")
+    );
+    for (port, service) in [
+        ("5355/udp", "DNS Client"),
+        ("5353/udp", "DNS Client"),
+        ("3702/udp", "Function Discovery Resource Publication"),
+        ("547/udp", "DHCP Server"),
+        ("546/udp", "DHCP Client"),
+        ("5985/tcp", "Windows Remote Management (WinRM)"),
+        ("9389/tcp", "Active Directory Web Services"),
+    ] {
+        let out = run(&[
+            "catalog",
+            "lookup",
+            port,
+            "--catalog",
+            layer,
+            "--format",
+            "json",
+        ]);
+        let found: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            found
+                .iter()
+                .any(|r| r["service"] == service && r["match"] == "port"),
+            "{port}: {found:?}"
+        );
+    }
+    // The seed's rows are all still there, first.
+    let dump = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["catalog", "dump", "--format", "json"];
+        args.extend_from_slice(extra);
+        serde_json::from_slice(&run(&args).stdout).unwrap()
+    };
+    let builtin = dump(&[]);
+    let both = dump(&["--catalog", layer]);
+    assert_eq!(both[..builtin.len()], builtin[..]);
+    assert_eq!(both.len(), builtin.len() + 50);
+}
+
 #[test]
 fn interfaces_lists_the_endpoint_mapper_table() {
     let out = run(&["catalog", "interfaces", "--format", "json"]);
     assert!(out.status.success());
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list.len(), 305);
+    assert_eq!(list.len(), 308);
     let netlogon = list
         .iter()
         .find(|i| i["uuid"] == "12345678-1234-abcd-ef00-01234567cffb")
@@ -390,6 +439,7 @@ fn interfaces_lists_the_endpoint_mapper_table() {
             ("Background Intelligent Transfer Service", "BITS"),
             ("COM+ Event System", "EventSystem"),
             ("Cryptographic Services", "CryptSvc"),
+            ("DCOM object exporter (any process)", "any"),
             ("DFS Replication", "DFSR"),
             ("DHCP Client", "Dhcp"),
             ("Distributed Link Tracking Client", "TrkWks"),
@@ -430,5 +480,5 @@ fn interfaces_lists_the_endpoint_mapper_table() {
     );
     let table = stdout(&run(&["catalog", "interfaces"]));
     assert!(table.starts_with("UUID "), "{table}");
-    assert_eq!(table.lines().count(), 306);
+    assert_eq!(table.lines().count(), 309);
 }

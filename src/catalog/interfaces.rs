@@ -174,6 +174,7 @@ mod tests {
                 "Background Intelligent Transfer Service",
                 "COM+ Event System",
                 "Cryptographic Services",
+                "DCOM object exporter (any process)",
                 "DFS Replication",
                 "DHCP Client",
                 "Distributed Link Tracking Client",
@@ -212,7 +213,7 @@ mod tests {
                 "Workstation",
             ]
         );
-        assert_eq!(c.interfaces.len(), 305);
+        assert_eq!(c.interfaces.len(), 308);
     }
 
     #[test]
