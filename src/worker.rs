@@ -630,7 +630,7 @@ impl<'t> Worker<'t> {
             Routed::Announce(a) => match (a.target, part.get(at as usize + 1)) {
                 (Target::Rpc(UNNAMED), Some(Routed::Interface(uuid))) => {
                     let local = self.local(a.shard);
-                    if let Some(id) = self.name_interface(local, uuid) {
+                    if let Some(id) = self.name_interface(local, uuid, true) {
                         self.apply_announcement(&Announced {
                             target: Target::Rpc(id),
                             ..*a
@@ -784,7 +784,7 @@ impl<'t> Worker<'t> {
         } else {
             k.a_port
         };
-        let Some(id) = self.name_interface(local, &e.uuid) else {
+        let Some(id) = self.name_interface(local, &e.uuid, true) else {
             return;
         };
         let row = self.table.rpc_bind_row(transport, server_port, id);
@@ -818,7 +818,8 @@ impl<'t> Worker<'t> {
         let local = self.local(p.shard());
         let interface = match what {
             SmbWhat::Bind { uuid, .. } | SmbWhat::Context { uuid, .. } => {
-                match self.name_interface(local, uuid) {
+                let count = matches!(what, SmbWhat::Bind { .. });
+                match self.name_interface(local, uuid, count) {
                     Some(id) => Some(id),
                     None => return,
                 }
@@ -940,12 +941,15 @@ impl<'t> Worker<'t> {
     /// The id of an interface a bind or an endpoint mapper answer names, counting an unknown
     /// one against the shard's bound the first time the shard names it; `None` past the
     /// bound.
-    fn name_interface(&mut self, local: usize, uuid: &[u8; 16]) -> Option<u32> {
+    fn name_interface(&mut self, local: usize, uuid: &[u8; 16], count: bool) -> Option<u32> {
         if self.table.known_interface(uuid).is_none() {
             let named = &mut self.unknown_interfaces[local];
             if !named.contains(uuid) {
                 if named.len() >= UNKNOWN_INTERFACES_PER_SHARD {
-                    self.tally.unnamed_binds += 1;
+                    // Counted once per bind: by its evidence, not again by its contexts.
+                    if count {
+                        self.tally.unnamed_binds += 1;
+                    }
                     return None;
                 }
                 named.push(*uuid);
