@@ -173,14 +173,17 @@ const PTYPE_ALTER_CONTEXT_RESP: u8 = 15;
 /// The highest PDU type C706 defines (rts is 20 in [MS-RPCH]).
 const PTYPE_MAX: u8 = 20;
 
-/// Whether a TCP segment may belong to a DCE/RPC connection of its own: payload, and the
-/// ports [`interface`] reads (the endpoint mapper's, or two dynamic ones), SMB's aside.
+/// Whether a TCP segment may belong to a DCE/RPC connection of its own: the ports
+/// [`interface`] reads (the endpoint mapper's, or two dynamic ones), SMB's aside, and at
+/// least a PDU header's 16 bytes of payload. (The last few bytes of a PDU, alone in a
+/// segment shorter than that, stay in the flow's own row: this keeps the small segments of
+/// every other connection between dynamic ports from costing a record each.)
 #[inline(always)]
 pub fn may_carry_co(d: &Decoded, payload: &[u8]) -> bool {
     let Upper::Ports { src, dst, .. } = d.upper else {
         return false;
     };
-    !payload.is_empty()
+    payload.len() >= 16
         && d.ip.proto == IpProto::TCP
         && (src == EPM_PORT || dst == EPM_PORT || (src >= DYNAMIC && dst >= DYNAMIC))
 }
