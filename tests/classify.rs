@@ -900,3 +900,68 @@ fn outputs_through_links_and_devices_stay_what_they_are() {
         .is_char_device());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// FDDI (link type 10): LLC/SNAP frames carry IP, station management frames do not; tshark
+/// reads the same ports.
+#[test]
+fn fddi_frames_as_tshark_reads_them() {
+    use etherparse::PacketBuilder;
+    let dir = tmpdir("fddi");
+    let path = dir.join("fddi.pcap");
+    let fddi = |ip: Vec<u8>| {
+        let mut f = vec![0x50];
+        f.extend_from_slice(&[0x11; 12]);
+        f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        f.extend_from_slice(&ip);
+        f
+    };
+    let mut tcp = Vec::new();
+    PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(50000, 445, 1, 1000)
+        .write(&mut tcp, b"x")
+        .unwrap();
+    let mut udp = Vec::new();
+    PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(50001, 53)
+        .write(&mut udp, b"query")
+        .unwrap();
+    let mut smt = vec![0x41];
+    smt.extend_from_slice(&[0; 40]);
+    let frames = [fddi(tcp), fddi(udp), smt];
+    let records: Vec<portscope::gen::Record> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            (
+                1_700_000_000_000_000_000 + i as u64 * 1000,
+                u32::try_from(f.len()).unwrap(),
+                f.clone(),
+            )
+        })
+        .collect();
+    portscope::gen::write_pcap(&path, 10, false, records).unwrap();
+    let (r, out) = classify_json(&[path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<(String, u64)> = r.services.iter().map(|s| (s.key(), s.packets)).collect();
+    assert_eq!(
+        rows,
+        [("tcp/445".to_string(), 1), ("udp/53".to_string(), 1)]
+    );
+    assert_eq!((r.not_ip.packets, r.undecodable.packets), (1, 0));
+    let tshark = std::process::Command::new("tshark")
+        .args([
+            "-n",
+            "-r",
+            path.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "udp.dstport",
+        ])
+        .output()
+        .expect("tshark");
+    assert_eq!(String::from_utf8_lossy(&tshark.stdout), "445\t\n\t53\n\t\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -49,15 +49,17 @@ pub enum Link {
     Ipoib,
     /// Apple's PKTAP (DLT 258): a header naming the link type of the frame after it.
     Pktap,
+    /// FDDI (DLT 10): frame control, addresses, then LLC/SNAP.
+    Fddi,
     /// Anything else: every frame is a [`Skip::UnsupportedLink`].
     Unsupported(i32),
 }
 
 impl Link {
     /// Every DLT value portscope decodes: what the fuzzer and the property tests draw from.
-    pub const DECODED_DLTS: [i32; 22] = [
+    pub const DECODED_DLTS: [i32; 23] = [
         1, 0, 108, 12, 14, 101, 228, 229, 113, 276, 9, 50, 104, 105, 127, 192, 239, 107, 129, 226,
-        242, 258,
+        242, 258, 10,
     ];
 
     /// Maps a DLT value as libpcap reports it (`pcap_datalink`).
@@ -86,6 +88,7 @@ impl Link {
             226 => Link::Ipnet,
             242 => Link::Ipoib,
             258 => Link::Pktap,
+            10 => Link::Fddi,
             other => Link::Unsupported(other),
         }
     }
@@ -113,6 +116,7 @@ impl Link {
             Link::Ipnet => 226,
             Link::Ipoib => 242,
             Link::Pktap => 258,
+            Link::Fddi => 10,
             Link::Unsupported(d) => d,
         }
     }
@@ -212,6 +216,7 @@ pub(super) fn strip<'a>(link: Link, frame: &'a [u8], vlan: &mut u16) -> Result<&
         Link::Ipnet => rare::ipnet(frame),
         Link::Ipoib => rare::ipoib(frame, vlan),
         Link::Pktap => rare::pktap(frame, vlan),
+        Link::Fddi => rare::fddi(frame, vlan),
         Link::Unsupported(dlt) => Err(Skip::UnsupportedLink(dlt)),
     }
 }

@@ -1,6 +1,6 @@
 //! Link types an analyst meets now and then: frame relay (RFC 2427, and Cisco's ethertype
 //! form), Linux ARCnet (RFC 1201 and RFC 1051), Solaris ipnet, IP over InfiniBand
-//! (RFC 4391) and Apple's PKTAP, each as <https://www.tcpdump.org/linktypes.html> and
+//! (RFC 4391), Apple's PKTAP and FDDI, each as <https://www.tcpdump.org/linktypes.html> and
 //! tshark read them.
 
 use super::link::{ethertype_payload, strip, Link};
@@ -26,6 +26,36 @@ mod field {
     pub const IPOIB_LEN: usize = 44;
     /// PKTAP: the header's length and the link type after it, in the writer's byte order.
     pub const PKTAP_DLT: usize = 4;
+    /// FDDI: frame control, destination and source addresses (6 each), then LLC/SNAP:
+    /// DSAP, SSAP, control, an OUI and an ethertype.
+    pub const FDDI_LLC: usize = 13;
+    pub const FDDI_SNAP_LEN: usize = 8;
+}
+
+/// FDDI frame control of asynchronous LLC frames: 0101 0PPP (the low bits a priority).
+const FDDI_LLC_MASK: u8 = 0xf8;
+const FDDI_LLC_FC: u8 = 0x50;
+const LLC_SNAP: [u8; 3] = [0xaa, 0xaa, 0x03];
+
+/// FDDI (DLT 10): an LLC frame's SNAP header to the packet it carries. Station management
+/// and MAC frames, and LLC that is not SNAP, are not IP (their frame control byte names
+/// them). The addresses, which FDDI sends bit-reversed, are not read.
+pub(super) fn fddi<'a>(frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip> {
+    let truncated = Skip::Truncated(Layer::Link);
+    let fc = *frame.first().ok_or(truncated)?;
+    if fc & FDDI_LLC_MASK != FDDI_LLC_FC {
+        return Err(Skip::NotIp(Protocol::LinkProtocol(u16::from(fc))));
+    }
+    let llc = array::<{ field::FDDI_SNAP_LEN }>(frame, field::FDDI_LLC).ok_or(truncated)?;
+    if llc[..3] != LLC_SNAP {
+        return Err(Skip::NotIp(Protocol::LinkProtocol(u16::from(fc))));
+    }
+    let ethertype = EtherType(u16::from_be_bytes([llc[6], llc[7]]));
+    ethertype_payload(
+        ethertype,
+        &frame[field::FDDI_LLC + field::FDDI_SNAP_LEN..],
+        vlan,
+    )
 }
 
 const FR_UI: u8 = 0x03;
@@ -166,6 +196,25 @@ mod tests {
     }
 
     #[test]
+    fn fddi_llc_snap() {
+        let eth = eth_tcp4(50000, 445, b"x");
+        let ip = &eth[14..];
+        let mut header = vec![0x50];
+        header.extend_from_slice(&[0x11; 12]);
+        header.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        assert_eq!(port(Link::Fddi, &with(&header, ip)), Ok(445));
+        header[0] = 0x41; // station management
+        assert_eq!(
+            port(Link::Fddi, &with(&header, ip)),
+            Err(Skip::NotIp(Protocol::LinkProtocol(0x41)))
+        );
+        assert_eq!(
+            port(Link::Fddi, &[0x50, 1, 2]),
+            Err(Skip::Truncated(Layer::Link))
+        );
+    }
+
+    #[test]
     fn arcnet_ipnet_ipoib_pktap() {
         let eth = eth_tcp4(50000, 445, b"x");
         let ip = &eth[14..];
@@ -207,6 +256,7 @@ mod tests {
             Link::Ipnet,
             Link::Ipoib,
             Link::Pktap,
+            Link::Fddi,
         ] {
             assert_eq!(
                 port(link, &[]),
