@@ -1085,20 +1085,7 @@ fn route_rpc(
             },
         }));
     });
-    outbox.push(Routed::SmbSegment(SmbSegment {
-        packet,
-        seq: d.tcp_seq(),
-        len,
-        unread: 0,
-        segment: SegmentRead {
-            start: segment.start.unwrap_or(u32::MAX),
-            first: segment.first,
-            end: segment.end,
-        },
-    }));
-    if let Some(header) = segment.tail {
-        outbox.push(Routed::SmbTail(SmbTail { packet, header }));
-    }
+    push_segment(d, packet, len, &segment, outbox);
 }
 
 /// Routes what the SMB messages of a segment say, after its packet (at index `packet` of
@@ -1168,6 +1155,18 @@ fn route_smb(
         };
         outbox.push(record);
     });
+    push_segment(d, packet, len, &segment, outbox);
+}
+
+/// The records of a segment's messages (SMB or DCE/RPC): the segment, and its tail if the
+/// last message goes on past it.
+fn push_segment(
+    d: &decode::Decoded,
+    packet: u32,
+    len: u32,
+    segment: &smb::Segment,
+    outbox: &mut Vec<Routed>,
+) {
     outbox.push(Routed::SmbSegment(SmbSegment {
         packet,
         seq: d.tcp_seq(),

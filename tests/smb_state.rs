@@ -36,6 +36,19 @@ fn capture_of(dir: &Path, name: &str, body: impl FnOnce(&mut dyn FnMut(usize, &[
     path
 }
 
+/// `classify --format json` of `path` under GNU time: the report and the peak RSS in KiB.
+fn report_and_peak(path: &Path) -> (serde_json::Value, u64) {
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_portscope"))
+        .args(["classify", "--format", "json", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let peak = stderr(&out).trim().lines().last().unwrap().parse().unwrap();
+    (serde_json::from_slice(&out.stdout).unwrap(), peak)
+}
+
 fn report(args: &[&str]) -> serde_json::Value {
     let mut all = vec!["classify", "--format", "json"];
     all.extend_from_slice(args);
@@ -97,14 +110,7 @@ fn a_hundred_thousand_closed_files_forget_nothing() {
         push(0, &session(&read_request(5_000_000, 1, 7)));
         push(1, &session(&smb2_plain(8, true, 5_000_000, 80)));
     });
-    let out = std::process::Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(env!("CARGO_BIN_EXE_portscope"))
-        .args(["classify", "--format", "json", path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (j, peak_kib) = report_and_peak(&path);
     assert_eq!(j["smb_forgotten"], 0);
     let rows = smb_rows(&j);
     let share = rows.iter().find(|r| r.0 == "smb-share").unwrap();
@@ -113,7 +119,6 @@ fn a_hundred_thousand_closed_files_forget_nothing() {
     let pipe = rows.iter().find(|r| r.0 == "smb-pipe").unwrap();
     // Create, bind and their responses; the READ and its response.
     assert_eq!((pipe.1.as_deref(), pipe.2), (Some("srvsvc"), 6));
-    let peak_kib: u64 = stderr(&out).trim().lines().last().unwrap().parse().unwrap();
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -204,14 +209,7 @@ fn a_million_pipes_never_closed_are_counted_and_memory_stays_bounded() {
     });
     let frames = gen::write_pcap(&path, 1, false, records).unwrap();
     assert_eq!(frames, 4 + 2 * pipes / per_segment);
-    let out = std::process::Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(env!("CARGO_BIN_EXE_portscope"))
-        .args(["classify", "--format", "json", path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (j, peak_kib) = report_and_peak(&path);
     assert_eq!(j["packets"], frames);
     assert_eq!(j["smb_forgotten"], pipes - 64);
     let in_rows: u64 = j["services"]
@@ -221,7 +219,6 @@ fn a_million_pipes_never_closed_are_counted_and_memory_stays_bounded() {
         .map(|r| r["packets"].as_u64().unwrap())
         .sum();
     assert_eq!(in_rows, frames);
-    let peak_kib: u64 = stderr(&out).trim().lines().last().unwrap().parse().unwrap();
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
     eprintln!("a million open pipes: peak RSS {peak_kib} KiB");
     std::fs::remove_dir_all(&dir).unwrap();
