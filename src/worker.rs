@@ -1043,6 +1043,7 @@ fn smb_row(table: &PortTable, port: u16, label: crate::flow::smb::Label) -> crat
         Label::Share(share) => table.smb_share_row(port, share == smb::ShareKind::Print),
         Label::Pipe { pipe, interface } => table.smb_pipe_row(port, pipe, interface),
         Label::Sealed => table.smb_encrypted_row(port),
+        Label::Session => table.smb_session_row(port),
         Label::Interface { interface, port } => {
             table.rpc_bind_row(crate::catalog::Transport::Tcp, port, interface)
         }

@@ -154,7 +154,12 @@ fn dump_has_every_port_of_the_seed_port_table() {
 #[test]
 fn dump_json_fields_and_other_formats() {
     let entries = dump();
-    assert_eq!(entries.len(), 189);
+    // The seed's 189 records, exactly as before the current-Windows layer, then its 50.
+    assert_eq!(entries.len(), 189 + 50);
+    assert!(entries[..189].iter().all(|e| e.catalog == "built-in"));
+    assert!(entries[189..]
+        .iter()
+        .all(|e| e.catalog == "built-in-current"));
     let smb = entries
         .iter()
         .find(|e| e.service == "Server" && e.protocol == "SMB")
@@ -172,10 +177,10 @@ fn dump_json_fields_and_other_formats() {
         lines.next(),
         Some("service,system_name,protocol,transport,low_port,high_port,catalog,line")
     );
-    assert_eq!(lines.count(), 189);
+    assert_eq!(lines.count(), 239);
     let table = stdout(&run(&["catalog", "dump"]));
     assert!(table.starts_with("TRANSPORT  PORTS"));
-    assert_eq!(table.lines().count(), 190);
+    assert_eq!(table.lines().count(), 240);
 }
 
 fn services(entries: &[Entry]) -> Vec<(&str, &str)> {
@@ -350,9 +355,9 @@ fn extra_catalog_names_the_rest_of_the_traffic() {
     );
 }
 
-/// The layer of today's Windows ports (`catalog/windows-current.toml`), loaded with
-/// `--catalog`, names what the 2003-era table lacks, and leaves the built-in rows as they
-/// are.
+/// The layer of today's Windows ports (`catalog/windows-current.toml`, built in after the
+/// seed's) names what the 2003-era table lacks, says so in every record, and leaves the
+/// seed's rows as they are.
 #[test]
 fn the_current_windows_layer_adds_todays_ports() {
     let layer = concat!(env!("CARGO_MANIFEST_DIR"), "/catalog/windows-current.toml");
@@ -368,35 +373,32 @@ fn the_current_windows_layer_adds_todays_ports() {
         ("547/udp", "DHCP Server"),
         ("546/udp", "DHCP Client"),
         ("5985/tcp", "Windows Remote Management (WinRM)"),
+        ("5986/tcp", "Windows Remote Management (WinRM)"),
         ("9389/tcp", "Active Directory Web Services"),
     ] {
-        let out = run(&[
-            "catalog",
-            "lookup",
-            port,
-            "--catalog",
-            layer,
-            "--format",
-            "json",
-        ]);
-        let found: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let found = lookup(port);
         assert!(
-            found
-                .iter()
-                .any(|r| r["service"] == service && r["match"] == "port"),
+            found.iter().any(|r| r.service == service
+                && r.kind.as_deref() == Some("port")
+                && r.catalog == "built-in-current"),
             "{port}: {found:?}"
         );
     }
-    // The seed's rows are all still there, first.
-    let dump = |extra: &[&str]| -> Vec<serde_json::Value> {
-        let mut args = vec!["catalog", "dump", "--format", "json"];
-        args.extend_from_slice(extra);
-        serde_json::from_slice(&run(&args).stdout).unwrap()
-    };
-    let builtin = dump(&[]);
-    let both = dump(&["--catalog", layer]);
-    assert_eq!(both[..builtin.len()], builtin[..]);
-    assert_eq!(both.len(), builtin.len() + 50);
+    // LLMNR was the seed's DCOM range alone (Group Policy); now its port comes first.
+    let llmnr = lookup("udp/5355");
+    assert_eq!(llmnr[0].kind.as_deref(), Some("port"));
+    assert_eq!(llmnr[0].protocol, "LLMNR");
+    // The seed's rows, unchanged: the dump's built-in records are those the seed derives.
+    let seed: Vec<Entry> = dump()
+        .into_iter()
+        .filter(|e| e.catalog == "built-in")
+        .collect();
+    assert_eq!(seed.len(), 189);
+    // Loading the file again as an extra catalog lists its records a second time, as a
+    // layer of their own.
+    let both = run(&["catalog", "dump", "--format", "json", "--catalog", layer]);
+    let both: Vec<Entry> = serde_json::from_slice(&both.stdout).unwrap();
+    assert_eq!(both.len(), 239 + 50);
 }
 
 #[test]
@@ -441,7 +443,6 @@ fn interfaces_lists_the_endpoint_mapper_table() {
             ("Cryptographic Services", "CryptSvc"),
             ("DCOM object exporter (any process)", "any"),
             ("DFS Replication", "DFSR"),
-            ("DHCP Client", "Dhcp"),
             ("Distributed Link Tracking Client", "TrkWks"),
             ("Encrypting File System (EFS)", "EFS"),
             ("File Server Resource Manager", "SrmSvc"),

@@ -63,7 +63,7 @@ fn every_link_type() {
                 ("tcp/445", 1, 4, 360 + l(4)),
                 ("udp/53", 1, 2, 216 + l(2)),
                 ("icmp", 1, 2, 120 + l(2)),
-                ("tcp/1024-65534", 1, 2, 80 + l(2)),
+                ("tcp/49152-65535", 1, 2, 80 + l(2)),
                 ("udp/137", 1, 1, 78 + l(1)),
             ],
             (1, 1, 40 + l(1)),
@@ -76,7 +76,7 @@ fn every_link_type() {
         &[
             ("tcp/445", 1, 4, 360),
             ("icmp", 1, 2, 120),
-            ("tcp/1024-65534", 1, 2, 80),
+            ("tcp/49152-65535", 1, 2, 80),
             ("udp/137", 1, 1, 78),
         ],
         (1, 1, 40),
@@ -197,11 +197,15 @@ fn real_captures() {
     check(
         "real_smb_windows10.pcap",
         // One connection opens \\pipe\\srvsvc and binds SRVSVC: those messages have a
-        // row of their own (tests/smb.rs has the rules).
+        // row of their own (tests/smb.rs has the rules). Negotiations, session setups and
+        // logoffs are the smb-session rows: 15,785 and 3,305 bytes, as tshark's
+        // `smb2.cmd in {0,1,2,13} or smb.cmd in {0x72,0x73,0x74,0x2b}` counts them.
         &[
-            ("tcp/445", 6, 73, 18387),
-            ("tcp/139", 2, 35, 5425),
+            ("tcp/445", 6, 42, 15785),
             ("tcp/445", 1, 17, 3307),
+            ("tcp/139", 2, 12, 3305),
+            ("tcp/445", 6, 31, 2602),
+            ("tcp/139", 2, 23, 2120),
         ],
         (0, 0, 0),
         (0, 0),
@@ -231,8 +235,9 @@ fn real_captures() {
         "real_rpcclient_enumdomusers.pcapng",
         &[
             ("tcp/445", 1, 20, 5144),
-            ("tcp/445", 1, 31, 4188),
             ("tcp/53000", 1, 8, 2684),
+            ("tcp/445", 1, 6, 2190),
+            ("tcp/445", 1, 25, 1998),
             ("tcp/135", 1, 8, 1256),
         ],
         (0, 0, 0),
@@ -265,7 +270,7 @@ fn real_captures() {
         "--ports-only",
         &fixture("real_rpcclient_enumdomusers.pcapng"),
     ]);
-    assert_eq!(plain.row("tcp/1024-65534").unwrap().kind, "range");
+    assert_eq!(plain.row("tcp/49152-65535").unwrap().kind, "range");
     // The PPTP call: 2 pings inside; the rest is PPP control or GRE acknowledgments.
     let (pptp, _) = classify_json(&[&fixture("real_pptp_gre.pcap")]);
     let inner: Vec<_> = pptp.tunneled.iter().map(|t| (t.key(), t.packets)).collect();
@@ -282,14 +287,14 @@ fn the_demo_capture() {
         "demo.pcap",
         &[
             ("udp/500", 2, 92, 58977),
-            ("udp/1024-65534", 1, 60, 48178),
+            ("udp/49152-65535", 1, 60, 48178),
             ("tcp/445", 13, 79, 47514),
             ("tcp/135", 1, 39, 26611),
             ("tcp/443", 4, 32, 22420),
             ("udp/53", 5, 32, 20755),
             ("tcp/593", 1, 23, 15387),
             ("tcp/80", 2, 21, 13491),
-            ("tcp/1024-65534", 4, 19, 10733),
+            ("tcp/49152-65535", 4, 19, 10733),
             ("tcp/3389", 2, 10, 10565),
             ("tcp/3268", 2, 16, 9627),
             ("udp/161", 2, 10, 7727),
@@ -380,16 +385,16 @@ fn output_does_not_depend_on_threads() {
 fn table_and_csv_formats() {
     let table = stdout(&run(&["classify", &fixture("link_ethernet.pcap")]));
     let want = "\
-ROW             MATCH        PROTOCOLS                                 SERVICES                                         FLOWS  PACKETS    BYTES   SHARE
-tcp/445         port         SMB, SMB (named pipes)                    Distributed File System, Fax Service +7              1        4    416 B   39.2%
-udp/53          port         DNS                                       DNS Server +1                                        1        2    244 B   23.0%
-icmp            ip-protocol  ICMP (ping)                               Group Policy                                         1        2    148 B   13.9%
-tcp/1024-65534  range        RPC randomly allocated high TCP ports +3  Active Directory (Local Security Authority) +16      1        2    108 B   10.2%
-udp/137         port         Cluster Administrator +1                  Cluster Service, Computer Browser +4                 1        1     92 B    8.7%
-unclassified                                                                                                                1        1     54 B    5.1%
-not IP                                                                                                                               0      0 B    0.0%
-undecodable                                                                                                                          0      0 B    0.0%
-total                                                                                                                       6       12  1.0 KiB  100.0%
+ROW              MATCH        PROTOCOLS                                 SERVICES                                                      FLOWS  PACKETS    BYTES   SHARE
+tcp/445          port         SMB, SMB (named pipes)                    Distributed File System, Fax Service +7                           1        4    416 B   39.2%
+udp/53           port         DNS                                       DNS Server +1                                                     1        2    244 B   23.0%
+icmp             ip-protocol  ICMP (ping)                               Group Policy                                                      1        2    148 B   13.9%
+tcp/49152-65535  range        RPC randomly allocated high TCP ports +6  range guess: Active Directory (Local Security Authority) +20      1        2    108 B   10.2%
+udp/137          port         Cluster Administrator +1                  Cluster Service, Computer Browser +4                              1        1     92 B    8.7%
+unclassified                                                                                                                              1        1     54 B    5.1%
+not IP                                                                                                                                             0      0 B    0.0%
+undecodable                                                                                                                                        0      0 B    0.0%
+total                                                                                                                                     6       12  1.0 KiB  100.0%
 ";
     assert_eq!(table, want);
     let csv = stdout(&run(&[
@@ -406,6 +411,13 @@ total                                                                           
     assert_eq!(
         lines[3],
         "icmp,icmp,,,ip-protocol,ICMP (ping),Group Policy,1,2,148,,,,"
+    );
+    // A row matched by a port range alone says its services are a guess.
+    assert!(
+        lines[4].starts_with("tcp/49152-65535,tcp,49152,65535,range,")
+            && lines[4].contains(",range guess: Active Directory (Local Security Authority); "),
+        "{}",
+        lines[4]
     );
     assert_eq!(lines[6], "unclassified,,,,,,,1,1,54,,,,");
     assert_eq!(lines[7], "not_ip,,,,,,,,0,0,,,,");

@@ -195,7 +195,7 @@ fn announced_unknown_interfaces_are_named_by_their_uuid() {
     assert_eq!((r.expectations.announced, r.expectations.matched), (2, 2));
     // Without following announcements, the range row takes them.
     let (plain, _) = classify_json(&["--ports-only", &fixture("epm-unknown.pcap")]);
-    assert_eq!(plain.row("tcp/1024-65534").map(|x| x.flows), Some(2));
+    assert_eq!(plain.row("tcp/49152-65535").map(|x| x.flows), Some(2));
 }
 
 #[test]
@@ -211,10 +211,10 @@ fn announced_ports_take_the_announced_service() {
         ("tcp/20", "expectation", 3, 4),
         ("udp/69", "expectation", 1, 2),
         ("tcp/135", "port", 1, 5),
-        ("udp/1024-65534", "range", 1, 1),
+        ("udp/49152-65535", "range", 1, 1),
         ("tcp/21", "port", 1, 5),
         ("tcp/49667", "epm", 1, 3),
-        ("tcp/1024-65534", "range", 2, 3),
+        ("tcp/49152-65535", "range", 2, 3),
         ("udp/69", "port", 2, 2),
         ("tcp/49670", "epm", 1, 1),
     ]
@@ -264,9 +264,14 @@ fn ports_only_ignores_announcements() {
         .services
         .iter()
         .all(|x| x.kind == "port" || x.kind == "range"));
+    // One announced flow has a port below 49152: the seed's range, the rest today's.
+    assert_eq!(
+        r.row("tcp/49152-65535").map(|x| (x.flows, x.packets)),
+        Some((5, 9))
+    );
     assert_eq!(
         r.row("tcp/1024-65534").map(|x| (x.flows, x.packets)),
-        Some((6, 10))
+        Some((1, 1))
     );
     assert_eq!(r.row("tcp/20").map(|x| (x.flows, x.packets)), Some((1, 1)));
     assert_eq!((r.expectations.announced, r.expectations.matched), (0, 0));
@@ -287,7 +292,7 @@ fn announced_flows_say_so_in_flows_lines() {
             early["match"].as_str(),
             early["orig_packets"].as_u64()
         ),
-        (Some("tcp/1024-65534"), Some("range"), Some(2))
+        (Some("tcp/49152-65535"), Some("range"), Some(2))
     );
     let late = lines.iter().find(|l| l["orig_port"] == 50103).unwrap();
     assert_eq!(

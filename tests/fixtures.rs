@@ -634,7 +634,7 @@ const A6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 const B6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 
 /// The same small conversation as bare IP packets, to wrap in each link type:
-/// tcp/445 (4 packets, 1 flow), udp/137 (1), icmp (2), tcp/1024-65534 (2), udp/53 over IPv6
+/// tcp/445 (4 packets, 1 flow), udp/137 (1), icmp (2), tcp/49152-65535 (2), udp/53 over IPv6
 /// (2), unclassified tcp/22 (1).
 fn conversation() -> Vec<Vec<u8>> {
     vec![

@@ -355,15 +355,15 @@ fn interval_lines_of_a_fixture() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[1],
-        "SECONDS          ROW             MATCH        PACKETS  BYTES"
+        "SECONDS          ROW              MATCH        PACKETS  BYTES"
     );
     assert_eq!(
         lines[2],
-        "0.000-30.000     tcp/20          expectation        4  716 B"
+        "0.000-30.000     tcp/20           expectation        4  716 B"
     );
     assert_eq!(
         lines[25],
-        "120.000-150.000  udp/1024-65534  range              1  558 B"
+        "120.000-150.000  udp/49152-65535  range              1  558 B"
     );
     assert_eq!(
         lines
@@ -571,14 +571,16 @@ fn servers_of_fixtures() {
         server_rows(&smb),
         [
             (
-                // Six connections, one of them in both its port row and its SRVSVC pipe's.
+                // Six connections, each in its session row and its port row, one in its
+                // SRVSVC pipe's too.
                 s("192.168.199.133"),
                 6,
                 90,
                 21694,
                 vec![
-                    (s("tcp/445"), s("port"), 73),
-                    (s("tcp/445"), s("smb-pipe"), 17)
+                    (s("tcp/445"), s("smb-session"), 42),
+                    (s("tcp/445"), s("smb-pipe"), 17),
+                    (s("tcp/445"), s("port"), 31)
                 ]
             ),
             (
@@ -586,13 +588,16 @@ fn servers_of_fixtures() {
                 2,
                 35,
                 5425,
-                vec![(s("tcp/139"), s("port"), 35)]
+                vec![
+                    (s("tcp/139"), s("smb-session"), 12),
+                    (s("tcp/139"), s("port"), 23)
+                ]
             ),
         ]
     );
     assert_eq!(
         smb["services"][0]["top_pairs"],
-        serde_json::json!([{"a": "192.168.199.132", "b": "192.168.199.133", "flows": 6, "packets": 73, "bytes": 18387}])
+        serde_json::json!([{"a": "192.168.199.132", "b": "192.168.199.133", "flows": 6, "packets": 42, "bytes": 15785}])
     );
     // NetBIOS names: the host that answered is a server; the subnet's broadcast address,
     // where the queries and registrations went, is not.
@@ -631,7 +636,7 @@ fn servers_of_fixtures() {
     let text = super::util::stdout(&out);
     assert!(text.contains("\nSERVER 192.168.199.133  MATCH"), "{text}");
     assert!(
-        text.contains("\n  tcp/445               port      SMB, SMB (named pipes)"),
+        text.contains("\n  tcp/445               port         SMB, SMB (named pipes)"),
         "{text}"
     );
     let out = run(&[
@@ -645,8 +650,10 @@ fn servers_of_fixtures() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].ends_with(",tunnel,interface,pipe,share_type,server"));
     assert!(
-        lines[4].starts_with("tcp/445,tcp,445,445,port,")
-            && lines[4].ends_with(",6,73,18387,,,,,192.168.199.133")
+        lines[6].starts_with("tcp/445,tcp,445,445,smb-session,SMB (session),Server,")
+            && lines[6].ends_with(",6,42,15785,,,,,192.168.199.133"),
+        "{}",
+        lines[6]
     );
     // Without --servers, no `servers` key.
     let (plain, _) = classify_json(&[&fixture("rpc.pcap")]);

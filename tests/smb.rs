@@ -39,9 +39,6 @@ fn smb_connections_split_by_tree_and_pipe() {
             12,
             9052,
         ),
-        // Handshakes, negotiation, IPC$ tree connects, the segment after a lost message
-        // start, and a bare ACK stay in the port row with all its candidates.
-        ("tcp/445", "port", None, None, None, &[], 2, 13, 1726),
         (
             "tcp/445",
             "smb-encrypted",
@@ -53,6 +50,9 @@ fn smb_connections_split_by_tree_and_pipe() {
             3,
             1530,
         ),
+        // Handshakes, IPC$ tree connects, the segment after a lost message start, and a
+        // bare ACK stay in the port row with all its candidates.
+        ("tcp/445", "port", None, None, None, &[], 2, 9, 1038),
         (
             "tcp/139",
             "smb-share",
@@ -75,7 +75,18 @@ fn smb_connections_split_by_tree_and_pipe() {
             4,
             776,
         ),
-        ("tcp/139", "port", None, None, None, &[], 1, 8, 743),
+        // Two negotiations (one before the encrypted messages), the Server service's own.
+        (
+            "tcp/445",
+            "smb-session",
+            None,
+            None,
+            None,
+            &["Server"],
+            2,
+            4,
+            688,
+        ),
         // A bind to an interface no table knows: the pipe's service, the interface by UUID.
         (
             "tcp/445",
@@ -110,6 +121,20 @@ fn smb_connections_split_by_tree_and_pipe() {
             1,
             3,
             575,
+        ),
+        // The NetBIOS session request and its answer, and the SMB1 tree connect to IPC$.
+        ("tcp/139", "port", None, None, None, &[], 1, 6, 511),
+        // The SMB1 negotiation.
+        (
+            "tcp/139",
+            "smb-session",
+            None,
+            None,
+            None,
+            &["Server"],
+            1,
+            2,
+            232,
         ),
     ];
     let (report, _) = classify_json(&[&fixture("smb.pcap")]);
@@ -158,13 +183,19 @@ fn smb_connections_split_by_tree_and_pipe() {
         })
         .collect();
     assert_eq!(got, want);
+    let candidates = |r: &super::util::Row| if r.key() == "tcp/445" { 9 } else { 11 };
     for r in report.services.iter().filter(|r| !named(r)) {
-        let candidates = if r.key() == "tcp/445" { 9 } else { 11 };
-        assert_eq!(r.services.len(), candidates, "{}", r.key());
+        assert_eq!(r.services.len(), candidates(r), "{}", r.key());
+    }
+    // A session row names Server and keeps the port's other candidates beside it.
+    for r in report.services.iter().filter(|r| r.kind == "smb-session") {
+        let others = r.port_services.as_ref().expect("port_services");
+        assert_eq!(others.len(), candidates(r) - 1, "{}", r.key());
+        assert!(others.iter().all(|s| s.name != "Server"));
     }
     // Three connections; their rows' flows add up to more.
     assert_eq!(report.flows, 3);
-    assert_eq!(report.services.iter().map(|r| r.flows).sum::<u64>(), 10);
+    assert_eq!(report.services.iter().map(|r| r.flows).sum::<u64>(), 13);
     // Every flow line lists its parts, which with the port row's share make the whole.
     let lines = flow_lines("smb.pcap");
     assert_eq!(lines.len(), 3);
@@ -193,16 +224,21 @@ fn smb_connections_split_by_tree_and_pipe() {
         parts,
         [
             vec![
+                part("smb-session", "", 344),
                 part("smb-pipe", "samr", 776),
                 part("smb-pipe", "spoolss", 644),
                 part("smb-pipe", "psexesvc", 575),
                 part("smb-share", "disk", 9052),
             ],
             vec![
+                part("smb-session", "", 232),
                 part("smb-pipe", "lsarpc", 608),
                 part("smb-share", "print", 932)
             ],
-            vec![part("smb-encrypted", "", 1530)],
+            vec![
+                part("smb-session", "", 344),
+                part("smb-encrypted", "", 1530)
+            ],
         ]
     );
     let whole: u64 = lines
@@ -252,11 +288,13 @@ fn smb_rows_do_not_depend_on_the_thread_count() {
     }
 }
 
-/// What tshark ties a frame's bytes to: a pipe (by name), a share type, or encryption.
+/// What tshark ties a frame's bytes to: a pipe (by name), a share type, the session, or
+/// encryption.
 type Label = String;
 
 /// tshark's view of the SMB in `capture`: bytes per label, and per pipe the first interface
 /// bound over it. The rules, applied to tshark's `smb`, `smb2` and `dcerpc` fields:
+/// - only frames of TCP streams count (SMB over NetBEUI has none);
 /// - a frame goes with the first SMB message it carries; a frame carrying part of a message
 ///   that another frame completes goes with that frame (tshark's `tcp.reassembled_in`,
 ///   with two-pass dissection);
@@ -269,8 +307,9 @@ type Label = String;
 ///   (`IPC`, `A:`, `LPT1:`) and requests paired with responses by PID and MID;
 /// - a tree whose type tshark does not know (its connect is not in the capture) is a disk
 ///   share from the first directory listing or change notification on it;
-/// - everything else (negotiation, session setup, tree connects to `IPC$`, bare ACKs, what
-///   cannot be tied) is no label.
+/// - a negotiate, session setup, logoff or echo (SMB2 commands 0, 1, 2, 13; SMB1 0x72,
+///   0x73, 0x74, 0x2b), request or response, is `session`;
+/// - everything else (tree connects to `IPC$`, bare ACKs, what cannot be tied) is no label.
 fn tshark_smb(capture: &std::path::Path) -> (BTreeMap<Label, u64>, BTreeMap<String, String>) {
     let fields = [
         "frame.number",
@@ -335,6 +374,10 @@ fn tshark_smb(capture: &std::path::Path) -> (BTreeMap<Label, u64>, BTreeMap<Stri
         let get = |i: usize| v.get(i).copied().unwrap_or("");
         let commands = all.get(6).cloned().unwrap_or_default();
         let (number, len, stream) = (get(0), get(1).parse::<u64>().unwrap_or(0), get(2));
+        // SMB over TCP only (not NetBEUI, which portscope does not decode).
+        if stream.is_empty() {
+            continue;
+        }
         let reassembled_in = get(4).to_string();
         let key = |k: &str| (stream.to_string(), k.to_string());
         let response = |i: usize| matches!(get(i), "1" | "True" | "true");
@@ -356,6 +399,8 @@ fn tshark_smb(capture: &std::path::Path) -> (BTreeMap<Label, u64>, BTreeMap<Stri
                 get(9)
             };
             label = match share {
+                // Negotiate, session setup, logoff and echo address no tree.
+                _ if matches!(command, "0" | "1" | "2" | "13") => Some("session".into()),
                 "0x01" => Some("share:disk".into()),
                 "0x03" => Some("share:print".into()),
                 "0x02" => {
@@ -397,6 +442,7 @@ fn tshark_smb(capture: &std::path::Path) -> (BTreeMap<Label, u64>, BTreeMap<Stri
                 trees.insert(key(tid), kind);
             }
             label = match trees.get(&key(tid)).copied() {
+                _ if matches!(command, "0x72" | "0x73" | "0x74" | "0x2b") => Some("session".into()),
                 Some("disk") => Some("share:disk".into()),
                 Some("print") => Some("share:print".into()),
                 Some("pipe") => {
@@ -462,6 +508,7 @@ fn portscope_smb(
             "smb-pipe" => format!("pipe:{}", r.pipe.as_deref().unwrap_or("")),
             "smb-share" => format!("share:{}", r.share_type.as_deref().unwrap_or("")),
             "smb-encrypted" => "encrypted".to_string(),
+            "smb-session" => "session".to_string(),
             _ => continue,
         };
         *bytes.entry(label.clone()).or_default() += r.bytes;

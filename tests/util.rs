@@ -100,6 +100,8 @@ pub struct Row {
     pub share_type: Option<String>,
     pub protocols: Vec<String>,
     pub services: Vec<Service>,
+    #[serde(default)]
+    pub port_services: Option<Vec<Service>>,
     pub flows: u64,
     pub packets: u64,
     pub bytes: u64,

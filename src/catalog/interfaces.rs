@@ -176,7 +176,6 @@ mod tests {
                 "Cryptographic Services",
                 "DCOM object exporter (any process)",
                 "DFS Replication",
-                "DHCP Client",
                 "Distributed Link Tracking Client",
                 "Encrypting File System (EFS)",
                 "File Server Resource Manager",

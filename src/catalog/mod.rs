@@ -27,6 +27,14 @@ pub const BUILTIN_TEXT: &str = include_str!("../../catalog/windows-services.toml
 /// The name the built-in catalog goes by in every answer that says where a record came from.
 pub const BUILTIN_NAME: &str = "built-in";
 
+/// The second built-in layer: what Microsoft's current edition of the port article (KB
+/// 832017, Windows Server 2008 and later) adds to the seed's 2003-era table. It only adds:
+/// no seed row changes, and on a port both name the seed's record is the one used.
+pub const CURRENT_TEXT: &str = include_str!("../../catalog/windows-current.toml");
+
+/// The name the current-Windows layer goes by, beside [`BUILTIN_NAME`].
+pub const CURRENT_NAME: &str = "built-in-current";
+
 /// A transport a catalog record can name.
 ///
 /// TCP and UDP have ports; the others are IP protocols and have none
@@ -178,13 +186,14 @@ impl Catalog {
         out
     }
 
-    /// The built-in catalog alone.
+    /// The built-in catalog alone: the seed's table, then the current-Windows layer.
     ///
     /// # Errors
-    /// Only if the compiled-in file is invalid, which the test suite rules out.
+    /// Only if a compiled-in file is invalid, which the test suite rules out.
     pub fn builtin() -> Result<Catalog, Error> {
         let mut catalog = Catalog::default();
         catalog.add_text(BUILTIN_NAME, BUILTIN_TEXT, Format::Toml)?;
+        catalog.add_text(CURRENT_NAME, CURRENT_TEXT, Format::Toml)?;
         catalog.interfaces =
             parse_interfaces(INTERFACES_TEXT, &catalog).map_err(|p| Error::Invalid {
                 path: INTERFACES_NAME.to_string(),
@@ -293,13 +302,20 @@ mod tests {
     #[test]
     fn builtin_catalog_has_every_service_of_the_seed() {
         let c = builtin();
-        let mut services: Vec<&str> = c.records.iter().map(|r| r.service.as_str()).collect();
+        let seed: Vec<&Record> = c.records.iter().filter(|r| r.source == 0).collect();
+        let mut services: Vec<&str> = seed.iter().map(|r| r.service.as_str()).collect();
         services.sort_unstable();
         services.dedup();
         // 63 per-service tables in the seed, plus the Installation Bootstrap Service that only
         // its table sorted by port names.
         assert_eq!(services.len(), 64);
-        assert_eq!(c.records.len(), 189);
+        assert_eq!(seed.len(), 189);
+        // Then the current-Windows layer, after every seed record.
+        assert_eq!(c.sources, [BUILTIN_NAME, CURRENT_NAME]);
+        assert_eq!(c.records.len(), 189 + 50);
+        assert!(c.records[189..].iter().all(|r| r.source == 1));
+        // It adds only: nothing in it loses to a seed record.
+        assert_eq!(c.notes, []);
     }
 
     #[test]

@@ -53,11 +53,15 @@ pub enum MatchKind {
     /// The part of an SMB connection that was encrypted or compressed (SMB3): the set is
     /// the port's, every candidate, since nothing in the messages can be read.
     SmbEncrypted,
+    /// The part of an SMB connection that addressed no tree (negotiate, session setup,
+    /// logoff, echo), which the SMB server (the Server service) handles itself: the set is
+    /// the port's, so the port's other candidates stay listed beside it.
+    SmbSession,
 }
 
 impl MatchKind {
     /// Every kind.
-    pub const ALL: [MatchKind; 9] = [
+    pub const ALL: [MatchKind; 10] = [
         MatchKind::Port,
         MatchKind::IpProtocol,
         MatchKind::Range,
@@ -67,6 +71,7 @@ impl MatchKind {
         MatchKind::SmbPipe,
         MatchKind::SmbShare,
         MatchKind::SmbEncrypted,
+        MatchKind::SmbSession,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +85,7 @@ impl MatchKind {
             MatchKind::SmbPipe => "smb-pipe",
             MatchKind::SmbShare => "smb-share",
             MatchKind::SmbEncrypted => "smb-encrypted",
+            MatchKind::SmbSession => "smb-session",
         }
     }
 }
@@ -539,6 +545,16 @@ impl PortTable {
         }
     }
 
+    /// The row of an SMB connection's session messages to `port`.
+    pub fn smb_session_row(&self, port: u16) -> Match {
+        Match {
+            transport: Transport::Tcp,
+            ports: Some((port, port)),
+            kind: MatchKind::SmbSession,
+            set: self.exact(Transport::Tcp, port),
+        }
+    }
+
     /// The row of an announced flow that belongs to the service on a well-known port (FTP
     /// data: TCP 20; TFTP: UDP 69), if the catalog names one there.
     pub fn expectation_row(&self, transport: Transport, port: u16) -> Option<Match> {
@@ -751,21 +767,31 @@ mod tests {
     fn tcp_50000_is_range_only() {
         let f = builtin();
         let m = f.table.lookup(Transport::Tcp, Some(50000));
-        assert_eq!(m.len(), 2);
-        assert_eq!(m[0].kind, MatchKind::Range);
-        assert_eq!(m[0].ports, Some((1024, 65534)));
+        assert_eq!(m.len(), 3);
+        assert!(m.iter().all(|m| m.kind == MatchKind::Range));
+        // Today's dynamic range first (narrowest), then the seed's two.
+        assert_eq!(m[0].ports, Some((49152, 65535)));
+        assert_eq!(m[1].ports, Some((1024, 65534)));
         let mut want = RPC_RANGE.to_vec();
         want.insert(0, "Active Directory (Local Security Authority)");
-        assert_eq!(f.services(&m[0]), want);
-        assert_eq!(m[1].ports, Some((1024, 65535)));
+        assert_eq!(f.services(&m[1]), want);
+        assert_eq!(m[2].ports, Some((1024, 65535)));
         assert_eq!(
-            f.services(&m[1]),
+            f.services(&m[2]),
             ["Active Directory (Local Security Authority)"]
         );
-        // UDP has the DCOM range only.
+        // Every service of the seed's range has a record in today's, so a flow there loses
+        // no candidate; the current article adds DFS Replication and Hyper-V.
+        let today = f.services(&m[0]);
+        assert!(want.iter().all(|s| today.contains(s)), "{today:?}");
+        assert!(today.contains(&"Distributed File System Replication"));
+        assert!(today.contains(&"Hyper-V service"));
+        // UDP has the DCOM range only, in both editions.
         let udp = f.table.lookup(Transport::Udp, Some(50000));
-        assert_eq!(udp.len(), 1);
+        assert_eq!(udp.len(), 2);
+        assert_eq!(udp[0].ports, Some((49152, 65535)));
         assert_eq!(f.services(&udp[0]), ["Group Policy"]);
+        assert_eq!(f.services(&udp[1]), ["Group Policy"]);
     }
 
     #[test]
@@ -809,12 +835,21 @@ mod tests {
             row(Transport::Tcp, 3389, 445),
             Some((MatchKind::Port, Some((445, 445))))
         );
+        // Both ports in today's dynamic range: its row; one below it: the seed's.
         assert_eq!(
             row(Transport::Tcp, 50000, 60000),
-            Some((MatchKind::Range, Some((1024, 65534))))
+            Some((MatchKind::Range, Some((49152, 65535))))
         );
         assert_eq!(
             row(Transport::Tcp, 50000, 65535),
+            Some((MatchKind::Range, Some((49152, 65535))))
+        );
+        assert_eq!(
+            row(Transport::Tcp, 40000, 60000),
+            Some((MatchKind::Range, Some((1024, 65534))))
+        );
+        assert_eq!(
+            row(Transport::Tcp, 40000, 65535),
             Some((MatchKind::Range, Some((1024, 65535))))
         );
         assert_eq!(row(Transport::Tcp, 1000, 60000), None);
@@ -831,12 +866,12 @@ mod tests {
         catalog
             .add_text(
                 "extra",
-                "mine 445/tcp\nmine 8080/tcp\nother 8080/tcp\n",
+                "mine 445/tcp\nmine 8088/tcp\nother 8088/tcp\n",
                 Format::Services,
             )
             .unwrap();
         catalog
-            .add_text("later", "late 8080/tcp\nlate 9999/udp\n", Format::Services)
+            .add_text("later", "late 8088/tcp\nlate 9999/udp\n", Format::Services)
             .unwrap();
         let table = PortTable::build(&catalog);
         let sources = |t, p| -> Vec<&str> {
@@ -850,7 +885,9 @@ mod tests {
         assert!(sources(Transport::Tcp, 445)
             .iter()
             .all(|&s| s == "built-in"));
-        assert_eq!(sources(Transport::Tcp, 8080), ["extra", "extra"]);
+        assert_eq!(sources(Transport::Tcp, 8088), ["extra", "extra"]);
+        // The current-Windows layer is the second built-in one: it wins over extras too.
+        assert_eq!(sources(Transport::Tcp, 8080), ["built-in-current"]);
         assert_eq!(sources(Transport::Udp, 9999), ["later"]);
     }
 }

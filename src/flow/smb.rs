@@ -33,8 +33,8 @@ pub const MAX_PENDING: usize = 64;
 /// Presentation contexts of a DCE/RPC connection (Windows offers one to three per bind or
 /// alter context, and a WMI session a handful).
 pub const MAX_CONTEXTS: usize = 16;
-/// Parts: one per open pipe, plus disk and print shares and sealed messages.
-pub const MAX_PARTS: usize = MAX_FILES + 3;
+/// Parts: one per open pipe, plus disk and print shares, sealed and session messages.
+pub const MAX_PARTS: usize = MAX_FILES + 4;
 
 /// No part: the flow's own (port) row.
 const NONE: u8 = u8::MAX;
@@ -48,6 +48,9 @@ pub enum Label {
     Pipe { pipe: u32, interface: Option<u32> },
     /// Encrypted or compressed messages.
     Sealed,
+    /// The session's own messages (negotiate, session setup, logoff, echo), which address
+    /// no tree.
+    Session,
     /// On a DCE/RPC connection of its own, the PDUs of the presentation contexts bound to
     /// an interface (the worker's interface id) other than the connection's first, on the
     /// server's port.
@@ -535,6 +538,9 @@ impl Conn {
             Dialect::Other => return NONE,
             Dialect::Rpc => return self.pdu_part(h),
             Dialect::Smb2 | Dialect::Smb1 => {}
+        }
+        if h.is_session() {
+            return self.part(Label::Session, row);
         }
         if h.response {
             if let Some(i) = self.pending.iter().position(|p| p.0 == h.message) {

@@ -65,6 +65,8 @@ mod field {
 }
 
 mod smb2_command {
+    pub const NEGOTIATE: u16 = 0x00;
+    pub const SESSION_SETUP: u16 = 0x01;
     pub const LOGOFF: u16 = 0x02;
     pub const TREE_CONNECT: u16 = 0x03;
     pub const TREE_DISCONNECT: u16 = 0x04;
@@ -75,6 +77,7 @@ mod smb2_command {
     pub const WRITE: u16 = 0x09;
     pub const LOCK: u16 = 0x0a;
     pub const IOCTL: u16 = 0x0b;
+    pub const ECHO: u16 = 0x0d;
     pub const QUERY_DIRECTORY: u16 = 0x0e;
     pub const CHANGE_NOTIFY: u16 = 0x0f;
     pub const QUERY_INFO: u16 = 0x10;
@@ -86,8 +89,11 @@ mod smb1_command {
     pub const CLOSE: u8 = 0x04;
     pub const TRANSACTION: u8 = 0x25;
     pub const READ_ANDX: u8 = 0x2e;
+    pub const ECHO: u8 = 0x2b;
     pub const WRITE_ANDX: u8 = 0x2f;
     pub const TREE_DISCONNECT: u8 = 0x71;
+    pub const NEGOTIATE: u8 = 0x72;
+    pub const SESSION_SETUP_ANDX: u8 = 0x73;
     pub const LOGOFF_ANDX: u8 = 0x74;
     pub const TREE_CONNECT_ANDX: u8 = 0x75;
     pub const NT_CREATE_ANDX: u8 = 0xa2;
@@ -144,6 +150,24 @@ pub struct Header {
 }
 
 impl Header {
+    /// Whether the message belongs to the SMB session itself rather than to a tree: a
+    /// NEGOTIATE, SESSION_SETUP, LOGOFF or ECHO (SMB2 or SMB1) or its response. The SMB
+    /// server answers these itself (on Windows, the Server service).
+    pub fn is_session(&self) -> bool {
+        match self.dialect {
+            Dialect::Smb2 => {
+                use smb2_command::*;
+                matches!(self.command, NEGOTIATE | SESSION_SETUP | LOGOFF | ECHO)
+            }
+            Dialect::Smb1 => {
+                use smb1_command::*;
+                u8::try_from(self.command)
+                    .is_ok_and(|c| matches!(c, NEGOTIATE | SESSION_SETUP_ANDX | LOGOFF_ANDX | ECHO))
+            }
+            Dialect::Sealed | Dialect::Other | Dialect::Rpc => false,
+        }
+    }
+
     const OTHER: Header = Header {
         dialect: Dialect::Other,
         response: false,

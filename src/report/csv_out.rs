@@ -71,7 +71,6 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         let (lo, hi) = r.ports.map_or((String::new(), String::new()), |[lo, hi]| {
             (lo.to_string(), hi.to_string())
         });
-        let services: Vec<&str> = r.services.iter().map(|x| x.name.as_str()).collect();
         w.write_record(extra(
             vec![
                 r.key(),
@@ -80,7 +79,7 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
                 hi,
                 r.kind.to_string(),
                 r.protocols.join("; "),
-                services.join("; "),
+                r.service_words("; "),
                 flows.to_string(),
                 packets.to_string(),
                 bytes.to_string(),

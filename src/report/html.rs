@@ -49,6 +49,7 @@ pub fn match_words(kind: &str) -> String {
         "smb-pipe" => "The SMB messages of this connection that used this named pipe; once a DCE/RPC bind was seen on the pipe, the service is the one that owns the bound interface, else the one that listens on the pipe.".into(),
         "smb-share" => "The SMB messages of this connection that used a disk share (the Server service's file sharing) or a print share (the Print Spooler).".into(),
         "smb-encrypted" => "Encrypted or compressed SMB3 messages: nothing in them can be read, so every service of the port is still a candidate.".into(),
+        "smb-session" => "SMB messages that address no share or pipe (negotiate, session setup, logoff, echo): the SMB server answers them itself, which is the Server service. The port's other candidates are reached through the shares and pipes that follow.".into(),
         "expectation" => "An FTP control connection (or a TFTP request) announced this connection before it started.".into(),
         "inner" => "A flow inside a tunnel, matched by the same rules as the flows outside.".into(),
         other => format!("Matched by what the traffic itself carried ({other})."),
@@ -98,7 +99,6 @@ fn row_labels<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Vec<String> {
 
 /// A `<tr>` of a service row (`class="service"`).
 fn row_html(out: &mut String, r: &Row, total_bytes: u64) {
-    let services: Vec<&str> = r.services.iter().map(|s| s.name.as_str()).collect();
     let share = if total_bytes == 0 {
         "-".to_string()
     } else {
@@ -120,7 +120,7 @@ fn row_html(out: &mut String, r: &Row, total_bytes: u64) {
         esc(&match_words(r.kind)),
         esc(r.inner_match.map_or(r.kind.to_string(), |m| format!("inner {m}")).as_str()),
         esc(&r.protocols.join(", ")),
-        esc(&services.join(", ")),
+        esc(&r.service_words(", ")),
         thousands(r.flows),
         thousands(r.packets),
         thousands(r.bytes),

@@ -93,6 +93,10 @@ pub struct Row {
     pub protocols: Vec<String>,
     /// Every candidate service, in catalog order.
     pub services: Vec<Service>,
+    /// For `smb-session` rows, whose service is the SMB server's (Server): the port's
+    /// other candidates, which the trees and pipes after the session reach.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub port_services: Option<Vec<Service>>,
     pub flows: u64,
     pub packets: u64,
     pub bytes: u64,
@@ -150,7 +154,35 @@ impl Row {
     pub fn key(&self) -> String {
         row_key(self.transport, self.ports.map(|[lo, hi]| (lo, hi)))
     }
+
+    /// Whether the row was matched by a port range alone (outside a tunnel or inside one):
+    /// its services are the range's candidates, a guess, never a service the traffic named.
+    pub fn is_range_guess(&self) -> bool {
+        self.kind == MatchKind::Range.as_str()
+            || self.inner_match == Some(MatchKind::Range.as_str())
+    }
+
+    /// The candidate service names as every human-readable output shows them, joined by
+    /// `sep`: a range row's start with [`RANGE_GUESS`], even when there is one candidate.
+    pub fn service_words(&self, sep: &str) -> String {
+        let names: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
+        format!("{}{}", self.guess_prefix(), names.join(sep))
+    }
+
+    /// [`RANGE_GUESS`] and a space for a range row, else nothing.
+    pub fn guess_prefix(&self) -> &'static str {
+        if self.is_range_guess() {
+            RANGE_GUESS_PREFIX
+        } else {
+            ""
+        }
+    }
 }
+
+/// How the table, CSV, HTML and IPFIX mark the services of a row matched by a port range
+/// alone (the dynamic RPC range, for one): candidates, not a named service.
+pub const RANGE_GUESS: &str = "range guess:";
+const RANGE_GUESS_PREFIX: &str = "range guess: ";
 
 /// The key the tshark oracle and `--flows` use for a row.
 pub fn row_key(transport: Transport, ports: Option<(u16, u16)>) -> String {
@@ -510,12 +542,24 @@ fn row(m: &Match, c: Counts, catalog: &Catalog, table: &PortTable) -> Row {
         share_type: m.share_type(),
         protocols,
         services,
+        port_services: (m.kind == MatchKind::SmbSession).then(|| {
+            let port = Match {
+                kind: MatchKind::Port,
+                ..*m
+            };
+            let (_, all) = candidates(&port, catalog, table);
+            all.into_iter().filter(|s| s.name != SMB_SERVER).collect()
+        }),
         flows: c.flows,
         packets: c.packets,
         bytes: c.bytes,
         top_pairs: None,
     }
 }
+
+/// The service of the SMB server itself (LanmanServer, the seed's "file, print and
+/// named-pipe sharing"): disk shares and the session's own messages are its work.
+const SMB_SERVER: &str = "Server";
 
 /// A service of the built-in catalog by its name, with its system name.
 fn builtin_service(catalog: &Catalog, name: &str) -> Service {
@@ -562,7 +606,12 @@ pub fn application(m: &Match, catalog: &Catalog, table: &PortTable) -> (String, 
     }
     let (_, services) = candidates(m, catalog, table);
     let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-    (name, names.join(", "))
+    let guess = if m.kind == MatchKind::Range {
+        RANGE_GUESS_PREFIX
+    } else {
+        ""
+    };
+    (name, format!("{guess}{}", names.join(", ")))
 }
 
 /// Per row, the `hosts.top` host pairs with most bytes (then most packets, then by
@@ -618,11 +667,17 @@ fn servers_of(hosts: &Hosts, catalog: &Catalog, table: &PortTable) -> Vec<Server
 
 /// The distinct protocol names and services of a row's candidate records, in catalog order.
 pub fn candidates(m: &Match, catalog: &Catalog, table: &PortTable) -> (Vec<String>, Vec<Service>) {
+    if m.kind == MatchKind::SmbSession {
+        return (
+            vec!["SMB (session)".to_string()],
+            vec![builtin_service(catalog, SMB_SERVER)],
+        );
+    }
     if m.kind == MatchKind::SmbShare {
         let service = if m.share_type() == Some("print") {
             "Print Spooler"
         } else {
-            "Server"
+            SMB_SERVER
         };
         return (
             vec!["SMB".to_string()],
@@ -683,7 +738,9 @@ pub fn candidates(m: &Match, catalog: &Catalog, table: &PortTable) -> (Vec<Strin
             system_name: r.system_name.clone(),
             catalog: catalog.source_name(r).to_string(),
         };
-        if !services.contains(&service) {
+        // A service both built-in layers list (a seed range and its Windows Server 2008
+        // counterpart) is one candidate, named by the first layer that lists it.
+        if !services.iter().any(|s| s.name == service.name) {
             services.push(service);
         }
     }

@@ -62,11 +62,15 @@ fn service_line(r: &Row, key: String, total_bytes: u64) -> [String; COLUMNS] {
         protocols.insert(0, share);
     }
     let services: Vec<&str> = r.services.iter().map(|x| x.name.as_str()).collect();
+    let guess = r.guess_prefix();
     [
         key,
         r.kind.to_string(),
         abbreviate(&protocols, PROTOCOLS_WIDTH),
-        abbreviate(&services, SERVICES_WIDTH),
+        format!(
+            "{guess}{}",
+            abbreviate(&services, SERVICES_WIDTH.saturating_sub(guess.len()))
+        ),
         thousands(r.flows),
         thousands(r.packets),
         human_bytes(r.bytes),
