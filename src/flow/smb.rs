@@ -627,13 +627,13 @@ mod tests {
     /// Feeds one segment of `side` at `seq` (events first, as the worker does).
     fn feed(conn: &mut Conn, side: usize, seq: u32, payload: &[u8]) -> bool {
         let len = u32::try_from(payload.len()).unwrap();
-        let s = segment(payload, len, |e| match e {
+        let (s, tail) = segment(payload, len, |e| match e {
             Event::Tree { tree, share } => conn.connected(tree, share),
             Event::Opened { message, file } => conn.opened(message, file),
             _ => {}
         });
         let placed = conn.segment(side, seq, len, (100, 86), &s, row);
-        if let Some(t) = s.tail {
+        if let Some(t) = tail {
             conn.tail(side, &t, row);
         }
         placed
@@ -642,11 +642,11 @@ mod tests {
     /// Feeds one DCE/RPC segment: its contexts bound to interface `uuid[15]`, then it.
     fn feed_rpc(conn: &mut Conn, side: usize, seq: u32, payload: &[u8]) -> bool {
         let len = u32::try_from(payload.len()).unwrap();
-        let s = crate::inspect::rpc::co_segment(payload, len, |id, uuid| {
+        let (s, tail) = crate::inspect::rpc::co_segment(payload, len, |id, uuid| {
             conn.context(id, u32::from(uuid[15]), 49670, row);
         });
         let placed = conn.segment(side, seq, len, (100, 86), &s, row);
-        if let Some(t) = s.tail {
+        if let Some(t) = tail {
             conn.tail(side, &t, row);
         }
         placed

@@ -235,12 +235,16 @@ fn co_header(payload: &[u8], at: usize) -> Option<(u8, usize, u32, u32, bool)> {
 /// [`crate::inspect::smb::segment`] reads SMB messages, so that the SMB connection state
 /// can frame them: a header of [`Dialect::Rpc`](crate::inspect::smb::Dialect::Rpc) per
 /// PDU. Each presentation context a bind or alter context offers goes to `context` (its
-/// id and the abstract syntax's UUID in string order).
+/// id and the abstract syntax's UUID in string order). Returns the segment and its tail,
+/// as [`crate::inspect::smb::segment`] does.
 pub fn co_segment(
     payload: &[u8],
     len: u32,
     mut context: impl FnMut(u16, [u8; 16]),
-) -> crate::inspect::smb::Segment {
+) -> (
+    crate::inspect::smb::Segment,
+    Option<crate::inspect::smb::Header>,
+) {
     use crate::inspect::smb::{Dialect, Header, Segment};
     let mut at = 0;
     let mut first = None;
@@ -278,30 +282,34 @@ pub fn co_segment(
         }
     }
     let Some(first) = first else {
-        return Segment {
-            start: None,
-            first: Header {
-                dialect: Dialect::Other,
-                response: false,
-                interim: false,
-                command: 0,
-                tree: 0,
-                message: 0,
-                file: 0,
+        return (
+            Segment {
+                start: None,
+                first: Header {
+                    dialect: Dialect::Other,
+                    response: false,
+                    interim: false,
+                    command: 0,
+                    tree: 0,
+                    message: 0,
+                    file: 0,
+                },
+                end: 0,
+                unread: 0,
             },
-            end: 0,
-            tail: None,
-            unread: 0,
-        };
+            None,
+        );
     };
     let end = u32::try_from(at).unwrap_or(u32::MAX);
-    Segment {
-        start: Some(0),
-        first,
-        end,
-        tail: if end > len && read > 1 { last } else { None },
-        unread: 0,
-    }
+    (
+        Segment {
+            start: Some(0),
+            first,
+            end,
+            unread: 0,
+        },
+        if end > len && read > 1 { last } else { None },
+    )
 }
 
 /// The presentation contexts of the bind or alter context at `at` (C706 12.6.4.3: the
@@ -461,7 +469,7 @@ mod tests {
         let bind_len = payload.len();
         payload.extend(co_pdu(PTYPE_REQUEST, 1, 8, 100));
         let mut offered = Vec::new();
-        let s = co_segment(&payload, payload.len() as u32, |id, uuid| {
+        let (s, tail) = co_segment(&payload, payload.len() as u32, |id, uuid| {
             offered.push((id, uuid))
         });
         assert_eq!(offered, [(0, SAMR), (1, lsarpc)]);
@@ -470,20 +478,20 @@ mod tests {
             (s.first.command, s.first.tree, s.first.message),
             (u16::from(PTYPE_ALTER_CONTEXT), 0, 7)
         );
-        assert_eq!(s.tail, None);
+        assert_eq!(tail, None);
         // The request goes on past the segment: it is the tail, on context 1.
         let cut = &payload[..bind_len + 30];
-        let s = co_segment(cut, cut.len() as u32, |_, _| {});
+        let (s, tail) = co_segment(cut, cut.len() as u32, |_, _| {});
         assert_eq!(s.end as usize, payload.len());
-        let tail = s.tail.unwrap();
+        let tail = tail.unwrap();
         assert_eq!((tail.tree, tail.message, tail.response), (1, 8, false));
         // A response alone, longer than its segment: no tail (it is the first), its context.
         let response = co_pdu(PTYPE_RESPONSE, 3, 9, 5000);
-        let s = co_segment(&response[..1460], 1460, |_, _| {});
+        let (s, tail) = co_segment(&response[..1460], 1460, |_, _| {});
         assert_eq!((s.first.tree, s.first.response, s.end), (3, true, 5024));
-        assert_eq!(s.tail, None);
+        assert_eq!(tail, None);
         // Not DCE/RPC: nothing.
-        let s = co_segment(b"GET / HTTP/1.1\r\n", 16, |_, _| panic!());
+        let (s, _) = co_segment(b"GET / HTTP/1.1\r\n", 16, |_, _| panic!());
         assert_eq!(s.start, None);
     }
 

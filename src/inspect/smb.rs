@@ -233,9 +233,6 @@ pub struct Segment {
     /// Where the walk ended: the offset, from the segment's start, at which the message
     /// after the last one read begins (beyond the segment when that message goes on).
     pub end: u32,
-    /// The last message read, if it is not the first and goes on past the segment: what
-    /// the segments after this one carry.
-    pub tail: Option<Header>,
     /// Messages past the first [`MAX_MESSAGES`] that could have named a tree or a pipe,
     /// and were not read for it.
     pub unread: u32,
@@ -258,7 +255,13 @@ pub fn may_carry(d: &Decoded, payload: &[u8]) -> bool {
 
 /// Reads the messages that begin in `payload` (a TCP segment of an SMB connection, as far
 /// as it was captured; `len` is its length on the wire), handing each event to `event`.
-pub fn segment<'a>(payload: &'a [u8], len: u32, mut event: impl FnMut(Event<'a>)) -> Segment {
+/// Returns the segment, and its tail: the last message read, if it is not the first and
+/// goes on past the segment (what the segments after this one carry).
+pub fn segment<'a>(
+    payload: &'a [u8],
+    len: u32,
+    mut event: impl FnMut(Event<'a>),
+) -> (Segment, Option<Header>) {
     // The message at offset 0 is read once, here and in the walk below.
     let mut at_zero = message_at(payload, 0);
     let start = if at_zero.is_some() {
@@ -267,13 +270,15 @@ pub fn segment<'a>(payload: &'a [u8], len: u32, mut event: impl FnMut(Event<'a>)
         find_message(payload)
     };
     let Some(start) = start else {
-        return Segment {
-            start: None,
-            first: Header::OTHER,
-            end: 0,
-            tail: None,
-            unread: 0,
-        };
+        return (
+            Segment {
+                start: None,
+                first: Header::OTHER,
+                end: 0,
+                unread: 0,
+            },
+            None,
+        );
     };
     let mut at = start as usize;
     let mut first = None;
@@ -301,13 +306,15 @@ pub fn segment<'a>(payload: &'a [u8], len: u32, mut event: impl FnMut(Event<'a>)
     }
     let first = first.unwrap_or(Header::OTHER);
     let end = u32::try_from(at).unwrap_or(u32::MAX);
-    Segment {
-        start: Some(start),
-        first,
-        end,
-        tail: (end > len && read > 1).then_some(last),
-        unread,
-    }
+    (
+        Segment {
+            start: Some(start),
+            first,
+            end,
+            unread,
+        },
+        (end > len && read > 1).then_some(last),
+    )
 }
 
 /// The message whose session header stands at `at`: its header fields and its length with
@@ -958,23 +965,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn read(payload: &[u8]) -> (Segment, Vec<String>) {
+    fn read(payload: &[u8]) -> ((Segment, Option<Header>), Vec<String>) {
         let mut events = Vec::new();
         let len = u32::try_from(payload.len()).unwrap();
-        let s = segment(payload, len, |e| events.push(format!("{e:?}")));
-        (s, events)
+        let walked = segment(payload, len, |e| events.push(format!("{e:?}")));
+        (walked, events)
     }
 
     #[test]
     fn messages_of_a_segment_and_their_events() {
         let mut payload = session(&tree_connect_response(1, 5, 2));
         payload.extend(session(&create_request(2, 5, "\\PIPE\\SamR")));
-        let (s, events) = read(&payload);
+        let ((s, tail), events) = read(&payload);
         assert_eq!(s.start, Some(0));
         assert_eq!(s.first.command, 3);
         assert!(s.first.response);
         assert_eq!(s.end as usize, payload.len());
-        assert_eq!(s.tail, None);
+        assert_eq!(tail, None);
         assert_eq!(events.len(), 2);
         assert!(events[0].starts_with("Tree { tree: 5, share: Pipe }"));
         let mut name = [0; 32];
@@ -997,7 +1004,7 @@ mod tests {
                 payload.extend(session(&read_request(1000 + i, 1, 5)));
             }
         }
-        let (s, events) = read(&payload);
+        let ((s, _), events) = read(&payload);
         assert_eq!(s.end as usize, payload.len());
         // The first 64 messages are 8 of (7 creates, a read): 56 creates are read, and the
         // other 14 are left unread.
@@ -1010,20 +1017,20 @@ mod tests {
         let mut read_response = read_response_header(9, 2);
         read_response.resize(read_response.len() + 5000, 0);
         let message = session(&read_response);
-        let (s, _) = read(&message[..1400]);
+        let ((s, _), _) = read(&message[..1400]);
         assert_eq!((s.start, s.end), (Some(0), 5084));
         // A small message, then the start of a long one: the long one is the tail.
         let mut payload = session(&smb2_plain(9, true, 8, 16));
         let small = payload.len() as u32;
         payload.extend_from_slice(&message[..600]);
-        let (s, _) = read(&payload);
+        let ((s, tail), _) = read(&payload);
         assert_eq!(s.first.message, 8);
         assert_eq!(s.end, small + 5084);
-        assert_eq!(s.tail.map(|t| t.message), Some(9));
+        assert_eq!(tail.map(|t| t.message), Some(9));
         // The end of a message the segment continues, then a header: found by its magic.
         let mut payload = vec![0x33; 700];
         payload.extend(session(&read_request(10, 2, 99)));
-        let (s, _) = read(&payload);
+        let ((s, _), _) = read(&payload);
         assert_eq!(s.start, Some(700));
         assert_eq!(s.first.message, 10);
         assert_ne!(s.first.file, 0);
@@ -1031,22 +1038,22 @@ mod tests {
 
     #[test]
     fn sealed_smb1_and_what_is_not_smb() {
-        let (s, _) = read(&session(&transform(64)));
+        let ((s, _), _) = read(&session(&transform(64)));
         assert_eq!(s.first.dialect, Dialect::Sealed);
-        let (s, events) = read(&session(&smb1_tree_connect_response(2048, 3, "A:")));
+        let ((s, _), events) = read(&session(&smb1_tree_connect_response(2048, 3, "A:")));
         assert_eq!((s.first.dialect, s.first.tree), (Dialect::Smb1, 2048));
         assert!(events[0].contains("share: Disk"));
-        let (s, _) = read(&[0x85, 0, 0, 0]);
+        let ((s, _), _) = read(&[0x85, 0, 0, 0]);
         assert_eq!(
             (s.start, s.first.dialect, s.end),
             (Some(0), Dialect::Other, 4)
         );
-        let (s, _) = read(b"GET / HTTP/1.1\r\n\r\n");
+        let ((s, _), _) = read(b"GET / HTTP/1.1\r\n\r\n");
         assert_eq!(s.start, None);
         // A session message that is not SMB, and a length below the protocol id.
-        let (s, _) = read(&[0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+        let ((s, _), _) = read(&[0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(s.start, None);
-        let (s, _) = read(&[0, 0, 0, 2, 0xfe, b'S', b'M', b'B']);
+        let ((s, _), _) = read(&[0, 0, 0, 2, 0xfe, b'S', b'M', b'B']);
         assert_eq!(s.start, None);
     }
 
@@ -1080,7 +1087,7 @@ mod tests {
             payload.extend_from_slice(&body);
             payload.truncate(cut.max(1));
             let mut events = 0;
-            let s = segment(&payload, payload.len() as u32, |_| events += 1);
+            let (s, _) = segment(&payload, payload.len() as u32, |_| events += 1);
             prop_assert!(events <= MAX_MESSAGES * MAX_CHAIN * 2);
             if let Some(start) = s.start {
                 prop_assert!(start as usize <= payload.len());
