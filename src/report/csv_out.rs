@@ -25,24 +25,7 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         record
     };
     w.write_record(extra(
-        [
-            "row",
-            "transport",
-            "low_port",
-            "high_port",
-            "match",
-            "protocols",
-            "services",
-            "flows",
-            "packets",
-            "bytes",
-            "tunnel",
-            "interface",
-            "pipe",
-            "share_type",
-        ]
-        .map(String::from)
-        .to_vec(),
+        HEADER.map(String::from).to_vec(),
         ("server", "pair_a", "pair_b"),
     ))
     .map_err(io_err)?;
@@ -62,37 +45,11 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
             .map(move |p| (r, String::new(), Some(p)))
     });
     for (r, server, pair) in rows.chain(served).chain(paired) {
-        let (flows, packets, bytes) = pair.map_or((r.flows, r.packets, r.bytes), |p| {
-            (p.flows, p.packets, p.bytes)
-        });
         let (a, b) = pair.map_or((String::new(), String::new()), |p| {
             (p.a.to_string(), p.b.to_string())
         });
-        let (lo, hi) = r.ports.map_or((String::new(), String::new()), |[lo, hi]| {
-            (lo.to_string(), hi.to_string())
-        });
-        w.write_record(extra(
-            vec![
-                r.key(),
-                r.transport.to_string(),
-                lo,
-                hi,
-                r.kind.to_string(),
-                r.protocols.join("; "),
-                r.service_words("; "),
-                flows.to_string(),
-                packets.to_string(),
-                bytes.to_string(),
-                r.tunnel.map_or(String::new(), |t| t.to_string()),
-                r.interface
-                    .as_ref()
-                    .map_or(String::new(), |i| i.uuid.clone()),
-                r.pipe.clone().unwrap_or_default(),
-                r.share_type.unwrap_or_default().to_string(),
-            ],
-            (&server, &a, &b),
-        ))
-        .map_err(io_err)?;
+        w.write_record(extra(row_record(r, pair), (&server, &a, &b)))
+            .map_err(io_err)?;
     }
     let others = [
         (
@@ -110,28 +67,61 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         ),
     ];
     for (name, flows, packets, bytes) in others {
-        w.write_record(extra(
-            vec![
-                name.to_string(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                flows.map_or(String::new(), |f| f.to_string()),
-                packets.to_string(),
-                bytes.to_string(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ],
-            ("", "", ""),
-        ))
-        .map_err(io_err)?;
+        let mut record = vec![String::new(); HEADER.len()];
+        record[0] = name.to_string();
+        record[7] = flows.map_or(String::new(), |f| f.to_string());
+        record[8] = packets.to_string();
+        record[9] = bytes.to_string();
+        w.write_record(extra(record, ("", "", "")))
+            .map_err(io_err)?;
     }
     w.flush()
+}
+
+/// The columns of every line (before `--servers` and `--top` add theirs).
+const HEADER: [&str; 14] = [
+    "row",
+    "transport",
+    "low_port",
+    "high_port",
+    "match",
+    "protocols",
+    "services",
+    "flows",
+    "packets",
+    "bytes",
+    "tunnel",
+    "interface",
+    "pipe",
+    "share_type",
+];
+
+/// The cells of a row's line, or of one of its host pairs' (its own counts).
+fn row_record(r: &super::Row, pair: Option<&super::Pair>) -> Vec<String> {
+    let (flows, packets, bytes) = pair.map_or((r.flows, r.packets, r.bytes), |p| {
+        (p.flows, p.packets, p.bytes)
+    });
+    let (lo, hi) = r.ports.map_or((String::new(), String::new()), |[lo, hi]| {
+        (lo.to_string(), hi.to_string())
+    });
+    vec![
+        r.key(),
+        r.transport.to_string(),
+        lo,
+        hi,
+        r.kind.to_string(),
+        r.protocols.join("; "),
+        r.service_words("; "),
+        flows.to_string(),
+        packets.to_string(),
+        bytes.to_string(),
+        r.tunnel.map_or(String::new(), |t| t.to_string()),
+        r.interface
+            .as_ref()
+            .map_or(String::new(), |i| i.uuid.clone()),
+        r.pipe.clone().unwrap_or_default(),
+        r.share_type.unwrap_or_default().to_string(),
+    ]
 }
 
 /// The I/O error inside a CSV error, with its kind: a closed pipe must stay a closed pipe,

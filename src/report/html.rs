@@ -379,94 +379,10 @@ pub fn write_html(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let mut h = String::with_capacity(64 * 1024);
-    let title = format!("portscope report: {}", esc(&captures_named(s)));
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>\n"
-    );
-    h.push_str(concat!(
-        "body{font-family:sans-serif;margin:2em;color:#202124}table{border-collapse:collapse;margin:.5em 0}",
-        "th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}td.flows,td.packets,td.bytes{text-align:right}",
-        "svg text{font-size:12px;fill:#202124}.swatch{display:inline-block;width:1em;height:1em;margin-right:.4em}",
-        ".legend{list-style:none;padding:0}h2{border-bottom:1px solid #ccc}\n",
-        "</style></head><body>\n"
-    ));
-    let _ = writeln!(h, "<h1>{title}</h1>");
-    if let Some((first, last)) = time_span(s) {
-        let _ = writeln!(
-            h,
-            "<p class=\"span\">Packets from <time class=\"first\">{}</time> to <time class=\"last\">{}</time> UTC ({})</p>",
-            utc(first),
-            utc(last),
-            duration_words(last - first)
-        );
-    }
-    h.push_str("<h2>Inputs</h2>\n<table class=\"inputs\"><tr><th>Capture</th><th>Link type</th><th>Packets</th><th>Bytes</th><th>Note</th></tr>\n");
-    for i in &s.inputs {
-        let mut note = i.error.clone().unwrap_or_default();
-        if let Some(f) = i.filtered {
-            let _ = write!(note, "the filter left out {} packets", thousands(f.packets));
-        }
-        let _ = writeln!(
-            h,
-            "<tr class=\"input\"><td>{}</td><td>{}</td><td class=\"packets\">{}</td><td class=\"bytes\">{}</td><td>{}</td></tr>",
-            esc(&i.name),
-            esc(&i
-                .link_types
-                .iter()
-                .map(|l| format!("{} ({})", l.name, l.dlt))
-                .collect::<Vec<_>>()
-                .join(", ")),
-            thousands(i.packets),
-            thousands(i.bytes),
-            esc(&note)
-        );
-    }
-    h.push_str("</table>\n<h2>Totals</h2>\n<table class=\"totals\"><tr><th></th><th>Flows</th><th>Packets</th><th>Bytes</th><th>Size</th></tr>\n");
-    let rows_total = s.services.iter().fold((0, 0, 0), |(f, p, b), r| {
-        (f + r.flows, p + r.packets, b + r.bytes)
-    });
-    counts_row(
-        &mut h,
-        "total",
-        "Everything read",
-        Some(s.flows),
-        s.packets,
-        s.bytes,
-    );
-    counts_row(
-        &mut h,
-        "classified",
-        "In service rows",
-        Some(rows_total.0),
-        rows_total.1,
-        rows_total.2,
-    );
-    counts_row(
-        &mut h,
-        "unclassified",
-        "IP, no service",
-        Some(s.unclassified.flows),
-        s.unclassified.packets,
-        s.unclassified.bytes,
-    );
-    counts_row(
-        &mut h,
-        "not-ip",
-        "Not IP",
-        None,
-        s.not_ip.packets,
-        s.not_ip.bytes,
-    );
-    counts_row(
-        &mut h,
-        "undecodable",
-        "Undecodable",
-        None,
-        s.undecodable.packets,
-        s.undecodable.bytes,
-    );
-    h.push_str("</table>\n<h2>Bytes per service row</h2>\n");
+    head_html(&mut h, s);
+    inputs_html(&mut h, s);
+    totals_html(&mut h, s);
+    h.push_str("<h2>Bytes per service row</h2>\n");
     bar_chart(&mut h, &s.services);
     h.push_str("<h2>The top rows over time</h2>\n");
     let top: Vec<&Row> = s.services.iter().take(INTERVAL_TOP_ROWS).collect();
@@ -478,55 +394,9 @@ pub fn write_html(
     }
     h.push_str("</table>\n");
     if let Some(servers) = &s.servers {
-        h.push_str("<h2>Servers</h2>\n<p>For a TCP connection, the host that answered the handshake; otherwise the host on the row's port.</p>\n");
-        for v in servers.iter().take(PAGE_SERVERS) {
-            let _ = writeln!(
-                h,
-                "<section class=\"server\" data-address=\"{}\"><h3>{}</h3><p><span class=\"flows\">{}</span> flows, <span class=\"packets\">{}</span> packets, <span class=\"bytes\">{}</span> bytes ({})</p><table>",
-                esc(&v.address.to_string()),
-                esc(&v.address.to_string()),
-                thousands(v.flows),
-                thousands(v.packets),
-                thousands(v.bytes),
-                human_bytes(v.bytes)
-            );
-            h.push_str(ROW_HEADER);
-            for r in &v.rows {
-                row_html(&mut h, r, v.bytes);
-            }
-            h.push_str("</table></section>\n");
-        }
-        if servers.len() > PAGE_SERVERS {
-            let _ = writeln!(
-                h,
-                "<p>and {} more servers, in the JSON report (<code>--servers --format json</code>).</p>",
-                servers.len() - PAGE_SERVERS
-            );
-        }
+        servers_html(&mut h, servers);
     }
-    h.push_str("<h2>Tunnels</h2>\n");
-    if s.tunnels.is_empty() {
-        h.push_str("<p>No tunnels.</p>\n");
-    } else {
-        h.push_str("<p>These packets are also counted above, under their outer flows.</p>\n<table class=\"tunnels\"><tr><th>Tunnel</th><th>Flows inside</th><th>Packets</th><th>Bytes</th></tr>\n");
-        for t in &s.tunnels {
-            let _ = writeln!(
-                h,
-                "<tr class=\"tunnel\" data-tunnel=\"{}\"><td>{}</td><td class=\"flows\">{}</td><td class=\"packets\">{}</td><td class=\"bytes\">{}</td></tr>",
-                t.tunnel,
-                t.tunnel,
-                thousands(t.flows),
-                thousands(t.packets),
-                thousands(t.bytes)
-            );
-        }
-        h.push_str("</table>\n<table class=\"tunneled\">\n");
-        h.push_str(ROW_HEADER);
-        for r in &s.tunneled {
-            row_html(&mut h, r, s.bytes);
-        }
-        h.push_str("</table>\n");
-    }
+    tunnels_html(&mut h, s);
     let e = &s.expectations;
     let _ = writeln!(
         h,
@@ -535,21 +405,8 @@ pub fn write_html(
         thousands(e.matched),
         thousands(e.unused)
     );
-    let mut notes = Vec::new();
-    if s.evicted_flows > 0 {
-        notes.push(format!(
-            "{} flows were ended early because the flow table was full; their counts are kept.",
-            thousands(s.evicted_flows)
-        ));
-    }
-    if s.orphan_fragments > 0 {
-        notes.push(format!("{} IP fragments arrived without their first fragment and are counted as IP with no service.", thousands(s.orphan_fragments)));
-    }
-    if s.unnamed_binds > 0 {
-        notes.push(format!("{} DCE/RPC binds named more unknown interfaces than portscope names; their connections keep their port rows.", thousands(s.unnamed_binds)));
-    }
-    for n in notes {
-        let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&n));
+    for n in super::notes::notes(s) {
+        let _ = writeln!(h, "<p class=\"note\">{}.</p>", esc(&n));
     }
     h.push_str("<h2>How rows are matched</h2>\n<dl class=\"kinds\">\n");
     let mut kinds: Vec<&str> = s
@@ -578,6 +435,163 @@ pub fn write_html(
     }
     h.push_str("</dl>\n<p>Bytes are lengths on the wire. Every packet read is counted once: the service rows, IP with no service, not IP and undecodable add up to everything read.</p>\n</body></html>\n");
     out.write_all(h.as_bytes())
+}
+
+/// The page's head, title and time span.
+fn head_html(h: &mut String, s: &Summary) {
+    let title = format!("portscope report: {}", esc(&captures_named(s)));
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>\n"
+    );
+    h.push_str(concat!(
+        "body{font-family:sans-serif;margin:2em;color:#202124}table{border-collapse:collapse;margin:.5em 0}",
+        "th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}td.flows,td.packets,td.bytes{text-align:right}",
+        "svg text{font-size:12px;fill:#202124}.swatch{display:inline-block;width:1em;height:1em;margin-right:.4em}",
+        ".legend{list-style:none;padding:0}h2{border-bottom:1px solid #ccc}\n",
+        "</style></head><body>\n"
+    ));
+    let _ = writeln!(h, "<h1>{title}</h1>");
+    if let Some((first, last)) = time_span(s) {
+        let _ = writeln!(
+            h,
+            "<p class=\"span\">Packets from <time class=\"first\">{}</time> to <time class=\"last\">{}</time> UTC ({})</p>",
+            utc(first),
+            utc(last),
+            duration_words(last - first)
+        );
+    }
+}
+
+/// The inputs, one row each.
+fn inputs_html(h: &mut String, s: &Summary) {
+    h.push_str("<h2>Inputs</h2>\n<table class=\"inputs\"><tr><th>Capture</th><th>Link type</th><th>Packets</th><th>Bytes</th><th>Note</th></tr>\n");
+    for i in &s.inputs {
+        let mut note = i.error.clone().unwrap_or_default();
+        if let Some(f) = i.filtered {
+            let _ = write!(note, "the filter left out {} packets", thousands(f.packets));
+        }
+        let _ = writeln!(
+            h,
+            "<tr class=\"input\"><td>{}</td><td>{}</td><td class=\"packets\">{}</td><td class=\"bytes\">{}</td><td>{}</td></tr>",
+            esc(&i.name),
+            esc(&i
+                .link_types
+                .iter()
+                .map(|l| format!("{} ({})", l.name, l.dlt))
+                .collect::<Vec<_>>()
+                .join(", ")),
+            thousands(i.packets),
+            thousands(i.bytes),
+            esc(&note)
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+/// Everything read, and where it went.
+fn totals_html(h: &mut String, s: &Summary) {
+    h.push_str("<h2>Totals</h2>\n<table class=\"totals\"><tr><th></th><th>Flows</th><th>Packets</th><th>Bytes</th><th>Size</th></tr>\n");
+    let rows_total = s.services.iter().fold((0, 0, 0), |(f, p, b), r| {
+        (f + r.flows, p + r.packets, b + r.bytes)
+    });
+    counts_row(
+        h,
+        "total",
+        "Everything read",
+        Some(s.flows),
+        s.packets,
+        s.bytes,
+    );
+    counts_row(
+        h,
+        "classified",
+        "In service rows",
+        Some(rows_total.0),
+        rows_total.1,
+        rows_total.2,
+    );
+    counts_row(
+        h,
+        "unclassified",
+        "IP, no service",
+        Some(s.unclassified.flows),
+        s.unclassified.packets,
+        s.unclassified.bytes,
+    );
+    counts_row(
+        h,
+        "not-ip",
+        "Not IP",
+        None,
+        s.not_ip.packets,
+        s.not_ip.bytes,
+    );
+    counts_row(
+        h,
+        "undecodable",
+        "Undecodable",
+        None,
+        s.undecodable.packets,
+        s.undecodable.bytes,
+    );
+    h.push_str("</table>\n");
+}
+
+/// The servers (`--servers`), the first [`PAGE_SERVERS`] of them.
+fn servers_html(h: &mut String, servers: &[super::Server]) {
+    h.push_str("<h2>Servers</h2>\n<p>For a TCP connection, the host that answered the handshake; otherwise the host on the row's port.</p>\n");
+    for v in servers.iter().take(PAGE_SERVERS) {
+        let _ = writeln!(
+                h,
+                "<section class=\"server\" data-address=\"{}\"><h3>{}</h3><p><span class=\"flows\">{}</span> flows, <span class=\"packets\">{}</span> packets, <span class=\"bytes\">{}</span> bytes ({})</p><table>",
+                esc(&v.address.to_string()),
+                esc(&v.address.to_string()),
+                thousands(v.flows),
+                thousands(v.packets),
+                thousands(v.bytes),
+                human_bytes(v.bytes)
+            );
+        h.push_str(ROW_HEADER);
+        for r in &v.rows {
+            row_html(h, r, v.bytes);
+        }
+        h.push_str("</table></section>\n");
+    }
+    if servers.len() > PAGE_SERVERS {
+        let _ = writeln!(
+                h,
+                "<p>and {} more servers, in the JSON report (<code>--servers --format json</code>).</p>",
+                servers.len() - PAGE_SERVERS
+            );
+    }
+}
+
+/// The tunnels and the rows of the flows inside them.
+fn tunnels_html(h: &mut String, s: &Summary) {
+    h.push_str("<h2>Tunnels</h2>\n");
+    if s.tunnels.is_empty() {
+        h.push_str("<p>No tunnels.</p>\n");
+    } else {
+        h.push_str("<p>These packets are also counted above, under their outer flows.</p>\n<table class=\"tunnels\"><tr><th>Tunnel</th><th>Flows inside</th><th>Packets</th><th>Bytes</th></tr>\n");
+        for t in &s.tunnels {
+            let _ = writeln!(
+                h,
+                "<tr class=\"tunnel\" data-tunnel=\"{}\"><td>{}</td><td class=\"flows\">{}</td><td class=\"packets\">{}</td><td class=\"bytes\">{}</td></tr>",
+                t.tunnel,
+                t.tunnel,
+                thousands(t.flows),
+                thousands(t.packets),
+                thousands(t.bytes)
+            );
+        }
+        h.push_str("</table>\n<table class=\"tunneled\">\n");
+        h.push_str(ROW_HEADER);
+        for r in &s.tunneled {
+            row_html(h, r, s.bytes);
+        }
+        h.push_str("</table>\n");
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod flows;
 mod html;
 mod live;
 mod merge;
+mod notes;
 mod table;
 
 pub use flows::{sort_flows, write_flows};
@@ -17,6 +18,7 @@ pub use live::{
     write_interval_table, write_live_json, write_live_table, LiveDrops, INTERVAL_TOP_ROWS,
 };
 pub use merge::MergeError;
+pub use notes::notes;
 
 use crate::capture::InputReport;
 use crate::catalog::{
@@ -367,76 +369,9 @@ impl Summary {
             .filter(|h| h.list_servers)
             .map(|h| servers_of(h, catalog, table));
         services.sort_by(by_bytes);
-        let mut tunnels: Vec<TunnelTotal> = Vec::new();
-        let mut tunneled: Vec<Row> = Vec::new();
-        let total_of = |kind: Tunnel, tunnels: &mut Vec<TunnelTotal>| -> usize {
-            if let Some(i) = tunnels.iter().position(|t| t.tunnel == kind) {
-                return i;
-            }
-            tunnels.push(TunnelTotal {
-                tunnel: kind,
-                flows: 0,
-                packets: 0,
-                bytes: 0,
-                unclassified: Counts::default(),
-                not_ip: PacketCounts::default(),
-            });
-            tunnels.len() - 1
-        };
-        for (&(kind, m), &c) in &tunnel_rows(tally) {
-            let i = total_of(kind, &mut tunnels);
-            let t = &mut tunnels[i];
-            t.flows += c.flows;
-            t.packets += c.packets;
-            t.bytes += c.bytes;
-            match m {
-                Some(m) => {
-                    let mut r = row(&m, c, catalog, table);
-                    r.tunnel = Some(kind);
-                    r.inner_match = Some(r.kind);
-                    r.kind = "inner";
-                    tunneled.push(r);
-                }
-                None => t.unclassified += c,
-            }
-        }
-        for (kind, &c) in Tunnel::ALL
-            .iter()
-            .map(|&t| (t, &tally.tunnel_not_ip[usize::from(t.code())]))
-            .filter(|(_, c)| c.packets > 0)
-        {
-            let i = total_of(kind, &mut tunnels);
-            let t = &mut tunnels[i];
-            t.packets += c.packets;
-            t.bytes += c.bytes;
-            t.not_ip = c.into();
-        }
+        let (tunnels, tunneled) = tunnels_of(tally, catalog, table);
         let mut summary = Summary {
-            inputs: inputs
-                .iter()
-                .map(|i| Input {
-                    name: i.name.clone(),
-                    link_type: i.link.map(Link::dlt),
-                    first_time: i.span.map(|(first, _)| ns_seconds(first)),
-                    last_time: i.span.map(|(_, last)| ns_seconds(last)),
-                    link_types: i
-                        .links
-                        .iter()
-                        .map(|l| LinkType {
-                            dlt: l.dlt(),
-                            name: link_name(l.dlt()),
-                        })
-                        .collect(),
-                    packets: i.packets,
-                    bytes: i.bytes,
-                    error: i.open_error.clone().or_else(|| i.read_error.clone()),
-                    drops: i.drops,
-                    filtered: i.filtered.map(|f| PacketCounts {
-                        packets: f.packets,
-                        bytes: f.bytes,
-                    }),
-                })
-                .collect(),
+            inputs: inputs.iter().map(input).collect(),
             packets: total.packets,
             bytes: total.bytes,
             flows: tally.flow_count,
@@ -517,6 +452,81 @@ fn by_bytes(a: &Row, b: &Row) -> std::cmp::Ordering {
         })
         .then_with(|| a.pipe.cmp(&b.pipe))
         .then(a.share_type.cmp(&b.share_type))
+}
+
+/// The tunnels and the rows of the flows inside them.
+fn tunnels_of(tally: &Tally, catalog: &Catalog, table: &PortTable) -> (Vec<TunnelTotal>, Vec<Row>) {
+    let mut tunnels: Vec<TunnelTotal> = Vec::new();
+    let mut tunneled: Vec<Row> = Vec::new();
+    let total_of = |kind: Tunnel, tunnels: &mut Vec<TunnelTotal>| -> usize {
+        if let Some(i) = tunnels.iter().position(|t| t.tunnel == kind) {
+            return i;
+        }
+        tunnels.push(TunnelTotal {
+            tunnel: kind,
+            flows: 0,
+            packets: 0,
+            bytes: 0,
+            unclassified: Counts::default(),
+            not_ip: PacketCounts::default(),
+        });
+        tunnels.len() - 1
+    };
+    for (&(kind, m), &c) in &tunnel_rows(tally) {
+        let i = total_of(kind, &mut tunnels);
+        let t = &mut tunnels[i];
+        t.flows += c.flows;
+        t.packets += c.packets;
+        t.bytes += c.bytes;
+        match m {
+            Some(m) => {
+                let mut r = row(&m, c, catalog, table);
+                r.tunnel = Some(kind);
+                r.inner_match = Some(r.kind);
+                r.kind = "inner";
+                tunneled.push(r);
+            }
+            None => t.unclassified += c,
+        }
+    }
+    for (kind, &c) in Tunnel::ALL
+        .iter()
+        .map(|&t| (t, &tally.tunnel_not_ip[usize::from(t.code())]))
+        .filter(|(_, c)| c.packets > 0)
+    {
+        let i = total_of(kind, &mut tunnels);
+        let t = &mut tunnels[i];
+        t.packets += c.packets;
+        t.bytes += c.bytes;
+        t.not_ip = c.into();
+    }
+    (tunnels, tunneled)
+}
+
+/// An input as the report names it.
+fn input(i: &InputReport) -> Input {
+    Input {
+        name: i.name.clone(),
+        link_type: i.link.map(Link::dlt),
+        first_time: i.span.map(|(first, _)| ns_seconds(first)),
+        last_time: i.span.map(|(_, last)| ns_seconds(last)),
+        link_types: i
+            .links
+            .iter()
+            .map(|l| LinkType {
+                dlt: l.dlt(),
+                name: link_name(l.dlt()),
+            })
+            .collect(),
+        packets: i.packets,
+        bytes: i.bytes,
+        error: i.open_error.clone().or_else(|| i.read_error.clone()),
+        drops: i.drops,
+        filtered: i.filtered.map(|f| PacketCounts {
+            packets: f.packets,
+            bytes: f.bytes,
+        }),
+    }
 }
 
 /// The tally's tunnel rows in a fixed order.

@@ -187,58 +187,10 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     print_block(out, header, &lines)?;
 
     if !s.tunnels.is_empty() {
-        // Inside tunnels: each tunnel's packets (already counted above, under the outer
-        // flows), then what they carried; shares are of the tunnel's bytes.
         writeln!(out)?;
-        let mut lines: Vec<[String; COLUMNS]> = Vec::new();
-        for t in &s.tunnels {
-            lines.push(other_line(
-                &format!("{} tunnel", t.tunnel),
-                Some(t.flows),
-                t.packets,
-                t.bytes,
-                t.bytes,
-            ));
-            for r in s.tunneled.iter().filter(|r| r.tunnel == Some(t.tunnel)) {
-                let key = format!("  {}", r.key());
-                let mut line = service_line(r, key, t.bytes);
-                line[1] = format!("inner {}", r.inner_match.unwrap_or_default());
-                lines.push(line);
-            }
-            if t.unclassified.packets > 0 {
-                lines.push(other_line(
-                    "  unclassified",
-                    Some(t.unclassified.flows),
-                    t.unclassified.packets,
-                    t.unclassified.bytes,
-                    t.bytes,
-                ));
-            }
-            if t.not_ip.packets > 0 {
-                lines.push(other_line(
-                    "  no inner IP",
-                    None,
-                    t.not_ip.packets,
-                    t.not_ip.bytes,
-                    t.bytes,
-                ));
-            }
-        }
         let mut header = header;
         header[0] = "INSIDE TUNNELS";
-        print_block(out, header, &lines)?;
-    }
-    let filtered: Vec<_> = s.inputs.iter().filter_map(|i| i.filtered).collect();
-    if !filtered.is_empty() {
-        let (packets, bytes) = filtered
-            .iter()
-            .fold((0, 0), |(p, b), f| (p + f.packets, b + f.bytes));
-        writeln!(
-            out,
-            "note: the filter (-f) left out {} packets ({}), which are not counted above",
-            thousands(packets),
-            human_bytes(bytes)
-        )?;
+        print_block(out, header, &tunnel_lines(s))?;
     }
     for server in s.servers.iter().flatten() {
         writeln!(out)?;
@@ -258,70 +210,50 @@ pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
         header[0] = &title;
         print_block(out, header, &lines)?;
     }
-    for link in &s.undecodable.unsupported_link_types {
-        writeln!(
-            out,
-            "note: {} packets of link type {} ({}), which portscope does not decode",
-            thousands(link.packets),
-            link.dlt,
-            link.name
-        )?;
-    }
-    for input in s.inputs.iter().filter(|i| i.link_types.len() > 1) {
-        let named: Vec<String> = input
-            .link_types
-            .iter()
-            .map(|l| format!("{} ({})", l.name, l.dlt))
-            .collect();
-        writeln!(
-            out,
-            "note: {} has frames of {} link types: {}",
-            input.name,
-            named.len(),
-            named.join(", ")
-        )?;
-    }
-    if s.evicted_flows > 0 {
-        writeln!(
-            out,
-            "note: {} flows were ended early because the flow table was full (--max-flows); their counts are kept",
-            thousands(s.evicted_flows)
-        )?;
-    }
-    if s.orphan_fragments > 0 {
-        writeln!(
-            out,
-            "note: {} IP fragments arrived without their first fragment and are counted as unclassified",
-            thousands(s.orphan_fragments)
-        )?;
-    }
-    if s.unnamed_binds > 0 {
-        writeln!(
-            out,
-            "note: {} DCE/RPC binds named interfaces past the bound of {} unknown interfaces per shard; their connections keep their port rows",
-            thousands(s.unnamed_binds),
-            crate::catalog::UNKNOWN_INTERFACES_PER_SHARD
-        )?;
-    }
-    if s.smb_forgotten > 0 {
-        writeln!(
-            out,
-            "note: {} SMB trees, open pipes or requests were pushed out of a connection's bounded state, or were in a segment past the {} messages read for names; what they would have named stays in the port rows",
-            thousands(s.smb_forgotten),
-            crate::inspect::smb::MAX_MESSAGES,
-        )?;
-    }
-    let e = &s.expectations;
-    if e.announced > 0 {
-        writeln!(
-            out,
-            "note: dynamic-port announcements (endpoint mapper, FTP, TFTP): {} seen, {} flows labelled by them, {} unused",
-            thousands(e.announced),
-            thousands(e.matched),
-            thousands(e.unused)
-        )?;
+    for note in super::notes::notes(s) {
+        writeln!(out, "note: {note}")?;
     }
     Ok(())
+}
+
+/// The lines of the `INSIDE TUNNELS` block: each tunnel's packets (already counted above,
+/// under the outer flows), then what they carried; shares are of the tunnel's bytes.
+fn tunnel_lines(s: &Summary) -> Vec<[String; COLUMNS]> {
+    let mut lines: Vec<[String; COLUMNS]> = Vec::new();
+    for t in &s.tunnels {
+        lines.push(other_line(
+            &format!("{} tunnel", t.tunnel),
+            Some(t.flows),
+            t.packets,
+            t.bytes,
+            t.bytes,
+        ));
+        for r in s.tunneled.iter().filter(|r| r.tunnel == Some(t.tunnel)) {
+            let key = format!("  {}", r.key());
+            let mut line = service_line(r, key, t.bytes);
+            line[1] = format!("inner {}", r.inner_match.unwrap_or_default());
+            lines.push(line);
+        }
+        if t.unclassified.packets > 0 {
+            lines.push(other_line(
+                "  unclassified",
+                Some(t.unclassified.flows),
+                t.unclassified.packets,
+                t.unclassified.bytes,
+                t.bytes,
+            ));
+        }
+        if t.not_ip.packets > 0 {
+            lines.push(other_line(
+                "  no inner IP",
+                None,
+                t.not_ip.packets,
+                t.not_ip.bytes,
+                t.bytes,
+            ));
+        }
+    }
+    lines
 }
 
 #[cfg(test)]
