@@ -204,6 +204,28 @@ enum Handover {
     Libpcap(Box<PcapFile>),
 }
 
+/// A classic pcap file's magic: its kind, whether its times are in nanoseconds, and
+/// whether it is in the other byte order; `None` for another file.
+fn magic(bytes: [u8; 4]) -> Option<(Magic, bool, bool)> {
+    let mut magic_le = u32::from_le_bytes(bytes);
+    let other_order = magic_le.swap_bytes();
+    let swapped = other_order & 0xffff_0000 == 0xa1b2_0000
+        || matches!(other_order, 0x1c00_01ac | 0x1c00_01ab);
+    if swapped {
+        magic_le = other_order;
+    }
+    let (kind, nano) = match magic_le {
+        0xa1b2_c3d4 => (Magic::Standard, false),
+        0xa1b2_3c4d => (Magic::Nano, true),
+        0xa1b2_cd34 => (Magic::Modified, false),
+        // Ixia's lcap: 4 more header bytes (the records' size), hardware or software.
+        0x1c00_01ac => (Magic::Ixia, true),
+        0x1c00_01ab => (Magic::Ixia, false),
+        _ => return None,
+    };
+    Some((kind, nano, swapped))
+}
+
 impl FastPcap {
     /// Opens `path` if the fast reader can read it; `None` means "use libpcap".
     pub fn open(path: &str) -> Option<FastPcap> {
@@ -232,22 +254,9 @@ impl FastPcap {
         let Some(header) = input.head().get(..24) else {
             return Err(Refusal::NotMine(Box::new(input)));
         };
-        let magic = [header[0], header[1], header[2], header[3]];
-        let mut magic_le = u32::from_le_bytes(magic);
-        let other_order = magic_le.swap_bytes();
-        let swapped = other_order & 0xffff_0000 == 0xa1b2_0000
-            || matches!(other_order, 0x1c00_01ac | 0x1c00_01ab);
-        if swapped {
-            magic_le = other_order;
-        }
-        let (kind, nano) = match magic_le {
-            0xa1b2_c3d4 => (Magic::Standard, false),
-            0xa1b2_3c4d => (Magic::Nano, true),
-            0xa1b2_cd34 => (Magic::Modified, false),
-            // Ixia's lcap: 4 more header bytes (the records' size), hardware or software.
-            0x1c00_01ac => (Magic::Ixia, true),
-            0x1c00_01ab => (Magic::Ixia, false),
-            _ => return Err(Refusal::NotMine(Box::new(input))),
+        let Some((kind, nano, swapped)) = magic([header[0], header[1], header[2], header[3]])
+        else {
+            return Err(Refusal::NotMine(Box::new(input)));
         };
         let u16_at = |at: usize| {
             let b = [header[at], header[at + 1]];

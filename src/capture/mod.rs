@@ -493,6 +493,26 @@ pub struct InputReport {
     pub note: Option<String>,
 }
 
+impl InputReport {
+    /// An input named `name` of which nothing was read yet.
+    pub fn named(name: String) -> InputReport {
+        InputReport {
+            name,
+            link: None,
+            links: Vec::new(),
+            span: None,
+            packets: 0,
+            bytes: 0,
+            open_error: None,
+            read_error: None,
+            shed: 0,
+            drops: None,
+            filtered: None,
+            note: None,
+        }
+    }
+}
+
 /// libpcap's counters of a live capture (`pcap_stats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

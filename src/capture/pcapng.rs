@@ -329,67 +329,85 @@ impl Pcapng {
                 SHB if len < 28 => return Err(short()),
                 SHB => self.section(block, pos)?,
                 IDB => self.interface(block, pos)?,
-                EPB | OPB => {
-                    if len < 32 {
-                        return Err(short());
-                    }
-                    let id = if kind == EPB {
-                        self.u32_at(block, 8)
-                    } else {
-                        u32::from(self.u16_at(block, 8))
-                    };
-                    let iface = self.find_interface(id, pos)?;
-                    let units =
-                        u64::from(self.u32_at(block, 12)) << 32 | u64::from(self.u32_at(block, 16));
-                    let caplen = self.u32_at(block, 20);
-                    if caplen as usize > len - 32 {
-                        return Err(format!(
-                            "pcapng packet block at byte {pos} captures {caplen} bytes, more than its {len}-byte block holds"
-                        ));
-                    }
-                    let wire_len = self.u32_at(block, 24);
-                    // Every reader keeps at most `FRAME_BYTES` of a frame.
-                    let caplen = caplen.min(super::FRAME_BYTES as u32);
-                    let bytes = &block[28..28 + caplen as usize];
-                    if self.passes(iface.link, bytes, wire_len) {
-                        frames.push(Frame {
-                            ts_ns: iface.scale.ns(units).saturating_add_signed(iface.offset_ns),
-                            wire_len,
-                            start: u32::try_from(at + 28).unwrap_or(u32::MAX),
-                            len: caplen,
-                            link: iface.link,
-                        });
-                    }
-                }
-                SPB => {
-                    if len < 16 {
-                        return Err(short());
-                    }
-                    let iface = self.find_interface(0, pos)?;
-                    let wire_len = self.u32_at(block, 8);
-                    let mut caplen = wire_len.min(u32::try_from(len - 16).unwrap_or(0));
-                    if iface.snaplen != 0 {
-                        caplen = caplen.min(iface.snaplen);
-                    }
-                    caplen = caplen.min(super::FRAME_BYTES as u32);
-                    // A simple packet block has no timestamp.
-                    let bytes = &block[12..12 + caplen as usize];
-                    if self.passes(iface.link, bytes, wire_len) {
-                        frames.push(Frame {
-                            ts_ns: 0,
-                            wire_len,
-                            start: u32::try_from(at + 12).unwrap_or(u32::MAX),
-                            len: caplen,
-                            link: iface.link,
-                        });
-                    }
-                }
+                EPB | OPB if len < 32 => return Err(short()),
+                EPB | OPB => self.packet_block(kind, block, at, pos, frames)?,
+                SPB if len < 16 => return Err(short()),
+                SPB => self.simple_block(block, at, pos, frames)?,
                 ISB => self.statistics(block),
                 _ => {}
             }
             at += len;
         }
         Ok(at)
+    }
+
+    /// An enhanced (or obsolete) packet block of at least 32 bytes at `at` of the data
+    /// read (`pos` in the file): its frame, if the filter passes it.
+    fn packet_block(
+        &mut self,
+        kind: u32,
+        block: &[u8],
+        at: usize,
+        pos: u64,
+        frames: &mut Vec<Frame>,
+    ) -> Result<(), String> {
+        let len = block.len();
+        let id = if kind == EPB {
+            self.u32_at(block, 8)
+        } else {
+            u32::from(self.u16_at(block, 8))
+        };
+        let iface = self.find_interface(id, pos)?;
+        let units = u64::from(self.u32_at(block, 12)) << 32 | u64::from(self.u32_at(block, 16));
+        let caplen = self.u32_at(block, 20);
+        if caplen as usize > len - 32 {
+            return Err(format!(
+                "pcapng packet block at byte {pos} captures {caplen} bytes, more than its {len}-byte block holds"
+            ));
+        }
+        let wire_len = self.u32_at(block, 24);
+        // Every reader keeps at most `FRAME_BYTES` of a frame.
+        let caplen = caplen.min(super::FRAME_BYTES as u32);
+        let bytes = &block[28..28 + caplen as usize];
+        if self.passes(iface.link, bytes, wire_len) {
+            frames.push(Frame {
+                ts_ns: iface.scale.ns(units).saturating_add_signed(iface.offset_ns),
+                wire_len,
+                start: u32::try_from(at + 28).unwrap_or(u32::MAX),
+                len: caplen,
+                link: iface.link,
+            });
+        }
+        Ok(())
+    }
+
+    /// A simple packet block of at least 16 bytes: its frame (with no timestamp), if the
+    /// filter passes it.
+    fn simple_block(
+        &mut self,
+        block: &[u8],
+        at: usize,
+        pos: u64,
+        frames: &mut Vec<Frame>,
+    ) -> Result<(), String> {
+        let iface = self.find_interface(0, pos)?;
+        let wire_len = self.u32_at(block, 8);
+        let mut caplen = wire_len.min(u32::try_from(block.len() - 16).unwrap_or(0));
+        if iface.snaplen != 0 {
+            caplen = caplen.min(iface.snaplen);
+        }
+        caplen = caplen.min(super::FRAME_BYTES as u32);
+        let bytes = &block[12..12 + caplen as usize];
+        if self.passes(iface.link, bytes, wire_len) {
+            frames.push(Frame {
+                ts_ns: 0,
+                wire_len,
+                start: u32::try_from(at + 12).unwrap_or(u32::MAX),
+                len: caplen,
+                link: iface.link,
+            });
+        }
+        Ok(())
     }
 }
 

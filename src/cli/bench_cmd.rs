@@ -44,30 +44,8 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let catalog = Catalog::builtin()?;
     let table = PortTable::build(&catalog);
-    let frames: Vec<(u64, u32, Vec<u8>)> = match &a.file {
-        Some(path) => {
-            let mut opened = capture::open_file(path, None)?;
-            let link = opened.link();
-            if link != Link::Ethernet {
-                bail!(
-                    "bench reads Ethernet captures; {path} has link type {}",
-                    link.dlt()
-                );
-            }
-            let mut frames = Vec::new();
-            let mut batch = Batch::default();
-            while {
-                let fill = opened.fill(&mut batch);
-                frames.extend(
-                    batch
-                        .frames
-                        .iter()
-                        .map(|f| (f.ts_ns, f.wire_len, batch.bytes(f).to_vec())),
-                );
-                fill == Fill::More
-            } {}
-            frames
-        }
+    let (link, frames) = match &a.file {
+        Some(path) => read_frames(path)?,
         None => {
             let spec = Spec {
                 packets: a.packets,
@@ -75,9 +53,10 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
                 seed: a.seed,
                 small: a.small,
             };
-            frames(&spec)
+            let frames = frames(&spec)
                 .map(|(ts, f)| (ts, u32::try_from(f.len()).unwrap_or(u32::MAX), f))
-                .collect()
+                .collect();
+            (Link::Ethernet, frames)
         }
     };
     if frames.is_empty() {
@@ -100,27 +79,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         if threads == 0 {
             bail!("--threads takes counts of at least 1");
         }
-        let config = Config {
-            worker: WorkerConfig::new(threads),
-            progress: None,
-            max_packets: None,
-            merge: false,
-        };
-        let mut best = Duration::MAX;
-        for _ in 0..a.runs.max(1) {
-            // Laid out in batches before the clock starts.
-            let mut source = MemorySource::from_slice("bench", Link::Ethernet, &frames);
-            let boxed: Box<dyn Source + '_> = Box::new(&mut source);
-            let started = Instant::now();
-            let outcome = pipeline::run([Ok(boxed)], &table, &config)?;
-            let took = started.elapsed();
-            let counted = outcome.tally.total().packets;
-            if counted as f64 != packets {
-                bail!("counted {counted} packets of {packets}");
-            }
-            best = best.min(took);
-        }
-        let secs = best.as_secs_f64();
+        let secs = best_of(&table, threads, a.runs, link, &frames)?.as_secs_f64();
         let base_secs = *base.get_or_insert(secs);
         println!(
             "{:>8} {:>10.3} {:>10.2} {:>12.2} {:>10.1} {:>9.2}x",
@@ -133,4 +92,58 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A frame held in memory: capture time (ns), length on the wire, the bytes.
+type Owned = (u64, u32, Vec<u8>);
+
+/// Every frame of a capture, held in memory, and the capture's link type.
+fn read_frames(path: &str) -> anyhow::Result<(Link, Vec<Owned>)> {
+    let mut opened = capture::open_file(path, None)?;
+    let link = opened.link();
+    let mut frames = Vec::new();
+    let mut batch = Batch::default();
+    while {
+        let fill = opened.fill(&mut batch);
+        frames.extend(
+            batch
+                .frames
+                .iter()
+                .map(|f| (f.ts_ns, f.wire_len, batch.bytes(f).to_vec())),
+        );
+        fill == Fill::More
+    } {}
+    Ok((link, frames))
+}
+
+/// The fastest of `runs` classifications of `frames` with `threads` workers; each run
+/// must count every frame.
+fn best_of(
+    table: &PortTable,
+    threads: usize,
+    runs: u32,
+    link: Link,
+    frames: &[Owned],
+) -> anyhow::Result<Duration> {
+    let config = Config {
+        worker: WorkerConfig::new(threads),
+        progress: None,
+        max_packets: None,
+        merge: false,
+    };
+    let mut best = Duration::MAX;
+    for _ in 0..runs.max(1) {
+        // Laid out in batches before the clock starts.
+        let mut source = MemorySource::from_slice("bench", link, frames);
+        let boxed: Box<dyn Source + '_> = Box::new(&mut source);
+        let started = Instant::now();
+        let outcome = pipeline::run([Ok(boxed)], table, &config)?;
+        let took = started.elapsed();
+        let counted = outcome.tally.total().packets;
+        if counted != frames.len() as u64 {
+            bail!("counted {counted} packets of {}", frames.len());
+        }
+        best = best.min(took);
+    }
+    Ok(best)
 }

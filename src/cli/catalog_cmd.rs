@@ -4,6 +4,7 @@ use super::args::{CatalogCommand, CatalogOpts, FormatArg};
 use super::write_output;
 use anyhow::bail;
 use portscope::catalog::{self, Catalog, PortTable, Record, Transport};
+use portscope::report::{write_list, Columns, Format};
 use serde::Serialize;
 use std::io::Write;
 use std::process::ExitCode;
@@ -159,94 +160,76 @@ impl Entry {
     }
 }
 
-fn print(entries: &[Entry], format: FormatArg, out: &mut dyn Write) -> std::io::Result<()> {
-    let with_match = entries.iter().any(|e| e.kind.is_some());
+/// The report format of a catalog command's `--format`.
+fn report_format(format: FormatArg) -> Format {
     match format {
-        FormatArg::Json => {
-            serde_json::to_writer_pretty(&mut *out, entries)?;
-            writeln!(out)
-        }
-        FormatArg::Ndjson => {
-            for e in entries.iter() {
-                serde_json::to_writer(&mut *out, e)?;
-                writeln!(out)?;
-            }
-            Ok(())
-        }
-        FormatArg::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            let mut header = vec![
-                "service",
-                "system_name",
-                "protocol",
-                "transport",
-                "low_port",
-                "high_port",
-            ];
-            if with_match {
-                header.push("match");
-            }
-            header.extend(["catalog", "line"]);
-            w.write_record(&header)?;
-            for e in entries {
-                let (lo, hi) = e.ports.map_or((String::new(), String::new()), |[l, h]| {
-                    (l.to_string(), h.to_string())
-                });
-                let mut rec = vec![
-                    e.service.clone(),
-                    e.system_name.clone().unwrap_or_default(),
-                    e.protocol.clone(),
-                    e.transport.to_string(),
-                    lo,
-                    hi,
-                ];
-                if with_match {
-                    rec.push(e.kind.unwrap_or_default().to_string());
-                }
-                rec.extend([e.catalog.clone(), e.line.to_string()]);
-                w.write_record(&rec)?;
-            }
-            w.flush()
-        }
-        FormatArg::Table => {
-            let mut rows: Vec<Vec<String>> = Vec::with_capacity(entries.len() + 1);
-            let mut header = vec!["TRANSPORT", "PORTS", "PROTOCOL", "SERVICE", "SYSTEM NAME"];
-            if with_match {
-                header.push("MATCH");
-            }
-            header.push("CATALOG");
-            rows.push(header.iter().map(ToString::to_string).collect());
-            for e in entries {
-                let mut row = vec![
-                    e.transport.to_string(),
-                    e.ports_text(),
-                    e.protocol.clone(),
-                    e.service.clone(),
-                    e.system_name.clone().unwrap_or_else(|| "-".to_string()),
-                ];
-                if with_match {
-                    row.push(e.kind.unwrap_or_default().to_string());
-                }
-                row.push(format!("{}:{}", e.catalog, e.line));
-                rows.push(row);
-            }
-            let mut widths = vec![0; rows[0].len()];
-            for row in &rows {
-                for (w, c) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(c.chars().count());
-                }
-            }
-            for row in &rows {
-                let line: Vec<String> = row
-                    .iter()
-                    .zip(&widths)
-                    .map(|(c, w)| format!("{c:<w$}"))
-                    .collect();
-                writeln!(out, "{}", line.join("  ").trim_end())?;
-            }
-            Ok(())
-        }
+        FormatArg::Table => Format::Table,
+        FormatArg::Json => Format::Json,
+        FormatArg::Ndjson => Format::Ndjson,
+        FormatArg::Csv => Format::Csv,
     }
+}
+
+fn print(entries: &[Entry], format: FormatArg, out: &mut dyn Write) -> std::io::Result<()> {
+    // `lookup` says how each record matches; `dump` has no match column.
+    let with_match = entries.iter().any(|e| e.kind.is_some());
+    let kind = |e: &Entry| with_match.then(|| e.kind.unwrap_or_default().to_string());
+    let mut table_header = vec!["TRANSPORT", "PORTS", "PROTOCOL", "SERVICE", "SYSTEM NAME"];
+    let mut csv_header = vec![
+        "service",
+        "system_name",
+        "protocol",
+        "transport",
+        "low_port",
+        "high_port",
+    ];
+    if with_match {
+        table_header.push("MATCH");
+        csv_header.push("match");
+    }
+    table_header.push("CATALOG");
+    csv_header.extend(["catalog", "line"]);
+    let table_cells = |e: &Entry| -> Vec<String> {
+        let mut row = vec![
+            e.transport.to_string(),
+            e.ports_text(),
+            e.protocol.clone(),
+            e.service.clone(),
+            e.system_name.clone().unwrap_or_else(|| "-".to_string()),
+        ];
+        row.extend(kind(e));
+        row.push(format!("{}:{}", e.catalog, e.line));
+        row
+    };
+    let csv_cells = |e: &Entry| -> Vec<String> {
+        let (lo, hi) = e.ports.map_or((String::new(), String::new()), |[l, h]| {
+            (l.to_string(), h.to_string())
+        });
+        let mut rec = vec![
+            e.service.clone(),
+            e.system_name.clone().unwrap_or_default(),
+            e.protocol.clone(),
+            e.transport.to_string(),
+            lo,
+            hi,
+        ];
+        rec.extend(kind(e));
+        rec.extend([e.catalog.clone(), e.line.to_string()]);
+        rec
+    };
+    write_list(
+        entries,
+        report_format(format),
+        Columns {
+            header: &table_header,
+            cells: &table_cells,
+        },
+        Columns {
+            header: &csv_header,
+            cells: &csv_cells,
+        },
+        out,
+    )
 }
 
 #[derive(Serialize)]
@@ -272,53 +255,31 @@ fn print_interfaces(
             system_name: i.system_name.as_deref(),
         })
         .collect();
-    match format {
-        FormatArg::Json => {
-            serde_json::to_writer_pretty(&mut *out, &entries)?;
-            writeln!(out)
-        }
-        FormatArg::Ndjson => {
-            for e in entries.iter() {
-                serde_json::to_writer(&mut *out, e)?;
-                writeln!(out)?;
-            }
-            Ok(())
-        }
-        FormatArg::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record(["uuid", "interface", "service", "system_name"])?;
-            for e in &entries {
-                w.write_record([
-                    e.uuid.as_str(),
-                    e.interface,
-                    e.service,
-                    e.system_name.unwrap_or_default(),
-                ])?;
-            }
-            w.flush()
-        }
-        FormatArg::Table => {
-            let width = |f: &dyn Fn(&InterfaceEntry<'_>) -> usize, title: &str| {
-                entries.iter().map(f).max().unwrap_or(0).max(title.len())
-            };
-            let wi = width(&|e| e.interface.chars().count(), "INTERFACE");
-            let ws = width(&|e| e.service.chars().count(), "SERVICE");
-            writeln!(
-                out,
-                "{:<36}  {:<wi$}  {:<ws$}  SYSTEM NAME",
-                "UUID", "INTERFACE", "SERVICE"
-            )?;
-            for e in &entries {
-                writeln!(
-                    out,
-                    "{:<36}  {:<wi$}  {:<ws$}  {}",
-                    e.uuid,
-                    e.interface,
-                    e.service,
-                    e.system_name.unwrap_or("-")
-                )?;
-            }
-            Ok(())
-        }
-    }
+    write_list(
+        &entries,
+        report_format(format),
+        Columns {
+            header: &["UUID", "INTERFACE", "SERVICE", "SYSTEM NAME"],
+            cells: &|e: &InterfaceEntry<'_>| {
+                vec![
+                    e.uuid.clone(),
+                    e.interface.to_string(),
+                    e.service.to_string(),
+                    e.system_name.unwrap_or("-").to_string(),
+                ]
+            },
+        },
+        Columns {
+            header: &["uuid", "interface", "service", "system_name"],
+            cells: &|e: &InterfaceEntry<'_>| {
+                vec![
+                    e.uuid.clone(),
+                    e.interface.to_string(),
+                    e.service.to_string(),
+                    e.system_name.unwrap_or_default().to_string(),
+                ]
+            },
+        },
+        out,
+    )
 }

@@ -12,62 +12,10 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
-    let named: Vec<String> = a.read.iter().chain(&a.captures).cloned().collect();
-    let (files, trailing) = trailing_filter(&named, a.filter.is_some())?;
-    let captures = &expand_directories(files)?;
-    if a.count == Some(0) {
-        anyhow::bail!("--count must be at least 1");
-    }
-    // Collectors are resolved before any packet is read: a bad URL stops the run here.
-    let targets = super::export_targets(&a.export)?;
-    let exporting = super::exporting(&a.export);
-    let mut interval = a
-        .interval
-        .map(|s| super::live_cmd::seconds("--interval", s))
-        .transpose()?;
-    let html = a.format == ClassifyFormat::Html;
-    if interval.is_some() && a.format == ClassifyFormat::Csv {
-        anyhow::bail!(
-            "--interval writes JSON lines or a table: use --format json or --format table"
-        );
-    }
-    if html && a.output.is_none() && std::io::stdout().is_terminal() {
-        anyhow::bail!("--format html writes a file: give it with -o FILE (or redirect the output)");
-    }
-    let filter = match trailing {
-        Some(f) => Some(f),
-        None => a.filter.as_deref().map(Filter::new).transpose()?,
-    };
-    // `--flows -` streams the flows on standard output; the report then goes to standard
-    // error, unless -o names a file for it.
-    let flows_to_stdout = a.flows.as_deref() == Some(std::path::Path::new("-"));
-    if flows_to_stdout && html && a.output.is_none() {
-        anyhow::bail!("--flows - takes standard output: give the HTML report a file with -o FILE");
-    }
-    if html && interval.is_none() {
-        interval = Some(fitting_interval(captures, filter.as_ref(), a.count));
-    }
-    let catalog = catalog_cmd::load(&a.catalog)?;
-    let table = PortTable::build(&catalog);
-    if a.top == Some(0) {
-        anyhow::bail!("--top must be at least 1");
-    }
-    let mut worker = WorkerConfig {
-        hosts: a.servers || html,
-        top: a.top.unwrap_or(0),
-        ..super::worker_config(&a.flow, a.flows.is_some() || exporting)?
-    };
-    worker.timeouts.active_ns = super::active_ns(&a.export, 0);
-    worker.inner_active = a.export.ipfix_inner;
-    let config = Config {
-        worker,
-        progress: progress_bar(captures),
-        max_packets: a.count,
-        merge: a.merge,
-    };
-    let sources = captures.iter().map(|path| match a.reader {
-        ReaderArg::Auto => capture::open_file(path, filter.as_ref()),
-        ReaderArg::Libpcap => capture::open_libpcap(path, filter.as_ref()),
+    let plan = Plan::new(a)?;
+    let sources = plan.captures.iter().map(|path| match a.reader {
+        ReaderArg::Auto => capture::open_file(path, plan.filter.as_ref()),
+        ReaderArg::Libpcap => capture::open_libpcap(path, plan.filter.as_ref()),
     });
     // Flows go to the collectors (and become the file's records) as they end, while the
     // run goes on.
@@ -75,18 +23,19 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
         keep: a.flows.is_some(),
         flush: false,
     };
+    let (catalog, table, config) = (&plan.catalog, &plan.table, &plan.config);
     let mut intervals: Vec<((SystemTime, SystemTime), Summary)> = Vec::new();
     let (outcome, (deliveries, file)) = super::with_export(
         &a.export,
-        targets,
-        &catalog,
-        &table,
+        plan.targets.clone(),
+        catalog,
+        table,
         hand_over,
-        |export| match interval {
-            None => pipeline::run_exporting(sources, &table, &config, None, export),
+        |export| match plan.interval {
+            None => pipeline::run_exporting(sources, table, config, None, export),
             Some(interval) => {
                 let mut on_interval = |i: Interval| {
-                    let summary = Summary::new(&i.tally, &[], &catalog, &table);
+                    let summary = Summary::new(&i.tally, &[], catalog, table);
                     intervals.push(((i.start, i.end), summary));
                 };
                 let live = Live {
@@ -94,7 +43,7 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
                     capture_time: true,
                     on_interval: &mut on_interval,
                 };
-                pipeline::run_exporting(sources, &table, &config, Some(live), export)
+                pipeline::run_exporting(sources, table, config, Some(live), export)
             }
         },
     )?;
@@ -102,9 +51,124 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(bar) = &config.progress {
         bar.finish_and_clear();
     }
+    let status = input_status(&outcome.inputs);
+    // Nothing was read: the error lines are the whole answer (an all-zero report beside
+    // them would read as an empty capture).
+    if !outcome.inputs.is_empty() && outcome.inputs.iter().all(|i| i.open_error.is_some()) {
+        return Ok(status);
+    }
+    let summary = Summary::new(&outcome.tally, &outcome.inputs, catalog, table);
+    write_report(a, &plan, &summary, &intervals)?;
+    if let Some(path) = &a.flows {
+        let path = (!plan.flows_to_stdout).then_some(path.as_path());
+        write_output(path, |out| {
+            report::write_flows(&mut outcome.tally.flows, table, out)
+        })?;
+    }
+    super::export_file(&a.export, file)?;
+    if a.stats {
+        print_stats(&outcome, &summary);
+        super::print_deliveries(&deliveries);
+    }
+    Ok(status)
+}
 
+/// A classify run as its arguments ask for it, checked whole before any packet is read.
+struct Plan {
+    captures: Vec<String>,
+    filter: Option<Filter>,
+    /// Intervals of capture time (`--interval`, or the HTML page's charts).
+    interval: Option<Duration>,
+    /// `--flows -`: the flows take standard output.
+    flows_to_stdout: bool,
+    catalog: portscope::catalog::Catalog,
+    table: PortTable,
+    config: Config,
+    /// The IPFIX collectors, resolved.
+    targets: Vec<portscope::export::Target>,
+}
+
+impl Plan {
+    fn new(a: &ClassifyArgs) -> anyhow::Result<Plan> {
+        let named: Vec<String> = a.read.iter().chain(&a.captures).cloned().collect();
+        let (files, trailing) = trailing_filter(&named, a.filter.is_some())?;
+        let captures = expand_directories(files)?;
+        if a.count == Some(0) {
+            anyhow::bail!("--count must be at least 1");
+        }
+        if a.top == Some(0) {
+            anyhow::bail!("--top must be at least 1");
+        }
+        // Collectors are resolved before any packet is read: a bad URL stops the run here.
+        let targets = super::export_targets(&a.export)?;
+        let exporting = super::exporting(&a.export);
+        let interval = a
+            .interval
+            .map(|s| super::live_cmd::seconds("--interval", s))
+            .transpose()?;
+        let html = a.format == ClassifyFormat::Html;
+        if interval.is_some() && a.format == ClassifyFormat::Csv {
+            anyhow::bail!(
+                "--interval writes JSON lines or a table: use --format json or --format table"
+            );
+        }
+        if html && a.output.is_none() && std::io::stdout().is_terminal() {
+            anyhow::bail!(
+                "--format html writes a file: give it with -o FILE (or redirect the output)"
+            );
+        }
+        let filter = match trailing {
+            Some(f) => Some(f),
+            None => a.filter.as_deref().map(Filter::new).transpose()?,
+        };
+        // `--flows -` streams the flows on standard output; the report then goes to
+        // standard error, unless -o names a file for it.
+        let flows_to_stdout = a.flows.as_deref() == Some(std::path::Path::new("-"));
+        if flows_to_stdout && html && a.output.is_none() {
+            anyhow::bail!(
+                "--flows - takes standard output: give the HTML report a file with -o FILE"
+            );
+        }
+        let interval = match interval {
+            None if html => Some(fitting_interval(&captures, filter.as_ref(), a.count)),
+            interval => interval,
+        };
+        let catalog = catalog_cmd::load(&a.catalog)?;
+        let table = PortTable::build(&catalog);
+        let base = super::worker_config(&a.flow, a.flows.is_some() || exporting)?;
+        let worker = WorkerConfig {
+            hosts: a.servers || html,
+            top: a.top.unwrap_or(0),
+            timeouts: portscope::flow::Timeouts {
+                active_ns: super::active_ns(&a.export, 0),
+                ..base.timeouts
+            },
+            inner_active: a.export.ipfix_inner,
+            ..base
+        };
+        let config = Config {
+            worker,
+            progress: progress_bar(&captures),
+            max_packets: a.count,
+            merge: a.merge,
+        };
+        Ok(Plan {
+            captures,
+            filter,
+            interval,
+            flows_to_stdout,
+            catalog,
+            table,
+            config,
+            targets,
+        })
+    }
+}
+
+/// Says what went wrong with each input on standard error; the exit status they make.
+fn input_status(inputs: &[portscope::capture::InputReport]) -> ExitCode {
     let mut status = ExitCode::SUCCESS;
-    for input in &outcome.inputs {
+    for input in inputs {
         if let Some(note) = &input.note {
             eprintln!("portscope: note: {}: {note}", input.name);
         }
@@ -130,46 +194,39 @@ pub fn run(a: &ClassifyArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    // Nothing was read: the error lines are the whole answer (an all-zero report beside
-    // them would read as an empty capture).
-    if !outcome.inputs.is_empty() && outcome.inputs.iter().all(|i| i.open_error.is_some()) {
-        return Ok(status);
-    }
-    let summary = Summary::new(&outcome.tally, &outcome.inputs, &catalog, &table);
-    let report_to = match (&a.output, flows_to_stdout) {
+    status
+}
+
+/// The report in the format asked for, to `-o`, standard output, or (with `--flows -`)
+/// standard error.
+fn write_report(
+    a: &ClassifyArgs,
+    plan: &Plan,
+    summary: &Summary,
+    intervals: &[((SystemTime, SystemTime), Summary)],
+) -> anyhow::Result<()> {
+    let report_to = match (&a.output, plan.flows_to_stdout) {
         (None, true) => Some(std::path::Path::new("/dev/stderr")),
         (output, _) => output.as_deref(),
     };
-    write_output(report_to, |out| match (a.format, interval) {
-        (ClassifyFormat::Html, _) => report::write_html(&summary, &intervals, out),
+    write_output(report_to, |out| match (a.format, plan.interval) {
+        (ClassifyFormat::Html, _) => report::write_html(summary, intervals, out),
         (ClassifyFormat::Table, None) => summary.write(Format::Table, out),
         (ClassifyFormat::Json, None) => summary.write(Format::Json, out),
         (ClassifyFormat::Ndjson, None) => summary.write(Format::Ndjson, out),
         (ClassifyFormat::Csv, _) => summary.write(Format::Csv, out),
-        (ClassifyFormat::Table, Some(_)) => report::write_interval_table(&intervals, &summary, out),
+        (ClassifyFormat::Table, Some(_)) => report::write_interval_table(intervals, summary, out),
         (ClassifyFormat::Json | ClassifyFormat::Ndjson, Some(_)) => {
-            for (span, s) in &intervals {
+            for (span, s) in intervals {
                 report::write_live_json(s, *span, LiveDrops::default(), false, out)?;
             }
             let whole = match (intervals.first(), intervals.last()) {
                 (Some(((start, _), _)), Some(((_, end), _))) => (*start, *end),
                 _ => (SystemTime::UNIX_EPOCH, SystemTime::UNIX_EPOCH),
             };
-            report::write_live_json(&summary, whole, LiveDrops::default(), true, out)
+            report::write_live_json(summary, whole, LiveDrops::default(), true, out)
         }
-    })?;
-    if let Some(path) = &a.flows {
-        let path = (!flows_to_stdout).then_some(path.as_path());
-        write_output(path, |out| {
-            report::write_flows(&mut outcome.tally.flows, &table, out)
-        })?;
-    }
-    super::export_file(&a.export, file)?;
-    if a.stats {
-        print_stats(&outcome, &summary);
-        super::print_deliveries(&deliveries);
-    }
-    Ok(status)
+    })
 }
 
 /// A filter written after the captures, as tcpdump takes one (`portscope classify F tcp

@@ -6,9 +6,12 @@ use anyhow::bail;
 use portscope::capture::InputReport;
 use portscope::capture::{interfaces as list, LiveCapture, LiveOptions, Source};
 use portscope::catalog::PortTable;
+use portscope::decode::Link;
 use portscope::flow::Tally;
+use portscope::flow::Timeouts;
 use portscope::pipeline::{self, Config, Interval, Live};
 use portscope::report::{write_live_json, write_live_table, LiveDrops, Summary};
+use portscope::worker::WorkerConfig;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -26,27 +29,13 @@ pub(super) fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
 const DEFAULT_ACTIVE_TIMEOUT: u64 = 60;
 
 pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
+    let config = config(a)?;
     let catalog = catalog_cmd::load(&a.catalog)?;
     let table = PortTable::build(&catalog);
     // Collectors are resolved before the capture starts: a bad URL stops the run here.
     let targets = super::export_targets(&a.export)?;
     let interval = seconds("--interval", a.interval)?;
-    let duration = a.duration.map(|d| seconds("--duration", d)).transpose()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))?;
-    }
-    let options = LiveOptions {
-        interface: a.interface.clone(),
-        filter: a.filter.clone(),
-        snaplen: a.snaplen,
-        buffer_size: Some(a.buffer_size),
-        promisc: !a.no_promisc,
-        write: a.write.clone(),
-        count: a.count,
-        duration,
-    };
-    let mut capture = LiveCapture::open(&options, stop)?;
+    let mut capture = open(a)?;
     let link = capture.link();
     eprintln!(
         "portscope: capturing on {} (link type {}){}",
@@ -56,32 +45,10 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map_or(String::new(), |f| format!(", filter {f:?}"))
     );
-    let mut worker = super::worker_config(&a.flow, super::exporting(&a.export))?;
-    worker.timeouts.active_ns = super::active_ns(&a.export, DEFAULT_ACTIVE_TIMEOUT);
-    worker.inner_active = a.export.ipfix_inner;
-    let config = Config {
-        worker,
-        progress: None,
-        max_packets: None,
-        merge: false,
-    };
     let started = SystemTime::now();
     let json = a.format == LiveFormat::Json;
     let redraw = std::io::stdout().is_terminal();
-    let input = |t: &Tally| InputReport {
-        name: a.interface.clone(),
-        link: Some(link),
-        links: vec![link],
-        span: None,
-        packets: t.total().packets,
-        bytes: t.total().bytes,
-        open_error: None,
-        read_error: None,
-        shed: 0,
-        drops: None,
-        filtered: None,
-        note: None,
-    };
+    let input = |t: &Tally| live_input(&a.interface, link, t);
     let mut running = Tally::default();
     let mut failed = None;
     let mut on_interval = |i: Interval| {
@@ -135,22 +102,12 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
     }
     let report = &outcome.inputs[0];
     let summary = Summary::new(&outcome.tally, &outcome.inputs, &catalog, &table);
-    let drops = LiveDrops::new(report.drops, report.shed);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if json {
-        write_live_json(
-            &summary,
-            (started, SystemTime::now()),
-            drops,
-            true,
-            &mut out,
-        )?;
-    } else {
-        let title = format!("portscope live on {}: final summary", a.interface);
-        write_live_table(&title, None, &summary, drops, false, &mut out)?;
-    }
-    out.flush()?;
+    write_final(
+        a,
+        &summary,
+        LiveDrops::new(report.drops, report.shed),
+        started,
+    )?;
     if a.stats {
         super::print_deliveries(&deliveries);
     }
@@ -159,6 +116,74 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The capture the arguments ask for, stopped by SIGINT or SIGTERM.
+fn open(a: &LiveArgs) -> anyhow::Result<LiveCapture> {
+    let duration = a.duration.map(|d| seconds("--duration", d)).transpose()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    let options = LiveOptions {
+        interface: a.interface.clone(),
+        filter: a.filter.clone(),
+        snaplen: a.snaplen,
+        buffer_size: Some(a.buffer_size),
+        promisc: !a.no_promisc,
+        write: a.write.clone(),
+        count: a.count,
+        duration,
+    };
+    Ok(LiveCapture::open(&options, stop)?)
+}
+
+/// The pipeline's settings for a live capture, whole before the capture opens.
+fn config(a: &LiveArgs) -> anyhow::Result<Config> {
+    let base = super::worker_config(&a.flow, super::exporting(&a.export))?;
+    Ok(Config {
+        worker: WorkerConfig {
+            timeouts: Timeouts {
+                active_ns: super::active_ns(&a.export, DEFAULT_ACTIVE_TIMEOUT),
+                ..base.timeouts
+            },
+            inner_active: a.export.ipfix_inner,
+            ..base
+        },
+        progress: None,
+        max_packets: None,
+        merge: false,
+    })
+}
+
+/// The interface as a report's input, with what `t` counted.
+fn live_input(interface: &str, link: Link, t: &Tally) -> InputReport {
+    InputReport {
+        link: Some(link),
+        links: vec![link],
+        packets: t.total().packets,
+        bytes: t.total().bytes,
+        ..InputReport::named(interface.to_string())
+    }
+}
+
+/// The final summary, as the intervals were written: a JSON line or a table.
+fn write_final(
+    a: &LiveArgs,
+    summary: &Summary,
+    drops: LiveDrops,
+    started: SystemTime,
+) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if a.format == LiveFormat::Json {
+        write_live_json(summary, (started, SystemTime::now()), drops, true, &mut out)?;
+    } else {
+        let title = format!("portscope live on {}: final summary", a.interface);
+        write_live_table(&title, None, summary, drops, false, &mut out)?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 pub fn interfaces() -> anyhow::Result<ExitCode> {

@@ -217,7 +217,7 @@ impl Applications {
     /// The selector of `m`'s row, naming it (at the end of the list) if it is new.
     fn selector(&mut self, m: Match, catalog: &Catalog, table: &PortTable) -> u32 {
         *self.known.entry(m).or_insert_with(|| {
-            let (name, description) = crate::report::application(&m, catalog, table);
+            let (name, description) = crate::report::names::application(&m, catalog, table);
             let selector = ipfix::selector(&name);
             self.list.push(Application {
                 selector,

@@ -319,6 +319,52 @@ pub struct Tally {
     pub hosts: Option<Box<Hosts>>,
 }
 
+impl Tally {
+    /// The counters that are neither rows nor flows (packets outside flows, what bounded
+    /// state forgot, announcements), as they stand now: the snapshot an interval report
+    /// subtracts the next time ([`Tally::counters_since`]). Every such field is here.
+    pub fn counters(&self) -> Tally {
+        Tally {
+            not_ip: self.not_ip,
+            undecodable: self.undecodable,
+            unsupported_links: self.unsupported_links.clone(),
+            evicted_flows: self.evicted_flows,
+            orphan_fragments: self.orphan_fragments,
+            unnamed_binds: self.unnamed_binds,
+            smb_forgotten: self.smb_forgotten,
+            tunnel_not_ip: self.tunnel_not_ip,
+            expectations: self.expectations,
+            ..Tally::default()
+        }
+    }
+
+    /// What those counters grew by since `before` (a [`Tally::counters`] snapshot; all
+    /// of them only grow).
+    pub fn counters_since(&self, before: &Tally) -> Tally {
+        let mut unsupported_links = self.unsupported_links.clone();
+        for (dlt, n) in &mut unsupported_links {
+            *n -= before.unsupported_links.get(dlt).copied().unwrap_or(0);
+        }
+        unsupported_links.retain(|_, n| *n > 0);
+        let mut tunnel_not_ip = self.tunnel_not_ip;
+        for (now, then) in tunnel_not_ip.iter_mut().zip(before.tunnel_not_ip) {
+            *now = now.since(then);
+        }
+        Tally {
+            not_ip: self.not_ip.since(before.not_ip),
+            undecodable: self.undecodable.since(before.undecodable),
+            unsupported_links,
+            evicted_flows: self.evicted_flows - before.evicted_flows,
+            orphan_fragments: self.orphan_fragments - before.orphan_fragments,
+            unnamed_binds: self.unnamed_binds - before.unnamed_binds,
+            smb_forgotten: self.smb_forgotten - before.smb_forgotten,
+            tunnel_not_ip,
+            expectations: self.expectations.since(before.expectations),
+            ..Tally::default()
+        }
+    }
+}
+
 /// What dynamic-port announcements did: how many were seen, how many classified a flow,
 /// how many ran out unused (expired, or pushed out of a full table).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

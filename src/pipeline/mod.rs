@@ -19,11 +19,11 @@ use crate::capture::{Batch, InputReport, Source};
 use crate::catalog::PortTable;
 use crate::flow::{FlowRecord, Tally};
 use crate::worker::{Worker, WorkerConfig};
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use live::Report;
 use mesh::{mesh, work, Links, Spare, AHEAD};
-use reader::{CaptureClock, LiveState, Reader};
-use std::time::{Duration, Instant, SystemTime};
+use reader::{LiveState, Reader};
+use std::time::{Duration, Instant};
 
 /// Batches in flight per worker before the reader waits.
 const QUEUE: usize = 8;
@@ -129,11 +129,7 @@ pub fn run_exporting<'a>(
 ) -> Result<Outcome, Panicked> {
     let started = Instant::now();
     let workers = config.worker.workers.max(1);
-    let worker_config = WorkerConfig {
-        workers,
-        live: live.is_some(),
-        ..config.worker
-    };
+    let intervals = live.is_some();
     std::thread::scope(|scope| {
         let sheds = live.as_ref().is_some_and(|l| !l.capture_time);
         let exact_intervals = live.as_ref().is_some_and(|l| l.capture_time);
@@ -148,21 +144,8 @@ pub fn run_exporting<'a>(
         // The export's emptied vectors go back to the workers (unless it keeps the flows),
         // so that a hand-over neither grows a vector from nothing nor faults in new pages.
         let (emptied_tx, emptied_rx) = bounded::<Vec<FlowRecord>>(2 * workers + 2);
-        let exporter = export.map(|Export { sink, keep }| {
-            scope.spawn(move || {
-                let mut kept = Vec::new();
-                for mut flows in finished_rx {
-                    sink(&flows);
-                    if keep {
-                        kept.push(flows);
-                    } else {
-                        flows.clear();
-                        let _ = emptied_tx.try_send(flows);
-                    }
-                }
-                kept
-            })
-        });
+        let exporter =
+            export.map(|export| scope.spawn(move || exporting(export, &finished_rx, &emptied_tx)));
         let mut senders = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
         for (id, (outs, ins)) in part_tx.into_iter().zip(part_rx).enumerate() {
@@ -181,7 +164,8 @@ pub fn run_exporting<'a>(
                 flush_every: sheds.then_some(LIVE_FLUSH),
                 ahead: if exact_intervals { 0 } else { AHEAD },
             };
-            handles.push(scope.spawn(move || work(Worker::new(id, table, worker_config), &links)));
+            let worker = Worker::new(id, table, config.worker, intervals);
+            handles.push(scope.spawn(move || work(worker, &links)));
         }
         drop(spare);
         drop(recycle_tx);
@@ -190,51 +174,17 @@ pub fn run_exporting<'a>(
             let on_interval = l.on_interval;
             scope.spawn(move || live::report(&report_rx, workers, on_interval))
         });
-        let live_state = reporter.map(|(interval, capture_time)| LiveState {
-            interval,
-            reports: report_tx.clone(),
-            seq: 0,
-            start: SystemTime::now(),
-            next: Instant::now() + interval,
-            shed: 0,
-            capture: capture_time.then(|| CaptureClock {
-                step_ns: u64::try_from(interval.as_nanos())
-                    .unwrap_or(u64::MAX)
-                    .max(1),
-                span: None,
-            }),
+        let live_state = reporter.map(|(interval, capture_time)| {
+            LiveState::new(interval, capture_time, report_tx.clone())
         });
         let mut reader = Reader::new(senders, recycle_rx, config.progress.clone(), live_state);
         reader.remaining = config.max_packets;
         drop(report_tx);
-        let mut inputs: Vec<InputReport> = Vec::new();
-        if config.merge {
-            inputs = reader.read_merged(sources.into_iter().collect());
-        } else {
-            for source in sources {
-                if reader.remaining == Some(0) {
-                    break;
-                }
-                inputs.push(reader.read(source));
-            }
-        }
+        let inputs = read_all(&mut reader, sources, config.merge);
         reader.finish();
         let reader_busy = reader.busy;
         drop(reader);
-        let mut tally = Tally::new(config.worker.keep_flows);
-        let mut workers_busy = Duration::ZERO;
-        let mut panicked = None;
-        for (id, handle) in handles.into_iter().enumerate() {
-            match handle.join() {
-                Ok((part, busy)) => {
-                    tally += part;
-                    workers_busy += busy;
-                }
-                Err(payload) => {
-                    panicked.get_or_insert(Panicked::new(format!("worker {id}"), &*payload));
-                }
-            }
-        }
+        let (mut tally, workers_busy, mut panicked) = join_workers(handles, config);
         if let Some(Err(payload)) = reporter_handle.map(|h| h.join()) {
             panicked.get_or_insert(Panicked::new("the live reporter".into(), &*payload));
         }
@@ -242,12 +192,9 @@ pub fn run_exporting<'a>(
             // The flows that ended with the input go last.
             let _ = tx.send(std::mem::take(&mut tally.flows));
             drop(tx);
-            match exporter.map(|h| h.join()) {
-                Some(Ok(kept)) => tally.flows = kept.into_iter().flatten().collect(),
-                Some(Err(payload)) => {
-                    panicked.get_or_insert(Panicked::new("the export".into(), &*payload));
-                }
-                _ => {}
+            if let Some(Err(p)) = exporter.map(|h| h.join().map(|kept| tally.flows = kept.concat()))
+            {
+                panicked.get_or_insert(Panicked::new("the export".into(), &*p));
             }
         }
         if let Some(p) = panicked {
@@ -264,6 +211,69 @@ pub fn run_exporting<'a>(
             },
         })
     })
+}
+
+/// The export thread: hands each chunk of finished flows to the sink, and keeps them
+/// (`keep`) or sends the emptied vector back to the workers.
+fn exporting(
+    Export { sink, keep }: Export<'_>,
+    finished: &Receiver<Vec<FlowRecord>>,
+    emptied: &Sender<Vec<FlowRecord>>,
+) -> Vec<Vec<FlowRecord>> {
+    let mut kept = Vec::new();
+    for mut flows in finished {
+        sink(&flows);
+        if keep {
+            kept.push(flows);
+        } else {
+            flows.clear();
+            let _ = emptied.try_send(flows);
+        }
+    }
+    kept
+}
+
+/// Reads every source in turn, or all of them interleaved by time (`merge`), until the
+/// packet budget runs out.
+fn read_all<'a>(
+    reader: &mut Reader,
+    sources: impl IntoIterator<Item = Opened<'a>>,
+    merge: bool,
+) -> Vec<InputReport> {
+    if merge {
+        return reader.read_merged(sources.into_iter().collect());
+    }
+    let mut inputs = Vec::new();
+    for source in sources {
+        if reader.remaining == Some(0) {
+            break;
+        }
+        inputs.push(reader.read(source));
+    }
+    inputs
+}
+
+/// Joins the workers in order: their tallies added up, their busy time, and the first
+/// that panicked.
+fn join_workers(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, (Tally, Duration)>>,
+    config: &Config,
+) -> (Tally, Duration, Option<Panicked>) {
+    let mut tally = Tally::new(config.worker.keep_flows);
+    let mut workers_busy = Duration::ZERO;
+    let mut panicked = None;
+    for (id, handle) in handles.into_iter().enumerate() {
+        match handle.join() {
+            Ok((part, busy)) => {
+                tally += part;
+                workers_busy += busy;
+            }
+            Err(payload) => {
+                panicked.get_or_insert(Panicked::new(format!("worker {id}"), &*payload));
+            }
+        }
+    }
+    (tally, workers_busy, panicked)
 }
 
 #[cfg(test)]

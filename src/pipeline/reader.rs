@@ -24,6 +24,27 @@ pub(super) struct LiveState {
     pub capture: Option<CaptureClock>,
 }
 
+impl LiveState {
+    /// Intervals of `interval`, of capture time (`capture_time`) or wall-clock time from
+    /// now, reported on `reports`.
+    pub fn new(interval: Duration, capture_time: bool, reports: Sender<Report>) -> LiveState {
+        LiveState {
+            interval,
+            reports,
+            seq: 0,
+            start: SystemTime::now(),
+            next: Instant::now() + interval,
+            shed: 0,
+            capture: capture_time.then(|| CaptureClock {
+                step_ns: u64::try_from(interval.as_nanos())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+                span: None,
+            }),
+        }
+    }
+}
+
 /// Intervals of capture time: the first starts at the first packet's time, each lasts
 /// `step_ns`, and empty ones are reported too (as tshark's `io,stat` counts them). A packet
 /// earlier than the current interval (time going backwards) counts in the current one.
@@ -282,35 +303,12 @@ impl Reader {
             Err(e) => {
                 let (name, message) = e.parts();
                 return InputReport {
-                    name,
-                    link: None,
-                    links: Vec::new(),
-                    span: None,
-                    packets: 0,
-                    bytes: 0,
                     open_error: Some(message),
-                    read_error: None,
-                    shed: 0,
-                    drops: None,
-                    filtered: None,
-                    note: None,
+                    ..InputReport::named(name)
                 };
             }
         };
-        let mut report = InputReport {
-            name: source.name().to_string(),
-            link: None,
-            links: Vec::new(),
-            span: None,
-            packets: 0,
-            bytes: 0,
-            open_error: None,
-            read_error: None,
-            shed: 0,
-            drops: None,
-            filtered: None,
-            note: None,
-        };
+        let mut report = InputReport::named(source.name().to_string());
         let mut position = 0;
         loop {
             let mut batch = self.batch();
@@ -338,20 +336,7 @@ impl Reader {
                 *span = (span.0.min(first), span.1.max(last));
             }
             if let Some(bar) = &self.progress {
-                let read = match source.position() {
-                    // Bytes of the file (compressed, if it is) read so far.
-                    Some(now) => now.saturating_sub(std::mem::replace(&mut position, now)),
-                    // Record header plus captured bytes: the offset in a classic pcap file.
-                    None => {
-                        batch.frames.len() as u64 * 16
-                            + batch
-                                .frames
-                                .iter()
-                                .map(|f| u64::from(f.wire_len.min(262_144)))
-                                .sum::<u64>()
-                    }
-                };
-                bar.inc(read);
+                bar.inc(progress(&*source, &batch, &mut position));
             }
             if batch.frames.is_empty() {
                 self.keep(batch);
@@ -378,5 +363,21 @@ impl Reader {
         report.filtered = source.filtered();
         report.note = source.note();
         report
+    }
+}
+/// How far a batch moved the progress bar: the bytes of the file (compressed, if it is)
+/// read since `position`, or where the source cannot say, its frames' record headers and
+/// captured bytes (their offset in a classic pcap file).
+fn progress(source: &dyn Source, batch: &Batch, position: &mut u64) -> u64 {
+    match source.position() {
+        Some(now) => now.saturating_sub(std::mem::replace(position, now)),
+        None => {
+            batch.frames.len() as u64 * 16
+                + batch
+                    .frames
+                    .iter()
+                    .map(|f| u64::from(f.wire_len.min(262_144)))
+                    .sum::<u64>()
+        }
     }
 }

@@ -171,25 +171,22 @@ fn bar_chart(out: &mut String, rows: &[Row]) {
 }
 
 /// The bytes of each top row in each interval, as lines, with a table of the same numbers.
-fn time_chart(out: &mut String, intervals: &[((SystemTime, SystemTime), Summary)], top: &[&Row]) {
-    let Some(((first, _), _)) = intervals.first() else {
-        out.push_str("<p>No packets.</p>\n");
-        return;
-    };
-    let wall = |t: &SystemTime, with_date: bool| {
-        let text = humantime::format_rfc3339_millis(*t).to_string();
-        // 2024-05-01T13:45:07.123Z: the date on the first tick, the time of day on all.
-        let (date, time) = text.split_once('T').unwrap_or(("", &text));
-        let time = time.trim_end_matches('Z');
-        if with_date {
-            format!("{date} {time}")
-        } else {
-            time.to_string()
-        }
-    };
-    let _ = first;
-    let series: Vec<Vec<u64>> = top
-        .iter()
+/// A time as the chart's ticks and the interval table show it: `2024-05-01 13:45:07.123`
+/// (UTC) with the date, `13:45:07.123` without.
+fn wall(t: &SystemTime, with_date: bool) -> String {
+    let text = humantime::format_rfc3339_millis(*t).to_string();
+    let (date, time) = text.split_once('T').unwrap_or(("", &text));
+    let time = time.trim_end_matches('Z');
+    if with_date {
+        format!("{date} {time}")
+    } else {
+        time.to_string()
+    }
+}
+
+/// Per row of `top`, its bytes in each interval.
+fn series_of(intervals: &[((SystemTime, SystemTime), Summary)], top: &[&Row]) -> Vec<Vec<u64>> {
+    top.iter()
         .map(|r| {
             intervals
                 .iter()
@@ -201,7 +198,16 @@ fn time_chart(out: &mut String, intervals: &[((SystemTime, SystemTime), Summary)
                 })
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+fn time_chart(out: &mut String, intervals: &[((SystemTime, SystemTime), Summary)], top: &[&Row]) {
+    let Some(((first, _), _)) = intervals.first() else {
+        out.push_str("<p>No packets.</p>\n");
+        return;
+    };
+    let _ = first;
+    let series = series_of(intervals, top);
     let max = series.iter().flatten().copied().max().unwrap_or(0).max(1);
     let (left, top_m, w, h) = (80.0, 10.0, PAGE_W - 140.0, 260.0);
     let n = intervals.len();
@@ -274,8 +280,19 @@ fn time_chart(out: &mut String, intervals: &[((SystemTime, SystemTime), Summary)
             esc(label)
         );
     }
-    out.push_str("</ul>\n<details open><summary>The numbers (bytes per interval)</summary>\n<table class=\"intervals\"><tr><th>Interval (UTC)</th><th>Packets</th>");
-    for label in &labels {
+    out.push_str("</ul>\n");
+    interval_table(out, intervals, &labels, &series);
+}
+
+/// The chart's numbers: bytes of each of its rows per interval.
+fn interval_table(
+    out: &mut String,
+    intervals: &[((SystemTime, SystemTime), Summary)],
+    labels: &[String],
+    series: &[Vec<u64>],
+) {
+    out.push_str("<details open><summary>The numbers (bytes per interval)</summary>\n<table class=\"intervals\"><tr><th>Interval (UTC)</th><th>Packets</th>");
+    for label in labels {
         let _ = write!(out, "<th>{}</th>", esc(label));
     }
     out.push_str("</tr>\n");
@@ -287,7 +304,7 @@ fn time_chart(out: &mut String, intervals: &[((SystemTime, SystemTime), Summary)
             wall(end, false),
             thousands(s.packets)
         );
-        for column in &series {
+        for column in series {
             let _ = write!(out, "<td class=\"bytes\">{}</td>", thousands(column[i]));
         }
         out.push_str("</tr>\n");

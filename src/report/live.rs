@@ -182,29 +182,11 @@ pub fn write_interval_table(
             ]);
         }
     }
-    let header = ["SECONDS", "ROW", "MATCH", "PACKETS", "BYTES"];
-    let mut widths = header.map(str::len);
-    for l in &lines {
-        for (w, c) in widths.iter_mut().zip(l) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for l in std::iter::once(&header.map(str::to_string)).chain(&lines) {
-        let text = format!(
-            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}",
-            l[0],
-            l[1],
-            l[2],
-            l[3],
-            l[4],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-            w4 = widths[4]
-        );
-        writeln!(out, "{}", text.trim_end())?;
-    }
+    let header = ["SECONDS", "ROW", "MATCH", "PACKETS", "BYTES"].map(str::to_string);
+    let rows: Vec<&[String]> = std::iter::once(&header[..])
+        .chain(lines.iter().map(|l| &l[..]))
+        .collect();
+    super::list::write_columns(out, &rows, 3)?;
     writeln!(out, "\nthe whole capture:")?;
     super::table::write(total, out)
 }

@@ -116,28 +116,11 @@ fn print_block(
     header: [&str; COLUMNS],
     lines: &[[String; COLUMNS]],
 ) -> io::Result<()> {
-    let mut widths = header.map(str::len);
-    for line in lines {
-        for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
     let header = header.map(str::to_string);
-    for cells in std::iter::once(&header).chain(lines) {
-        let mut text = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i > 0 {
-                text.push_str("  ");
-            }
-            if i >= FIRST_NUMBER {
-                text.push_str(&format!("{cell:>w$}"));
-            } else {
-                text.push_str(&format!("{cell:<w$}"));
-            }
-        }
-        writeln!(out, "{}", text.trim_end())?;
-    }
-    Ok(())
+    let rows: Vec<&[String]> = std::iter::once(&header[..])
+        .chain(lines.iter().map(|l| &l[..]))
+        .collect();
+    super::list::write_columns(out, &rows, FIRST_NUMBER)
 }
 
 pub(super) fn write(s: &Summary, out: &mut dyn Write) -> io::Result<()> {

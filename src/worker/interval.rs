@@ -26,51 +26,22 @@ impl Worker<'_> {
                 *tunneled.entry((key.tunnel.kind, row)).or_default() += delta;
             });
         }
-        let mut tunnel_not_ip = self.tally.tunnel_not_ip;
-        for (now, before) in tunnel_not_ip.iter_mut().zip(self.reported.tunnel_not_ip) {
-            *now = now.since(before);
-        }
         let mut expectations = Expectations::default();
         for e in &self.expected {
             expectations += e.counts;
         }
-        let mut unsupported_links = self.tally.unsupported_links.clone();
-        for (dlt, n) in &mut unsupported_links {
-            *n -= self
-                .reported
-                .unsupported_links
-                .get(dlt)
-                .copied()
-                .unwrap_or(0);
-        }
-        unsupported_links.retain(|_, n| *n > 0);
+        // The tally's own counters, with the announcements the expected flows hold.
+        let now = Tally {
+            expectations,
+            ..self.tally.counters()
+        };
         let out = Tally {
             rows,
             flow_count: flows,
-            smb_forgotten: self.tally.smb_forgotten - self.reported.smb_forgotten,
-            not_ip: self.tally.not_ip.since(self.reported.not_ip),
-            undecodable: self.tally.undecodable.since(self.reported.undecodable),
-            unsupported_links,
-            evicted_flows: self.tally.evicted_flows - self.reported.evicted_flows,
-            orphan_fragments: self.tally.orphan_fragments - self.reported.orphan_fragments,
-            unnamed_binds: self.tally.unnamed_binds - self.reported.unnamed_binds,
             tunneled,
-            tunnel_not_ip,
-            expectations: expectations.since(self.reported.expectations),
-            ..Tally::default()
+            ..now.counters_since(&self.reported)
         };
-        self.reported = Tally {
-            not_ip: self.tally.not_ip,
-            undecodable: self.tally.undecodable,
-            unsupported_links: self.tally.unsupported_links.clone(),
-            evicted_flows: self.tally.evicted_flows,
-            orphan_fragments: self.tally.orphan_fragments,
-            unnamed_binds: self.tally.unnamed_binds,
-            smb_forgotten: self.tally.smb_forgotten,
-            tunnel_not_ip: self.tally.tunnel_not_ip,
-            expectations,
-            ..Tally::default()
-        };
+        self.reported = now;
         out
     }
 }

@@ -48,8 +48,6 @@ pub struct WorkerConfig {
     pub timeouts: Timeouts,
     /// Keep a record of every finished flow (for `--flows`).
     pub keep_flows: bool,
-    /// Live mode: keep what each interval report needs.
-    pub live: bool,
     /// Follow announcements of dynamic ports (endpoint mapper, FTP, TFTP).
     pub follow: bool,
     /// Keep the hosts behind the rows (`--servers`); with `top` > 0, every host pair too,
@@ -72,7 +70,6 @@ impl WorkerConfig {
             max_fragments: DEFAULT_MAX_FRAGMENTS,
             timeouts: Timeouts::ZEEK,
             keep_flows: false,
-            live: false,
             follow: true,
             hosts: false,
             top: 0,
@@ -112,7 +109,14 @@ pub struct Worker<'t> {
 }
 
 impl<'t> Worker<'t> {
-    pub fn new(id: usize, table: &'t PortTable, config: WorkerConfig) -> Worker<'t> {
+    /// Worker `id` of `config.workers`; with `intervals` (live mode, `--interval`), it
+    /// keeps what each interval report needs.
+    pub fn new(
+        id: usize,
+        table: &'t PortTable,
+        config: WorkerConfig,
+        intervals: bool,
+    ) -> Worker<'t> {
         let workers = config.workers.max(1);
         let per_shard = config.max_flows.div_ceil(SHARDS);
         let owned = (id..SHARDS).step_by(workers).count();
@@ -142,8 +146,8 @@ impl<'t> Worker<'t> {
             last_flow: None,
             local_of: std::array::from_fn(|s| u8::try_from(s / workers).unwrap_or(0)),
             tally: Tally {
-                interval: config.live.then(hashbrown::HashMap::new),
-                interval_tunneled: config.live.then(hashbrown::HashMap::new),
+                interval: intervals.then(hashbrown::HashMap::new),
+                interval_tunneled: intervals.then(hashbrown::HashMap::new),
                 hosts: (config.hosts || config.top > 0)
                     .then(|| Box::new(crate::flow::Hosts::new(config.top, config.hosts))),
                 ..Tally::new(config.keep_flows)
@@ -193,7 +197,9 @@ pub fn classify_frames<'a>(
     frames: impl IntoIterator<Item = (u64, u32, &'a [u8])>,
 ) -> Tally {
     let n = config.workers.max(1);
-    let mut workers: Vec<Worker<'_>> = (0..n).map(|id| Worker::new(id, table, config)).collect();
+    let mut workers: Vec<Worker<'_>> = (0..n)
+        .map(|id| Worker::new(id, table, config, false))
+        .collect();
     let mut outboxes = Outboxes::new(n);
     for (ts, wire_len, data) in frames {
         workers[0].route(link, ts, wire_len, data, &mut outboxes);

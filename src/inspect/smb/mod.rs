@@ -613,6 +613,20 @@ fn bind<'a>(smb: &[u8], offset: usize, len: usize, file: u64, event: &mut impl F
     }
 }
 
+/// The share type a TREE_CONNECT_ANDX response's service names: "A:" a disk, "LPT1:" a
+/// printer, "IPC" named pipes.
+fn smb1_share(service: &[u8]) -> Option<ShareKind> {
+    if service.starts_with(b"A:") {
+        Some(ShareKind::Disk)
+    } else if service.starts_with(b"LPT") {
+        Some(ShareKind::Print)
+    } else if service.starts_with(b"IPC") {
+        Some(ShareKind::Pipe)
+    } else {
+        None
+    }
+}
+
 fn smb1_events<'a>(smb: &'a [u8], event: &mut impl FnMut(Event<'a>)) {
     use field::smb1::*;
     use smb1_command::*;
@@ -633,15 +647,7 @@ fn smb1_events<'a>(smb: &'a [u8], event: &mut impl FnMut(Event<'a>)) {
         let bytes_at = w + 2 * usize::from(words) + 2;
         match (command, h.response) {
             (TREE_CONNECT_ANDX, true) if ok => {
-                // The service: "A:" a disk, "LPT1:" a printer, "IPC" named pipes.
-                let service = smb.get(bytes_at..).unwrap_or(&[]);
-                let share = if service.starts_with(b"A:") {
-                    ShareKind::Disk
-                } else if service.starts_with(b"LPT") {
-                    ShareKind::Print
-                } else if service.starts_with(b"IPC") {
-                    ShareKind::Pipe
-                } else {
+                let Some(share) = smb1_share(smb.get(bytes_at..).unwrap_or(&[])) else {
                     return;
                 };
                 event(Event::Tree {
@@ -699,7 +705,7 @@ fn smb1_events<'a>(smb: &'a [u8], event: &mut impl FnMut(Event<'a>)) {
         let andx = matches!(
             command,
             TREE_CONNECT_ANDX | NT_CREATE_ANDX | READ_ANDX | WRITE_ANDX
-        ) || matches!(command, 0x73 | LOGOFF_ANDX);
+        ) || matches!(command, SESSION_SETUP_ANDX | LOGOFF_ANDX);
         if !andx || words < 2 {
             return;
         }
