@@ -221,6 +221,31 @@ pub(super) fn strip<'a>(link: Link, frame: &'a [u8], vlan: &mut u16) -> Result<&
     }
 }
 
+/// The frame a link header carries when the header names the frame's link type (PPI and
+/// PKTAP headers do): `frame` decoded as link type `dlt`. This is the one place the
+/// decoder recurses, and the nesting rule, written once: inside another header, PPI is
+/// never read, PKTAP only inside PPI, and radiotap and NFLOG not inside PPI, nor radiotap
+/// inside PKTAP. So the deepest chain is PPI, PKTAP, then a plain link type.
+pub(super) fn carried<'a>(
+    outer: Link,
+    dlt: i32,
+    frame: &'a [u8],
+    vlan: &mut u16,
+) -> Result<&'a [u8], Skip> {
+    let inner = Link::from_dlt(dlt);
+    let read = !matches!(
+        (outer, inner),
+        (_, Link::Ppi)
+            | (Link::Ppi, Link::Radiotap | Link::Nflog)
+            | (Link::Pktap, Link::Pktap | Link::Radiotap)
+    );
+    if read {
+        strip(inner, frame, vlan)
+    } else {
+        Err(Skip::UnsupportedLink(dlt))
+    }
+}
+
 /// A PPP frame from its protocol field (one byte when compressed, RFC 1661 section 6.5):
 /// IPv4, IPv6 or MPLS; anything else (LCP, IPCP...) is not IP.
 pub(super) fn ppp_payload<'a>(frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip> {

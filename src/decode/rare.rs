@@ -3,7 +3,7 @@
 //! (RFC 4391), Apple's PKTAP and FDDI, each as <https://www.tcpdump.org/linktypes.html> and
 //! tshark read them.
 
-use super::link::{ethertype_payload, strip, Link};
+use super::link::{carried, ethertype_payload, Link};
 use super::{array, be16, EtherType, Layer, Protocol, Skip};
 
 /// Byte offsets and lengths of the fields read.
@@ -130,8 +130,7 @@ pub(super) fn ipoib<'a>(frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Ski
 }
 
 /// PKTAP: skip the header to the frame of the link type it names (little-endian, as the
-/// macOS machines that write it are). PKTAP does not carry PKTAP or PPI, so with PPI
-/// carrying PKTAP the deepest chain of link headers is PPI, PKTAP, then a plain link type.
+/// macOS machines that write it are); [`carried`] says which it reads.
 pub(super) fn pktap<'a>(frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip> {
     let truncated = Skip::Truncated(Layer::Link);
     let h = array::<8>(frame, 0).ok_or(truncated)?;
@@ -143,10 +142,7 @@ pub(super) fn pktap<'a>(frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Ski
         h[field::PKTAP_DLT + 3],
     ]);
     let inner = frame.get(len..).filter(|_| len >= 8).ok_or(truncated)?;
-    match Link::from_dlt(dlt) {
-        Link::Pktap | Link::Ppi | Link::Radiotap => Err(Skip::UnsupportedLink(dlt)),
-        link => strip(link, inner, vlan),
-    }
+    carried(Link::Pktap, dlt, inner, vlan)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! frames and protected (encrypted) frames carry no packet portscope can read: they are
 //! not IP.
 
-use super::link::{ethertype_payload, strip, Link};
+use super::link::{carried, ethertype_payload, Link};
 use super::{array, EtherType, Layer, Protocol, Skip};
 
 /// Byte offsets and lengths of the fields read.
@@ -106,13 +106,7 @@ pub(super) fn radiotap<'a>(frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], 
 pub(super) fn ppi<'a>(frame: &'a [u8], vlan: &mut u16) -> Result<&'a [u8], Skip> {
     let len = radio_len(frame)?;
     let dlt = array::<4>(frame, field::PPI_DLT).ok_or(Skip::Truncated(Layer::Link))?;
-    let dlt = i32::from_le_bytes(*dlt);
-    match Link::from_dlt(dlt) {
-        // PPI inside PPI, or radiotap or NFLOG inside PPI, is not read. PKTAP is, and it
-        // carries no PPI: the recursion is at most PPI, PKTAP, a plain link type.
-        Link::Ppi | Link::Radiotap | Link::Nflog => Err(Skip::UnsupportedLink(dlt)),
-        inner => strip(inner, &frame[len..], vlan),
-    }
+    carried(Link::Ppi, i32::from_le_bytes(*dlt), &frame[len..], vlan)
 }
 
 /// NFLOG: the IP packet in the payload TLV. TLV lengths and types are in the capturing
