@@ -106,6 +106,7 @@ fn whole_pipeline(c: &mut Criterion) {
                             progress: None,
                             max_packets: None,
                             merge: false,
+                            smb_keys: None,
                         };
                         let source: Box<dyn Source> = Box::new(src);
                         pipeline::run([Ok(source)], &table, &cfg)

@@ -311,6 +311,15 @@ type Label = String;
 ///   0x73, 0x74, 0x2b), request or response, is `session`;
 /// - everything else (tree connects to `IPC$`, bare ACKs, what cannot be tied) is no label.
 fn tshark_smb(capture: &std::path::Path) -> (BTreeMap<Label, u64>, BTreeMap<String, String>) {
+    tshark_smb_with(capture, &[])
+}
+
+/// [`tshark_smb`] with more tshark options (`-o uat:smb2_seskey_list:...` for keys): a
+/// frame whose encrypted message tshark decrypted goes by the message inside.
+pub(super) fn tshark_smb_with(
+    capture: &std::path::Path,
+    options: &[String],
+) -> (BTreeMap<Label, u64>, BTreeMap<String, String>) {
     let fields = [
         "frame.number",
         "frame.len",
@@ -337,16 +346,20 @@ fn tshark_smb(capture: &std::path::Path) -> (BTreeMap<Label, u64>, BTreeMap<Stri
         "smb2.tid",
     ];
     let mut cmd = std::process::Command::new("tshark");
-    cmd.args(["-2", "-n", "-r"]).arg(capture).args([
-        "-T",
-        "fields",
-        "-E",
-        "separator=/t",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=\u{1f}",
-    ]);
+    cmd.args(["-2", "-n"])
+        .args(options)
+        .arg("-r")
+        .arg(capture)
+        .args([
+            "-T",
+            "fields",
+            "-E",
+            "separator=/t",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=\u{1f}",
+        ]);
     for f in fields {
         cmd.args(["-e", f]);
     }
@@ -382,7 +395,9 @@ fn tshark_smb(capture: &std::path::Path) -> (BTreeMap<Label, u64>, BTreeMap<Stri
         let key = |k: &str| (stream.to_string(), k.to_string());
         let response = |i: usize| matches!(get(i), "1" | "True" | "true");
         let mut label: Option<Label> = None;
-        if matches!(get(5), "0xfd534d42" | "0xfc534d42") {
+        // An encrypted message tshark decrypted shows the message inside as well.
+        let decrypted = all.get(5).is_some_and(|ids| ids.contains(&"0xfe534d42"));
+        if matches!(get(5), "0xfd534d42" | "0xfc534d42") && !decrypted {
             label = Some("encrypted".into());
         } else if !get(6).is_empty() {
             let (command, msg, fid, tid) = (get(6), get(8), get(11), get(22));

@@ -27,6 +27,8 @@ mod rpc_contexts;
 mod smb;
 // SMB state that forgets only what ended: long sessions, long names, offloaded segments.
 mod smb_state;
+// Encrypted SMB3 read with the analyst's keys, against tshark given the same keys.
+mod smb3;
 // IPFIX export against nfcapd/nfdump and ipfixDump; bad collector URLs.
 mod ipfix;
 // `portscope merge`: reports that add up to one run, and bad reports.

@@ -169,6 +169,15 @@ pub struct Report {
     pub tunnels: Vec<TunnelTotal>,
     pub tunneled: Vec<Row>,
     pub expectations: Expectations,
+    #[serde(default)]
+    pub smb_undecrypted: Vec<Undecrypted>,
+}
+
+/// A session whose keys did not decrypt some of its messages.
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
+pub struct Undecrypted {
+    pub session: String,
+    pub messages: u64,
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq, Clone)]

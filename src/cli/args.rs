@@ -146,6 +146,13 @@ pub struct FlowOpts {
     /// TFTP's announcements of dynamic ports (flows inside tunnels are still reported).
     #[arg(long)]
     pub ports_only: bool,
+    /// Decrypt the SMB3 sessions this file has keys for (repeatable), in Wireshark's
+    /// smb2_seskey_list format: one session a line, SESSION_ID,SESSION_KEY,S2C_KEY,C2S_KEY
+    /// in hex as the wire holds them; the two decryption keys may be "" for SMB 3.0 and
+    /// 3.0.2, and SMB 3.1.1 sessions need them. An encrypted message whole in its segment
+    /// is decrypted and read like one in the clear; keys are never printed
+    #[arg(long = "smb-keys", value_name = "FILE")]
+    pub smb_keys: Vec<PathBuf>,
 }
 
 /// IPFIX export of finished flows: shared by every subcommand that classifies. The options

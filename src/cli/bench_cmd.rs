@@ -130,6 +130,7 @@ fn best_of(
         progress: None,
         max_packets: None,
         merge: false,
+        smb_keys: None,
     };
     let mut best = Duration::MAX;
     for _ in 0..runs.max(1) {

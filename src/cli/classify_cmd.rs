@@ -151,6 +151,7 @@ impl Plan {
             progress: progress_bar(&captures),
             max_packets: a.count,
             merge: a.merge,
+            smb_keys: super::smb_keys(&a.flow)?,
         };
         Ok(Plan {
             captures,

@@ -153,6 +153,7 @@ fn config(a: &LiveArgs) -> anyhow::Result<Config> {
         progress: None,
         max_packets: None,
         merge: false,
+        smb_keys: super::smb_keys(&a.flow)?,
     })
 }
 

@@ -231,6 +231,25 @@ fn finish_export(exporter: portscope::export::Exporter<'_>) -> ExportOutcome {
     (deliveries, file)
 }
 
+/// The keys of `--smb-keys`, read before any packet is: a file that cannot be read or has
+/// a line that cannot be used is the run's one error line.
+fn smb_keys(
+    f: &args::FlowOpts,
+) -> anyhow::Result<Option<std::sync::Arc<portscope::inspect::smb::crypt::Keys>>> {
+    use portscope::inspect::smb::crypt::Keys;
+    if f.smb_keys.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = Keys::default();
+    for path in &f.smb_keys {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read key file {name}: {e}"))?;
+        keys.extend(Keys::parse(&text, &name)?);
+    }
+    Ok(Some(std::sync::Arc::new(keys)))
+}
+
 /// Worker settings from the flow options.
 fn worker_config(f: &args::FlowOpts, keep_flows: bool) -> anyhow::Result<WorkerConfig> {
     let workers = match f.threads {

@@ -297,6 +297,9 @@ pub struct Tally {
     /// SMB state (trees, open pipes, pending requests, parts) that a connection's bounds
     /// pushed out: what it would have named stays in the port row.
     pub smb_forgotten: u64,
+    /// `--smb-keys`: per session, the encrypted messages that did not decrypt with its
+    /// keys (only sessions the key file names: bounded by it).
+    pub smb_undecrypted: BTreeMap<u64, u64>,
     /// Finished flows, when kept.
     pub flows: Vec<FlowRecord>,
     pub keep_flows: bool,
@@ -332,6 +335,7 @@ impl Tally {
             orphan_fragments: self.orphan_fragments,
             unnamed_binds: self.unnamed_binds,
             smb_forgotten: self.smb_forgotten,
+            smb_undecrypted: self.smb_undecrypted.clone(),
             tunnel_not_ip: self.tunnel_not_ip,
             expectations: self.expectations,
             ..Tally::default()
@@ -346,6 +350,11 @@ impl Tally {
             *n -= before.unsupported_links.get(dlt).copied().unwrap_or(0);
         }
         unsupported_links.retain(|_, n| *n > 0);
+        let mut smb_undecrypted = self.smb_undecrypted.clone();
+        for (session, n) in &mut smb_undecrypted {
+            *n -= before.smb_undecrypted.get(session).copied().unwrap_or(0);
+        }
+        smb_undecrypted.retain(|_, n| *n > 0);
         let mut tunnel_not_ip = self.tunnel_not_ip;
         for (now, then) in tunnel_not_ip.iter_mut().zip(before.tunnel_not_ip) {
             *now = now.since(then);
@@ -358,6 +367,7 @@ impl Tally {
             orphan_fragments: self.orphan_fragments - before.orphan_fragments,
             unnamed_binds: self.unnamed_binds - before.unnamed_binds,
             smb_forgotten: self.smb_forgotten - before.smb_forgotten,
+            smb_undecrypted,
             tunnel_not_ip,
             expectations: self.expectations.since(before.expectations),
             ..Tally::default()
@@ -510,6 +520,9 @@ impl AddAssign for Tally {
         self.unnamed_binds += other.unnamed_binds;
         self.flow_count += other.flow_count;
         self.smb_forgotten += other.smb_forgotten;
+        for (session, n) in other.smb_undecrypted {
+            *self.smb_undecrypted.entry(session).or_default() += n;
+        }
         self.flows.extend(other.flows);
         for (row, counts) in other.tunneled {
             *self.tunneled.entry(row).or_default() += counts;

@@ -43,6 +43,8 @@ pub struct Config {
     /// Interleave the frames of all inputs by capture time (`classify --merge`) instead of
     /// reading them one after the other.
     pub merge: bool,
+    /// `--smb-keys`: SMB3 sessions to decrypt.
+    pub smb_keys: Option<std::sync::Arc<crate::inspect::smb::crypt::Keys>>,
 }
 
 /// Timings for `--stats`.
@@ -164,7 +166,8 @@ pub fn run_exporting<'a>(
                 flush_every: sheds.then_some(LIVE_FLUSH),
                 ahead: if exact_intervals { 0 } else { AHEAD },
             };
-            let worker = Worker::new(id, table, config.worker, intervals);
+            let keys = config.smb_keys.as_deref();
+            let worker = Worker::new(id, table, config.worker, intervals, keys);
             handles.push(scope.spawn(move || work(worker, &links)));
         }
         drop(spare);
@@ -295,6 +298,7 @@ mod tests {
             progress: None,
             max_packets: None,
             merge: false,
+            smb_keys: None,
         }
     }
 

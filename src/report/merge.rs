@@ -68,6 +68,7 @@ impl Summary {
             orphan_fragments: 0,
             unnamed_binds: 0,
             smb_forgotten: 0,
+            smb_undecrypted: Vec::new(),
             servers: None,
             tunnels: Vec::new(),
             tunneled: Vec::new(),
@@ -95,6 +96,16 @@ impl Summary {
             total.orphan_fragments += s.orphan_fragments;
             total.unnamed_binds += s.unnamed_binds;
             total.smb_forgotten += s.smb_forgotten;
+            for u in s.smb_undecrypted {
+                match total
+                    .smb_undecrypted
+                    .iter_mut()
+                    .find(|t| t.session == u.session)
+                {
+                    Some(t) => t.messages += u.messages,
+                    None => total.smb_undecrypted.push(u),
+                }
+            }
             for t in s.tunnels {
                 match tunnels.get_mut(&t.tunnel) {
                     Some(sum) => {

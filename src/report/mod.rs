@@ -188,6 +188,15 @@ impl Row {
 pub const RANGE_GUESS: &str = "range guess:";
 const RANGE_GUESS_PREFIX: &str = "range guess: ";
 
+/// An SMB3 session whose keys did not decrypt some of its messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Undecrypted {
+    /// The session id, `0x` and 16 hex digits (the number the wire holds little-endian).
+    pub session: String,
+    pub messages: u64,
+}
+
 /// Packets and bytes that are not in any flow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -323,6 +332,10 @@ pub struct Summary {
     /// versions before SMB attribution, which merge as 0.)
     #[serde(default)]
     pub smb_forgotten: u64,
+    /// `--smb-keys`: the sessions with keys some of whose encrypted messages did not
+    /// decrypt with them (those stay `smb-encrypted`), by session id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub smb_undecrypted: Vec<Undecrypted>,
     /// Per tunnel kind, most bytes first. These packets are also counted above, under their
     /// outer flows.
     pub tunnels: Vec<TunnelTotal>,
@@ -388,6 +401,14 @@ impl Summary {
             orphan_fragments: tally.orphan_fragments,
             unnamed_binds: tally.unnamed_binds,
             smb_forgotten: tally.smb_forgotten,
+            smb_undecrypted: tally
+                .smb_undecrypted
+                .iter()
+                .map(|(&session, &messages)| Undecrypted {
+                    session: format!("{session:#018x}"),
+                    messages,
+                })
+                .collect(),
             tunnels,
             tunneled,
             expectations: tally.expectations,
@@ -401,6 +422,8 @@ impl Summary {
     /// a merged summary sorts like a single run's.
     fn sort(&mut self) {
         self.services.sort_by(by_bytes);
+        self.smb_undecrypted
+            .sort_by(|a, b| a.session.cmp(&b.session));
         self.tunnels
             .sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.tunnel.cmp(&b.tunnel)));
         let tunnels = &self.tunnels;

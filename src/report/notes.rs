@@ -65,6 +65,23 @@ pub fn notes(s: &Summary) -> Vec<String> {
             crate::inspect::smb::MAX_MESSAGES,
         ));
     }
+    if !s.smb_undecrypted.is_empty() {
+        let messages: u64 = s.smb_undecrypted.iter().map(|u| u.messages).sum();
+        let sessions: Vec<&str> = s
+            .smb_undecrypted
+            .iter()
+            .map(|u| u.session.as_str())
+            .collect();
+        out.push(format!(
+            "{} encrypted SMB messages of {} (--smb-keys) did not decrypt with the keys given: nothing is named from them, and they stay smb-encrypted",
+            thousands(messages),
+            if sessions.len() == 1 {
+                format!("session {}", sessions[0])
+            } else {
+                format!("sessions {}", sessions.join(", "))
+            }
+        ));
+    }
     let e = &s.expectations;
     if e.announced > 0 {
         out.push(format!(

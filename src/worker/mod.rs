@@ -106,6 +106,10 @@ pub struct Worker<'t> {
     tally: Tally,
     /// Live mode: the tally's counters at the last interval report.
     reported: Tally,
+    /// `--smb-keys`: the SMB3 sessions whose messages can be decrypted, and room for one
+    /// message's plaintext (allocated once, only with keys).
+    keys: Option<&'t crate::inspect::smb::crypt::Keys>,
+    plain: Box<[u8]>,
 }
 
 impl<'t> Worker<'t> {
@@ -116,6 +120,7 @@ impl<'t> Worker<'t> {
         table: &'t PortTable,
         config: WorkerConfig,
         intervals: bool,
+        keys: Option<&'t crate::inspect::smb::crypt::Keys>,
     ) -> Worker<'t> {
         let workers = config.workers.max(1);
         let per_shard = config.max_flows.div_ceil(SHARDS);
@@ -153,6 +158,12 @@ impl<'t> Worker<'t> {
                 ..Tally::new(config.keep_flows)
             },
             reported: Tally::default(),
+            keys,
+            plain: if keys.is_some() {
+                vec![0; crate::inspect::smb::crypt::MAX_PLAIN].into_boxed_slice()
+            } else {
+                Box::new([])
+            },
         }
     }
 
@@ -198,7 +209,7 @@ pub fn classify_frames<'a>(
 ) -> Tally {
     let n = config.workers.max(1);
     let mut workers: Vec<Worker<'_>> = (0..n)
-        .map(|id| Worker::new(id, table, config, false))
+        .map(|id| Worker::new(id, table, config, false, None))
         .collect();
     let mut outboxes = Outboxes::new(n);
     for (ts, wire_len, data) in frames {

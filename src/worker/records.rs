@@ -123,6 +123,10 @@ pub enum SmbWhat {
         uuid: [u8; 16],
         port: u16,
     },
+    /// An encrypted message of a session with keys that did not decrypt with them.
+    Undecrypted {
+        session: u64,
+    },
 }
 
 /// How many bytes of a create request's file name an [`SmbOpen`] carries; the rest, up to

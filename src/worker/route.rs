@@ -90,7 +90,8 @@ impl Worker<'_> {
             }
         }
         if self.config.follow && smb::may_carry(&d, payload) {
-            route_smb(&d, wire_len, data, payload, outbox);
+            let crypt = self.crypt(&d);
+            route_smb(&d, wire_len, data, payload, crypt, outbox);
         } else if self.config.follow && inspect::rpc::may_carry_co(&d, payload) {
             route_rpc(&d, wire_len, data, payload, outbox);
         }
@@ -108,6 +109,23 @@ impl Worker<'_> {
                 }
             });
         }
+    }
+
+    /// With `--smb-keys`, what decrypting an SMB segment of `d` needs.
+    fn crypt(&mut self, d: &decode::Decoded) -> Option<smb::Crypt<'_>> {
+        let to_server = matches!(
+            d.upper,
+            decode::Upper::Ports {
+                dst: smb::SMB_PORT | smb::NETBIOS_SESSION_PORT,
+                ..
+            }
+        );
+        let plain = &mut self.plain;
+        self.keys.map(|keys| smb::Crypt {
+            keys,
+            to_server,
+            plain,
+        })
     }
 
     fn count_skip(&mut self, skip: Skip, wire_len: u64) {
@@ -169,10 +187,11 @@ fn route_smb(
     wire_len: u32,
     data: &[u8],
     payload: &[u8],
+    crypt: Option<smb::Crypt<'_>>,
     outbox: &mut Vec<Routed>,
 ) {
     let len = payload_wire_len(wire_len, data, payload);
-    let walked = smb::segment(payload, len, |e| {
+    let walked = smb::segment_decrypting(payload, len, crypt, |e| {
         let what = match e {
             smb::Event::Tree { tree, share } => SmbWhat::Tree { tree, share },
             smb::Event::Opened { message, file } => SmbWhat::Opened { message, file },
@@ -183,6 +202,7 @@ fn route_smb(
                 SmbWhat::TreeDisconnect { message, tree }
             }
             smb::Event::Logoff => SmbWhat::Logoff,
+            smb::Event::Undecrypted { session } => SmbWhat::Undecrypted { session },
             smb::Event::Open {
                 message,
                 tree,

@@ -22,6 +22,10 @@ impl Worker<'_> {
 
     /// What an SMB message (or a DCE/RPC bind outside SMB) of packet `p` names.
     pub(super) fn apply_smb_event(&mut self, what: &SmbWhat, p: &RoutedPacket) {
+        if let SmbWhat::Undecrypted { session } = *what {
+            *self.tally.smb_undecrypted.entry(session).or_default() += 1;
+            return;
+        }
         let (port, _) = smb_ends(p);
         let table = self.table;
         let local = self.local(p.shard());
@@ -57,6 +61,7 @@ impl Worker<'_> {
                     conn.context(id, interface, port, |l| smb_row(table, port, l));
                 }
             }
+            SmbWhat::Undecrypted { .. } => {}
         }
     }
 

@@ -218,6 +218,17 @@ pub enum Event<'a> {
     TreeDisconnect { message: u64, tree: u32 },
     /// A logoff request: the session's trees and files end.
     Logoff,
+    /// An encrypted message of a session the keys name (`--smb-keys`) that did not
+    /// decrypt with them: it names nothing.
+    Undecrypted { session: u64 },
+}
+
+/// What decrypting transform messages needs: the keys, whether the segment goes to the
+/// server, and room for one message's plaintext ([`crypt::MAX_PLAIN`] bytes).
+pub struct Crypt<'k> {
+    pub keys: &'k crypt::Keys,
+    pub to_server: bool,
+    pub plain: &'k mut [u8],
 }
 
 /// What a segment holds.
@@ -256,10 +267,22 @@ pub fn may_carry(d: &Decoded, payload: &[u8]) -> bool {
 /// as it was captured; `len` is its length on the wire), handing each event to `event`.
 /// Returns the segment, and its tail: the last message read, if it is not the first and
 /// goes on past the segment (what the segments after this one carry).
-pub fn segment<'a>(
-    payload: &'a [u8],
+pub fn segment(
+    payload: &[u8],
     len: u32,
-    mut event: impl FnMut(Event<'a>),
+    event: impl FnMut(Event<'_>),
+) -> (Segment, Option<Header>) {
+    segment_decrypting(payload, len, None, event)
+}
+
+/// [`segment`], decrypting with `crypt` the encrypted messages whole in the segment whose
+/// session it has keys for: such a message is read as the message inside it (its header
+/// for the part it goes to, its events), exactly as a message sent in the clear.
+pub fn segment_decrypting(
+    payload: &[u8],
+    len: u32,
+    mut crypt: Option<Crypt<'_>>,
+    mut event: impl FnMut(Event<'_>),
 ) -> (Segment, Option<Header>) {
     // The message at offset 0 is read once, here and in the walk below.
     let mut at_zero = message_at(payload, 0);
@@ -285,10 +308,26 @@ pub fn segment<'a>(
     let mut read = 0;
     let mut unread = 0;
     // Every message advances `at` by at least its 4-byte session header.
-    while let Some((header, total)) = at_zero.take().or_else(|| message_at(payload, at)) {
+    while let Some((mut header, total)) = at_zero.take().or_else(|| message_at(payload, at)) {
         let body = payload.get(at + 4..).unwrap_or(&[]);
         let body = &body[..body.len().min(total - 4)];
-        if may_name(&header, body) {
+        if let (Dialect::Sealed, Some(c)) = (header.dialect, crypt.as_mut()) {
+            // Only a transform (not a compression) header, whole in the segment.
+            if body.len() == total - 4 && body.first() == Some(&0xfd) {
+                match c.keys.decrypt(body, c.to_server, c.plain) {
+                    crypt::Decrypted::Plain(plain) => {
+                        if let Some(inner) = smb2_header(plain) {
+                            header = inner;
+                            if may_name(&inner, plain) && read < MAX_MESSAGES {
+                                events::events(Dialect::Smb2, plain, &mut event);
+                            }
+                        }
+                    }
+                    crypt::Decrypted::Failed(session) => event(Event::Undecrypted { session }),
+                    crypt::Decrypted::NoKey => {}
+                }
+            }
+        } else if may_name(&header, body) {
             if read < MAX_MESSAGES {
                 events::events(header.dialect, body, &mut event);
             } else {
@@ -547,6 +586,7 @@ pub const MAX_NAME: usize = 255;
 
 /// SMB messages with their session header, for tests and the fixture generator.
 pub mod build;
+pub mod crypt;
 mod events;
 
 #[cfg(test)]

@@ -1,0 +1,420 @@
+//! SMB3 decryption with the analyst's keys ([MS-SMB2] 2.2.41, 3.1.4.2, 3.1.4.3): the key
+//! file in Wireshark's `smb2_seskey_list` format, the SP800-108 key derivation, and the
+//! four ciphers, AES-128 and AES-256 in CCM and GCM modes (RustCrypto's `ccm` and
+//! `aes-gcm`, which implement RFC 4309 and RFC 5116 as [MS-SMB2] uses them).
+//!
+//! A transform message is decrypted when it is whole in its segment: its tag is verified,
+//! so a wrong key names nothing. Which of the two modes a session uses is told by the tag
+//! (CCM for SMB 3.0 and 3.0.2; CCM or GCM for 3.1.1), so the negotiation need not be seen.
+//! Keys are kept in types that never print them.
+
+use aes::{Aes128, Aes256};
+use aes_gcm::aead::{generic_array::GenericArray, AeadInPlace, KeyInit};
+use aes_gcm::AesGcm;
+use ccm::consts::{U11, U12, U16};
+use ccm::Ccm;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::fmt;
+
+/// The SMB2 TRANSFORM_HEADER: protocol id, signature, nonce, original message size,
+/// reserved, flags, session id.
+pub const TRANSFORM_LEN: usize = 52;
+
+/// The most plaintext one message decrypts into here: a frame holds at most 262,144
+/// bytes, so a message whole in one segment is smaller.
+pub const MAX_PLAIN: usize = 262_144;
+
+/// An AES key of 128 or 256 bits.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Key {
+    Aes128([u8; 16]),
+    Aes256([u8; 32]),
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys never appear in any output.
+        f.write_str(match self {
+            Key::Aes128(_) => "Key::Aes128(..)",
+            Key::Aes256(_) => "Key::Aes256(..)",
+        })
+    }
+}
+
+impl Key {
+    fn from_bytes(b: &[u8]) -> Option<Key> {
+        match b.len() {
+            16 => b.try_into().ok().map(Key::Aes128),
+            32 => b.try_into().ok().map(Key::Aes256),
+            _ => None,
+        }
+    }
+}
+
+/// The two decryption keys of one session: for what the client sends (the server's
+/// decryption key, `C2S`) and for what the server sends (`S2C`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The session id as a number (the wire holds it little-endian).
+    pub id: u64,
+    c2s: Key,
+    s2c: Key,
+}
+
+/// The keys of every session a key file names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Keys {
+    sessions: Vec<Session>,
+}
+
+/// A key file line that cannot be used.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("key file {path}:{line}: {message}")]
+pub struct KeyFileError {
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// SP800-108 in counter mode with HMAC-SHA256, as [MS-SMB2] 3.1.4.2 uses it: the first
+/// block of key from `key`, `label` and `context` (both as the specification spells
+/// them, their terminating NULs included) for an `bits`-bit key, whose first `bits / 8`
+/// bytes are the key (one block is enough for 128 and 256 bits).
+pub fn kdf(key: &[u8], label: &[u8], context: &[u8], bits: u32) -> [u8; 32] {
+    // HMAC takes a key of any length.
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
+        return [0; 32];
+    };
+    mac.update(&1u32.to_be_bytes());
+    mac.update(label);
+    mac.update(&[0]);
+    mac.update(context);
+    mac.update(&bits.to_be_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// A session's decryption keys from its session key, for SMB 3.0 and 3.0.2 (the fixed
+/// labels of [MS-SMB2] 3.1.4.2; AES-128-CCM). SMB 3.1.1 derives its keys from a hash of the
+/// session's negotiation as well, so its sessions need their two keys in the file.
+pub fn keys_from_session_key(session_key: &[u8]) -> (Key, Key) {
+    let first = |block: [u8; 32]| {
+        let mut key = [0; 16];
+        key.copy_from_slice(&block[..16]);
+        Key::Aes128(key)
+    };
+    (
+        first(kdf(session_key, b"SMB2AESCCM\0", b"ServerIn \0", 128)),
+        first(kdf(session_key, b"SMB2AESCCM\0", b"ServerOut\0", 128)),
+    )
+}
+
+/// The bytes of a hex field, as Wireshark writes them (`""` for none).
+fn hex_field(field: &str) -> Result<Vec<u8>, String> {
+    let field = field.trim();
+    let field = field
+        .strip_prefix('"')
+        .and_then(|f| f.strip_suffix('"'))
+        .unwrap_or(field);
+    if field.len() % 2 != 0 {
+        return Err(format!(
+            "{field:?} is not hex bytes (an odd number of digits)"
+        ));
+    }
+    (0..field.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&field[i..i + 2], 16)
+                .map_err(|_| format!("{field:?} is not hex bytes"))
+        })
+        .collect()
+}
+
+impl Keys {
+    /// Reads a key file (`path` names it in errors): one session a line,
+    /// `SESSION_ID,SESSION_KEY,S2C_KEY,C2S_KEY` in hex as the wire holds them, each field
+    /// optionally quoted; the two decryption keys may be `""`, and then come from the
+    /// session key (SMB 3.0 and 3.0.2). `#` begins a comment; blank lines are skipped.
+    ///
+    /// # Errors
+    /// The first line that cannot be used, with why.
+    pub fn parse(text: &str, path: &str) -> Result<Keys, KeyFileError> {
+        let mut keys = Keys::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let error = |message: String| KeyFileError {
+                path: path.to_string(),
+                line: n + 1,
+                message,
+            };
+            let fields: Vec<&str> = line.split(',').collect();
+            if fields.len() != 4 {
+                return Err(error(format!(
+                    "expected SESSION_ID,SESSION_KEY,S2C_KEY,C2S_KEY, found {} fields",
+                    fields.len()
+                )));
+            }
+            let field = |i: usize| hex_field(fields[i]).map_err(&error);
+            let id: [u8; 8] = field(0)?
+                .try_into()
+                .map_err(|_| error("the session id must be 8 bytes (16 hex digits)".to_string()))?;
+            let (session_key, s2c, c2s) = (field(1)?, field(2)?, field(3)?);
+            let (c2s, s2c) = match (c2s.is_empty(), s2c.is_empty()) {
+                (false, false) => {
+                    let key = |b: &[u8], what: &str| {
+                        Key::from_bytes(b).ok_or_else(|| {
+                            error(format!("the {what} key must be 16 or 32 bytes"))
+                        })
+                    };
+                    (key(&c2s, "C2S")?, key(&s2c, "S2C")?)
+                }
+                (true, true) if session_key.len() == 16 => keys_from_session_key(&session_key),
+                (true, true) => {
+                    return Err(error(
+                        "a session key alone must be 16 bytes; give the S2C and C2S keys for AES-256 sessions"
+                            .to_string(),
+                    ))
+                }
+                _ => {
+                    return Err(error(
+                        "give both decryption keys (S2C and C2S) or neither".to_string(),
+                    ))
+                }
+            };
+            keys.sessions.push(Session {
+                id: u64::from_le_bytes(id),
+                c2s,
+                s2c,
+            });
+        }
+        Ok(keys)
+    }
+
+    /// Whether no session has keys.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// How many sessions have keys.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Adds the sessions of `other` (a later key file); a session already known keeps
+    /// its first keys.
+    pub fn extend(&mut self, other: Keys) {
+        for s in other.sessions {
+            if !self.sessions.iter().any(|k| k.id == s.id) {
+                self.sessions.push(s);
+            }
+        }
+    }
+
+    /// Decrypts transform message `message` (its header and ciphertext, whole), sent to
+    /// the server (`to_server`) or by it, into `plain`.
+    pub fn decrypt<'p>(
+        &self,
+        message: &[u8],
+        to_server: bool,
+        plain: &'p mut [u8],
+    ) -> Decrypted<'p> {
+        let Some(header) = message.get(..TRANSFORM_LEN) else {
+            return Decrypted::NoKey;
+        };
+        let session = u64::from_le_bytes(header[44..52].try_into().unwrap_or([0; 8]));
+        let Some(keys) = self.sessions.iter().find(|s| s.id == session) else {
+            return Decrypted::NoKey;
+        };
+        let size = u32::from_le_bytes(header[36..40].try_into().unwrap_or([0; 4])) as usize;
+        let Some(cipher) = message.get(TRANSFORM_LEN..TRANSFORM_LEN + size) else {
+            return Decrypted::Failed(session);
+        };
+        let Some(out) = plain.get_mut(..size) else {
+            return Decrypted::Failed(session);
+        };
+        let key = if to_server { &keys.c2s } else { &keys.s2c };
+        let (tag, nonce, aad) = (&header[4..20], &header[20..36], &header[20..52]);
+        for gcm in [true, false] {
+            out.copy_from_slice(cipher);
+            if open(key, gcm, nonce, aad, tag, out) {
+                return Decrypted::Plain(out);
+            }
+        }
+        Decrypted::Failed(session)
+    }
+}
+
+/// What decrypting a transform message gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decrypted<'p> {
+    /// No key for its session: it stays encrypted.
+    NoKey,
+    /// The session has keys, but the tag does not verify (or the message is cut short).
+    Failed(u64),
+    /// The SMB2 message inside.
+    Plain(&'p [u8]),
+}
+
+/// Decrypts `buf` in place and verifies its tag, in GCM (12-byte nonce) or CCM (11-byte
+/// nonce) mode.
+fn open(key: &Key, gcm: bool, nonce: &[u8], aad: &[u8], tag: &[u8], buf: &mut [u8]) -> bool {
+    let tag = GenericArray::from_slice(tag);
+    match (key, gcm) {
+        (Key::Aes128(k), true) => AesGcm::<Aes128, U12>::new(GenericArray::from_slice(k))
+            .decrypt_in_place_detached(GenericArray::from_slice(&nonce[..12]), aad, buf, tag)
+            .is_ok(),
+        (Key::Aes256(k), true) => AesGcm::<Aes256, U12>::new(GenericArray::from_slice(k))
+            .decrypt_in_place_detached(GenericArray::from_slice(&nonce[..12]), aad, buf, tag)
+            .is_ok(),
+        (Key::Aes128(k), false) => Ccm::<Aes128, U16, U11>::new(GenericArray::from_slice(k))
+            .decrypt_in_place_detached(GenericArray::from_slice(&nonce[..11]), aad, buf, tag)
+            .is_ok(),
+        (Key::Aes256(k), false) => Ccm::<Aes256, U16, U11>::new(GenericArray::from_slice(k))
+            .decrypt_in_place_detached(GenericArray::from_slice(&nonce[..11]), aad, buf, tag)
+            .is_ok(),
+    }
+}
+
+/// Encrypts `plain` into a whole transform message for `session`: for tests and the
+/// fixture generator (the nonce is the caller's; a real sender never repeats one).
+pub fn seal(key: &Key, gcm: bool, session: u64, nonce: [u8; 16], plain: &[u8]) -> Option<Vec<u8>> {
+    let mut m = vec![0u8; TRANSFORM_LEN];
+    m[..4].copy_from_slice(&[0xfd, b'S', b'M', b'B']);
+    m[20..36].copy_from_slice(&nonce);
+    m[36..40].copy_from_slice(&u32::try_from(plain.len()).unwrap_or(u32::MAX).to_le_bytes());
+    m[42..44].copy_from_slice(&1u16.to_le_bytes());
+    m[44..52].copy_from_slice(&session.to_le_bytes());
+    let mut buf = plain.to_vec();
+    let aad = m[20..52].to_vec();
+    let tag = match (key, gcm) {
+        (Key::Aes128(k), true) => AesGcm::<Aes128, U12>::new(GenericArray::from_slice(k))
+            .encrypt_in_place_detached(GenericArray::from_slice(&nonce[..12]), &aad, &mut buf),
+        (Key::Aes256(k), true) => AesGcm::<Aes256, U12>::new(GenericArray::from_slice(k))
+            .encrypt_in_place_detached(GenericArray::from_slice(&nonce[..12]), &aad, &mut buf),
+        (Key::Aes128(k), false) => Ccm::<Aes128, U16, U11>::new(GenericArray::from_slice(k))
+            .encrypt_in_place_detached(GenericArray::from_slice(&nonce[..11]), &aad, &mut buf),
+        (Key::Aes256(k), false) => Ccm::<Aes256, U16, U11>::new(GenericArray::from_slice(k))
+            .encrypt_in_place_detached(GenericArray::from_slice(&nonce[..11]), &aad, &mut buf),
+    }
+    .ok()?;
+    m[4..20].copy_from_slice(&tag);
+    m.extend_from_slice(&buf);
+    Some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        hex_field(s).unwrap()
+    }
+
+    #[test]
+    fn key_file_lines_and_their_errors() {
+        let text = "# from Wireshark\n\n\"0100000000000000\",\"000102030405060708090a0b0c0d0e0f\",\"\",\"\"\n0200000000000000,00,101112131415161718191a1b1c1d1e1f,202122232425262728292a2b2c2d2e2f\n";
+        let keys = Keys::parse(text, "k").unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys.sessions[0].id, 1);
+        assert_eq!(keys.sessions[1].id, 2);
+        assert_eq!(
+            keys.sessions[1].s2c,
+            Key::from_bytes(&hex("101112131415161718191a1b1c1d1e1f")).unwrap()
+        );
+        let err = |t: &str| Keys::parse(t, "keys.txt").unwrap_err().to_string();
+        assert_eq!(
+            err("# c\n01,02\n"),
+            "key file keys.txt:2: expected SESSION_ID,SESSION_KEY,S2C_KEY,C2S_KEY, found 2 fields"
+        );
+        assert_eq!(
+            err("0100,00,\"\",\"\"\n"),
+            "key file keys.txt:1: the session id must be 8 bytes (16 hex digits)"
+        );
+        assert_eq!(
+            err("0100000000000000,zz,\"\",\"\"\n"),
+            "key file keys.txt:1: \"zz\" is not hex bytes"
+        );
+        assert_eq!(
+            err("0100000000000000,00,0011,\"\"\n"),
+            "key file keys.txt:1: give both decryption keys (S2C and C2S) or neither"
+        );
+        // Keys never print.
+        assert!(!format!("{keys:?}").contains("1011"));
+    }
+
+    #[test]
+    fn each_cipher_opens_what_it_sealed_and_a_wrong_key_opens_nothing() {
+        let plain = b"\xfeSMB an SMB2 message of some length, at least one block".to_vec();
+        for key in [Key::Aes128([7; 16]), Key::Aes256([9; 32])] {
+            for gcm in [true, false] {
+                let keys = Keys {
+                    sessions: vec![Session {
+                        id: 0x1122,
+                        c2s: key.clone(),
+                        s2c: Key::Aes128([1; 16]),
+                    }],
+                };
+                let sealed = seal(&key, gcm, 0x1122, [3; 16], &plain).unwrap();
+                let mut out = [0u8; 128];
+                assert_eq!(
+                    keys.decrypt(&sealed, true, &mut out),
+                    Decrypted::Plain(&plain[..])
+                );
+                // The other direction's key: the tag does not verify.
+                assert_eq!(
+                    keys.decrypt(&sealed, false, &mut out),
+                    Decrypted::Failed(0x1122)
+                );
+                let mut other = sealed.clone();
+                other[44] ^= 1;
+                assert_eq!(keys.decrypt(&other, true, &mut out), Decrypted::NoKey);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Hostile transform messages with random keys: never a panic, never a plaintext
+        /// (a forged tag does not verify), a failure counted for a session with keys.
+        #[test]
+        fn hostile_transform_messages_decrypt_to_nothing(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            key in proptest::prelude::any::<[u8; 16]>(),
+            size in 0u32..300,
+        ) {
+            let keys = Keys {
+                sessions: vec![Session { id: 7, c2s: Key::Aes128(key), s2c: Key::Aes256([key[0]; 32]) }],
+            };
+            let mut m = body.clone();
+            if m.len() >= TRANSFORM_LEN {
+                m[36..40].copy_from_slice(&size.to_le_bytes());
+                m[44..52].copy_from_slice(&7u64.to_le_bytes());
+            }
+            let mut out = [0u8; 512];
+            for to_server in [true, false] {
+                let got = keys.decrypt(&m, to_server, &mut out);
+                proptest::prop_assert!(!matches!(got, Decrypted::Plain(_)));
+                if m.len() >= TRANSFORM_LEN {
+                    proptest::prop_assert_eq!(got, Decrypted::Failed(7));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn smb30_keys_come_from_the_session_key() {
+        // The derivation is HMAC-SHA256 over 1, the label, 0, the context and L: its
+        // first 16 bytes, checked against an independent computation (Python's hmac).
+        let (c2s, s2c) = keys_from_session_key(&[0x11; 16]);
+        let expect = |s: &str| Key::from_bytes(&hex(s)).unwrap();
+        assert_eq!(c2s, expect(C2S_OF_0X11));
+        assert_eq!(s2c, expect(S2C_OF_0X11));
+    }
+
+    /// KDF(16 × 0x11, "SMB2AESCCM\0", "ServerIn \0" / "ServerOut\0", 128), by Python's
+    /// `hmac.new(key, b"\0\0\0\1" + label + b"\0" + context + b"\0\0\0\x80", "sha256")`.
+    const C2S_OF_0X11: &str = "802d75cc3b7b7239ec7a995c480ae29b";
+    const S2C_OF_0X11: &str = "24951ddaacd61b80c3b83c8bfae3447e";
+}
