@@ -512,7 +512,13 @@ impl Samba {
         ] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        std::fs::write(dir.join("share/a.txt"), "the file the client reads\n").unwrap();
+        // Large enough that its READ response goes on over many segments, whose header
+        // portscope reads from the first.
+        std::fs::write(
+            dir.join("share/a.txt"),
+            "the file the client reads\n".repeat(12_000),
+        )
+        .unwrap();
         let address = format!("10.79.{n}.1");
         let d = dir.display();
         std::fs::write(

@@ -149,8 +149,9 @@ pub struct FlowOpts {
     /// Decrypt the SMB3 sessions this file has keys for (repeatable), in Wireshark's
     /// smb2_seskey_list format: one session a line, SESSION_ID,SESSION_KEY,S2C_KEY,C2S_KEY
     /// in hex as the wire holds them; the two decryption keys may be "" for SMB 3.0 and
-    /// 3.0.2, and SMB 3.1.1 sessions need them. An encrypted message whole in its segment
-    /// is decrypted and read like one in the clear; keys are never printed
+    /// 3.0.2, and SMB 3.1.1 sessions need them. An encrypted message is decrypted (its tag
+    /// checked) and read like one in the clear; one longer than its segment is placed by
+    /// its header. Keys are never printed
     #[arg(long = "smb-keys", value_name = "FILE")]
     pub smb_keys: Vec<PathBuf>,
 }

@@ -3,16 +3,19 @@
 //! four ciphers, AES-128 and AES-256 in CCM and GCM modes (RustCrypto's `ccm` and
 //! `aes-gcm`, which implement RFC 4309 and RFC 5116 as [MS-SMB2] uses them).
 //!
-//! A transform message is decrypted when it is whole in its segment: its tag is verified,
-//! so a wrong key names nothing. Which of the two modes a session uses is told by the tag
-//! (CCM for SMB 3.0 and 3.0.2; CCM or GCM for 3.1.1), so the negotiation need not be seen.
-//! Keys are kept in types that never print them.
+//! A transform message whole in its segment is decrypted and its tag verified, so a wrong
+//! key names nothing ([`Keys::decrypt`]); one longer than its segment gives its header
+//! from its first blocks, unverified ([`Keys::peek_header`]): it is not buffered. Which of
+//! the two modes a session uses is told by the tag (CCM for SMB 3.0 and 3.0.2; CCM or GCM
+//! for 3.1.1), so the negotiation need not be seen. Keys are kept in types that never
+//! print them.
 
 use aes::{Aes128, Aes256};
 use aes_gcm::aead::{generic_array::GenericArray, AeadInPlace, KeyInit};
 use aes_gcm::AesGcm;
 use ccm::consts::{U11, U12, U16};
 use ccm::Ccm;
+use ctr::cipher::{KeyIvInit, StreamCipher};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::fmt;
@@ -247,6 +250,54 @@ impl Keys {
     }
 }
 
+impl Keys {
+    /// The SMB2 header of a transform message longer than its segment (a large READ or
+    /// WRITE), from the first blocks of its ciphertext (`message`, as far as the segment
+    /// holds it): both modes encrypt with a counter, so the first bytes decrypt alone. Up
+    /// to 128 are decrypted (a request's file id is in its body), at least the header's 64.
+    /// The tag covers the whole message and is not checked; the header is taken only if
+    /// it reads as one (its protocol id and structure size: 48 bits that a wrong key or
+    /// mode matches once in 2^48 tries).
+    pub fn peek_header(&self, message: &[u8], to_server: bool) -> Option<([u8; 128], usize)> {
+        let header = message.get(..TRANSFORM_LEN)?;
+        let session = u64::from_le_bytes(header[44..52].try_into().ok()?);
+        let keys = self.sessions.iter().find(|s| s.id == session)?;
+        let cipher = message.get(TRANSFORM_LEN..)?;
+        let n = cipher.len().min(128);
+        if n < 64 {
+            return None;
+        }
+        let mut first = [0u8; 128];
+        first[..n].copy_from_slice(&cipher[..n]);
+        let key = if to_server { &keys.c2s } else { &keys.s2c };
+        let nonce = &header[20..36];
+        for gcm in [true, false] {
+            // GCM counts from the nonce's 12 bytes and 2 (1 is the tag's); CCM from the
+            // flags byte 3 (a 4-byte counter), the nonce's 11 bytes and 1.
+            let mut iv = [0u8; 16];
+            if gcm {
+                iv[..12].copy_from_slice(&nonce[..12]);
+                iv[15] = 2;
+            } else {
+                iv[0] = 3;
+                iv[1..12].copy_from_slice(&nonce[..11]);
+                iv[15] = 1;
+            }
+            let mut block = first;
+            match key {
+                Key::Aes128(k) => ctr::Ctr32BE::<Aes128>::new(k.into(), &iv.into())
+                    .apply_keystream(&mut block[..n]),
+                Key::Aes256(k) => ctr::Ctr32BE::<Aes256>::new(k.into(), &iv.into())
+                    .apply_keystream(&mut block[..n]),
+            }
+            if block[..4] == [0xfe, b'S', b'M', b'B'] && block[4..6] == [64, 0] {
+                return Some((block, n));
+            }
+        }
+        None
+    }
+}
+
 /// What decrypting a transform message gave.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decrypted<'p> {
@@ -399,6 +450,32 @@ mod tests {
                 if m.len() >= TRANSFORM_LEN {
                     proptest::prop_assert_eq!(got, Decrypted::Failed(7));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_header_of_a_long_message_decrypts_from_its_first_blocks() {
+        let mut plain = vec![0u8; 3000];
+        plain[..4].copy_from_slice(&[0xfe, b'S', b'M', b'B']);
+        plain[4] = 64;
+        plain[12] = 8;
+        for key in [Key::Aes128([7; 16]), Key::Aes256([9; 32])] {
+            for gcm in [true, false] {
+                let keys = Keys {
+                    sessions: vec![Session {
+                        id: 5,
+                        c2s: Key::Aes128([1; 16]),
+                        s2c: key.clone(),
+                    }],
+                };
+                let sealed = seal(&key, gcm, 5, [4; 16], &plain).unwrap();
+                // The first segment holds the transform header and 1,000 bytes of it.
+                let (block, n) = keys.peek_header(&sealed[..1052], false).unwrap();
+                assert_eq!(n, 128);
+                assert_eq!(block[..], plain[..128]);
+                assert_eq!(keys.peek_header(&sealed[..1052], true), None);
+                assert_eq!(keys.peek_header(&sealed[..100], false), None);
             }
         }
     }

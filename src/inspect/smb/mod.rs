@@ -326,6 +326,16 @@ pub fn segment_decrypting(
                     crypt::Decrypted::Failed(session) => event(Event::Undecrypted { session }),
                     crypt::Decrypted::NoKey => {}
                 }
+            } else if body.first() == Some(&0xfd) {
+                // Longer than the segment: its header (and the segments after it) from its
+                // first blocks, unverified; its events, if any, are not read.
+                if let Some(inner) = c
+                    .keys
+                    .peek_header(body, c.to_server)
+                    .and_then(|(block, n)| smb2_header(&block[..n]))
+                {
+                    header = inner;
+                }
             }
         } else if may_name(&header, body) {
             if read < MAX_MESSAGES {
