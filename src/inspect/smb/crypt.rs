@@ -480,6 +480,57 @@ mod tests {
         }
     }
 
+    /// Microsoft's worked example ("Encryption in SMB 3.0: a protocol perspective",
+    /// Open Specifications blog): session key B4546771..., the client's encryption key
+    /// (what it sends, the server's decryption key: C2S) 261B7235..., its decryption key
+    /// (S2C) 8FE2B57E....
+    #[test]
+    fn smb30_keys_match_microsofts_example() {
+        let (c2s, s2c) = keys_from_session_key(&hex("b4546771b515f766a86735532dd6c4f0"));
+        let expect = |s: &str| Key::from_bytes(&hex(s)).unwrap();
+        assert_eq!(c2s, expect("261b72350558f2e9dcf613070383edbf"));
+        assert_eq!(s2c, expect("8fe2b57ec34d2db5b1a9727f526bbdb5"));
+    }
+
+    /// Microsoft's AES-128-GCM example ("SMB 3.1.1 Encryption in Windows 10", Open
+    /// Specifications blog, appendix A.1): a WRITE request of session 0x0000100000000025
+    /// and the transform message it becomes.
+    #[test]
+    fn gcm_matches_microsofts_example() {
+        let key = Key::from_bytes(&hex("a2f5e80e5d59103034f32e52f698e5ec")).unwrap();
+        let plain = hex(concat!(
+            "fe534d4240000100000000000900010008000000000000000500000000000000fffe000001000000",
+            "25000000001000000000000000000000000000000000000031007000170000000000000000000000",
+            "0600000004000000010000000400000000000000000000007000000000000000536d623320656e63",
+            "72797074696f6e2074657374696e67",
+        ));
+        let sealed = hex(concat!(
+            "fd534d42bd73d97d2bc9001bcafac0fdff5feebcc7d6822d269caf48904c664c0000000087000000",
+            "0000010025000000001000006ecdd2a7afc7b47763057a041b8fd4daffe990b70c9e09d36c084e02",
+            "d14ef247f8bde38acf6256f8b1d3b56f77fbdeb312fea5e92cbcc1ed8fb2ebbfaa75e49a4a394bb4",
+            "4576545567c24d4c014d47c9fbdfdafd2c4f9b72f8d256452620a299f48e29e53d6b61d1c13a19e9",
+            "1af013f00d17e3abc2fc3d36c8c1b6b93973253852dbd442e46ee8",
+        ));
+        let mut nonce = [0u8; 16];
+        nonce[..12].copy_from_slice(&hex("c7d6822d269caf48904c664c"));
+        assert_eq!(
+            seal(&key, true, 0x0000_1000_0000_0025, nonce, &plain).unwrap(),
+            sealed
+        );
+        let keys = Keys {
+            sessions: vec![Session {
+                id: 0x0000_1000_0000_0025,
+                c2s: key,
+                s2c: Key::Aes128([0; 16]),
+            }],
+        };
+        let mut out = [0u8; 256];
+        assert_eq!(
+            keys.decrypt(&sealed, true, &mut out),
+            Decrypted::Plain(&plain[..])
+        );
+    }
+
     #[test]
     fn smb30_keys_come_from_the_session_key() {
         // The derivation is HMAC-SHA256 over 1, the label, 0, the context and L: its
