@@ -287,6 +287,65 @@ fn filter_count_and_write() {
     assert_eq!(report(lines.last().unwrap()).packets, 3);
 }
 
+/// `-w -`, as tcpdump takes it: the packets on standard output as a pcap stream, the
+/// reports on standard error; the stream classifies as the capture's own report says.
+#[test]
+fn write_to_standard_output_moves_the_reports_to_standard_error() {
+    let addr = local(81);
+    let (mut child, mut err) = start(&[
+        "-i",
+        "lo",
+        "-f",
+        &host(addr, " and udp"),
+        "--format",
+        "json",
+        "-w",
+        "-",
+        "--duration",
+        "30",
+    ]);
+    traffic(addr, &UDP_PORTS, &[]);
+    interrupt(&child);
+    let mut packets = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut packets)
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    // A classic pcap stream: the magic of either byte order.
+    assert!(
+        matches!(
+            &packets[..4],
+            [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0xc3, 0xd4]
+        ),
+        "{:?}",
+        &packets[..packets.len().min(8)]
+    );
+    let last: serde_json::Value = rest
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_else(|| panic!("no report on standard error: {rest}"));
+    assert_eq!(last["final"], true);
+    let total = report(&last);
+    assert_eq!(rows(&total), expected(&UDP_PORTS, &[]));
+    let dir = tmpdir("live-write-stdout");
+    let file = dir.join("stream.pcap");
+    std::fs::write(&file, &packets).unwrap();
+    let (offline, _) = classify_json(&[file.to_str().unwrap()]);
+    assert_eq!(rows(&offline), rows(&total));
+    assert_eq!(
+        (offline.packets, offline.bytes),
+        (total.packets, total.bytes)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn duration_stops_a_quiet_capture() {
     let started = Instant::now();

@@ -304,7 +304,8 @@ pub struct LiveArgs {
     /// Stop after this many packets.
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
-    /// Also write every captured packet to this pcap file.
+    /// Also write every captured packet to this pcap file; `-` writes them on standard
+    /// output, and the reports then go to standard error
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<PathBuf>,
     /// At the end, print what each IPFIX collector was sent to standard error.

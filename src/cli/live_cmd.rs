@@ -47,7 +47,11 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
     );
     let started = SystemTime::now();
     let json = a.format == LiveFormat::Json;
-    let redraw = std::io::stdout().is_terminal();
+    let redraw = if packets_to_stdout(a) {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
     let input = |t: &Tally| live_input(&a.interface, link, t);
     let mut running = Tally::default();
     let mut failed = None;
@@ -55,8 +59,7 @@ pub fn run(a: &LiveArgs) -> anyhow::Result<ExitCode> {
         let drops = LiveDrops::new(i.drops, i.shed);
         let summary = Summary::new(&i.tally, &[input(&i.tally)], &catalog, &table);
         running += i.tally;
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
+        let mut out = report_out(a);
         let written = if json {
             write_live_json(&summary, (i.start, i.end), drops, false, &mut out)
         } else {
@@ -168,6 +171,21 @@ fn live_input(interface: &str, link: Link, t: &Tally) -> InputReport {
     }
 }
 
+/// `-w -`: the captured packets take standard output (as tcpdump's `-w -` does), so the
+/// reports go to standard error.
+fn packets_to_stdout(a: &LiveArgs) -> bool {
+    a.write.as_deref() == Some(std::path::Path::new("-"))
+}
+
+/// Where the interval reports and the final summary go.
+fn report_out(a: &LiveArgs) -> Box<dyn Write> {
+    if packets_to_stdout(a) {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    }
+}
+
 /// The final summary, as the intervals were written: a JSON line or a table.
 fn write_final(
     a: &LiveArgs,
@@ -175,8 +193,7 @@ fn write_final(
     drops: LiveDrops,
     started: SystemTime,
 ) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = report_out(a);
     if a.format == LiveFormat::Json {
         write_live_json(summary, (started, SystemTime::now()), drops, true, &mut out)?;
     } else {
