@@ -510,6 +510,18 @@ pub(super) fn tshark_smb_with(
     (bytes, binds)
 }
 
+/// A row's label as [`tshark_smb`] names what it ties frames to; `None` for rows that are
+/// not SMB parts.
+pub(super) fn smb_label(r: &super::util::Row) -> Option<Label> {
+    Some(match r.kind.as_str() {
+        "smb-pipe" => format!("pipe:{}", r.pipe.as_deref().unwrap_or("")),
+        "smb-share" => format!("share:{}", r.share_type.as_deref().unwrap_or("")),
+        "smb-encrypted" => "encrypted".to_string(),
+        "smb-session" => "session".to_string(),
+        _ => return None,
+    })
+}
+
 /// portscope's bytes per label, as [`tshark_smb`] names them, and per pipe the interfaces
 /// of its rows.
 fn portscope_smb(
@@ -519,13 +531,7 @@ fn portscope_smb(
     let mut bytes: BTreeMap<Label, u64> = BTreeMap::new();
     let mut interfaces: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in &report.services {
-        let label = match r.kind.as_str() {
-            "smb-pipe" => format!("pipe:{}", r.pipe.as_deref().unwrap_or("")),
-            "smb-share" => format!("share:{}", r.share_type.as_deref().unwrap_or("")),
-            "smb-encrypted" => "encrypted".to_string(),
-            "smb-session" => "session".to_string(),
-            _ => continue,
-        };
+        let Some(label) = smb_label(r) else { continue };
         *bytes.entry(label.clone()).or_default() += r.bytes;
         if let Some(i) = &r.interface {
             interfaces.entry(label).or_default().push(i.uuid.clone());

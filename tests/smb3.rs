@@ -268,6 +268,18 @@ fn key_file(dir: &Path, name: &str, fields: &str) -> PathBuf {
     path
 }
 
+/// The smb-encrypted bytes of `capture` classified without keys, and the report.
+fn without_keys(capture: &Path) -> (u64, super::util::Report) {
+    let (plain, _) = classify_json(&[capture.to_str().unwrap()]);
+    let encrypted = plain
+        .services
+        .iter()
+        .filter(|r| r.kind == "smb-encrypted")
+        .map(|r| r.bytes)
+        .sum();
+    (encrypted, plain)
+}
+
 /// (match, pipe or share type, bytes) of the SMB rows of a report.
 fn smb_rows(report: &super::util::Report) -> Vec<(String, String, u64)> {
     let mut rows: Vec<_> = report
@@ -333,13 +345,7 @@ fn every_cipher_decrypts_with_the_keys_and_tshark_agrees() {
         }
 
         // Without keys: the same bytes are smb-encrypted.
-        let (plain, _) = classify_json(&[capture.to_str().unwrap()]);
-        let encrypted: u64 = plain
-            .services
-            .iter()
-            .filter(|r| r.kind == "smb-encrypted")
-            .map(|r| r.bytes)
-            .sum();
+        let (encrypted, plain) = without_keys(&capture);
         assert!(encrypted >= pipe.2, "{}: {:?}", c.name, smb_rows(&plain));
         assert!(plain.services.iter().all(|r| r.kind != "smb-pipe"));
     }
@@ -683,14 +689,9 @@ fn labelled(capture: &Path, keys: &Path) -> std::collections::BTreeMap<String, u
     ]);
     let mut bytes = std::collections::BTreeMap::new();
     for r in &report.services {
-        let label = match r.kind.as_str() {
-            "smb-pipe" => format!("pipe:{}", r.pipe.as_deref().unwrap_or("")),
-            "smb-share" => format!("share:{}", r.share_type.as_deref().unwrap_or("")),
-            "smb-encrypted" => "encrypted".to_string(),
-            "smb-session" => "session".to_string(),
-            _ => continue,
-        };
-        *bytes.entry(label).or_default() += r.bytes;
+        if let Some(label) = super::smb::smb_label(r) {
+            *bytes.entry(label).or_default() += r.bytes;
+        }
     }
     bytes
 }
@@ -807,13 +808,6 @@ fn committed_samba_captures_read_with_their_keys() {
             ],
             "{cipher}"
         );
-        let (plain, _) = classify_json(&[capture.to_str().unwrap()]);
-        let encrypted: u64 = plain
-            .services
-            .iter()
-            .filter(|r| r.kind == "smb-encrypted")
-            .map(|r| r.bytes)
-            .sum();
-        assert_eq!(encrypted, 10_916, "{cipher}");
+        assert_eq!(without_keys(&capture).0, 10_916, "{cipher}");
     }
 }

@@ -173,20 +173,19 @@ impl Row {
         format!("{}{}", self.guess_prefix(), names.join(sep))
     }
 
-    /// [`RANGE_GUESS`] and a space for a range row, else nothing.
+    /// [`RANGE_GUESS`] for a range row, else nothing.
     pub fn guess_prefix(&self) -> &'static str {
         if self.is_range_guess() {
-            RANGE_GUESS_PREFIX
+            RANGE_GUESS
         } else {
             ""
         }
     }
 }
 
-/// How the table, CSV, HTML and IPFIX mark the services of a row matched by a port range
-/// alone (the dynamic RPC range, for one): candidates, not a named service.
-pub const RANGE_GUESS: &str = "range guess:";
-const RANGE_GUESS_PREFIX: &str = "range guess: ";
+/// What the table, CSV, HTML and IPFIX put before the services of a row matched by a port
+/// range alone (the dynamic RPC range, for one): candidates, not a named service.
+pub const RANGE_GUESS: &str = "range guess: ";
 
 /// An SMB3 session whose keys did not decrypt some of its messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

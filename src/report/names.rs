@@ -2,7 +2,7 @@
 //! services, and the name and description IPFIX exports for it. The reports and the export
 //! both name rows through this module, so a row reads the same everywhere.
 
-use super::{Service, RANGE_GUESS_PREFIX};
+use super::{Service, RANGE_GUESS};
 use crate::catalog::{
     format_uuid, Catalog, Match, MatchKind, PortTable, Transport, BUILTIN_NAME, INTERFACES_NAME,
     PIPES_NAME,
@@ -67,7 +67,7 @@ pub fn application(m: &Match, catalog: &Catalog, table: &PortTable) -> (String, 
     let (_, services) = candidates(m, catalog, table);
     let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
     let guess = if m.kind == MatchKind::Range {
-        RANGE_GUESS_PREFIX
+        RANGE_GUESS
     } else {
         ""
     };
