@@ -720,6 +720,10 @@ fn samba_sessions_of_every_cipher_read_with_the_keys_samba_printed() {
             "{cipher}: {ours:?}"
         );
         eprintln!("{cipher}: {ours:?}");
+        // The session keys alone give the same rows, through the negotiation.
+        let alone = samba.dir.join("alone.txt");
+        session_keys_alone(&keys, &alone);
+        assert_eq!(labelled(&capture, &alone), ours, "{cipher}");
         // PORTSCOPE_KEEP_SAMBA=DIR keeps the capture and its keys (how fixtures/smb3/
         // was made).
         if let Some(keep) = std::env::var_os("PORTSCOPE_KEEP_SAMBA") {
@@ -810,4 +814,93 @@ fn committed_samba_captures_read_with_their_keys() {
         );
         assert_eq!(without_keys(&capture).0, 10_916, "{cipher}");
     }
+}
+
+/// A key file of the session keys alone of `keys` (no decryption keys).
+fn session_keys_alone(keys: &Path, to: &Path) {
+    let lines: String = std::fs::read_to_string(keys)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("{},{},\"\",\"\"\n", f[0], f[1])
+        })
+        .collect();
+    std::fs::write(to, lines).unwrap();
+}
+
+/// A classic pcap without its frames numbered (from 1) in `drop`.
+fn without_frames(pcap: &Path, drop: &[usize], to: &Path) {
+    let bytes = std::fs::read(pcap).unwrap();
+    let mut out = bytes[..24].to_vec();
+    let (mut at, mut n) = (24, 0);
+    while at + 16 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        n += 1;
+        if !drop.contains(&n) {
+            out.extend_from_slice(&bytes[at..at + 16 + len]);
+        }
+        at += 16 + len;
+    }
+    std::fs::write(to, out).unwrap();
+}
+
+/// The committed Samba captures hold SMB 3.1.1 sessions: from their session keys alone,
+/// through the negotiation the capture shows, the report is the one their two keys give,
+/// byte for byte, with one worker or two. Without the second SESSION_SETUP request (frame
+/// 10, which the keys hash), the session's messages do not decrypt, and the report names
+/// the session.
+#[test]
+fn smb311_sessions_read_with_their_session_keys_alone() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/smb3");
+    let tmp = tmpdir("smb3-alone");
+    for cipher in ["aes-128-ccm", "aes-128-gcm", "aes-256-ccm", "aes-256-gcm"] {
+        let capture = dir.join(format!("samba-{cipher}.pcap"));
+        let keys = dir.join(format!("samba-{cipher}.keys"));
+        let alone = tmp.join(format!("{cipher}.keys"));
+        session_keys_alone(&keys, &alone);
+        let json = |keys: &Path, capture: &Path, threads: &str| {
+            let out = run(&[
+                "classify",
+                "--format",
+                "json",
+                "--threads",
+                threads,
+                "--smb-keys",
+                keys.to_str().unwrap(),
+                capture.to_str().unwrap(),
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let given = json(&keys, &capture, "1");
+        assert!(!given.contains("smb-encrypted"), "{cipher}");
+        assert_eq!(json(&alone, &capture, "1"), given, "{cipher}");
+        assert_eq!(json(&alone, &capture, "2"), given, "{cipher}");
+        let cut = tmp.join(format!("{cipher}-cut.pcap"));
+        without_frames(&capture, &[10], &cut);
+        let (report, _) =
+            classify_json(&["--smb-keys", alone.to_str().unwrap(), cut.to_str().unwrap()]);
+        let first = std::fs::read_to_string(&keys).unwrap();
+        let id = u64::from_le_bytes(
+            (0..8)
+                .map(|i| u8::from_str_radix(&first[2 * i..2 * i + 2], 16).unwrap())
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap(),
+        );
+        let named: Vec<_> = report
+            .smb_undecrypted
+            .iter()
+            .map(|u| u.session.clone())
+            .collect();
+        assert_eq!(named, [format!("{id:#018x}")], "{cipher}");
+        assert!(report.smb_undecrypted[0].messages > 10, "{cipher}");
+        // The other session still decrypts: its pipe keeps its row.
+        assert!(
+            report.services.iter().any(|r| r.kind == "smb-pipe"),
+            "{cipher}"
+        );
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
 }

@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use portscope::catalog::{parse, Catalog, Format, PortTable, Transport};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     for format in [Format::Toml, Format::Services] {
         if parse(text, format, 0).is_ok() {
             let mut catalog = Catalog::default();

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portscope::catalog::{Catalog, PortTable};
 use portscope::announce::announcements;
+use portscope::catalog::{Catalog, PortTable};
 use portscope::decode::{decode, inner, Link};
 use portscope::worker::{classify_frames, WorkerConfig};
 use std::sync::LazyLock;
@@ -14,7 +14,9 @@ static TABLE: LazyLock<PortTable> =
     LazyLock::new(|| PortTable::build(&Catalog::builtin().unwrap_or_default()));
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let dlts = Link::DECODED_DLTS;
     let link = Link::from_dlt(dlts[usize::from(selector) % dlts.len()]);
     // The payload parsers: the packet inside a tunnel, announcements of dynamic ports.

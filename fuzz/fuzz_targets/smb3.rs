@@ -23,9 +23,21 @@ fuzz_target!(|data: &[u8]| {
     let (session, rest) = rest.split_at(8);
     let (choice, rest) = (rest[0], &rest[1..]);
     let line = if choice & 1 == 0 {
-        format!("{},{},{},{}\n", hex(session), hex(&[0; 16]), hex(&keys[..16]), hex(&keys[16..]))
+        format!(
+            "{},{},{},{}\n",
+            hex(session),
+            hex(&[0; 16]),
+            hex(&keys[..16]),
+            hex(&keys[16..])
+        )
     } else {
-        format!("{},{},{},{}\n", hex(session), hex(&[0; 16]), hex(keys), hex(keys))
+        format!(
+            "{},{},{},{}\n",
+            hex(session),
+            hex(&[0; 16]),
+            hex(keys),
+            hex(keys)
+        )
     };
     let Ok(keys) = Keys::parse(&line, "fuzz") else {
         return;
@@ -36,7 +48,10 @@ fuzz_target!(|data: &[u8]| {
     message.extend_from_slice(rest);
     message.resize(message.len().max(52), 0);
     message[44..52].copy_from_slice(session);
-    let mut payload = u32::try_from(message.len()).unwrap_or(0).to_be_bytes().to_vec();
+    let mut payload = u32::try_from(message.len())
+        .unwrap_or(0)
+        .to_be_bytes()
+        .to_vec();
     payload[0] = 0;
     payload.extend_from_slice(&message);
     // The segment holds all of it, or only its start.
@@ -50,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
     for to_server in [true, false] {
         let crypt = Crypt {
             keys: &keys,
+            derived: &[],
             to_server,
             plain: &mut plain,
         };

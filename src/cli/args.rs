@@ -148,10 +148,11 @@ pub struct FlowOpts {
     pub ports_only: bool,
     /// Decrypt the SMB3 sessions this file has keys for (repeatable), in Wireshark's
     /// smb2_seskey_list format: one session a line, SESSION_ID,SESSION_KEY,S2C_KEY,C2S_KEY
-    /// in hex as the wire holds them; the two decryption keys may be "" for SMB 3.0 and
-    /// 3.0.2, and SMB 3.1.1 sessions need them. An encrypted message is decrypted (its tag
-    /// checked) and read like one in the clear; one longer than its segment is placed by
-    /// its header. Keys are never printed
+    /// in hex as the wire holds them. The two decryption keys may be "": they then come
+    /// from the session key (16 bytes, or Kerberos's 32), for SMB 3.1.1 through the
+    /// session's NEGOTIATE and SESSION_SETUP messages, which the capture must hold. An
+    /// encrypted message is decrypted (its tag checked) and read like one in the clear;
+    /// one longer than its segment is placed by its header. Keys are never printed
     #[arg(long = "smb-keys", value_name = "FILE")]
     pub smb_keys: Vec<PathBuf>,
 }

@@ -148,6 +148,9 @@ pub struct Conn {
     /// Trees, files, pending requests or parts pushed out of full tables, or parts that
     /// found no room.
     pub forgotten: u64,
+    /// With session keys given alone, what the connection's negotiation has shown (SMB
+    /// 3.1.1 keys come from it), made at its first deferred segment.
+    pub negotiation: Option<Box<crate::inspect::smb::preauth::Negotiation>>,
 }
 
 #[derive(Clone, Copy, Debug)]

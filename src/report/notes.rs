@@ -73,7 +73,7 @@ pub fn notes(s: &Summary) -> Vec<String> {
             .map(|u| u.session.as_str())
             .collect();
         out.push(format!(
-            "{} encrypted SMB messages of {} (--smb-keys) did not decrypt with the keys given: nothing is named from them, and they stay smb-encrypted",
+            "{} encrypted SMB messages of {} (--smb-keys) did not decrypt with the keys given: nothing is named from them, and they stay smb-encrypted (an SMB 3.1.1 session given its session key alone needs its NEGOTIATE and SESSION_SETUP messages in the capture)",
             thousands(messages),
             if sessions.len() == 1 {
                 format!("session {}", sessions[0])

@@ -14,8 +14,15 @@ impl Worker<'_> {
     /// and SMB records into its connection); announcements go into the expected flows.
     #[inline]
     pub fn apply(&mut self, part: &[Routed]) {
-        // The packet the records after it belong to.
-        let mut current: Option<&RoutedPacket> = None;
+        self.apply_after(part, None);
+    }
+
+    /// [`Worker::apply`], the first records belonging to packet `current`.
+    pub(super) fn apply_after<'a>(
+        &mut self,
+        part: &'a [Routed],
+        mut current: Option<&'a RoutedPacket>,
+    ) {
         let mut rest = part;
         while let Some((r, after)) = rest.split_first() {
             rest = after;
@@ -47,7 +54,19 @@ impl Worker<'_> {
                         None => debug_assert!(false, "a record before any packet: {r:?}"),
                     }
                 }
-                Routed::Interface(_) | Routed::SmbName(_) => {
+                Routed::SmbDeferred(s) => {
+                    let chunks = rest
+                        .iter()
+                        .take_while(|r| matches!(r, Routed::SmbBytes(_)))
+                        .count();
+                    let (bytes, after) = rest.split_at(chunks);
+                    rest = after;
+                    match current {
+                        Some(p) => self.apply_smb_deferred(s, bytes, p),
+                        None => debug_assert!(false, "a record before any packet: {r:?}"),
+                    }
+                }
+                Routed::Interface(_) | Routed::SmbName(_) | Routed::SmbBytes(_) => {
                     debug_assert!(false, "a continuation without its first record: {r:?}");
                 }
                 _ => match current {
@@ -71,7 +90,9 @@ impl Worker<'_> {
             | Routed::Announce(_)
             | Routed::SmbOpen(_)
             | Routed::Interface(_)
-            | Routed::SmbName(_) => {}
+            | Routed::SmbName(_)
+            | Routed::SmbDeferred(_)
+            | Routed::SmbBytes(_) => {}
         }
     }
 

@@ -23,8 +23,8 @@ mod route;
 mod smb_state;
 
 pub use records::{
-    Announced, Evidence, InnerPacket, Outboxes, Piece, Routed, RoutedPacket, SmbOpen, SmbSegment,
-    SmbWhat, NAME_LEN, NAME_MORE,
+    Announced, Evidence, InnerPacket, Outboxes, Piece, Routed, RoutedPacket, SmbDeferred, SmbOpen,
+    SmbSegment, SmbWhat, NAME_LEN, NAME_MORE, SMB_BYTES,
 };
 
 use crate::catalog::PortTable;
@@ -110,6 +110,12 @@ pub struct Worker<'t> {
     /// message's plaintext (allocated once, only with keys).
     keys: Option<&'t crate::inspect::smb::crypt::Keys>,
     plain: Box<[u8]>,
+    /// Some keys need their session's negotiation: SMB segments are read by their owner,
+    /// in order ([`Routed::SmbDeferred`]), not by their router.
+    defer_smb: bool,
+    /// A deferred segment's payload and records, reused.
+    deferred: Vec<u8>,
+    deferred_records: Vec<Routed>,
 }
 
 impl<'t> Worker<'t> {
@@ -164,6 +170,9 @@ impl<'t> Worker<'t> {
             } else {
                 Box::new([])
             },
+            defer_smb: keys.is_some_and(|k| k.need_negotiation()),
+            deferred: Vec::new(),
+            deferred_records: Vec::new(),
         }
     }
 

@@ -35,6 +35,25 @@ pub enum Routed {
     /// The UUID of the interface the announcement just before it names, when the interface
     /// table does not know it.
     Interface([u8; 16]),
+    /// A segment of an SMB connection for its owner to read, its payload in the
+    /// [`Routed::SmbBytes`] records after it: with session keys given alone, an SMB 3.1.1
+    /// session's keys come from its negotiation, which only the owner sees in order.
+    SmbDeferred(SmbDeferred),
+    /// [`SMB_BYTES`] bytes of the payload of the [`SmbDeferred`] before it.
+    SmbBytes([u8; SMB_BYTES]),
+}
+
+/// The payload bytes an [`Routed::SmbBytes`] record carries.
+pub const SMB_BYTES: usize = 62;
+
+/// A segment of an SMB connection whose payload follows in [`Routed::SmbBytes`] records.
+#[derive(Clone, Copy, Debug)]
+pub struct SmbDeferred {
+    pub seq: u32,
+    /// The TCP payload's length on the wire, and as far as it was captured.
+    pub len: u32,
+    pub captured: u32,
+    pub to_server: bool,
 }
 
 const _: () = assert!(std::mem::size_of::<Routed>() == 64);

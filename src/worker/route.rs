@@ -2,8 +2,8 @@
 //! that owns its shard.
 
 use super::records::{
-    Announced, Evidence, InnerPacket, Outboxes, Piece, Routed, RoutedPacket, SmbOpen, SmbSegment,
-    SmbWhat, NAME_LEN, NAME_MORE,
+    Announced, Evidence, InnerPacket, Outboxes, Piece, Routed, RoutedPacket, SmbDeferred, SmbOpen,
+    SmbSegment, SmbWhat, NAME_LEN, NAME_MORE, SMB_BYTES,
 };
 use super::Worker;
 use crate::announce::{self, Announcement, What};
@@ -90,8 +90,13 @@ impl Worker<'_> {
             }
         }
         if self.config.follow && smb::may_carry(&d, payload) {
-            let crypt = self.crypt(&d);
-            route_smb(&d, wire_len, data, payload, crypt, outbox);
+            let len = payload_wire_len(wire_len, data, payload);
+            if self.defer_smb {
+                defer_smb(d.tcp_seq(), len, payload, to_server(&d), outbox);
+            } else {
+                let crypt = self.crypt(&d);
+                route_smb(d.tcp_seq(), len, payload, crypt, outbox);
+            }
         } else if self.config.follow && inspect::rpc::may_carry_co(&d, payload) {
             route_rpc(&d, wire_len, data, payload, outbox);
         }
@@ -113,17 +118,11 @@ impl Worker<'_> {
 
     /// With `--smb-keys`, what decrypting an SMB segment of `d` needs.
     fn crypt(&mut self, d: &decode::Decoded) -> Option<smb::Crypt<'_>> {
-        let to_server = matches!(
-            d.upper,
-            decode::Upper::Ports {
-                dst: smb::SMB_PORT | smb::NETBIOS_SESSION_PORT,
-                ..
-            }
-        );
         let plain = &mut self.plain;
         self.keys.map(|keys| smb::Crypt {
             keys,
-            to_server,
+            derived: &[],
+            to_server: to_server(d),
             plain,
         })
     }
@@ -178,19 +177,45 @@ fn route_rpc(
             port: dst,
         }));
     });
-    push_segment(d, len, walked, outbox);
+    push_segment(d.tcp_seq(), len, walked, outbox);
 }
 
-/// Routes what the SMB messages of a segment say, after its packet.
-fn route_smb(
-    d: &decode::Decoded,
-    wire_len: u32,
-    data: &[u8],
+/// Whether an SMB packet goes to the server.
+fn to_server(d: &decode::Decoded) -> bool {
+    matches!(
+        d.upper,
+        decode::Upper::Ports {
+            dst: smb::SMB_PORT | smb::NETBIOS_SESSION_PORT,
+            ..
+        }
+    )
+}
+
+/// Sends an SMB segment (`len` bytes on the wire at sequence number `seq`, `payload` as
+/// captured) to its owner to read, after its packet.
+fn defer_smb(seq: u32, len: u32, payload: &[u8], to_server: bool, outbox: &mut Vec<Routed>) {
+    outbox.push(Routed::SmbDeferred(SmbDeferred {
+        seq,
+        len,
+        captured: u32::try_from(payload.len()).unwrap_or(u32::MAX),
+        to_server,
+    }));
+    for chunk in payload.chunks(SMB_BYTES) {
+        let mut bytes = [0; SMB_BYTES];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        outbox.push(Routed::SmbBytes(bytes));
+    }
+}
+
+/// Routes what the SMB messages of a segment (`len` bytes on the wire at sequence number
+/// `seq`, `payload` as captured) say, after its packet.
+pub(super) fn route_smb(
+    seq: u32,
+    len: u32,
     payload: &[u8],
     crypt: Option<smb::Crypt<'_>>,
     outbox: &mut Vec<Routed>,
 ) {
-    let len = payload_wire_len(wire_len, data, payload);
     let walked = smb::segment_decrypting(payload, len, crypt, |e| {
         let what = match e {
             smb::Event::Tree { tree, share } => SmbWhat::Tree { tree, share },
@@ -214,7 +239,7 @@ fn route_smb(
         };
         outbox.push(Routed::SmbEvent(what));
     });
-    push_segment(d, len, walked, outbox);
+    push_segment(seq, len, walked, outbox);
 }
 
 /// A create request's records: the request with the first [`NAME_LEN`] bytes of its name,
@@ -240,16 +265,12 @@ fn push_open(message: u64, tree: u32, name: smb::Name<'_>, outbox: &mut Vec<Rout
 /// The records of a segment's messages (SMB or DCE/RPC): the segment, and its tail if the
 /// last message goes on past it.
 fn push_segment(
-    d: &decode::Decoded,
+    seq: u32,
     len: u32,
     (segment, tail): (smb::Segment, Option<smb::Header>),
     outbox: &mut Vec<Routed>,
 ) {
-    outbox.push(Routed::SmbSegment(SmbSegment {
-        seq: d.tcp_seq(),
-        len,
-        segment,
-    }));
+    outbox.push(Routed::SmbSegment(SmbSegment { seq, len, segment }));
     if let Some(header) = tail {
         outbox.push(Routed::SmbTail(header));
     }

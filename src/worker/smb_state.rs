@@ -1,7 +1,7 @@
 //! SMB and DCE/RPC connection state: routed SMB records applied to their connection.
 
 use super::records::{
-    Piece, Routed, RoutedPacket, SmbOpen, SmbSegment, SmbWhat, NAME_LEN, NAME_MORE,
+    Piece, Routed, RoutedPacket, SmbDeferred, SmbOpen, SmbSegment, SmbWhat, NAME_LEN, NAME_MORE,
 };
 use super::Worker;
 use crate::catalog::{Match, PortTable, Transport};
@@ -117,6 +117,49 @@ impl Worker<'_> {
         conn.segment(side, s.seq, s.len, lens, &s.segment, |l| {
             smb_row(table, port, l)
         });
+    }
+
+    /// A segment of packet `p` that its router deferred to this owner, its payload in
+    /// `chunks`: read here as the router reads others ([`super::route::route_smb`]), with
+    /// the keys derived so far for its connection's sessions, its records applied to `p`;
+    /// then its messages carry the connection's negotiation on.
+    pub(super) fn apply_smb_deferred(
+        &mut self,
+        s: &SmbDeferred,
+        chunks: &[Routed],
+        p: &RoutedPacket,
+    ) {
+        let Some(keys) = self.keys else {
+            return;
+        };
+        let mut payload = std::mem::take(&mut self.deferred);
+        payload.clear();
+        for r in chunks {
+            if let Routed::SmbBytes(b) = r {
+                payload.extend_from_slice(b);
+            }
+        }
+        payload.truncate(s.captured as usize);
+        let mut negotiation = self
+            .smb_conn(p, false)
+            .and_then(|conn| conn.negotiation.take())
+            .unwrap_or_default();
+        let mut records = std::mem::take(&mut self.deferred_records);
+        records.clear();
+        let crypt = smb::Crypt {
+            keys,
+            derived: &negotiation.derived,
+            to_server: s.to_server,
+            plain: &mut self.plain,
+        };
+        super::route::route_smb(s.seq, s.len, &payload, Some(crypt), &mut records);
+        self.apply_after(&records, Some(p));
+        if let Some(conn) = self.smb_conn(p, false) {
+            negotiation.segment(s.to_server, s.seq, &payload, s.len, keys);
+            conn.negotiation = Some(negotiation);
+        }
+        self.deferred = payload;
+        self.deferred_records = records;
     }
 
     /// The last message of packet `p`'s segment goes on past it.

@@ -63,6 +63,57 @@ pub struct Session {
     pub id: u64,
     c2s: Key,
     s2c: Key,
+    /// A session key given alone: `c2s` and `s2c` are its SMB 3.0 keys, and an SMB 3.1.1
+    /// session's keys come from it and the session's negotiation ([`Session::negotiated`]).
+    session_key: Option<SessionKey>,
+}
+
+/// A session key of 16 or 32 bytes (Kerberos gives AES-256 sessions the whole 32).
+#[derive(Clone, PartialEq, Eq)]
+struct SessionKey {
+    bytes: [u8; 32],
+    len: u8,
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionKey({} bytes)", self.len)
+    }
+}
+
+impl Session {
+    /// The keys of an SMB 3.1.1 session whose key file line gives its session key alone,
+    /// from that key and the session's preauthentication integrity hash ([MS-SMB2]
+    /// 3.1.4.2, 3.3.5.5.3): 256-bit keys for an AES-256 cipher (`aes256`), from the whole
+    /// session key, 128-bit ones from its first 16 bytes otherwise. `None` for a session
+    /// given its two keys, which need no derivation.
+    pub fn negotiated(&self, preauth: &[u8; 64], aes256: bool) -> Option<Session> {
+        let key = self.session_key.as_ref()?;
+        let (bits, len) = if aes256 {
+            (256, usize::from(key.len))
+        } else {
+            (128, 16)
+        };
+        let derive = |label: &[u8]| {
+            let block = kdf(&key.bytes[..len], label, preauth, bits);
+            Key::from_bytes(&block[..bits as usize / 8]).unwrap_or(Key::Aes128([0; 16]))
+        };
+        Some(Session {
+            id: self.id,
+            c2s: derive(b"SMBC2SCipherKey\0"),
+            s2c: derive(b"SMBS2CCipherKey\0"),
+            session_key: None,
+        })
+    }
+
+    /// The session's key for what goes to the server (`to_server`) or comes from it.
+    fn key(&self, to_server: bool) -> &Key {
+        if to_server {
+            &self.c2s
+        } else {
+            &self.s2c
+        }
+    }
 }
 
 /// The keys of every session a key file names.
@@ -168,17 +219,17 @@ impl Keys {
             let (c2s, s2c) = match (c2s.is_empty(), s2c.is_empty()) {
                 (false, false) => {
                     let key = |b: &[u8], what: &str| {
-                        Key::from_bytes(b).ok_or_else(|| {
-                            error(format!("the {what} key must be 16 or 32 bytes"))
-                        })
+                        Key::from_bytes(b)
+                            .ok_or_else(|| error(format!("the {what} key must be 16 or 32 bytes")))
                     };
                     (key(&c2s, "C2S")?, key(&s2c, "S2C")?)
                 }
-                (true, true) if session_key.len() == 16 => keys_from_session_key(&session_key),
+                (true, true) if matches!(session_key.len(), 16 | 32) => {
+                    keys_from_session_key(&session_key[..16])
+                }
                 (true, true) => {
                     return Err(error(
-                        "a session key alone must be 16 bytes; give the S2C and C2S keys for AES-256 sessions"
-                            .to_string(),
+                        "a session key alone must be 16 or 32 bytes".to_string(),
                     ))
                 }
                 _ => {
@@ -187,10 +238,20 @@ impl Keys {
                     ))
                 }
             };
+            let alone = fields[2].trim().trim_matches('"').is_empty();
+            let session_key = alone.then(|| {
+                let mut bytes = [0; 32];
+                bytes[..session_key.len()].copy_from_slice(&session_key);
+                SessionKey {
+                    bytes,
+                    len: session_key.len() as u8,
+                }
+            });
             keys.sessions.push(Session {
                 id: u64::from_le_bytes(id),
                 c2s,
                 s2c,
+                session_key,
             });
         }
         Ok(keys)
@@ -199,6 +260,26 @@ impl Keys {
     /// Whether no session has keys.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
+    }
+
+    /// Whether some session has its session key alone: its keys, if it is an SMB 3.1.1
+    /// one, come from its negotiation, which only the owner of its connection sees in order.
+    pub fn need_negotiation(&self) -> bool {
+        self.sessions.iter().any(|s| s.session_key.is_some())
+    }
+
+    /// The keys of session `id`: those derived for it on this connection (`derived`)
+    /// first, then the file's.
+    fn find<'a>(&'a self, derived: &'a [Session], id: u64) -> Option<&'a Session> {
+        derived
+            .iter()
+            .find(|s| s.id == id)
+            .or_else(|| self.sessions.iter().find(|s| s.id == id))
+    }
+
+    /// The file's keys of session `id`.
+    pub fn session(&self, id: u64) -> Option<&Session> {
+        self.find(&[], id)
     }
 
     /// How many sessions have keys.
@@ -224,11 +305,22 @@ impl Keys {
         to_server: bool,
         plain: &'p mut [u8],
     ) -> Decrypted<'p> {
+        self.decrypt_among(&[], message, to_server, plain)
+    }
+
+    /// [`Keys::decrypt`], with the keys `derived` for this connection's sessions first.
+    pub fn decrypt_among<'p>(
+        &self,
+        derived: &[Session],
+        message: &[u8],
+        to_server: bool,
+        plain: &'p mut [u8],
+    ) -> Decrypted<'p> {
         let Some(header) = message.get(..TRANSFORM_LEN) else {
             return Decrypted::NoKey;
         };
         let session = u64::from_le_bytes(header[44..52].try_into().unwrap_or([0; 8]));
-        let Some(keys) = self.sessions.iter().find(|s| s.id == session) else {
+        let Some(keys) = self.find(derived, session) else {
             return Decrypted::NoKey;
         };
         let size = u32::from_le_bytes(header[36..40].try_into().unwrap_or([0; 4])) as usize;
@@ -238,7 +330,7 @@ impl Keys {
         let Some(out) = plain.get_mut(..size) else {
             return Decrypted::Failed(session);
         };
-        let key = if to_server { &keys.c2s } else { &keys.s2c };
+        let key = keys.key(to_server);
         let (tag, nonce, aad) = (&header[4..20], &header[20..36], &header[20..52]);
         for gcm in [true, false] {
             out.copy_from_slice(cipher);
@@ -259,9 +351,19 @@ impl Keys {
     /// it reads as one (its protocol id and structure size: 48 bits that a wrong key or
     /// mode matches once in 2^48 tries).
     pub fn peek_header(&self, message: &[u8], to_server: bool) -> Option<([u8; 128], usize)> {
+        self.peek_among(&[], message, to_server)
+    }
+
+    /// [`Keys::peek_header`], with the keys `derived` for this connection's sessions first.
+    pub fn peek_among(
+        &self,
+        derived: &[Session],
+        message: &[u8],
+        to_server: bool,
+    ) -> Option<([u8; 128], usize)> {
         let header = message.get(..TRANSFORM_LEN)?;
         let session = u64::from_le_bytes(header[44..52].try_into().ok()?);
-        let keys = self.sessions.iter().find(|s| s.id == session)?;
+        let keys = self.find(derived, session)?;
         let cipher = message.get(TRANSFORM_LEN..)?;
         let n = cipher.len().min(128);
         if n < 64 {
@@ -269,7 +371,7 @@ impl Keys {
         }
         let mut first = [0u8; 128];
         first[..n].copy_from_slice(&cipher[..n]);
-        let key = if to_server { &keys.c2s } else { &keys.s2c };
+        let key = keys.key(to_server);
         let nonce = &header[20..36];
         for gcm in [true, false] {
             // GCM counts from the nonce's 12 bytes and 2 (1 is the tag's); CCM from the
@@ -392,6 +494,29 @@ mod tests {
             err("0100000000000000,00,0011,\"\"\n"),
             "key file keys.txt:1: give both decryption keys (S2C and C2S) or neither"
         );
+        assert_eq!(
+            err("0100000000000000,00112233445566778899,\"\",\"\"\n"),
+            "key file keys.txt:1: a session key alone must be 16 or 32 bytes"
+        );
+        // A session key alone, of 16 or 32 bytes (Kerberos's for AES-256 sessions): its
+        // SMB 3.0 keys from its first 16 bytes, and SMB 3.1.1 ones from the negotiation.
+        let long = Keys::parse(
+            &format!(
+                "0300000000000000,{}{},,\n",
+                "ab".repeat(16),
+                "cd".repeat(16)
+            ),
+            "k",
+        )
+        .unwrap();
+        assert!(long.need_negotiation() && keys.need_negotiation());
+        assert_eq!(long.sessions[0].c2s, keys_from_session_key(&[0xab; 16]).0);
+        let derived = long.sessions[0].negotiated(&[5; 64], true).unwrap();
+        let mut whole = [0xab; 32];
+        whole[16..].fill(0xcd);
+        let bytes = kdf(&whole, b"SMBC2SCipherKey\0", &[5; 64], 256);
+        assert_eq!(derived.c2s, Key::Aes256(bytes));
+        assert_eq!(keys.sessions[1].negotiated(&[5; 64], false), None);
         // Keys never print.
         assert!(!format!("{keys:?}").contains("1011"));
     }
@@ -406,6 +531,7 @@ mod tests {
                         id: 0x1122,
                         c2s: key.clone(),
                         s2c: Key::Aes128([1; 16]),
+                        session_key: None,
                     }],
                 };
                 let sealed = seal(&key, gcm, 0x1122, [3; 16], &plain).unwrap();
@@ -436,7 +562,7 @@ mod tests {
             size in 0u32..300,
         ) {
             let keys = Keys {
-                sessions: vec![Session { id: 7, c2s: Key::Aes128(key), s2c: Key::Aes256([key[0]; 32]) }],
+                sessions: vec![Session { id: 7, c2s: Key::Aes128(key), s2c: Key::Aes256([key[0]; 32]), session_key: None }],
             };
             let mut m = body.clone();
             if m.len() >= TRANSFORM_LEN {
@@ -467,6 +593,7 @@ mod tests {
                         id: 5,
                         c2s: Key::Aes128([1; 16]),
                         s2c: key.clone(),
+                        session_key: None,
                     }],
                 };
                 let sealed = seal(&key, gcm, 5, [4; 16], &plain).unwrap();
@@ -522,6 +649,7 @@ mod tests {
                 id: 0x0000_1000_0000_0025,
                 c2s: key,
                 s2c: Key::Aes128([0; 16]),
+                session_key: None,
             }],
         };
         let mut out = [0u8; 256];

@@ -223,10 +223,12 @@ pub enum Event<'a> {
     Undecrypted { session: u64 },
 }
 
-/// What decrypting transform messages needs: the keys, whether the segment goes to the
-/// server, and room for one message's plaintext ([`crypt::MAX_PLAIN`] bytes).
+/// What decrypting transform messages needs: the keys (the file's, and those derived for
+/// the connection's SMB 3.1.1 sessions), whether the segment goes to the server, and room
+/// for one message's plaintext ([`crypt::MAX_PLAIN`] bytes).
 pub struct Crypt<'k> {
     pub keys: &'k crypt::Keys,
+    pub derived: &'k [crypt::Session],
     pub to_server: bool,
     pub plain: &'k mut [u8],
 }
@@ -314,7 +316,7 @@ pub fn segment_decrypting(
         if let (Dialect::Sealed, Some(c)) = (header.dialect, crypt.as_mut()) {
             // Only a transform (not a compression) header, whole in the segment.
             if body.len() == total - 4 && body.first() == Some(&0xfd) {
-                match c.keys.decrypt(body, c.to_server, c.plain) {
+                match c.keys.decrypt_among(c.derived, body, c.to_server, c.plain) {
                     crypt::Decrypted::Plain(plain) => {
                         if let Some(inner) = smb2_header(plain) {
                             header = inner;
@@ -331,7 +333,7 @@ pub fn segment_decrypting(
                 // first blocks, unverified; its events, if any, are not read.
                 if let Some(inner) = c
                     .keys
-                    .peek_header(body, c.to_server)
+                    .peek_among(c.derived, body, c.to_server)
                     .and_then(|(block, n)| smb2_header(&block[..n]))
                 {
                     header = inner;
@@ -598,6 +600,7 @@ pub const MAX_NAME: usize = 255;
 pub mod build;
 pub mod crypt;
 mod events;
+pub mod preauth;
 
 #[cfg(test)]
 mod tests {
