@@ -33,6 +33,9 @@ pub const MAX_PENDING: usize = 64;
 /// Presentation contexts of a DCE/RPC connection (Windows offers one to three per bind or
 /// alter context, and a WMI session a handful).
 pub const MAX_CONTEXTS: usize = 16;
+/// Presentation contexts one open pipe keeps (a bind offers one or two; an alter context
+/// adds one); past that, the oldest is forgotten.
+pub const MAX_PIPE_CONTEXTS: usize = 4;
 /// Parts: one per open pipe, plus disk and print shares, sealed and session messages.
 pub const MAX_PARTS: usize = MAX_FILES + 4;
 
@@ -167,6 +170,20 @@ struct File {
     part: u8,
     tree: u32,
     used: u64,
+    /// The presentation contexts binds and alter contexts offered over it: context id
+    /// and interface id, the first `contexts_len`.
+    contexts: [(u16, u32); MAX_PIPE_CONTEXTS],
+    contexts_len: u8,
+}
+
+impl File {
+    /// The interface presentation context `id` was offered for.
+    fn context(&self, id: u16) -> Option<u32> {
+        self.contexts[..usize::from(self.contexts_len)]
+            .iter()
+            .find(|c| c.0 == id)
+            .map(|c| c.1)
+    }
 }
 
 /// Pushes `entry` into a table bounded at `max`, pushing out the oldest; counts it.
@@ -307,6 +324,8 @@ impl Conn {
                 part,
                 tree,
                 used: self.clock,
+                contexts: [(0, 0); MAX_PIPE_CONTEXTS],
+                contexts_len: 0,
             };
             bounded_lru(
                 &mut self.files,
@@ -482,6 +501,71 @@ impl Conn {
         };
     }
 
+    /// A bind or alter context written to pipe `file` offers presentation context `id` for
+    /// `interface`: the PDUs on it go to the part of the pipe and that interface.
+    pub fn pipe_context(&mut self, file: u64, id: u16, interface: u32) {
+        let Some(f) = self.files.iter_mut().find(|f| f.id == file) else {
+            return;
+        };
+        let n = usize::from(f.contexts_len);
+        if let Some(c) = f.contexts[..n].iter_mut().find(|c| c.0 == id) {
+            c.1 = interface;
+        } else if n < MAX_PIPE_CONTEXTS {
+            f.contexts[n] = (id, interface);
+            f.contexts_len += 1;
+        } else {
+            f.contexts.copy_within(1.., 0);
+            f.contexts[MAX_PIPE_CONTEXTS - 1] = (id, interface);
+            self.forgotten += 1;
+        }
+    }
+
+    /// The part of a message on a pipe that goes to `part` and carries a PDU on
+    /// presentation context `context`: the part of the pipe and the context's interface,
+    /// when the pipe's file (`file`, or for a response the pipe's file that offered the
+    /// context) did offer it; else `part`.
+    fn pipe_pdu_part(
+        &mut self,
+        part: u8,
+        file: Option<u64>,
+        context: Option<u16>,
+        row: impl FnOnce(Label) -> Match,
+    ) -> u8 {
+        let (Some(context), Some(Label::Pipe { pipe, .. })) =
+            (context, self.parts.get(usize::from(part)).map(|p| p.label))
+        else {
+            return part;
+        };
+        let parts = &self.parts;
+        let of_pipe = |f: &&File| {
+            parts
+                .get(usize::from(f.part))
+                .is_some_and(|p| matches!(p.label, Label::Pipe { pipe: q, .. } if q == pipe))
+        };
+        let interface = match file {
+            Some(id) => self
+                .files
+                .iter()
+                .find(|f| f.id == id)
+                .and_then(|f| f.context(context)),
+            None => self
+                .files
+                .iter()
+                .filter(of_pipe)
+                .find_map(|f| f.context(context)),
+        };
+        match interface {
+            Some(interface) => self.part(
+                Label::Pipe {
+                    pipe,
+                    interface: Some(interface),
+                },
+                row,
+            ),
+            None => part,
+        }
+    }
+
     /// A DCE/RPC connection's presentation context `id` is bound to `interface` on the
     /// server's `port` (a bind or alter context offered it: offers the server rejects carry
     /// no PDUs afterwards, so taking them as bound costs nothing).
@@ -551,12 +635,13 @@ impl Conn {
                 if !h.interim {
                     self.pending.remove(i);
                 }
-                return part;
+                return self.pipe_pdu_part(part, None, h.context, row);
             }
             return self.tree_part(h.tree, &mut row);
         }
         let file = (h.file != 0).then(|| self.use_file(h.file)).flatten();
         if let Some(part) = file {
+            let part = self.pipe_pdu_part(part, Some(h.file), h.context, &mut row);
             self.expect(h.message, part);
             return part;
         }

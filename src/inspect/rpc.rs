@@ -230,6 +230,23 @@ fn co_header(payload: &[u8], at: usize) -> Option<(u8, usize, u32, u32, bool)> {
     Some((h[PTYPE], frag_len, call, context, le))
 }
 
+/// The presentation context of the connection-oriented PDU at the start of `pdu` (data an
+/// SMB message writes to a pipe or reads from one): a request's, response's or fault's, a
+/// bind's or alter context's first one. `None` for other PDUs and for bytes that are not
+/// a PDU's start.
+pub fn co_context(pdu: &[u8]) -> Option<u16> {
+    let (_, _, _, context, _) = co_header(pdu, 0)?;
+    u16::try_from(context).ok()
+}
+
+/// Each presentation context (its id and the abstract syntax's UUID in string order) that
+/// the bind or alter context at the start of `pdu` offers.
+pub fn co_offers(pdu: &[u8], mut context: impl FnMut(u16, [u8; 16])) {
+    if let Some((PTYPE_BIND | PTYPE_ALTER_CONTEXT, _, _, _, le)) = co_header(pdu, 0) {
+        contexts(pdu, 0, le, &mut context);
+    }
+}
+
 /// Reads the connection-oriented DCE/RPC PDUs that begin in `payload` (a segment of a TCP
 /// connection, as far as it was captured; `len` is its length on the wire), as
 /// [`crate::inspect::smb::segment`] reads SMB messages, so that the SMB connection state
@@ -272,6 +289,7 @@ pub fn co_segment(
             tree: ctx,
             message: u64::from(call),
             file: 0,
+            context: None,
         };
         first.get_or_insert(header);
         last = Some(header);
@@ -293,6 +311,7 @@ pub fn co_segment(
                     tree: 0,
                     message: 0,
                     file: 0,
+                    context: None,
                 },
                 end: 0,
                 unread: 0,

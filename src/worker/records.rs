@@ -123,6 +123,11 @@ pub enum SmbWhat {
         file: u64,
         uuid: [u8; 16],
     },
+    PipeContext {
+        file: u64,
+        id: u16,
+        uuid: [u8; 16],
+    },
     Directory {
         tree: u32,
     },

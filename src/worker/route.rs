@@ -221,6 +221,7 @@ pub(super) fn route_smb(
             smb::Event::Tree { tree, share } => SmbWhat::Tree { tree, share },
             smb::Event::Opened { message, file } => SmbWhat::Opened { message, file },
             smb::Event::Bind { file, uuid } => SmbWhat::Bind { file, uuid },
+            smb::Event::PipeContext { file, id, uuid } => SmbWhat::PipeContext { file, id, uuid },
             smb::Event::Directory { tree } => SmbWhat::Directory { tree },
             smb::Event::Close { message, file } => SmbWhat::Close { message, file },
             smb::Event::TreeDisconnect { message, tree } => {

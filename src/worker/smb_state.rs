@@ -30,7 +30,9 @@ impl Worker<'_> {
         let table = self.table;
         let local = self.local(p.shard());
         let interface = match what {
-            SmbWhat::Bind { uuid, .. } | SmbWhat::Context { uuid, .. } => {
+            SmbWhat::Bind { uuid, .. }
+            | SmbWhat::Context { uuid, .. }
+            | SmbWhat::PipeContext { uuid, .. } => {
                 let count = matches!(what, SmbWhat::Bind { .. });
                 match self.name_interface(local, uuid, count) {
                     Some(id) => Some(id),
@@ -54,6 +56,11 @@ impl Worker<'_> {
             SmbWhat::Bind { file, .. } => {
                 if let Some(id) = interface {
                     conn.bound(file, id, |l| smb_row(table, port, l));
+                }
+            }
+            SmbWhat::PipeContext { file, id, .. } => {
+                if let Some(interface) = interface {
+                    conn.pipe_context(file, id, interface);
                 }
             }
             SmbWhat::Context { id, port, .. } => {

@@ -124,6 +124,37 @@ pub fn read_response_header(message: u64, tree: u32) -> Vec<u8> {
     m
 }
 
+/// A read response carrying `data`.
+pub fn read_response(message: u64, tree: u32, data: &[u8]) -> Vec<u8> {
+    let mut m = read_response_header(message, tree);
+    m[64 + 4..64 + 8].copy_from_slice(&(data.len() as u32).to_le_bytes());
+    m.extend_from_slice(data);
+    m
+}
+
+/// An FSCTL_PIPE_TRANSCEIVE request writing `data` to `file`, or (`response`) its
+/// response reading `data` back.
+pub fn transceive(message: u64, tree: u32, file: u64, response: bool, data: &[u8]) -> Vec<u8> {
+    let mut m = smb2(0x0b, response, message, Some(tree));
+    let mut body = vec![0u8; if response { 48 } else { 56 }];
+    body[0] = if response { 49 } else { 57 };
+    body[4..8].copy_from_slice(&0x0011_c017u32.to_le_bytes());
+    body[8..24].copy_from_slice(&file_id(file));
+    let at = (64 + body.len()) as u32;
+    let len = (data.len() as u32).to_le_bytes();
+    if response {
+        body[32..36].copy_from_slice(&at.to_le_bytes());
+        body[36..40].copy_from_slice(&len);
+    } else {
+        body[24..28].copy_from_slice(&at.to_le_bytes());
+        body[28..32].copy_from_slice(&len);
+        body[44..48].copy_from_slice(&4280u32.to_le_bytes());
+    }
+    m.extend_from_slice(&body);
+    m.extend_from_slice(data);
+    m
+}
+
 /// An SMB3 transform header and `len` bytes of ciphertext.
 pub fn transform(len: usize) -> Vec<u8> {
     let mut m = vec![0u8; 52];

@@ -115,8 +115,14 @@ fn bind<'a>(smb: &[u8], offset: usize, len: usize, file: u64, event: &mut impl F
     if file == 0 {
         return;
     }
-    if let Some(uuid) = captured(smb, offset, len).and_then(co_bind) {
+    let Some(pdu) = captured(smb, offset, len) else {
+        return;
+    };
+    if let Some(uuid) = co_bind(pdu) {
         event(Event::Bind { file, uuid });
+        crate::inspect::rpc::co_offers(pdu, |id, uuid| {
+            event(Event::PipeContext { file, id, uuid });
+        });
     }
 }
 

@@ -48,6 +48,8 @@ mod field {
         pub const IOCTL_CTL_CODE: usize = 4;
         pub const IOCTL_INPUT_OFFSET: usize = 24;
         pub const IOCTL_INPUT_COUNT: usize = 28;
+        pub const IOCTL_RESPONSE_OUTPUT_OFFSET: usize = 32;
+        pub const READ_RESPONSE_DATA_OFFSET: usize = 2;
     }
     pub mod smb1 {
         pub const HEADER_LEN: usize = 32;
@@ -146,6 +148,10 @@ pub struct Header {
     /// The file id a request names (0 when it names none); SMB2's two halves folded
     /// into one word.
     pub file: u64,
+    /// The presentation context of the DCE/RPC PDU the message writes to a pipe or reads
+    /// from one (SMB2 WRITE and IOCTL requests, READ and IOCTL responses), if it begins
+    /// with one.
+    pub context: Option<u16>,
 }
 
 impl Header {
@@ -175,6 +181,7 @@ impl Header {
         tree: NO_TREE,
         message: 0,
         file: 0,
+        context: None,
     };
 }
 
@@ -209,6 +216,9 @@ pub enum Event<'a> {
     Opened { message: u64, file: u64 },
     /// A DCE/RPC bind or alter context written to `file` (a pipe), naming `uuid`.
     Bind { file: u64, uuid: [u8; 16] },
+    /// Each presentation context (`id`, for `uuid`) a bind or alter context written to
+    /// `file` offers, after its [`Event::Bind`].
+    PipeContext { file: u64, id: u16, uuid: [u8; 16] },
     /// A directory listing or change notification on `tree`: only disk shares have
     /// directories, so a tree whose connect the capture missed is a disk share.
     Directory { tree: u32 },
@@ -479,7 +489,28 @@ fn smb2_header(smb: &[u8]) -> Option<Header> {
         },
         message: le64(h, MESSAGE_ID)?,
         file: file_at.and_then(|at| file_id(body, at)).unwrap_or(0),
+        context: pdu_context(smb, command, response),
     })
+}
+
+/// The presentation context of the DCE/RPC PDU an SMB2 message carries, for a pipe.
+#[inline]
+fn pdu_context(smb: &[u8], command: u16, response: bool) -> Option<u16> {
+    use field::smb2::*;
+    use smb2_command::*;
+    let body = smb.get(HEADER_LEN..)?;
+    let at = match (command, response) {
+        (WRITE, false) => usize::from(le16(body, WRITE_DATA_OFFSET)?),
+        (READ, true) => usize::from(*body.get(READ_RESPONSE_DATA_OFFSET)?),
+        (IOCTL, false) if le32(body, IOCTL_CTL_CODE)? == FSCTL_PIPE_TRANSCEIVE => {
+            le32(body, IOCTL_INPUT_OFFSET)? as usize
+        }
+        (IOCTL, true) if le32(body, IOCTL_CTL_CODE)? == FSCTL_PIPE_TRANSCEIVE => {
+            le32(body, IOCTL_RESPONSE_OUTPUT_OFFSET)? as usize
+        }
+        _ => return None,
+    };
+    crate::inspect::rpc::co_context(smb.get(at..)?)
 }
 
 fn smb1_header(smb: &[u8]) -> Option<Header> {
@@ -510,6 +541,7 @@ fn smb1_header(smb: &[u8]) -> Option<Header> {
         tree: u32::from(le16(h, TID)?),
         message: (u64::from(le16(h, PID)?) << 16) | u64::from(le16(h, MID)?),
         file: file.map_or(0, |f| u64::from(f) + 1),
+        context: None,
     })
 }
 
