@@ -10,6 +10,10 @@
 //! [`MAX_DERIVED`] sessions derived.
 
 use super::crypt::{Keys, Session};
+use super::field::smb2::{COMMAND, FLAGS, HEADER_LEN as SMB2_HEADER_LEN, STATUS};
+use super::smb2_command::{NEGOTIATE, SESSION_SETUP};
+use super::{le16, le32, le64, SMB2_FLAG_RESPONSE};
+use crate::decode::array;
 use sha2::{Digest, Sha512};
 
 /// Sessions one connection sets up at once, at most (a second one pushes the oldest out).
@@ -17,12 +21,10 @@ pub const MAX_SETUPS: usize = 4;
 /// Sessions whose keys one connection derives, at most (the oldest is forgotten first).
 pub const MAX_DERIVED: usize = 16;
 
-const NEGOTIATE: u16 = 0x00;
-const SESSION_SETUP: u16 = 0x01;
-const SMB2_FLAG_RESPONSE: u32 = 0x1;
 const STATUS_SUCCESS: u32 = 0;
 const STATUS_MORE_PROCESSING_REQUIRED: u32 = 0xc000_0016;
-const SMB2_HEADER_LEN: usize = 64;
+/// Where an SMB2 header holds its session id.
+const SESSION_ID: usize = 40;
 /// The NEGOTIATE response's SMB2_ENCRYPTION_CAPABILITIES context ([MS-SMB2] 2.2.3.1.2).
 const ENCRYPTION_CAPABILITIES: u16 = 0x0002;
 
@@ -99,10 +101,6 @@ fn before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
 
-fn le<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
-    b.get(at..at + N)?.try_into().ok()
-}
-
 impl Negotiation {
     /// Follows a segment of `len` bytes on the wire at sequence number `seq` (`payload`, as
     /// far as it was captured), sent to the server (`to_server`) or by it. The sessions
@@ -175,7 +173,7 @@ impl Negotiation {
         keys: &Keys,
     ) {
         let cut = (payload.len() as u64) < u64::from(len);
-        while let Some(session) = le::<4>(payload, at) {
+        while let Some(session) = array::<4>(payload, at) {
             let size = usize::from(session[1]) << 16
                 | usize::from(session[2]) << 8
                 | usize::from(session[3]);
@@ -194,16 +192,21 @@ impl Negotiation {
     /// An SMB message of `size` bytes whose first bytes, as far as the segment holds
     /// them, are `m`; when it goes on in the segments after this one, `next` is where.
     fn message(&mut self, side: usize, m: &[u8], size: usize, next: Option<u32>, keys: &Keys) {
-        let Some(h) = le::<SMB2_HEADER_LEN>(m, 0) else {
+        let Some(h) = array::<SMB2_HEADER_LEN>(m, 0) else {
             return;
         };
         if h[..4] != [0xfe, b'S', b'M', b'B'] {
             return;
         }
-        let command = u16::from_le_bytes([h[12], h[13]]);
-        let response = u32::from_le_bytes([h[16], h[17], h[18], h[19]]) & SMB2_FLAG_RESPONSE != 0;
-        let status = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-        let session = u64::from_le_bytes(le::<8>(&h, 40).unwrap_or_default());
+        let (Some(command), Some(flags), Some(status), Some(session)) = (
+            le16(h, COMMAND),
+            le32(h, FLAGS),
+            le32(h, STATUS),
+            le64(h, SESSION_ID),
+        ) else {
+            return;
+        };
+        let response = flags & SMB2_FLAG_RESPONSE != 0;
         let message = match (command, response) {
             (NEGOTIATE, false) => Message::NegotiateRequest,
             (NEGOTIATE, true) => {
@@ -312,23 +315,24 @@ impl Negotiation {
     /// A NEGOTIATE response: the dialect, and for 3.1.1 the cipher from its contexts.
     fn negotiated(&mut self, m: &[u8]) {
         let body = m.get(SMB2_HEADER_LEN..).unwrap_or(&[]);
-        let dialect = le::<2>(body, 4).map(u16::from_le_bytes);
+        let dialect = le16(body, 4);
         self.smb311 = dialect == Some(0x0311);
         self.aes256 = false;
         self.setups.clear();
         if !self.smb311 {
             return;
         }
-        let count = le::<2>(body, 6).map_or(0, u16::from_le_bytes);
-        let mut at = le::<4>(body, 60).map_or(0, u32::from_le_bytes) as usize;
+        let count = le16(body, 6).unwrap_or(0);
+        let mut at = le32(body, 60).unwrap_or(0) as usize;
         for _ in 0..count {
-            let Some(c) = le::<8>(m, at) else { return };
-            let kind = u16::from_le_bytes([c[0], c[1]]);
-            let data = usize::from(u16::from_le_bytes([c[2], c[3]]));
+            let (Some(kind), Some(data)) = (le16(m, at), le16(m, at + 2)) else {
+                return;
+            };
+            let data = usize::from(data);
             if kind == ENCRYPTION_CAPABILITIES {
                 // One cipher in a response: 3 and 4 are AES-256-CCM and AES-256-GCM.
-                if let Some(cipher) = le::<2>(m, at + 10) {
-                    self.aes256 = matches!(u16::from_le_bytes(cipher), 3 | 4);
+                if let Some(cipher) = le16(m, at + 10) {
+                    self.aes256 = matches!(cipher, 3 | 4);
                 }
                 return;
             }
